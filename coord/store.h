@@ -1,0 +1,106 @@
+/* store.h - coord's durable state in one SQLite file (WAL): nodes, auth keys, API keys,
+ * relays, tailnet settings. coord keeps a working copy in memory and writes through
+ * here before it answers, so kill -9 at any moment loses nothing that was acknowledged. */
+#ifndef COORD_STORE_H
+#define COORD_STORE_H
+
+#include <stdint.h>
+#include "meshvpn/keys.h"
+
+#define STORE_NAME_LEN 64
+#define STORE_TAGS_LEN 256
+
+enum node_state {
+	NODE_PENDING = 0,   /* registered, waiting for `coord nodes approve` */
+	NODE_APPROVED = 1,
+	NODE_REJECTED = 2,
+};
+
+struct node_rec {
+	int64_t id;                       /* assigned by store_node_insert */
+	char name[STORE_NAME_LEN];        /* unique DNS label */
+	char hostname[STORE_NAME_LEN];    /* as the node reported it */
+	char os[32];
+	uint8_t node_key[KEY_LEN];
+	uint8_t disco_key[KEY_LEN];
+	uint8_t machine_key[KEY_LEN];
+	uint8_t token_hash[HASH_LEN];     /* SHA-256 of the node's API token */
+	uint32_t ipv4;                    /* host order, in 100.64.0.0/10 */
+	uint8_t ipv6[16];
+	int state;                        /* enum node_state */
+	int ephemeral;
+	char tags[STORE_TAGS_LEN];        /* comma-separated "tag:x" */
+	int64_t auth_key_id;              /* 0 when approved by an admin */
+	int64_t created;                  /* unix seconds */
+	int64_t key_expiry;               /* unix seconds; 0 = never */
+	int64_t last_seen;                /* unix seconds */
+};
+
+struct authkey_rec {
+	int64_t id;
+	uint8_t hash[HASH_LEN];           /* SHA-256 of the key text; the key itself is never stored */
+	char prefix[16];                  /* first characters, shown in `keys list` */
+	int reusable;
+	int ephemeral;
+	char tags[STORE_TAGS_LEN];
+	int64_t created;
+	int64_t expiry;                   /* 0 = never */
+	int64_t uses;
+	int revoked;
+};
+
+struct apikey_rec {
+	int64_t id;
+	uint8_t hash[HASH_LEN];
+	char prefix[16];
+	int64_t created;
+	int64_t expiry;
+	int revoked;
+};
+
+struct relay_rec {
+	int64_t id;
+	char name[STORE_NAME_LEN];
+	char url[256];
+	uint8_t token_hash[HASH_LEN];
+	char pin[80];                     /* reported by the relay; "" until then */
+	int64_t created;
+};
+
+struct store;
+
+/* Opens (creating DIR/coord.db when absent), sets WAL, applies migrations up to the
+ * current schema version. -errno or -EIO with a logged SQLite message. */
+int store_open(const char *path, struct store **out);
+void store_close(struct store *st);
+int store_schema_version(struct store *st);
+
+/* Transactions for multi-step changes (nested calls are not supported). */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* Key/value settings: "tailnet_ula" (hex), "tailnet_domain", "key_expiry_days", ... */
+int store_meta_get(struct store *st, const char *key, char *out, size_t size); /* -ENOENT */
+int store_meta_set(struct store *st, const char *key, const char *value);
+
+int store_node_insert(struct store *st, struct node_rec *n);       /* sets n->id */
+int store_node_update(struct store *st, const struct node_rec *n); /* by id; -ENOENT */
+int store_node_delete(struct store *st, int64_t id);               /* -ENOENT */
+/* Calls cb for every node in id order; a non-zero return from cb stops and is returned. */
+int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, void *arg), void *arg);
+
+int store_authkey_insert(struct store *st, struct authkey_rec *k);
+int store_authkey_update(struct store *st, const struct authkey_rec *k);
+int store_authkey_foreach(struct store *st, int (*cb)(const struct authkey_rec *k, void *arg), void *arg);
+
+int store_apikey_insert(struct store *st, struct apikey_rec *k);
+int store_apikey_update(struct store *st, const struct apikey_rec *k);
+int store_apikey_foreach(struct store *st, int (*cb)(const struct apikey_rec *k, void *arg), void *arg);
+
+int store_relay_insert(struct store *st, struct relay_rec *r);
+int store_relay_update(struct store *st, const struct relay_rec *r);
+int store_relay_delete(struct store *st, int64_t id);
+int store_relay_foreach(struct store *st, int (*cb)(const struct relay_rec *r, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,61 @@
+/* conn.h - a byte-stream connection on a libuv loop: plain (TCP, Unix socket) or TLS,
+ * behind one small interface so HTTP and the relay protocol never know which. */
+#ifndef MESHVPN_CONN_H
+#define MESHVPN_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct conn;
+
+/* Bytes arrived (plaintext). */
+typedef void (*conn_read_cb)(struct conn *c, const uint8_t *buf, size_t len, void *arg);
+/* The connection ended: the peer closed (UV_EOF) or an error (negative errno / UV error).
+ * Called at most once; afterwards the owner must call conn_close(). */
+typedef void (*conn_end_cb)(struct conn *c, int status, void *arg);
+/* Established (for TLS: handshake done and peer verified); c is NULL when status < 0.
+ * Never called after the starting function returned an error. */
+typedef void (*conn_connect_cb)(struct conn *c, int status, void *arg);
+
+struct conn_ops {
+	int (*write)(struct conn *c, const void *buf, size_t len);
+	size_t (*pending)(const struct conn *c);
+	void (*close)(struct conn *c);
+	void (*read_stop)(struct conn *c);
+	void (*read_start)(struct conn *c);
+};
+
+struct conn {
+	const struct conn_ops *ops;
+	uv_loop_t *loop;
+	conn_read_cb on_read;
+	conn_end_cb on_end;
+	void *arg;
+	char peer[64];    /* "203.0.113.7:41641" or "unix" for logs */
+};
+
+void conn_set_callbacks(struct conn *c, conn_read_cb on_read, conn_end_cb on_end, void *arg);
+/* Copies buf into the send queue. 0 or a negative errno (the connection is broken). */
+int conn_write(struct conn *c, const void *buf, size_t len);
+/* Bytes queued but not yet handed to the kernel: callers use it for back-pressure. */
+size_t conn_pending(const struct conn *c);
+/* Stops reading and writing, frees c once libuv has closed the handle. No callback
+ * is called after conn_close() returns. */
+void conn_close(struct conn *c);
+/* Flow control for the read side. */
+void conn_read_stop(struct conn *c);
+void conn_read_start(struct conn *c);
+
+/* Plain connections. accept: the listener must have a pending connection. */
+int conn_plain_accept(uv_stream_t *server, struct conn **out);
+int conn_unix_connect(uv_loop_t *loop, const char *path, conn_connect_cb cb, void *arg);
+int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_connect_cb cb, void *arg);
+
+/* Listeners: "HOST:PORT" ("[::1]:8443", "0.0.0.0:8443", ":8443" = all addresses). */
+int conn_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *port);
+int conn_listen_tcp(uv_loop_t *loop, const char *hostport, uv_tcp_t *tcp, uv_connection_cb cb);
+/* Unix listener with mode 0600 (removes a stale socket file first). */
+int conn_listen_unix(uv_loop_t *loop, const char *path, uv_pipe_t *pipe, uv_connection_cb cb);
+
+#endif

@@ -1,0 +1,113 @@
+/* http.h - HTTP/1.1 server and client over struct conn (http-parser): bounded headers
+ * and bodies, header and idle timeouts, chunked streaming responses. */
+#ifndef MESHVPN_HTTP_H
+#define MESHVPN_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "meshvpn/conn.h"
+
+#define HTTP_MAX_HEADERS 32
+
+struct http_header {
+	char *name;
+	char *value;
+};
+
+struct http_request {
+	char method[16];
+	char *path;               /* request target, query included */
+	struct http_header headers[HTTP_MAX_HEADERS];
+	int n_headers;
+	uint8_t *body;            /* NUL-terminated for convenience; body_len excludes it */
+	size_t body_len;
+	const char *peer;         /* for logs */
+	void *priv;               /* the server's */
+};
+
+/* Case-insensitive; NULL when absent. */
+const char *http_request_header(const struct http_request *req, const char *name);
+
+struct http_server_opts {
+	size_t max_header_bytes;   /* request line + headers; default 16 KiB */
+	size_t max_body_bytes;     /* default 1 MiB; more gets 413 */
+	uint64_t header_timeout_ms;/* whole request must arrive in this; default 10 s */
+	uint64_t idle_timeout_ms;  /* keep-alive idle; default 60 s */
+};
+
+struct http_server;
+
+/* Called once per complete request. The handler must answer with http_respond*() or
+ * turn it into a stream with http_stream_start(), before returning or later; the
+ * request stays valid until then. */
+typedef void (*http_handler)(struct http_request *req, void *arg);
+
+int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts,
+		    http_handler handler, void *arg, struct http_server **out);
+/* Hands an accepted connection (plain or TLS) to the server, which owns it from then on. */
+void http_server_add_conn(struct http_server *srv, struct conn *c);
+/* Closes every connection (streams get their close callbacks) and frees the server. */
+void http_server_free(struct http_server *srv);
+/* Number of open connections (for metrics and tests). */
+size_t http_server_conn_count(const struct http_server *srv);
+
+/* extra_headers: NULL or "Name: value\r\n..." lines. */
+int http_respond(struct http_request *req, int status, const char *content_type,
+		 const char *extra_headers, const void *body, size_t len);
+/* {"error": message} with the status. */
+int http_respond_error(struct http_request *req, int status, const char *message);
+
+/* A chunked response that stays open (netmap stream, relay stream). */
+struct http_stream;
+typedef void (*http_stream_close_cb)(struct http_stream *s, void *arg);
+int http_stream_start(struct http_request *req, int status, const char *content_type,
+		      http_stream_close_cb on_close, void *arg, struct http_stream **out);
+/* Writes one chunk. -EPIPE once the client has gone. */
+int http_stream_write(struct http_stream *s, const void *buf, size_t len);
+/* Bytes queued towards this client (slow consumers can be cut off). */
+size_t http_stream_pending(const struct http_stream *s);
+/* Ends the response (zero chunk) and closes; on_close is not called for an end the
+ * owner asked for. */
+void http_stream_end(struct http_stream *s);
+
+/* Client: one request on a connection the caller opened; the client owns the conn. */
+struct http_response {
+	int status;
+	struct http_header headers[HTTP_MAX_HEADERS];
+	int n_headers;
+};
+const char *http_response_header(const struct http_response *resp, const char *name);
+
+struct http_client_cbs {
+	/* Status line and headers arrived. */
+	void (*on_response)(const struct http_response *resp, void *arg);
+	/* Body bytes as they arrive, de-chunked. */
+	void (*on_body)(const uint8_t *p, size_t len, void *arg);
+	/* Exactly once: 0 after the whole body, or a negative errno. */
+	void (*on_done)(int status, void *arg);
+};
+struct http_client;
+/* headers: NULL-terminated list of "Name: value" strings (Host and Content-Length are added). */
+int http_client_start(struct conn *c, const char *method, const char *host, const char *path,
+		      const char *const *headers, const void *body, size_t len,
+		      const struct http_client_cbs *cbs, void *arg, struct http_client **out);
+/* Stops the request and closes the conn; no callback afterwards. */
+void http_client_cancel(struct http_client *cl);
+
+/* Base URLs: "https://host[:port]", "http://host[:port]", "unix:/path/to/socket". */
+enum http_scheme { HTTP_SCHEME_HTTP, HTTP_SCHEME_HTTPS, HTTP_SCHEME_UNIX };
+struct http_url {
+	enum http_scheme scheme;
+	char host[256];      /* unix: the socket path */
+	uint16_t port;
+	char path[256];      /* "/" when absent */
+};
+int http_url_parse(const char *s, struct http_url *u);
+
+/* Blocking request on a private loop, for CLIs and tests. pin may be NULL (https:
+ * then CA verification). *body_out is malloc'd and NUL-terminated. */
+int http_fetch(const char *base_url, const char *pin, const char *method, const char *path,
+	       const char *const *headers, const void *body, size_t len,
+	       int *status, char **body_out, size_t *body_len, uint64_t timeout_ms);
+
+#endif

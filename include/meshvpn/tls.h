@@ -1,0 +1,35 @@
+/* tls.h - TLS 1.2 (mbedtls) over libuv streams, as a struct conn; certificate or
+ * SHA-256 public-key pin verification; self-signed certificates for coord and relay. */
+#ifndef MESHVPN_TLS_H
+#define MESHVPN_TLS_H
+
+#include "meshvpn/conn.h"
+
+#define TLS_PIN_LEN 72  /* "sha256:" + 64 hex digits + NUL */
+
+struct tls_config;
+
+/* Server side: certificate chain and key (PEM files). */
+int tls_config_server_new(const char *cert_file, const char *key_file, struct tls_config **out);
+/* Client side: pin ("sha256:<hex>" of the server certificate's SubjectPublicKeyInfo DER)
+ * when given, else the CA bundle (NULL = /etc/ssl/certs/ca-certificates.crt) plus
+ * host name verification. */
+int tls_config_client_new(const char *ca_file, const char *pin, struct tls_config **out);
+void tls_config_free(struct tls_config *cfg);
+
+/* Creates an ECDSA P-256 key (0600) and a self-signed certificate for common_name,
+ * valid ten years, written atomically. */
+int tls_selfsigned_create(const char *cert_path, const char *key_path, const char *common_name);
+/* The pin of a PEM certificate file. */
+int tls_cert_pin(const char *cert_path, char out[TLS_PIN_LEN]);
+/* Parses and checks "sha256:<64 hex>". */
+int tls_pin_parse(const char *pin, uint8_t out[32]);
+
+/* Accepts a pending connection on server and starts the handshake; reads are delivered
+ * after it completes; a failed handshake ends the conn (on_end) with an error. */
+int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out);
+/* Connects, runs the handshake, verifies the peer, then calls cb. */
+int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
+		conn_connect_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,1 @@
+/* tls_cert.c - placeholder */

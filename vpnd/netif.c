@@ -1,0 +1,1 @@
+/* netif.c - placeholder */

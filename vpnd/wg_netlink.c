@@ -1,0 +1,1 @@
+/* wg_netlink.c - placeholder */

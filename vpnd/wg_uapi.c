@@ -1,0 +1,1 @@
+/* wg_uapi.c - placeholder */
