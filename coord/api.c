@@ -1,0 +1,509 @@
+/* api.c - coord's HTTP API: the node protocol (challenge, register, netmap stream,
+ * endpoints, logout), the relay admission stream, and the admin API that the CLI uses
+ * over the admin socket (or over HTTPS with an API key). Bodies are JSON. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "meshvpn/coord_proto.h"
+#include "meshvpn/json.h"
+#include "meshvpn/log.h"
+
+#define MAX_SEGS 6
+
+static void respond_json(struct http_request *req, int status, json_t *body)
+{
+	size_t len = 0;
+	char *s = body ? json_dump_compact(body, &len) : NULL;
+
+	json_decref(body);
+	if (!s) {
+		http_respond_error(req, 500, "out of memory");
+		return;
+	}
+	http_respond(req, status, "application/json", NULL, s, len);
+	free(s);
+}
+
+static const char *bearer(const struct http_request *req)
+{
+	const char *h = http_request_header(req, "Authorization");
+
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return NULL;
+	return h + 7;
+}
+
+static json_t *body_json(struct coord *co, struct http_request *req)
+{
+	char err[160];
+	json_t *b;
+
+	if (!req->body_len)
+		return json_object();
+	b = json_parse_object(req->body, req->body_len, err, sizeof(err));
+	if (!b) {
+		co->stats.bad_requests++;
+		http_respond_error(req, 400, err);
+	}
+	return b;
+}
+
+/* --- node protocol --- */
+
+static void on_challenge(struct coord *co, struct http_request *req)
+{
+	uint8_t ch[32];
+	char hex[COORD_CHALLENGE_HEX + 1];
+
+	if (coord_challenge_new(co, ch)) {
+		http_respond_error(req, 503, "too many registrations in flight; retry shortly");
+		return;
+	}
+	hex_encode(ch, sizeof(ch), hex);
+	respond_json(req, 200, json_pack("{s:s, s:i}", "challenge", hex, "expires_in",
+					 COORD_CHALLENGE_TTL));
+}
+
+static void on_register(struct coord *co, struct http_request *req)
+{
+	json_t *b = body_json(co, req), *resp = NULL;
+	char err[200];
+	int status;
+
+	if (!b)
+		return;
+	status = coord_register(co, b, &resp, err, sizeof(err));
+	json_decref(b);
+	if (status) {
+		log_info("registration refused", "peer=%s status=%d reason=\"%s\"", req->peer, status, err);
+		http_respond_error(req, status, err);
+		return;
+	}
+	respond_json(req, 200, resp);
+}
+
+static struct node *node_auth(struct coord *co, struct http_request *req)
+{
+	struct node *n = coord_node_by_token(co, bearer(req));
+
+	if (!n) {
+		http_respond_error(req, 401, "unknown node token: register again");
+		return NULL;
+	}
+	if (n->rec.state == NODE_REJECTED) {
+		http_respond_error(req, 403, "this node was rejected by an admin");
+		return NULL;
+	}
+	return n;
+}
+
+static void on_map(struct coord *co, struct http_request *req)
+{
+	struct node *n = node_auth(co, req);
+
+	if (n)
+		netmap_attach(co, n, req);
+}
+
+static void on_endpoints(struct coord *co, struct http_request *req)
+{
+	struct node *n = node_auth(co, req);
+	char err[160];
+	json_t *b;
+
+	if (!n || !(b = body_json(co, req)))
+		return;
+	if (coord_node_set_endpoints(co, n, b, err, sizeof(err)))
+		http_respond_error(req, 400, err);
+	else
+		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+	json_decref(b);
+}
+
+static void on_logout(struct coord *co, struct http_request *req)
+{
+	struct node *n = node_auth(co, req);
+
+	if (!n)
+		return;
+	if (coord_node_delete(co, n))
+		http_respond_error(req, 500, "could not delete the node");
+	else
+		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void on_relay_stream(struct coord *co, struct http_request *req)
+{
+	struct relay *r = coord_relay_by_token(co, bearer(req));
+
+	if (!r) {
+		http_respond_error(req, 401, "unknown relay token");
+		return;
+	}
+	netmap_relay_attach(co, r, req);
+}
+
+static void on_relay_pin(struct coord *co, struct http_request *req)
+{
+	struct relay *r = coord_relay_by_token(co, bearer(req));
+	const char *pin;
+	json_t *b;
+
+	if (!r) {
+		http_respond_error(req, 401, "unknown relay token");
+		return;
+	}
+	if (!(b = body_json(co, req)))
+		return;
+	if (json_get_str(b, "pin", &pin) || coord_relay_set_pin(co, r, pin))
+		http_respond_error(req, 400, "pin must be sha256:<64 hex digits>");
+	else
+		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+	json_decref(b);
+}
+
+/* --- admin --- */
+
+static json_t *admin_node_json(struct coord *co, struct node *n)
+{
+	json_t *o = netmap_node_json(co, n, 1);
+
+	json_object_set_new(o, "created", json_integer(n->rec.created));
+	json_object_set_new(o, "auth_key_id", json_integer(n->rec.auth_key_id));
+	return o;
+}
+
+static void admin_nodes(struct coord *co, struct http_request *req, char **seg, int nseg)
+{
+	struct node *n = NULL;
+	char err[200];
+	int rc;
+
+	if (nseg == 3 && !strcmp(req->method, "GET")) {
+		json_t *a = json_array();
+		for (n = co->nodes_head; n; n = n->next)
+			json_array_append_new(a, admin_node_json(co, n));
+		respond_json(req, 200, json_pack("{s:o}", "nodes", a));
+		return;
+	}
+	if (nseg < 4 || !(n = coord_node_find(co, seg[3]))) {
+		http_respond_error(req, 404, nseg < 4 ? "no such route" : "no such node (give its name or id; see `coord nodes list`)");
+		return;
+	}
+	if (nseg == 4 && !strcmp(req->method, "GET")) {
+		respond_json(req, 200, admin_node_json(co, n));
+		return;
+	}
+	if (nseg == 4 && !strcmp(req->method, "DELETE")) {
+		rc = coord_node_delete(co, n);
+		if (rc)
+			http_respond_error(req, 500, "could not delete the node");
+		else
+			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		return;
+	}
+	if (nseg != 5 || strcmp(req->method, "POST")) {
+		http_respond_error(req, 404, "no such route");
+		return;
+	}
+	if (!strcmp(seg[4], "approve")) {
+		if (n->rec.state == NODE_REJECTED) {
+			http_respond_error(req, 409, "node was rejected; delete it and let it register again");
+			return;
+		}
+		rc = coord_node_approve(co, n);
+	} else if (!strcmp(seg[4], "reject")) {
+		rc = coord_node_reject(co, n);
+	} else if (!strcmp(seg[4], "expire")) {
+		rc = coord_node_expire(co, n);
+	} else if (!strcmp(seg[4], "rename")) {
+		json_t *b = body_json(co, req);
+		const char *name;
+		if (!b)
+			return;
+		if (json_get_str(b, "name", &name)) {
+			json_decref(b);
+			http_respond_error(req, 400, "rename needs {\"name\": ...}");
+			return;
+		}
+		rc = coord_node_rename(co, n, name, err, sizeof(err));
+		json_decref(b);
+		if (rc) {
+			http_respond_error(req, rc == -EEXIST ? 409 : 400, err);
+			return;
+		}
+	} else {
+		http_respond_error(req, 404, "no such node action (approve, reject, expire, rename)");
+		return;
+	}
+	if (rc)
+		http_respond_error(req, 500, "could not store the change");
+	else
+		respond_json(req, 200, admin_node_json(co, n));
+}
+
+static json_t *authkey_json(const struct authkey *k)
+{
+	int64_t now = coord_now();
+	int usable = !k->rec.revoked && !(k->rec.expiry && now >= k->rec.expiry) &&
+		     (k->rec.reusable || !k->rec.uses);
+
+	return json_pack("{s:I, s:s, s:b, s:b, s:s, s:I, s:I, s:I, s:b, s:b}",
+			 "id", (json_int_t)k->rec.id, "prefix", k->rec.prefix,
+			 "reusable", k->rec.reusable, "ephemeral", k->rec.ephemeral,
+			 "tags", k->rec.tags, "created", (json_int_t)k->rec.created,
+			 "expiry", (json_int_t)k->rec.expiry, "uses", (json_int_t)k->rec.uses,
+			 "revoked", k->rec.revoked, "usable", usable);
+}
+
+static int valid_tags(const char *tags)
+{
+	/* "tag:web,tag:db" */
+	char buf[STORE_TAGS_LEN], *save = NULL;
+
+	if (strlen(tags) >= STORE_TAGS_LEN)
+		return 0;
+	if (!*tags)
+		return 1;
+	snprintf(buf, sizeof(buf), "%s", tags);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (strncmp(t, "tag:", 4) || !t[4])
+			return 0;
+		for (char *p = t + 4; *p; p++)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+				return 0;
+	}
+	return 1;
+}
+
+static void admin_keys(struct coord *co, struct http_request *req, char **seg, int nseg)
+{
+	if (nseg == 3 && !strcmp(req->method, "GET")) {
+		json_t *a = json_array();
+		for (struct authkey *k = co->authkeys; k; k = k->next)
+			json_array_insert_new(a, 0, authkey_json(k));
+		respond_json(req, 200, json_pack("{s:o}", "keys", a));
+	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
+		json_t *b = body_json(co, req);
+		int reusable = 0, ephemeral = 0;
+		int64_t expiry = 0;
+		const char *tags = "";
+		char key[COORD_TOKEN_MAX];
+		struct authkey *k;
+
+		if (!b)
+			return;
+		if (json_get_bool(b, "reusable", &reusable) == -EINVAL ||
+		    json_get_bool(b, "ephemeral", &ephemeral) == -EINVAL ||
+		    json_get_int(b, "expiry", &expiry) == -EINVAL || expiry < 0 ||
+		    json_get_str(b, "tags", &tags) == -EINVAL || !valid_tags(tags)) {
+			json_decref(b);
+			http_respond_error(req, 400, "keys: reusable/ephemeral are booleans, expiry seconds, tags \"tag:a,tag:b\"");
+			return;
+		}
+		if (coord_authkey_create(co, reusable, ephemeral, expiry, tags, key, sizeof(key), &k)) {
+			json_decref(b);
+			http_respond_error(req, 500, "could not store the key");
+			return;
+		}
+		json_decref(b);
+		json_t *o = authkey_json(k);
+		json_object_set_new(o, "key", json_string(key));
+		respond_json(req, 200, o);
+	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
+		char *end;
+		long long id = strtoll(seg[3], &end, 10);
+		struct authkey *k = coord_authkey_find(co, *end ? 0 : id, seg[3]);
+		if (!k) {
+			http_respond_error(req, 404, "no such key (give its id or prefix; see `coord keys list`)");
+			return;
+		}
+		if (coord_authkey_revoke(co, k))
+			http_respond_error(req, 500, "could not store the change");
+		else
+			respond_json(req, 200, authkey_json(k));
+	} else {
+		http_respond_error(req, 404, "no such route");
+	}
+}
+
+static void admin_apikeys(struct coord *co, struct http_request *req, char **seg, int nseg)
+{
+	if (nseg == 3 && !strcmp(req->method, "GET")) {
+		json_t *a = json_array();
+		for (struct apikey *k = co->apikeys; k; k = k->next)
+			json_array_insert_new(a, 0, json_pack("{s:I, s:s, s:I, s:I, s:b}",
+				"id", (json_int_t)k->rec.id, "prefix", k->rec.prefix,
+				"created", (json_int_t)k->rec.created, "expiry", (json_int_t)k->rec.expiry,
+				"revoked", k->rec.revoked));
+		respond_json(req, 200, json_pack("{s:o}", "apikeys", a));
+	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
+		json_t *b = body_json(co, req);
+		int64_t expiry = 0;
+		char key[COORD_TOKEN_MAX];
+
+		if (!b)
+			return;
+		if (json_get_int(b, "expiry", &expiry) == -EINVAL || expiry < 0) {
+			json_decref(b);
+			http_respond_error(req, 400, "expiry must be seconds");
+			return;
+		}
+		json_decref(b);
+		if (coord_apikey_create(co, expiry, key, sizeof(key)))
+			http_respond_error(req, 500, "could not store the key");
+		else
+			respond_json(req, 200, json_pack("{s:s}", "key", key));
+	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
+		int rc = coord_apikey_revoke(co, seg[3]);
+		if (rc == -ENOENT)
+			http_respond_error(req, 404, "no such API key");
+		else if (rc)
+			http_respond_error(req, 500, "could not store the change");
+		else
+			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+	} else {
+		http_respond_error(req, 404, "no such route");
+	}
+}
+
+static void admin_relays(struct coord *co, struct http_request *req, char **seg, int nseg)
+{
+	if (nseg == 3 && !strcmp(req->method, "GET")) {
+		json_t *a = netmap_relays_json(co);
+		size_t i;
+		json_t *v;
+		json_array_foreach(a, i, v) {
+			int connected = 0;
+			for (struct watcher *w = co->relay_watchers; w; w = w->next)
+				if (w->relay && !w->dead && w->relay->rec.id == json_integer_value(json_object_get(v, "id")))
+					connected = 1;
+			json_object_set_new(v, "connected", json_boolean(connected));
+		}
+		respond_json(req, 200, json_pack("{s:o}", "relays", a));
+	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
+		json_t *b = body_json(co, req);
+		const char *name, *url;
+		char token[COORD_TOKEN_MAX], err[200];
+		int rc;
+
+		if (!b)
+			return;
+		if (json_get_str(b, "name", &name) || json_get_str(b, "url", &url)) {
+			json_decref(b);
+			http_respond_error(req, 400, "relays need {\"name\": ..., \"url\": ...}");
+			return;
+		}
+		rc = coord_relay_add(co, name, url, token, sizeof(token), err, sizeof(err));
+		if (rc)
+			http_respond_error(req, rc == -EEXIST ? 409 : rc == -EINVAL ? 400 : 500, err);
+		else
+			respond_json(req, 200, json_pack("{s:s, s:s}", "name", name, "token", token));
+		json_decref(b);
+	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
+		int rc = coord_relay_remove(co, seg[3]);
+		if (rc == -ENOENT)
+			http_respond_error(req, 404, "no such relay");
+		else if (rc)
+			http_respond_error(req, 500, "could not store the change");
+		else
+			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+	} else {
+		http_respond_error(req, 404, "no such route");
+	}
+}
+
+static void admin_netmap(struct coord *co, struct http_request *req, const char *who)
+{
+	struct node *n = coord_node_find(co, who);
+	json_t *peers, *o;
+
+	if (!n) {
+		http_respond_error(req, 404, "no such node");
+		return;
+	}
+	peers = json_array();
+	if (coord_node_visible(n))
+		for (struct node *p = co->nodes_head; p; p = p->next)
+			if (p != n && coord_node_visible(p))
+				json_array_append_new(peers, netmap_node_json(co, p, 0));
+	o = json_pack("{s:o, s:o, s:o, s:s}", "self", netmap_node_json(co, n, 1), "peers", peers,
+		      "relays", netmap_relays_json(co), "domain", co->domain);
+	respond_json(req, 200, o);
+}
+
+static int split_path(char *path, char **seg, int max)
+{
+	int n = 0;
+	char *q = strchr(path, '?'), *save = NULL;
+
+	if (q)
+		*q = 0;
+	for (char *t = strtok_r(path, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		if (n == max)
+			return -1;
+		seg[n++] = t;
+	}
+	return n;
+}
+
+static void admin_route(struct coord *co, struct http_request *req, char **seg, int nseg)
+{
+	if (!strcmp(seg[2], "nodes") && nseg == 5 && !strcmp(seg[4], "netmap") &&
+	    !strcmp(req->method, "GET"))
+		admin_netmap(co, req, seg[3]);
+	else if (!strcmp(seg[2], "nodes"))
+		admin_nodes(co, req, seg, nseg);
+	else if (!strcmp(seg[2], "keys"))
+		admin_keys(co, req, seg, nseg);
+	else if (!strcmp(seg[2], "apikeys"))
+		admin_apikeys(co, req, seg, nseg);
+	else if (!strcmp(seg[2], "relays"))
+		admin_relays(co, req, seg, nseg);
+	else
+		http_respond_error(req, 404, "no such route");
+}
+
+void api_handle(struct coord *co, struct http_request *req, int admin)
+{
+	char path[512], *seg[MAX_SEGS];
+	int nseg, post = !strcmp(req->method, "POST"), get = !strcmp(req->method, "GET");
+
+	co->stats.requests++;
+	snprintf(path, sizeof(path), "%s", req->path);
+	nseg = split_path(path, seg, MAX_SEGS);
+	if (nseg < 0 || nseg == 0 || strcmp(seg[0], "v1")) {
+		if (nseg == 1 && !strcmp(seg[0], "healthz"))
+			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		else
+			http_respond_error(req, 404, "no such route");
+		return;
+	}
+	if (nseg >= 3 && !strcmp(seg[1], "admin")) {
+		if (!admin && coord_apikey_check(co, bearer(req))) {
+			http_respond_error(req, 401, "admin API needs an API key (coord apikeys create)");
+			return;
+		}
+		admin_route(co, req, seg, nseg);
+		return;
+	}
+	if (nseg == 2 && post && !strcmp(seg[1], "challenge"))
+		on_challenge(co, req);
+	else if (nseg == 2 && post && !strcmp(seg[1], "register"))
+		on_register(co, req);
+	else if (nseg == 2 && get && !strcmp(seg[1], "map"))
+		on_map(co, req);
+	else if (nseg == 2 && post && !strcmp(seg[1], "endpoints"))
+		on_endpoints(co, req);
+	else if (nseg == 2 && post && !strcmp(seg[1], "logout"))
+		on_logout(co, req);
+	else if (nseg == 3 && get && !strcmp(seg[1], "relay") && !strcmp(seg[2], "stream"))
+		on_relay_stream(co, req);
+	else if (nseg == 3 && post && !strcmp(seg[1], "relay") && !strcmp(seg[2], "pin"))
+		on_relay_pin(co, req);
+	else
+		http_respond_error(req, 404, "no such route");
+}

@@ -1,0 +1,180 @@
+/* coord.h - the coordination server's private interface: the in-memory tailnet (nodes,
+ * keys, relays) written through to the store, the netmap fan-out, the HTTP API. */
+#ifndef COORD_COORD_H
+#define COORD_COORD_H
+
+#include <stdint.h>
+#include <uv.h>
+#include <jansson.h>
+
+#include "meshvpn/http.h"
+#include "meshvpn/keys.h"
+#include "meshvpn/tls.h"
+#include "keymap.h"
+#include "store.h"
+
+#define COORD_MAX_ENDPOINTS 16
+#define COORD_ENDPOINT_LEN 56          /* "[ffff:...:ffff]:65535" */
+#define COORD_DEFAULT_PORT 8443
+#define COORD_ADMIN_SOCKET "admin.sock"
+#define COORD_STREAM_MAX_PENDING (8u << 20) /* a watcher further behind is cut off */
+#define COORD_MAX_CHALLENGES 65536
+#define COORD_CHALLENGE_TTL 60          /* seconds */
+
+struct watcher;
+
+struct node {
+	struct node_rec rec;
+	struct node *prev, *next;       /* all nodes, in id order */
+	char endpoints[COORD_MAX_ENDPOINTS][COORD_ENDPOINT_LEN];
+	int n_endpoints;
+	char home_relay[STORE_NAME_LEN];
+	struct watcher *watcher;        /* its open netmap stream, if any */
+	int64_t disconnected_at;        /* for ephemeral clean-up; 0 while connected */
+	int expired_notified;           /* the expiry has been fanned out */
+	uint8_t name_hash[HASH_LEN];    /* key of by_name */
+	char *peer_json;                /* cached peer entry as other nodes see it */
+	size_t peer_json_len;
+};
+
+struct relay {
+	struct relay_rec rec;
+	struct relay *next;
+};
+
+struct authkey {
+	struct authkey_rec rec;
+	struct authkey *next;
+};
+
+struct apikey {
+	struct apikey_rec rec;
+	struct apikey *next;
+};
+
+struct challenge {
+	uint8_t value[32];
+	int64_t expires;
+};
+
+struct watcher {
+	struct coord *co;
+	struct node *node;              /* a node's netmap stream ... */
+	struct relay *relay;            /* ... or a relay's admission stream */
+	struct http_stream *stream;     /* NULL once the client has gone */
+	int dead;                       /* to be reaped after the current fan-out */
+	int quiet;                      /* its node left the tailnet: no online delta */
+	struct watcher *prev, *next;
+};
+
+struct coord_opts {
+	const char *state_dir;
+	const char *listen;
+	const char *tls_cert, *tls_key;
+	const char *metrics;
+	int64_t ephemeral_timeout;      /* seconds after the last stream closed */
+	int64_t key_expiry;             /* seconds; 0 = node keys never expire */
+	int64_t keepalive;              /* seconds between stream keepalives */
+};
+
+struct coord_stats {
+	uint64_t registrations, deltas_sent, bytes_sent, slow_watchers_cut, requests, bad_requests;
+};
+
+struct coord {
+	uv_loop_t *loop;
+	struct coord_opts opts;
+	struct store *st;
+	struct node *nodes_head, *nodes_tail;
+	size_t n_nodes;
+	struct keymap by_token, by_node_key, by_machine_key, by_name, by_challenge;
+	struct authkey *authkeys;
+	struct apikey *apikeys;
+	struct relay *relays;
+	struct watcher *node_watchers;  /* streams of every node, any state */
+	struct watcher *relay_watchers;
+	size_t n_watchers;
+	struct challenge *challenges;   /* ring of outstanding registration challenges */
+	size_t ch_head, ch_count;
+	uint8_t *ip_used;               /* bitmap over the 2^22 addresses of 100.64.0.0/10 */
+	uint32_t ip_next;
+	uint8_t ula[6];                 /* fdXX:XXXX:XXXX::/48, generated once per tailnet */
+	char domain[64];
+	struct coord_stats stats;
+	int broadcasting;               /* a fan-out is iterating the watcher lists */
+	int dead_pending;
+};
+
+/* state.c: the tailnet model; every change is written to the store before it returns. */
+int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts);
+void coord_close(struct coord *co);
+int64_t coord_now(void);
+struct node *coord_node_find(struct coord *co, const char *name_or_id);
+struct node *coord_node_by_token(struct coord *co, const char *token);
+int coord_node_visible(const struct node *n);   /* approved and not expired */
+const char *coord_node_state(const struct node *n); /* running|needs-approval|expired|rejected */
+/* Registration: req is the JSON body; on success *resp is the JSON answer. On failure
+ * returns an HTTP status (4xx) with a message in err. */
+int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen);
+int coord_challenge_new(struct coord *co, uint8_t out[32]);
+int coord_node_approve(struct coord *co, struct node *n);
+int coord_node_reject(struct coord *co, struct node *n);
+int coord_node_expire(struct coord *co, struct node *n);
+int coord_node_delete(struct coord *co, struct node *n);
+int coord_node_rename(struct coord *co, struct node *n, const char *name, char *err, size_t errlen);
+int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *body, char *err, size_t errlen);
+/* Periodic: expiries, ephemeral clean-up, stale challenges. */
+void coord_tick(struct coord *co);
+
+int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
+			 const char *tags, char *key_out, size_t key_size, struct authkey **out);
+struct authkey *coord_authkey_find(struct coord *co, int64_t id_or_zero, const char *prefix);
+int coord_authkey_revoke(struct coord *co, struct authkey *k);
+int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size);
+int coord_apikey_check(struct coord *co, const char *key);
+int coord_apikey_revoke(struct coord *co, const char *prefix_or_id);
+int coord_relay_add(struct coord *co, const char *name, const char *url, char *token_out,
+		    size_t token_size, char *err, size_t errlen);
+int coord_relay_remove(struct coord *co, const char *name);
+struct relay *coord_relay_by_token(struct coord *co, const char *token);
+int coord_relay_set_pin(struct coord *co, struct relay *r, const char *pin);
+
+/* ipalloc.c */
+int ipalloc_init(struct coord *co);
+int ipalloc_take(struct coord *co, uint32_t *ip);
+int ipalloc_mark(struct coord *co, uint32_t ip);
+void ipalloc_release(struct coord *co, uint32_t ip);
+void ipalloc_v6(const struct coord *co, uint32_t ipv4, uint8_t out[16]);
+void ip4_to_text(uint32_t ip, char *out, size_t size);
+void ip6_to_text(const uint8_t ip[16], char *out, size_t size);
+/* Hostname → DNS label (lowercase a-z0-9-, 1..63, no leading/trailing '-'); "node" if empty. */
+void coord_sanitize_label(const char *in, char *out, size_t size);
+
+/* netmap.c: what nodes and relays see; every fan-out costs O(watchers that see it). */
+json_t *netmap_node_json(struct coord *co, const struct node *n, int self);
+json_t *netmap_relays_json(struct coord *co);
+/* Turn the request into the node's (relay's) stream and send the full netmap. */
+void netmap_attach(struct coord *co, struct node *n, struct http_request *req);
+void netmap_relay_attach(struct coord *co, struct relay *r, struct http_request *req);
+void netmap_send_full(struct coord *co, struct node *n);
+void netmap_peer_added(struct coord *co, struct node *n);    /* became visible */
+void netmap_peer_changed(struct coord *co, struct node *n);  /* name, keys */
+void netmap_peer_removed(struct coord *co, struct node *n);  /* stopped being visible */
+void netmap_endpoints_changed(struct coord *co, struct node *n);
+void netmap_online_changed(struct coord *co, struct node *n);
+void netmap_relays_changed(struct coord *co);
+void netmap_relay_detach(struct coord *co, struct relay *r);  /* relay removed */
+void netmap_node_gone(struct coord *co, struct node *n, const char *reason); /* ends its stream */
+void netmap_keepalive(struct coord *co);
+void netmap_close_all(struct coord *co);
+void netmap_invalidate(struct node *n);  /* after any change to what peers see */
+int netmap_node_online(const struct node *n);
+
+/* api.c: HTTP routes. admin is set for the admin socket. */
+void api_handle(struct coord *co, struct http_request *req, int admin);
+
+/* server.c / cli.c */
+int coord_serve_main(int argc, char **argv);
+int coord_cli_main(const char *group, int argc, char **argv);
+
+#endif

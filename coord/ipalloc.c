@@ -1,0 +1,113 @@
+/* ipalloc.c - node addresses: IPv4 from 100.64.0.0/10 (RFC 6598, as Tailscale), IPv6
+ * from the tailnet's ULA /48 (RFC 4193) with the IPv4 in the low 32 bits, so both are
+ * stable for a node's life and unique by construction. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+
+#define CGNAT_BASE 0x64400000u   /* 100.64.0.0 */
+#define CGNAT_SIZE (1u << 22)
+
+static int is_reserved(uint32_t off)
+{
+	/* .0 network, the last address, and 100.100.100.100 (the in-VPN DNS resolver). */
+	return off == 0 || off == CGNAT_SIZE - 1 || CGNAT_BASE + off == 0x64646464u;
+}
+
+int ipalloc_init(struct coord *co)
+{
+	co->ip_used = calloc(CGNAT_SIZE / 8, 1);
+	co->ip_next = 1;
+	return co->ip_used ? 0 : -ENOMEM;
+}
+
+static int used(const struct coord *co, uint32_t off)
+{
+	return co->ip_used[off >> 3] & (1u << (off & 7));
+}
+
+int ipalloc_mark(struct coord *co, uint32_t ip)
+{
+	uint32_t off = ip - CGNAT_BASE;
+
+	if (ip < CGNAT_BASE || off >= CGNAT_SIZE || is_reserved(off))
+		return -EINVAL;
+	if (used(co, off))
+		return -EEXIST;
+	co->ip_used[off >> 3] |= (uint8_t)(1u << (off & 7));
+	return 0;
+}
+
+int ipalloc_take(struct coord *co, uint32_t *ip)
+{
+	/* Next-fit: addresses of deleted nodes are not handed out again soon, so a stale
+	 * peer config does not point at someone new. */
+	for (uint32_t i = 0; i < CGNAT_SIZE; i++) {
+		uint32_t off = (co->ip_next + i) & (CGNAT_SIZE - 1);
+		if (is_reserved(off) || used(co, off))
+			continue;
+		co->ip_used[off >> 3] |= (uint8_t)(1u << (off & 7));
+		co->ip_next = off + 1;
+		*ip = CGNAT_BASE + off;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+void ipalloc_release(struct coord *co, uint32_t ip)
+{
+	uint32_t off = ip - CGNAT_BASE;
+
+	if (ip >= CGNAT_BASE && off < CGNAT_SIZE)
+		co->ip_used[off >> 3] &= (uint8_t)~(1u << (off & 7));
+}
+
+void ipalloc_v6(const struct coord *co, uint32_t ipv4, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	memcpy(out, co->ula, 6);
+	out[12] = (uint8_t)(ipv4 >> 24);
+	out[13] = (uint8_t)(ipv4 >> 16);
+	out[14] = (uint8_t)(ipv4 >> 8);
+	out[15] = (uint8_t)ipv4;
+}
+
+void ip4_to_text(uint32_t ip, char *out, size_t size)
+{
+	snprintf(out, size, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
+void ip6_to_text(const uint8_t ip[16], char *out, size_t size)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(AF_INET6, ip, buf, sizeof(buf)))
+		buf[0] = 0;
+	snprintf(out, size, "%s", buf);
+}
+
+void coord_sanitize_label(const char *in, char *out, size_t size)
+{
+	size_t o = 0, max = size - 1 < 63 ? size - 1 : 63;
+
+	for (const char *p = in; *p && o < max; p++) {
+		char ch = *p;
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+			out[o++] = ch;
+		else if (o && out[o - 1] != '-')
+			out[o++] = '-';   /* '.', '_', ' ' and the rest become one '-' */
+		if (ch == '.')
+			break;            /* "laptop.example.com" → "laptop" */
+	}
+	while (o && out[o - 1] == '-')
+		o--;
+	out[o] = 0;
+	if (!o)
+		snprintf(out, size, "node");
+}

@@ -1,0 +1,522 @@
+/* netmap.c - what every node and relay is told, as JSON lines on a chunked stream:
+ * one "full" netmap, then deltas. A change is serialised once and written to the
+ * watchers that see it: O(watchers), never a recompute of the whole tailnet. Each
+ * node's peer entry is cached as text, so a full netmap is a concatenation. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "meshvpn/json.h"
+#include "meshvpn/log.h"
+
+int netmap_node_online(const struct node *n)
+{
+	return n->watcher && !n->watcher->dead && n->watcher->stream;
+}
+
+void netmap_invalidate(struct node *n)
+{
+	free(n->peer_json);
+	n->peer_json = NULL;
+	n->peer_json_len = 0;
+}
+
+static json_t *tags_json(const char *tags)
+{
+	json_t *a = json_array();
+	char buf[STORE_TAGS_LEN], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", tags);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		json_array_append_new(a, json_string(t));
+	return a;
+}
+
+json_t *netmap_node_json(struct coord *co, const struct node *n, int self)
+{
+	char v4[16], v6[48], fqdn[STORE_NAME_LEN + 70];
+	json_t *o, *eps = json_array();
+
+	ip4_to_text(n->rec.ipv4, v4, sizeof(v4));
+	ip6_to_text(n->rec.ipv6, v6, sizeof(v6));
+	snprintf(fqdn, sizeof(fqdn), "%s.%s", n->rec.name, co->domain);
+	for (int i = 0; i < n->n_endpoints; i++)
+		json_array_append_new(eps, json_string(n->endpoints[i]));
+	o = json_pack("{s:I, s:s, s:s, s:[s,s], s:o, s:s, s:b, s:s, s:o, s:I}",
+		      "id", (json_int_t)n->rec.id, "name", n->rec.name, "fqdn", fqdn,
+		      "ips", v4, v6, "endpoints", eps, "home_relay", n->home_relay,
+		      "online", netmap_node_online(n), "os", n->rec.os,
+		      "tags", tags_json(n->rec.tags), "last_seen", (json_int_t)n->rec.last_seen);
+	if (!o)
+		return NULL;
+	json_set_key(o, "node_key", n->rec.node_key);
+	json_set_key(o, "disco_key", n->rec.disco_key);
+	if (self) {
+		json_object_set_new(o, "state", json_string(coord_node_state(n)));
+		json_object_set_new(o, "hostname", json_string(n->rec.hostname));
+		json_object_set_new(o, "key_expiry", json_integer(n->rec.key_expiry));
+		json_object_set_new(o, "ephemeral", json_boolean(n->rec.ephemeral));
+	}
+	return o;
+}
+
+static int peer_text(struct coord *co, struct node *n)
+{
+	json_t *o;
+
+	if (n->peer_json)
+		return 0;
+	o = netmap_node_json(co, n, 0);
+	if (!o)
+		return -ENOMEM;
+	n->peer_json = json_dump_compact(o, &n->peer_json_len);
+	json_decref(o);
+	return n->peer_json ? 0 : -ENOMEM;
+}
+
+json_t *netmap_relays_json(struct coord *co)
+{
+	json_t *a = json_array();
+
+	for (struct relay *r = co->relays; r; r = r->next)
+		json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)r->rec.id,
+						   "name", r->rec.name, "url", r->rec.url,
+						   "pin", r->rec.pin));
+	return a;
+}
+
+static json_t *dns_json(struct coord *co)
+{
+	return json_pack("{s:s, s:s}", "domain", co->domain, "resolver", "100.100.100.100");
+}
+
+/* --- watcher lifetime: never freed while a fan-out iterates --- */
+
+static void list_remove(struct watcher **head, struct watcher *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		*head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+}
+
+static void list_add(struct watcher **head, struct watcher *w)
+{
+	w->prev = NULL;
+	w->next = *head;
+	if (*head)
+		(*head)->prev = w;
+	*head = w;
+}
+
+static void reap(struct coord *co);
+
+static void watcher_finish(struct coord *co, struct watcher *w)
+{
+	struct node *n = w->node;
+
+	if (w->stream) {
+		http_stream_end(w->stream);
+		w->stream = NULL;
+	}
+	if (n) {
+		list_remove(&co->node_watchers, w);
+		co->n_watchers--;
+		n->watcher = NULL;
+		n->disconnected_at = coord_now();
+		n->rec.last_seen = coord_now();
+		netmap_invalidate(n);
+		if (!w->quiet && coord_node_visible(n))
+			netmap_online_changed(co, n);
+	} else {
+		list_remove(&co->relay_watchers, w);
+	}
+	free(w);
+}
+
+static void reap(struct coord *co)
+{
+	struct watcher *w;
+
+	if (co->broadcasting || !co->dead_pending)
+		return;
+	co->dead_pending = 0;
+again:
+	for (w = co->node_watchers; w; w = w->next) {
+		if (w->dead) {
+			watcher_finish(co, w);
+			goto again;   /* finishing fans out, which may change the list */
+		}
+	}
+	for (w = co->relay_watchers; w; w = w->next) {
+		if (w->dead) {
+			watcher_finish(co, w);
+			goto again;
+		}
+	}
+}
+
+static void mark_dead(struct coord *co, struct watcher *w)
+{
+	w->dead = 1;
+	co->dead_pending = 1;
+}
+
+static void on_stream_close(struct http_stream *s, void *arg)
+{
+	struct watcher *w = arg;
+
+	(void)s;
+	w->stream = NULL;   /* the server frees it */
+	mark_dead(w->co, w);
+	reap(w->co);
+}
+
+static int send_to(struct coord *co, struct watcher *w, const char *line, size_t len)
+{
+	if (w->dead || !w->stream)
+		return -EPIPE;
+	if (http_stream_write(w->stream, line, len)) {
+		mark_dead(co, w);
+		return -EPIPE;
+	}
+	co->stats.deltas_sent++;
+	co->stats.bytes_sent += len;
+	if (http_stream_pending(w->stream) > COORD_STREAM_MAX_PENDING) {
+		/* It reconnects and gets a fresh full netmap; holding megabytes for one slow
+		 * reader would let it exhaust our memory. */
+		co->stats.slow_watchers_cut++;
+		log_warn("slow netmap reader cut off", "node=%s pending=%zu",
+			 w->node ? w->node->rec.name : "relay", http_stream_pending(w->stream));
+		mark_dead(co, w);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+/* To every node that sees `about` (visible nodes other than itself). */
+static void broadcast(struct coord *co, const char *line, size_t len, const struct node *about)
+{
+	co->broadcasting++;
+	for (struct watcher *w = co->node_watchers; w; w = w->next)
+		if (w->node != about && !w->dead && coord_node_visible(w->node))
+			send_to(co, w, line, len);
+	co->broadcasting--;
+	reap(co);
+}
+
+static void broadcast_relays(struct coord *co, const char *line, size_t len)
+{
+	co->broadcasting++;
+	for (struct watcher *w = co->relay_watchers; w; w = w->next)
+		if (!w->dead)
+			send_to(co, w, line, len);
+	co->broadcasting--;
+	reap(co);
+}
+
+static void broadcast_json(struct coord *co, json_t *msg, const struct node *about)
+{
+	size_t len;
+	char *s;
+
+	if (!msg)
+		return;
+	s = json_dump_compact(msg, &len);
+	json_decref(msg);
+	if (!s)
+		return;
+	s = realloc(s, len + 2);
+	if (s) {
+		s[len] = '\n';
+		broadcast(co, s, len + 1, about);
+	}
+	free(s);
+}
+
+static void relay_key_line(struct coord *co, const char *type, const uint8_t key[KEY_LEN])
+{
+	char b64[KEY_B64_LEN], line[128];
+	int n;
+
+	key_to_base64(key, b64);
+	n = snprintf(line, sizeof(line), "{\"type\":\"%s\",\"node_key\":\"%s\"}\n", type, b64);
+	broadcast_relays(co, line, (size_t)n);
+}
+
+/* A peer entry wrapped as {"type":T,"peer":{...}}. */
+static void broadcast_peer(struct coord *co, struct node *n, const char *type)
+{
+	char head[48];
+	size_t hl, len;
+	char *line;
+
+	if (peer_text(co, n))
+		return;
+	hl = (size_t)snprintf(head, sizeof(head), "{\"type\":\"%s\",\"peer\":", type);
+	len = hl + n->peer_json_len + 2;
+	line = malloc(len);
+	if (!line)
+		return;
+	memcpy(line, head, hl);
+	memcpy(line + hl, n->peer_json, n->peer_json_len);
+	line[len - 2] = '}';
+	line[len - 1] = '\n';
+	broadcast(co, line, len, n);
+	free(line);
+}
+
+void netmap_peer_added(struct coord *co, struct node *n)
+{
+	broadcast_peer(co, n, "peer_added");
+	relay_key_line(co, "add", n->rec.node_key);
+}
+
+void netmap_peer_changed(struct coord *co, struct node *n)
+{
+	broadcast_peer(co, n, "peer_changed");
+}
+
+void netmap_peer_removed(struct coord *co, struct node *n)
+{
+	char b64[KEY_B64_LEN], line[160];
+	int len;
+
+	key_to_base64(n->rec.node_key, b64);
+	len = snprintf(line, sizeof(line), "{\"type\":\"peer_removed\",\"id\":%lld,\"node_key\":\"%s\"}\n",
+		       (long long)n->rec.id, b64);
+	broadcast(co, line, (size_t)len, n);
+	relay_key_line(co, "remove", n->rec.node_key);
+}
+
+void netmap_endpoints_changed(struct coord *co, struct node *n)
+{
+	json_t *eps = json_array();
+
+	for (int i = 0; i < n->n_endpoints; i++)
+		json_array_append_new(eps, json_string(n->endpoints[i]));
+	broadcast_json(co, json_pack("{s:s, s:I, s:o, s:s}", "type", "endpoints",
+				     "id", (json_int_t)n->rec.id, "endpoints", eps,
+				     "home_relay", n->home_relay), n);
+}
+
+void netmap_online_changed(struct coord *co, struct node *n)
+{
+	char line[128];
+	int len = snprintf(line, sizeof(line), "{\"type\":\"online\",\"id\":%lld,\"online\":%s,\"last_seen\":%lld}\n",
+			   (long long)n->rec.id, netmap_node_online(n) ? "true" : "false",
+			   (long long)n->rec.last_seen);
+
+	broadcast(co, line, (size_t)len, n);
+}
+
+void netmap_relays_changed(struct coord *co)
+{
+	broadcast_json(co, json_pack("{s:s, s:o}", "type", "relays", "relays", netmap_relays_json(co)),
+		       NULL);
+}
+
+/* The full netmap for n: self, then (if n may see them) every visible peer. */
+static char *full_text(struct coord *co, struct node *n, size_t *out_len)
+{
+	json_t *head = json_pack("{s:s, s:o, s:o, s:o, s:s}", "type", "full",
+				 "self", netmap_node_json(co, n, 1), "relays", netmap_relays_json(co),
+				 "dns", dns_json(co), "domain", co->domain);
+	char *h, *buf = NULL;
+	size_t hl, cap, len;
+	int first = 1;
+
+	if (!head)
+		return NULL;
+	h = json_dump_compact(head, &hl);
+	json_decref(head);
+	if (!h)
+		return NULL;
+	cap = hl + 32;
+	if (coord_node_visible(n))
+		for (struct node *p = co->nodes_head; p; p = p->next)
+			if (p != n && coord_node_visible(p) && !peer_text(co, p))
+				cap += p->peer_json_len + 1;
+	buf = malloc(cap);
+	if (!buf)
+		goto out;
+	/* Splice ,"peers":[...] in before the closing brace of the head object. */
+	memcpy(buf, h, hl - 1);
+	len = hl - 1;
+	memcpy(buf + len, ",\"peers\":[", 10);
+	len += 10;
+	if (coord_node_visible(n)) {
+		for (struct node *p = co->nodes_head; p; p = p->next) {
+			if (p == n || !coord_node_visible(p) || !p->peer_json)
+				continue;
+			if (!first)
+				buf[len++] = ',';
+			first = 0;
+			memcpy(buf + len, p->peer_json, p->peer_json_len);
+			len += p->peer_json_len;
+		}
+	}
+	buf[len++] = ']';
+	buf[len++] = '}';
+	buf[len++] = '\n';
+	*out_len = len;
+out:
+	free(h);
+	return buf;
+}
+
+void netmap_send_full(struct coord *co, struct node *n)
+{
+	size_t len = 0;
+	char *text;
+
+	if (!n->watcher || n->watcher->dead)
+		return;
+	text = full_text(co, n, &len);
+	if (!text) {
+		log_error("could not build netmap", "node=%s", n->rec.name);
+		return;
+	}
+	co->broadcasting++;
+	send_to(co, n->watcher, text, len);
+	co->broadcasting--;
+	free(text);
+	reap(co);
+}
+
+static struct watcher *start_stream(struct coord *co, struct http_request *req)
+{
+	struct watcher *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		http_respond_error(req, 503, "out of memory");
+		return NULL;
+	}
+	w->co = co;
+	if (http_stream_start(req, 200, "application/x-ndjson", on_stream_close, w, &w->stream)) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
+{
+	int was_online = netmap_node_online(n);
+	struct watcher *w = start_stream(co, req);
+
+	if (!w)
+		return;
+	if (n->watcher) {
+		/* A second stream from the same node replaces the first (a reconnect that
+		 * beat our noticing the old one's end). */
+		struct watcher *old = n->watcher;
+		if (old->stream) {
+			http_stream_end(old->stream);
+			old->stream = NULL;
+		}
+		old->node = n;
+		list_remove(&co->node_watchers, old);
+		co->n_watchers--;
+		n->watcher = NULL;
+		free(old);
+	}
+	w->node = n;
+	list_add(&co->node_watchers, w);
+	co->n_watchers++;
+	n->watcher = w;
+	n->disconnected_at = 0;
+	n->rec.last_seen = coord_now();
+	netmap_invalidate(n);
+	netmap_send_full(co, n);
+	if (!was_online && coord_node_visible(n) && netmap_node_online(n))
+		netmap_online_changed(co, n);
+}
+
+void netmap_relay_attach(struct coord *co, struct relay *r, struct http_request *req)
+{
+	struct watcher *w = start_stream(co, req);
+	char b64[KEY_B64_LEN];
+	size_t len = 0, cap = 64;
+	char *buf;
+
+	if (!w)
+		return;
+	w->relay = r;
+	list_add(&co->relay_watchers, w);
+	for (struct node *n = co->nodes_head; n; n = n->next)
+		cap += KEY_B64_LEN + 3;
+	buf = malloc(cap);
+	if (!buf) {
+		mark_dead(co, w);
+		reap(co);
+		return;
+	}
+	len = (size_t)snprintf(buf, cap, "{\"type\":\"full\",\"nodes\":[");
+	for (struct node *n = co->nodes_head; n; n = n->next) {
+		if (!coord_node_visible(n))
+			continue;
+		key_to_base64(n->rec.node_key, b64);
+		len += (size_t)snprintf(buf + len, cap - len, "%s\"%s\"",
+					buf[len - 1] == '[' ? "" : ",", b64);
+	}
+	len += (size_t)snprintf(buf + len, cap - len, "]}\n");
+	co->broadcasting++;
+	send_to(co, w, buf, len);
+	co->broadcasting--;
+	free(buf);
+	reap(co);
+	log_info("relay connected", "name=%s", r->rec.name);
+}
+
+void netmap_relay_detach(struct coord *co, struct relay *r)
+{
+	for (struct watcher *w = co->relay_watchers; w; w = w->next)
+		if (w->relay == r)
+			mark_dead(co, w);
+	reap(co);
+}
+
+void netmap_node_gone(struct coord *co, struct node *n, const char *reason)
+{
+	char line[96];
+	int len;
+
+	if (!n->watcher)
+		return;
+	len = snprintf(line, sizeof(line), "{\"type\":\"gone\",\"reason\":\"%s\"}\n", reason);
+	co->broadcasting++;
+	send_to(co, n->watcher, line, (size_t)len);
+	co->broadcasting--;
+	/* Its stream ends; it is no longer a peer, so nobody hears about its going offline. */
+	n->watcher->quiet = 1;
+	mark_dead(co, n->watcher);
+	reap(co);
+}
+
+void netmap_keepalive(struct coord *co)
+{
+	static const char line[] = "{\"type\":\"keepalive\"}\n";
+
+	co->broadcasting++;
+	for (struct watcher *w = co->node_watchers; w; w = w->next)
+		send_to(co, w, line, sizeof(line) - 1);
+	for (struct watcher *w = co->relay_watchers; w; w = w->next)
+		send_to(co, w, line, sizeof(line) - 1);
+	co->broadcasting--;
+	reap(co);
+}
+
+void netmap_close_all(struct coord *co)
+{
+	for (struct watcher *w = co->node_watchers; w; w = w->next)
+		mark_dead(co, w);
+	for (struct watcher *w = co->relay_watchers; w; w = w->next)
+		mark_dead(co, w);
+	reap(co);
+}

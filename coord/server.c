@@ -1,0 +1,356 @@
+/* server.c - `coord serve`: the event loop, the TLS listener for nodes and relays,
+ * the admin socket (0600) for the CLI, Prometheus metrics, timers and signals. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "meshvpn/args.h"
+#include "meshvpn/log.h"
+
+struct server {
+	uv_loop_t *loop;
+	struct coord co;
+	struct tls_config *tls;
+	struct http_server *pub, *admin, *metrics;
+	uv_tcp_t tcp, metrics_tcp;
+	uv_pipe_t admin_pipe;
+	uv_timer_t tick, keepalive;
+	uv_signal_t sigint, sigterm;
+	int have_tcp, have_metrics, have_admin;
+	int lock_fd;
+};
+
+static void on_public(struct http_request *req, void *arg)
+{
+	struct server *s = arg;
+
+	api_handle(&s->co, req, 0);
+}
+
+static void on_admin(struct http_request *req, void *arg)
+{
+	struct server *s = arg;
+
+	api_handle(&s->co, req, 1);
+}
+
+static long rss_bytes(void)
+{
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return resident * sysconf(_SC_PAGESIZE);
+}
+
+static void on_metrics(struct http_request *req, void *arg)
+{
+	struct server *s = arg;
+	struct coord *co = &s->co;
+	size_t counts[4] = { 0 }, online = 0;
+	char *buf;
+	size_t size = 4096;
+	int n;
+
+	if (strcmp(req->path, "/metrics")) {
+		http_respond_error(req, 404, "only /metrics here");
+		return;
+	}
+	for (struct node *nd = co->nodes_head; nd; nd = nd->next) {
+		const char *st = coord_node_state(nd);
+		counts[!strcmp(st, "running") ? 0 : !strcmp(st, "needs-approval") ? 1 :
+		       !strcmp(st, "expired") ? 2 : 3]++;
+		online += netmap_node_online(nd);
+	}
+	buf = malloc(size);
+	if (!buf) {
+		http_respond_error(req, 500, "out of memory");
+		return;
+	}
+	n = snprintf(buf, size,
+		"# HELP coord_nodes Nodes by state.\n# TYPE coord_nodes gauge\n"
+		"coord_nodes{state=\"running\"} %zu\ncoord_nodes{state=\"needs-approval\"} %zu\n"
+		"coord_nodes{state=\"expired\"} %zu\ncoord_nodes{state=\"rejected\"} %zu\n"
+		"# HELP coord_nodes_online Nodes holding a netmap stream.\n# TYPE coord_nodes_online gauge\n"
+		"coord_nodes_online %zu\n"
+		"# TYPE coord_watchers gauge\ncoord_watchers %zu\n"
+		"# TYPE coord_registrations_total counter\ncoord_registrations_total %llu\n"
+		"# HELP coord_netmap_lines_sent_total Netmap lines written to streams.\n"
+		"# TYPE coord_netmap_lines_sent_total counter\ncoord_netmap_lines_sent_total %llu\n"
+		"# TYPE coord_netmap_bytes_sent_total counter\ncoord_netmap_bytes_sent_total %llu\n"
+		"# TYPE coord_slow_watchers_cut_total counter\ncoord_slow_watchers_cut_total %llu\n"
+		"# TYPE coord_http_requests_total counter\ncoord_http_requests_total %llu\n"
+		"# TYPE coord_http_bad_requests_total counter\ncoord_http_bad_requests_total %llu\n"
+		"# TYPE coord_http_connections gauge\ncoord_http_connections %zu\n"
+		"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
+		counts[0], counts[1], counts[2], counts[3], online, co->n_watchers,
+		(unsigned long long)co->stats.registrations, (unsigned long long)co->stats.deltas_sent,
+		(unsigned long long)co->stats.bytes_sent, (unsigned long long)co->stats.slow_watchers_cut,
+		(unsigned long long)co->stats.requests, (unsigned long long)co->stats.bad_requests,
+		http_server_conn_count(s->pub), rss_bytes());
+	http_respond(req, 200, "text/plain; version=0.0.4", NULL, buf, (size_t)n);
+	free(buf);
+}
+
+static void on_tls_connection(uv_stream_t *listener, int status)
+{
+	struct server *s = listener->data;
+	struct conn *c;
+
+	if (status < 0)
+		return;
+	if (!tls_accept(s->tls, listener, &c))
+		http_server_add_conn(s->pub, c);
+}
+
+static void on_admin_connection(uv_stream_t *listener, int status)
+{
+	struct server *s = listener->data;
+	struct conn *c;
+
+	if (status < 0)
+		return;
+	if (!conn_plain_accept(listener, &c))
+		http_server_add_conn(s->admin, c);
+}
+
+static void on_metrics_connection(uv_stream_t *listener, int status)
+{
+	struct server *s = listener->data;
+	struct conn *c;
+
+	if (status < 0)
+		return;
+	if (!conn_plain_accept(listener, &c))
+		http_server_add_conn(s->metrics, c);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct server *s = t->data;
+
+	coord_tick(&s->co);
+}
+
+static void on_keepalive(uv_timer_t *t)
+{
+	struct server *s = t->data;
+
+	netmap_keepalive(&s->co);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	struct server *s = sig->data;
+
+	log_info("shutting down", "signal=%d", signum);
+	uv_stop(s->loop);
+}
+
+static int lock_state(const char *dir)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/coord.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return -EBUSY;
+	}
+	return fd;
+}
+
+static int setup_tls(struct server *s, const char *dir, const char *cert, const char *key)
+{
+	char cpath[4096], kpath[4096], pin[TLS_PIN_LEN];
+	int rc;
+
+	if (!cert != !key) {
+		fprintf(stderr, "coord: --tls-cert and --tls-key go together\n");
+		return -EINVAL;
+	}
+	if (!cert) {
+		snprintf(cpath, sizeof(cpath), "%s/tls.crt", dir);
+		snprintf(kpath, sizeof(kpath), "%s/tls.key", dir);
+		if (access(cpath, R_OK) || access(kpath, R_OK)) {
+			char host[256] = "meshvpn-coord";
+			gethostname(host, sizeof(host) - 1);
+			rc = tls_selfsigned_create(cpath, kpath, host);
+			if (rc) {
+				fprintf(stderr, "coord: cannot create a self-signed certificate in %s: %s\n",
+					dir, strerror(-rc));
+				return rc;
+			}
+			log_info("self-signed certificate created", "cert=%s", cpath);
+		}
+		cert = cpath;
+		key = kpath;
+	}
+	rc = tls_config_server_new(cert, key, &s->tls);
+	if (rc) {
+		fprintf(stderr, "coord: cannot load certificate %s / key %s: %s\n", cert, key, strerror(-rc));
+		return rc;
+	}
+	if (!tls_cert_pin(cert, pin)) {
+		printf("coord: certificate pin %s\n", pin);
+		log_info("certificate", "pin=%s", pin);
+	}
+	return 0;
+}
+
+int coord_serve_main(int argc, char **argv)
+{
+	const char *state = "./coord-state", *listen = ":8443", *cert = NULL, *key = NULL;
+	const char *metrics = NULL, *eph = "5m", *expiry = "180d", *keepalive = "30s";
+	const char *level = NULL;
+	const struct arg_opt opts[] = {
+		{ "state", &state, NULL, 0 }, { "listen", &listen, NULL, 0 },
+		{ "tls-cert", &cert, NULL, 0 }, { "tls-key", &key, NULL, 0 },
+		{ "metrics", &metrics, NULL, 0 }, { "ephemeral-timeout", &eph, NULL, 0 },
+		{ "key-expiry", &expiry, NULL, 0 }, { "keepalive", &keepalive, NULL, 0 },
+		{ "log-level", &level, NULL, 0 }, { NULL, NULL, NULL, 0 },
+	};
+	struct http_server_opts hopts = { .max_header_bytes = 16384, .max_body_bytes = 1 << 20,
+					  .header_timeout_ms = 10000, .idle_timeout_ms = 120000 };
+	struct coord_opts copts = { 0 };
+	struct server s = { 0 };
+	char *words[4], err[256], sock[4096];
+	int64_t eph_s, exp_s, ka_s;
+	enum log_level lvl;
+	int n, rc = 1;
+
+	n = args_parse(argc, argv, opts, words, 4, err, sizeof(err));
+	if (n < 0 || n > 0) {
+		fprintf(stderr, "coord serve: %s\nusage: coord serve [--state DIR] [--listen HOST:PORT] "
+			"[--tls-cert F --tls-key F] [--metrics HOST:PORT]\n",
+			n < 0 ? err : "takes no arguments");
+		return 2;
+	}
+	if (args_parse_duration(eph, &eph_s) || args_parse_duration(expiry, &exp_s) ||
+	    args_parse_duration(keepalive, &ka_s) || ka_s <= 0) {
+		fprintf(stderr, "coord serve: durations look like 90d, 12h, 5m, 30s\n");
+		return 2;
+	}
+	if (level && log_parse_level(level, &lvl)) {
+		fprintf(stderr, "coord serve: --log-level is error, warn, info or debug\n");
+		return 2;
+	}
+	if (level)
+		log_set_level(lvl);
+	signal(SIGPIPE, SIG_IGN);
+	if (keys_init()) {
+		fprintf(stderr, "coord: libsodium failed to initialise\n");
+		return 1;
+	}
+	if (mkdir(state, 0700) && errno != EEXIST) {
+		fprintf(stderr, "coord: cannot create state dir %s: %s\n", state, strerror(errno));
+		return 1;
+	}
+	s.lock_fd = lock_state(state);
+	if (s.lock_fd < 0) {
+		fprintf(stderr, "coord: %s\n", s.lock_fd == -EBUSY
+			? "another coord is already serving this state dir" : strerror(-s.lock_fd));
+		return 1;
+	}
+	s.loop = uv_default_loop();
+	copts.state_dir = state;
+	copts.listen = listen;
+	copts.ephemeral_timeout = eph_s;
+	copts.key_expiry = exp_s;
+	copts.keepalive = ka_s;
+	rc = coord_open(&s.co, s.loop, &copts);
+	if (rc) {
+		fprintf(stderr, "coord: cannot open the store in %s: %s\n", state, strerror(-rc));
+		rc = 1;
+		goto out_lock;
+	}
+	rc = 1;
+	if (setup_tls(&s, state, cert, key))
+		goto out_coord;
+	if (http_server_new(s.loop, &hopts, on_public, &s, &s.pub) ||
+	    http_server_new(s.loop, &hopts, on_admin, &s, &s.admin) ||
+	    http_server_new(s.loop, &hopts, on_metrics, &s, &s.metrics))
+		goto out_servers;
+	s.tcp.data = &s;
+	if (conn_listen_tcp(s.loop, listen, &s.tcp, on_tls_connection)) {
+		fprintf(stderr, "coord: cannot listen on %s (in use, or not an address here?)\n", listen);
+		goto out_servers;
+	}
+	s.have_tcp = 1;
+	snprintf(sock, sizeof(sock), "%s/%s", state, COORD_ADMIN_SOCKET);
+	s.admin_pipe.data = &s;
+	if (conn_listen_unix(s.loop, sock, &s.admin_pipe, on_admin_connection)) {
+		fprintf(stderr, "coord: cannot create the admin socket %s\n", sock);
+		goto out_handles;
+	}
+	s.have_admin = 1;
+	if (metrics) {
+		s.metrics_tcp.data = &s;
+		if (conn_listen_tcp(s.loop, metrics, &s.metrics_tcp, on_metrics_connection)) {
+			fprintf(stderr, "coord: cannot listen for metrics on %s\n", metrics);
+			goto out_handles;
+		}
+		s.have_metrics = 1;
+	}
+	uv_timer_init(s.loop, &s.tick);
+	s.tick.data = &s;
+	uv_timer_start(&s.tick, on_tick, 1000, 1000);
+	uv_timer_init(s.loop, &s.keepalive);
+	s.keepalive.data = &s;
+	uv_timer_start(&s.keepalive, on_keepalive, (uint64_t)ka_s * 1000, (uint64_t)ka_s * 1000);
+	uv_signal_init(s.loop, &s.sigint);
+	s.sigint.data = &s;
+	uv_signal_start(&s.sigint, on_signal, SIGINT);
+	uv_signal_init(s.loop, &s.sigterm);
+	s.sigterm.data = &s;
+	uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+
+	printf("coord: listening on %s, admin socket %s\n", listen, sock);
+	fflush(stdout);
+	log_info("coord serving", "listen=%s state=%s nodes=%zu", listen, state, s.co.n_nodes);
+	uv_run(s.loop, UV_RUN_DEFAULT);
+	rc = 0;
+
+	netmap_close_all(&s.co);
+	uv_close((uv_handle_t *)&s.tick, NULL);
+	uv_close((uv_handle_t *)&s.keepalive, NULL);
+	uv_close((uv_handle_t *)&s.sigint, NULL);
+	uv_close((uv_handle_t *)&s.sigterm, NULL);
+out_handles:
+	if (s.have_tcp)
+		uv_close((uv_handle_t *)&s.tcp, NULL);
+	if (s.have_admin) {
+		uv_close((uv_handle_t *)&s.admin_pipe, NULL);
+		unlink(sock);
+	}
+	if (s.have_metrics)
+		uv_close((uv_handle_t *)&s.metrics_tcp, NULL);
+out_servers:
+	if (s.pub)
+		http_server_free(s.pub);
+	if (s.admin)
+		http_server_free(s.admin);
+	if (s.metrics)
+		http_server_free(s.metrics);
+	uv_run(s.loop, UV_RUN_DEFAULT);
+	tls_config_free(s.tls);
+out_coord:
+	coord_close(&s.co);
+out_lock:
+	close(s.lock_fd);
+	return rc;
+}

@@ -1,0 +1,1019 @@
+/* state.c - the tailnet as coord holds it: nodes, auth and API keys, relays. Every
+ * change is written through to the store before anyone is told, then fanned out by
+ * netmap.c to just the watchers it concerns. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "coord.h"
+#include "meshvpn/coord_proto.h"
+#include "meshvpn/json.h"
+#include "meshvpn/log.h"
+
+#define TOKEN_NODE "mvpn-node-"
+#define TOKEN_AUTH "mvpn-auth-"
+#define TOKEN_API "mvpn-api-"
+#define TOKEN_RELAY "mvpn-relay-"
+
+int64_t coord_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static int node_expired(const struct node *n)
+{
+	return n->rec.key_expiry && coord_now() >= n->rec.key_expiry;
+}
+
+int coord_node_visible(const struct node *n)
+{
+	return n->rec.state == NODE_APPROVED && !node_expired(n);
+}
+
+const char *coord_node_state(const struct node *n)
+{
+	if (n->rec.state == NODE_REJECTED)
+		return "rejected";
+	if (n->rec.state == NODE_PENDING)
+		return "needs-approval";
+	if (node_expired(n))
+		return "expired";
+	return "running";
+}
+
+static void name_hash(const char *name, uint8_t out[HASH_LEN])
+{
+	keys_hash(name, strlen(name), out);
+}
+
+static struct node *node_by_name(struct coord *co, const char *name)
+{
+	uint8_t h[HASH_LEN];
+
+	name_hash(name, h);
+	return keymap_get(&co->by_name, h);
+}
+
+/* Maps point into the node's record, so they are updated around every key change. */
+static int index_node(struct coord *co, struct node *n)
+{
+	name_hash(n->rec.name, n->name_hash);
+	if (keymap_put(&co->by_name, n->name_hash, n))
+		return -EEXIST;
+	if (keymap_put(&co->by_node_key, n->rec.node_key, n))
+		goto err_name;
+	if (keymap_put(&co->by_machine_key, n->rec.machine_key, n))
+		goto err_node_key;
+	if (!key_is_zero(n->rec.token_hash) && keymap_put(&co->by_token, n->rec.token_hash, n))
+		goto err_machine;
+	return 0;
+err_machine:
+	keymap_del(&co->by_machine_key, n->rec.machine_key);
+err_node_key:
+	keymap_del(&co->by_node_key, n->rec.node_key);
+err_name:
+	keymap_del(&co->by_name, n->name_hash);
+	return -EEXIST;
+}
+
+static void unindex_node(struct coord *co, struct node *n)
+{
+	keymap_del(&co->by_name, n->name_hash);
+	keymap_del(&co->by_node_key, n->rec.node_key);
+	keymap_del(&co->by_machine_key, n->rec.machine_key);
+	keymap_del(&co->by_token, n->rec.token_hash);
+}
+
+static void link_node(struct coord *co, struct node *n)
+{
+	n->prev = co->nodes_tail;
+	n->next = NULL;
+	if (co->nodes_tail)
+		co->nodes_tail->next = n;
+	else
+		co->nodes_head = n;
+	co->nodes_tail = n;
+	co->n_nodes++;
+}
+
+static void unlink_node(struct coord *co, struct node *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		co->nodes_head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		co->nodes_tail = n->prev;
+	co->n_nodes--;
+}
+
+static void node_free(struct node *n)
+{
+	if (!n)
+		return;
+	free(n->peer_json);
+	sodium_memzero(n, sizeof(*n));
+	free(n);
+}
+
+static int load_node(const struct node_rec *r, void *arg)
+{
+	struct coord *co = arg;
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n->rec = *r;
+	n->disconnected_at = coord_now();   /* ephemeral nodes get their grace period anew */
+	n->expired_notified = node_expired(n);
+	if (index_node(co, n) || ipalloc_mark(co, r->ipv4)) {
+		log_error("store holds a conflicting node", "id=%lld name=%s", (long long)r->id, r->name);
+		unindex_node(co, n);
+		node_free(n);
+		return -EIO;
+	}
+	link_node(co, n);
+	return 0;
+}
+
+static int load_authkey(const struct authkey_rec *r, void *arg)
+{
+	struct coord *co = arg;
+	struct authkey *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return -ENOMEM;
+	k->rec = *r;
+	k->next = co->authkeys;
+	co->authkeys = k;
+	return 0;
+}
+
+static int load_apikey(const struct apikey_rec *r, void *arg)
+{
+	struct coord *co = arg;
+	struct apikey *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return -ENOMEM;
+	k->rec = *r;
+	k->next = co->apikeys;
+	co->apikeys = k;
+	return 0;
+}
+
+static int load_relay(const struct relay_rec *r, void *arg)
+{
+	struct coord *co = arg;
+	struct relay *rl = calloc(1, sizeof(*rl)), **tail = &co->relays;
+
+	if (!rl)
+		return -ENOMEM;
+	rl->rec = *r;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = rl;   /* keep id order: the relay map lists them as added */
+	return 0;
+}
+
+static int load_settings(struct coord *co)
+{
+	char buf[128];
+	int rc;
+
+	rc = store_meta_get(co->st, "tailnet_ula", buf, sizeof(buf));
+	if (rc == -ENOENT) {
+		/* RFC 4193: fd + 40-bit random global ID. */
+		co->ula[0] = 0xfd;
+		randombytes_buf(co->ula + 1, 5);
+		hex_encode(co->ula, 6, buf);
+		rc = store_meta_set(co->st, "tailnet_ula", buf);
+	} else if (!rc) {
+		rc = hex_decode(buf, co->ula, 6);
+	}
+	if (rc)
+		return rc;
+	rc = store_meta_get(co->st, "tailnet_domain", buf, sizeof(buf));
+	if (rc == -ENOENT) {
+		snprintf(buf, sizeof(buf), "meshvpn.internal");
+		rc = store_meta_set(co->st, "tailnet_domain", buf);
+	}
+	if (rc)
+		return rc;
+	snprintf(co->domain, sizeof(co->domain), "%.63s", buf);
+	return 0;
+}
+
+int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts)
+{
+	char path[4096];
+	int rc;
+
+	memset(co, 0, sizeof(*co));
+	co->loop = loop;
+	co->opts = *opts;
+	keymap_init(&co->by_token);
+	keymap_init(&co->by_node_key);
+	keymap_init(&co->by_machine_key);
+	keymap_init(&co->by_name);
+	keymap_init(&co->by_challenge);
+	co->challenges = calloc(COORD_MAX_CHALLENGES, sizeof(*co->challenges));
+	if (!co->challenges || ipalloc_init(co)) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	snprintf(path, sizeof(path), "%s/coord.db", opts->state_dir);
+	rc = store_open(path, &co->st);
+	if (rc)
+		goto err;
+	rc = load_settings(co);
+	if (!rc)
+		rc = store_node_foreach(co->st, load_node, co);
+	if (!rc)
+		rc = store_authkey_foreach(co->st, load_authkey, co);
+	if (!rc)
+		rc = store_apikey_foreach(co->st, load_apikey, co);
+	if (!rc)
+		rc = store_relay_foreach(co->st, load_relay, co);
+	if (rc)
+		goto err;
+	log_info("tailnet loaded", "nodes=%zu domain=%s", co->n_nodes, co->domain);
+	return 0;
+err:
+	coord_close(co);
+	return rc;
+}
+
+void coord_close(struct coord *co)
+{
+	struct node *n, *nn;
+
+	for (n = co->nodes_head; n; n = nn) {
+		nn = n->next;
+		node_free(n);
+	}
+	co->nodes_head = co->nodes_tail = NULL;
+	while (co->authkeys) {
+		struct authkey *k = co->authkeys;
+		co->authkeys = k->next;
+		free(k);
+	}
+	while (co->apikeys) {
+		struct apikey *k = co->apikeys;
+		co->apikeys = k->next;
+		free(k);
+	}
+	while (co->relays) {
+		struct relay *r = co->relays;
+		co->relays = r->next;
+		free(r);
+	}
+	keymap_free(&co->by_token);
+	keymap_free(&co->by_node_key);
+	keymap_free(&co->by_machine_key);
+	keymap_free(&co->by_name);
+	keymap_free(&co->by_challenge);
+	free(co->challenges);
+	co->challenges = NULL;
+	free(co->ip_used);
+	co->ip_used = NULL;
+	store_close(co->st);
+	co->st = NULL;
+}
+
+struct node *coord_node_find(struct coord *co, const char *name_or_id)
+{
+	struct node *n = node_by_name(co, name_or_id);
+	char *end;
+	long long id;
+
+	if (n)
+		return n;
+	id = strtoll(name_or_id, &end, 10);
+	if (!*name_or_id || *end || id <= 0)
+		return NULL;
+	for (n = co->nodes_head; n; n = n->next)
+		if (n->rec.id == id)
+			return n;
+	return NULL;
+}
+
+struct node *coord_node_by_token(struct coord *co, const char *token)
+{
+	uint8_t h[HASH_LEN];
+
+	if (!token || strncmp(token, TOKEN_NODE, strlen(TOKEN_NODE)))
+		return NULL;
+	keys_hash(token, strlen(token), h);
+	return keymap_get(&co->by_token, h);
+}
+
+/* --- registration challenges: a ring in issue order, so expiry pops from the head --- */
+
+static void challenge_pop(struct coord *co)
+{
+	struct challenge *c = &co->challenges[co->ch_head];
+
+	if (keymap_get(&co->by_challenge, c->value) == c)
+		keymap_del(&co->by_challenge, c->value);
+	co->ch_head = (co->ch_head + 1) % COORD_MAX_CHALLENGES;
+	co->ch_count--;
+}
+
+int coord_challenge_new(struct coord *co, uint8_t out[32])
+{
+	struct challenge *c;
+	int64_t now = coord_now();
+
+	while (co->ch_count) {
+		struct challenge *h = &co->challenges[co->ch_head];
+		if (h->expires > now && keymap_get(&co->by_challenge, h->value) == h)
+			break;
+		challenge_pop(co);
+	}
+	if (co->ch_count == COORD_MAX_CHALLENGES)
+		return -EBUSY;
+	c = &co->challenges[(co->ch_head + co->ch_count) % COORD_MAX_CHALLENGES];
+	randombytes_buf(c->value, sizeof(c->value));
+	c->expires = now + COORD_CHALLENGE_TTL;
+	if (keymap_put(&co->by_challenge, c->value, c))
+		return -EAGAIN;   /* a 256-bit collision: not in this universe */
+	co->ch_count++;
+	memcpy(out, c->value, 32);
+	return 0;
+}
+
+static int challenge_take(struct coord *co, const uint8_t value[32])
+{
+	struct challenge *c = keymap_get(&co->by_challenge, value);
+
+	if (!c)
+		return -ENOENT;
+	keymap_del(&co->by_challenge, value);
+	return c->expires > coord_now() ? 0 : -ETIMEDOUT;
+}
+
+/* --- auth keys --- */
+
+static struct authkey *authkey_lookup(struct coord *co, const char *key)
+{
+	uint8_t h[HASH_LEN];
+
+	keys_hash(key, strlen(key), h);
+	for (struct authkey *k = co->authkeys; k; k = k->next)
+		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
+			return k;
+	return NULL;
+}
+
+static const char *authkey_problem(const struct authkey *k)
+{
+	if (!k)
+		return "invalid auth key";
+	if (k->rec.revoked)
+		return "auth key revoked";
+	if (k->rec.expiry && coord_now() >= k->rec.expiry)
+		return "auth key expired";
+	if (!k->rec.reusable && k->rec.uses > 0)
+		return "auth key already used (create a --reusable key for several nodes)";
+	return NULL;
+}
+
+int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
+			 const char *tags, char *key_out, size_t key_size, struct authkey **out)
+{
+	struct authkey *k = calloc(1, sizeof(*k));
+	int rc;
+
+	if (!k)
+		return -ENOMEM;
+	keys_random_token(TOKEN_AUTH, key_out, key_size);
+	keys_hash(key_out, strlen(key_out), k->rec.hash);
+	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_AUTH));
+	k->rec.reusable = reusable;
+	k->rec.ephemeral = ephemeral;
+	snprintf(k->rec.tags, sizeof(k->rec.tags), "%s", tags ? tags : "");
+	k->rec.created = coord_now();
+	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
+	rc = store_authkey_insert(co->st, &k->rec);
+	if (rc) {
+		sodium_memzero(key_out, key_size);
+		free(k);
+		return rc;
+	}
+	k->next = co->authkeys;
+	co->authkeys = k;
+	if (out)
+		*out = k;
+	log_info("auth key created", "id=%lld reusable=%d ephemeral=%d", (long long)k->rec.id,
+		 reusable, ephemeral);
+	return 0;
+}
+
+struct authkey *coord_authkey_find(struct coord *co, int64_t id, const char *prefix)
+{
+	for (struct authkey *k = co->authkeys; k; k = k->next) {
+		if (id && k->rec.id == id)
+			return k;
+		if (prefix && *prefix && strlen(prefix) >= 6 &&
+		    !strncmp(k->rec.prefix, prefix, strlen(prefix)))
+			return k;
+	}
+	return NULL;
+}
+
+int coord_authkey_revoke(struct coord *co, struct authkey *k)
+{
+	struct authkey_rec r = k->rec;
+	int rc;
+
+	r.revoked = 1;
+	rc = store_authkey_update(co->st, &r);
+	if (!rc) {
+		k->rec = r;
+		log_info("auth key revoked", "id=%lld", (long long)r.id);
+	}
+	return rc;
+}
+
+/* --- API keys (admin over HTTPS) --- */
+
+int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size)
+{
+	struct apikey *k = calloc(1, sizeof(*k));
+	int rc;
+
+	if (!k)
+		return -ENOMEM;
+	keys_random_token(TOKEN_API, key_out, key_size);
+	keys_hash(key_out, strlen(key_out), k->rec.hash);
+	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_API));
+	k->rec.created = coord_now();
+	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
+	rc = store_apikey_insert(co->st, &k->rec);
+	if (rc) {
+		free(k);
+		return rc;
+	}
+	k->next = co->apikeys;
+	co->apikeys = k;
+	return 0;
+}
+
+int coord_apikey_check(struct coord *co, const char *key)
+{
+	uint8_t h[HASH_LEN];
+
+	if (!key || strncmp(key, TOKEN_API, strlen(TOKEN_API)))
+		return -EPERM;
+	keys_hash(key, strlen(key), h);
+	for (struct apikey *k = co->apikeys; k; k = k->next)
+		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
+			return k->rec.revoked || (k->rec.expiry && coord_now() >= k->rec.expiry)
+				? -EPERM : 0;
+	return -EPERM;
+}
+
+int coord_apikey_revoke(struct coord *co, const char *prefix_or_id)
+{
+	long long id = atoll(prefix_or_id);
+
+	for (struct apikey *k = co->apikeys; k; k = k->next) {
+		if ((id > 0 && k->rec.id == id) ||
+		    (strlen(prefix_or_id) >= 6 && !strncmp(k->rec.prefix, prefix_or_id, strlen(prefix_or_id)))) {
+			struct apikey_rec r = k->rec;
+			int rc;
+			r.revoked = 1;
+			rc = store_apikey_update(co->st, &r);
+			if (!rc)
+				k->rec = r;
+			return rc;
+		}
+	}
+	return -ENOENT;
+}
+
+/* --- nodes --- */
+
+static int valid_text(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static void unique_name(struct coord *co, const char *hostname, const struct node *self,
+			char out[STORE_NAME_LEN])
+{
+	char base[STORE_NAME_LEN];
+	struct node *other;
+
+	coord_sanitize_label(hostname, base, sizeof(base));
+	snprintf(out, STORE_NAME_LEN, "%s", base);
+	for (int i = 2; (other = node_by_name(co, out)) && other != self; i++) {
+		char suffix[16];
+		int sl = snprintf(suffix, sizeof(suffix), "-%d", i);
+		/* Keep the label within 63 characters. */
+		snprintf(out, STORE_NAME_LEN, "%.*s%s", 63 - sl, base, suffix);
+	}
+}
+
+static void new_token(struct node_rec *r, char *token, size_t size)
+{
+	keys_random_token(TOKEN_NODE, token, size);
+	keys_hash(token, strlen(token), r->token_hash);
+}
+
+static json_t *coord_register_answer(struct coord *co, const struct node *n, const char *token)
+{
+	char v4[16], v6[48];
+
+	ip4_to_text(n->rec.ipv4, v4, sizeof(v4));
+	ip6_to_text(n->rec.ipv6, v6, sizeof(v6));
+	json_t *a = json_pack("{s:I, s:s, s:s, s:s, s:s, s:[s,s], s:I}",
+			      "id", (json_int_t)n->rec.id, "name", n->rec.name,
+			      "state", coord_node_state(n), "token", token,
+			      "domain", co->domain, "ips", v4, v6,
+			      "key_expiry", (json_int_t)n->rec.key_expiry);
+	char cmd[128];
+
+	if (a && n->rec.state == NODE_PENDING) {
+		snprintf(cmd, sizeof(cmd), "coord nodes approve %s", n->rec.name);
+		json_object_set_new(a, "approve_command", json_string(cmd));
+	}
+	return a;
+}
+
+int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen)
+{
+	const char *challenge, *node_b64, *disco_b64, *machine_b64, *hostname, *os = "", *auth = NULL;
+	const char *sighex;
+	uint8_t ch[32], sig[SIG_LEN];
+	char msg[1024], token[COORD_TOKEN_MAX];
+	struct node_rec r;
+	struct node *n, *other;
+	struct authkey *ak = NULL;
+	int m, rc, was_visible = 0, is_new, key_changed = 0;
+
+	memset(&r, 0, sizeof(r));
+	if (json_get_str(req, "challenge", &challenge) || hex_decode(challenge, ch, sizeof(ch)) ||
+	    json_get_str(req, "node_key", &node_b64) || key_from_base64(node_b64, r.node_key) ||
+	    json_get_str(req, "disco_key", &disco_b64) || key_from_base64(disco_b64, r.disco_key) ||
+	    json_get_str(req, "machine_key", &machine_b64) ||
+	    key_from_base64(machine_b64, r.machine_key) ||
+	    json_get_str(req, "hostname", &hostname) || !valid_text(hostname, 255) ||
+	    json_get_str(req, "signature", &sighex) || hex_decode(sighex, sig, sizeof(sig))) {
+		snprintf(err, errlen, "registration needs challenge, node_key, disco_key, machine_key, hostname and signature, well-formed");
+		return 400;
+	}
+	if ((json_get_str(req, "os", &os) == -EINVAL) || !valid_text(os, 31) ||
+	    (json_get_str(req, "auth_key", &auth) == -EINVAL) || (auth && !valid_text(auth, 128))) {
+		snprintf(err, errlen, "os and auth_key must be short strings");
+		return 400;
+	}
+	if (key_is_zero(r.node_key) || key_is_zero(r.disco_key)) {
+		snprintf(err, errlen, "all-zero keys are not accepted");
+		return 400;
+	}
+	rc = challenge_take(co, ch);
+	if (rc) {
+		snprintf(err, errlen, rc == -ETIMEDOUT ? "challenge expired: ask for a new one"
+			 : "unknown or already used challenge: ask for a new one");
+		return 401;
+	}
+	m = coord_register_message(challenge, node_b64, disco_b64, machine_b64, hostname, os, auth,
+				   msg, sizeof(msg));
+	if (m < 0 || keys_verify(r.machine_key, msg, (size_t)m, sig)) {
+		snprintf(err, errlen, "signature does not verify with the machine key");
+		return 401;
+	}
+	if (auth) {
+		const char *problem;
+		ak = authkey_lookup(co, auth);
+		problem = authkey_problem(ak);
+		if (problem) {
+			snprintf(err, errlen, "%s", problem);
+			return 401;
+		}
+	}
+
+	n = keymap_get(&co->by_machine_key, r.machine_key);
+	other = keymap_get(&co->by_node_key, r.node_key);
+	if (other && other != n) {
+		snprintf(err, errlen, "node key already belongs to another node");
+		return 409;
+	}
+	is_new = !n;
+	if (n) {
+		if (n->rec.state == NODE_REJECTED) {
+			snprintf(err, errlen, "this machine was rejected by an admin");
+			return 403;
+		}
+		was_visible = coord_node_visible(n);
+		key_changed = memcmp(n->rec.node_key, r.node_key, KEY_LEN) != 0;
+		memcpy(r.machine_key, n->rec.machine_key, KEY_LEN);
+		uint8_t nk[KEY_LEN], dk[KEY_LEN];
+		memcpy(nk, r.node_key, KEY_LEN);
+		memcpy(dk, r.disco_key, KEY_LEN);
+		r = n->rec;
+		memcpy(r.node_key, nk, KEY_LEN);
+		memcpy(r.disco_key, dk, KEY_LEN);
+		snprintf(r.hostname, sizeof(r.hostname), "%.63s", hostname);
+		snprintf(r.os, sizeof(r.os), "%s", os);
+		if (ak) {
+			r.state = NODE_APPROVED;
+			r.auth_key_id = ak->rec.id;
+			r.key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
+		} else if (key_changed || node_expired(n)) {
+			/* A new key, or one past its expiry, must be vouched for again. */
+			r.state = NODE_PENDING;
+			r.key_expiry = 0;
+		}
+	} else {
+		snprintf(r.hostname, sizeof(r.hostname), "%.63s", hostname);
+		snprintf(r.os, sizeof(r.os), "%s", os);
+		unique_name(co, hostname, NULL, r.name);
+		rc = ipalloc_take(co, &r.ipv4);
+		if (rc) {
+			snprintf(err, errlen, "no free addresses left in 100.64.0.0/10");
+			return 503;
+		}
+		ipalloc_v6(co, r.ipv4, r.ipv6);
+		r.created = coord_now();
+		r.state = ak ? NODE_APPROVED : NODE_PENDING;
+		if (ak) {
+			r.auth_key_id = ak->rec.id;
+			r.ephemeral = ak->rec.ephemeral;
+			snprintf(r.tags, sizeof(r.tags), "%s", ak->rec.tags);
+			r.key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
+		}
+	}
+	r.last_seen = coord_now();
+	new_token(&r, token, sizeof(token));
+
+	rc = store_begin(co->st);
+	if (!rc)
+		rc = is_new ? store_node_insert(co->st, &r) : store_node_update(co->st, &r);
+	if (!rc && ak) {
+		struct authkey_rec kr = ak->rec;
+		kr.uses++;
+		rc = store_authkey_update(co->st, &kr);
+		if (!rc)
+			rc = store_commit(co->st);
+		if (!rc)
+			ak->rec = kr;
+	} else if (!rc) {
+		rc = store_commit(co->st);
+	}
+	if (rc) {
+		store_rollback(co->st);
+		if (is_new)
+			ipalloc_release(co, r.ipv4);
+		sodium_memzero(token, sizeof(token));
+		snprintf(err, errlen, "could not store the node");
+		return 500;
+	}
+
+	if (is_new) {
+		n = calloc(1, sizeof(*n));
+		if (!n || (n->rec = r, index_node(co, n))) {
+			/* Stored but not indexable: only possible on allocation failure; a restart
+			 * loads it. */
+			free(n);
+			snprintf(err, errlen, "out of memory");
+			return 500;
+		}
+		link_node(co, n);
+		co->stats.registrations++;
+		log_info("node registered", "id=%lld name=%s state=%s auth_key=%lld",
+			 (long long)r.id, r.name, coord_node_state(n), (long long)r.auth_key_id);
+		if (coord_node_visible(n))
+			netmap_peer_added(co, n);
+	} else {
+		if (was_visible && key_changed)
+			netmap_peer_removed(co, n);   /* under its old key */
+		unindex_node(co, n);
+		n->rec = r;
+		n->expired_notified = node_expired(n);
+		index_node(co, n);
+		netmap_invalidate(n);
+		log_info("node re-registered", "id=%lld name=%s state=%s key_changed=%d",
+			 (long long)r.id, r.name, coord_node_state(n), key_changed);
+		if (coord_node_visible(n) && (!was_visible || key_changed))
+			netmap_peer_added(co, n);
+		else if (was_visible && !coord_node_visible(n) && !key_changed)
+			netmap_peer_removed(co, n);
+		else if (coord_node_visible(n))
+			netmap_peer_changed(co, n);
+		netmap_send_full(co, n);
+	}
+	*resp = coord_register_answer(co, n, token);
+	sodium_memzero(token, sizeof(token));
+	return *resp ? 0 : 500;
+}
+
+static int save_node(struct coord *co, const struct node_rec *r, struct node *n)
+{
+	int rc = store_node_update(co->st, r);
+
+	if (rc) {
+		log_error("could not store node", "id=%lld err=%d", (long long)r->id, rc);
+		return rc;
+	}
+	n->rec = *r;
+	netmap_invalidate(n);
+	return 0;
+}
+
+int coord_node_approve(struct coord *co, struct node *n)
+{
+	struct node_rec r = n->rec;
+	int was_visible = coord_node_visible(n), rc;
+
+	if (n->rec.state == NODE_APPROVED && !node_expired(n))
+		return 0;
+	r.state = NODE_APPROVED;
+	r.key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
+	rc = save_node(co, &r, n);
+	if (rc)
+		return rc;
+	n->expired_notified = 0;
+	log_info("node approved", "id=%lld name=%s", (long long)r.id, r.name);
+	if (!was_visible)
+		netmap_peer_added(co, n);
+	netmap_send_full(co, n);
+	return 0;
+}
+
+int coord_node_reject(struct coord *co, struct node *n)
+{
+	struct node_rec r = n->rec;
+	int was_visible = coord_node_visible(n), rc;
+
+	r.state = NODE_REJECTED;
+	rc = save_node(co, &r, n);
+	if (rc)
+		return rc;
+	log_info("node rejected", "id=%lld name=%s", (long long)r.id, r.name);
+	if (was_visible)
+		netmap_peer_removed(co, n);
+	netmap_node_gone(co, n, "rejected");
+	return 0;
+}
+
+int coord_node_expire(struct coord *co, struct node *n)
+{
+	struct node_rec r = n->rec;
+	int was_visible = coord_node_visible(n), rc;
+
+	r.key_expiry = coord_now();
+	rc = save_node(co, &r, n);
+	if (rc)
+		return rc;
+	n->expired_notified = 1;
+	log_info("node expired", "id=%lld name=%s", (long long)r.id, r.name);
+	if (was_visible)
+		netmap_peer_removed(co, n);
+	netmap_send_full(co, n);
+	return 0;
+}
+
+int coord_node_delete(struct coord *co, struct node *n)
+{
+	int rc = store_node_delete(co->st, n->rec.id);
+
+	if (rc && rc != -ENOENT)
+		return rc;
+	log_info("node deleted", "id=%lld name=%s", (long long)n->rec.id, n->rec.name);
+	if (coord_node_visible(n))
+		netmap_peer_removed(co, n);
+	netmap_node_gone(co, n, "deleted");
+	unindex_node(co, n);
+	unlink_node(co, n);
+	ipalloc_release(co, n->rec.ipv4);
+	node_free(n);
+	return 0;
+}
+
+int coord_node_rename(struct coord *co, struct node *n, const char *name, char *err, size_t errlen)
+{
+	char label[STORE_NAME_LEN];
+	struct node_rec r = n->rec;
+	struct node *other;
+	int rc;
+
+	coord_sanitize_label(name, label, sizeof(label));
+	if (strcmp(label, name)) {
+		snprintf(err, errlen, "'%s' is not a DNS label (lowercase letters, digits, '-'; try '%s')",
+			 name, label);
+		return -EINVAL;
+	}
+	other = node_by_name(co, name);
+	if (other && other != n) {
+		snprintf(err, errlen, "another node is already called '%s'", name);
+		return -EEXIST;
+	}
+	snprintf(r.name, sizeof(r.name), "%s", name);
+	rc = store_node_update(co->st, &r);
+	if (rc) {
+		snprintf(err, errlen, "could not store the node");
+		return rc;
+	}
+	keymap_del(&co->by_name, n->name_hash);
+	n->rec = r;
+	name_hash(n->rec.name, n->name_hash);
+	keymap_put(&co->by_name, n->name_hash, n);
+	netmap_invalidate(n);
+	log_info("node renamed", "id=%lld name=%s", (long long)r.id, r.name);
+	if (coord_node_visible(n))
+		netmap_peer_changed(co, n);
+	netmap_send_full(co, n);
+	return 0;
+}
+
+static int valid_endpoint(const char *s)
+{
+	char host[64];
+	uint16_t port;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strlen(s) >= COORD_ENDPOINT_LEN || conn_parse_hostport(s, host, sizeof(host), &port) ||
+	    !port)
+		return 0;
+	return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *body, char *err, size_t errlen)
+{
+	json_t *eps = json_object_get(body, "endpoints"), *v;
+	const char *relay = "";
+	size_t i;
+
+	if (!json_is_array(eps) || json_array_size(eps) > COORD_MAX_ENDPOINTS) {
+		snprintf(err, errlen, "endpoints must be an array of at most %d \"ip:port\" strings",
+			 COORD_MAX_ENDPOINTS);
+		return -EINVAL;
+	}
+	json_array_foreach(eps, i, v) {
+		if (!json_is_string(v) || !valid_endpoint(json_string_value(v))) {
+			snprintf(err, errlen, "endpoint %zu is not \"ip:port\"", i);
+			return -EINVAL;
+		}
+	}
+	if (json_get_str(body, "home_relay", &relay) == -EINVAL || !valid_text(relay, STORE_NAME_LEN - 1)) {
+		snprintf(err, errlen, "home_relay must be a relay name");
+		return -EINVAL;
+	}
+	json_array_foreach(eps, i, v)
+		snprintf(n->endpoints[i], COORD_ENDPOINT_LEN, "%s", json_string_value(v));
+	n->n_endpoints = (int)json_array_size(eps);
+	snprintf(n->home_relay, sizeof(n->home_relay), "%s", relay);
+	n->rec.last_seen = coord_now();
+	netmap_invalidate(n);
+	if (coord_node_visible(n))
+		netmap_endpoints_changed(co, n);
+	return 0;
+}
+
+void coord_tick(struct coord *co)
+{
+	int64_t now = coord_now();
+	struct node *n, *nn;
+
+	for (n = co->nodes_head; n; n = nn) {
+		nn = n->next;
+		if (n->rec.state == NODE_APPROVED && !n->expired_notified && node_expired(n)) {
+			n->expired_notified = 1;
+			netmap_invalidate(n);
+			log_info("node key expired", "id=%lld name=%s", (long long)n->rec.id, n->rec.name);
+			netmap_peer_removed(co, n);
+			netmap_send_full(co, n);
+		}
+		if (n->rec.ephemeral && !n->watcher && n->disconnected_at &&
+		    now - n->disconnected_at >= co->opts.ephemeral_timeout) {
+			log_info("ephemeral node removed", "id=%lld name=%s", (long long)n->rec.id,
+				 n->rec.name);
+			coord_node_delete(co, n);
+		}
+	}
+	while (co->ch_count) {
+		struct challenge *h = &co->challenges[co->ch_head];
+		if (h->expires > now && keymap_get(&co->by_challenge, h->value) == h)
+			break;
+		challenge_pop(co);
+	}
+}
+
+/* --- relays --- */
+
+int coord_relay_add(struct coord *co, const char *name, const char *url, char *token_out,
+		    size_t token_size, char *err, size_t errlen)
+{
+	struct relay *r, **tail;
+	char label[STORE_NAME_LEN];
+	struct http_url u;
+	int rc;
+
+	coord_sanitize_label(name, label, sizeof(label));
+	if (strcmp(label, name)) {
+		snprintf(err, errlen, "relay name must be a DNS label (try '%s')", label);
+		return -EINVAL;
+	}
+	if (http_url_parse(url, &u) || u.scheme != HTTP_SCHEME_HTTPS) {
+		snprintf(err, errlen, "relay URL must look like https://host[:port]");
+		return -EINVAL;
+	}
+	for (r = co->relays; r; r = r->next) {
+		if (!strcmp(r->rec.name, name)) {
+			snprintf(err, errlen, "a relay called '%s' exists already", name);
+			return -EEXIST;
+		}
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	snprintf(r->rec.name, sizeof(r->rec.name), "%s", name);
+	snprintf(r->rec.url, sizeof(r->rec.url), "%s", url);
+	keys_random_token(TOKEN_RELAY, token_out, token_size);
+	keys_hash(token_out, strlen(token_out), r->rec.token_hash);
+	r->rec.created = coord_now();
+	rc = store_relay_insert(co->st, &r->rec);
+	if (rc) {
+		snprintf(err, errlen, "could not store the relay");
+		sodium_memzero(token_out, token_size);
+		free(r);
+		return rc;
+	}
+	for (tail = &co->relays; *tail; tail = &(*tail)->next)
+		;
+	*tail = r;
+	log_info("relay added", "name=%s url=%s", name, url);
+	netmap_relays_changed(co);
+	return 0;
+}
+
+int coord_relay_remove(struct coord *co, const char *name)
+{
+	for (struct relay **p = &co->relays; *p; p = &(*p)->next) {
+		struct relay *r = *p;
+		int rc;
+		if (strcmp(r->rec.name, name))
+			continue;
+		rc = store_relay_delete(co->st, r->rec.id);
+		if (rc && rc != -ENOENT)
+			return rc;
+		*p = r->next;
+		netmap_relay_detach(co, r);   /* it is no longer one of ours */
+		log_info("relay removed", "name=%s", name);
+		free(r);
+		netmap_relays_changed(co);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct relay *coord_relay_by_token(struct coord *co, const char *token)
+{
+	uint8_t h[HASH_LEN];
+
+	if (!token || strncmp(token, TOKEN_RELAY, strlen(TOKEN_RELAY)))
+		return NULL;
+	keys_hash(token, strlen(token), h);
+	for (struct relay *r = co->relays; r; r = r->next)
+		if (!keys_equal_ct(r->rec.token_hash, h, HASH_LEN))
+			return r;
+	return NULL;
+}
+
+int coord_relay_set_pin(struct coord *co, struct relay *r, const char *pin)
+{
+	struct relay_rec rec = r->rec;
+	uint8_t raw[32];
+	int rc;
+
+	if (tls_pin_parse(pin, raw))
+		return -EINVAL;
+	if (!strcmp(rec.pin, pin))
+		return 0;
+	snprintf(rec.pin, sizeof(rec.pin), "%s", pin);
+	rc = store_relay_update(co->st, &rec);
+	if (rc)
+		return rc;
+	r->rec = rec;
+	netmap_relays_changed(co);
+	return 0;
+}

@@ -1,0 +1,34 @@
+/* coord_proto.h - the node ↔ coord protocol, shared by coord (verifies) and vpnd and the
+ * test clients (sign): paths, the signed registration message, netmap line types. */
+#ifndef MESHVPN_COORD_PROTO_H
+#define MESHVPN_COORD_PROTO_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include "meshvpn/keys.h"
+
+#define COORD_PATH_CHALLENGE "/v1/challenge"
+#define COORD_PATH_REGISTER  "/v1/register"
+#define COORD_PATH_MAP       "/v1/map"
+#define COORD_PATH_ENDPOINTS "/v1/endpoints"
+#define COORD_PATH_LOGOUT    "/v1/logout"
+#define COORD_PATH_RELAY_STREAM "/v1/relay/stream"
+#define COORD_PATH_RELAY_PIN "/v1/relay/pin"
+
+#define COORD_CHALLENGE_HEX 64
+#define COORD_TOKEN_MAX 96
+
+/* The bytes the machine key signs at registration: binds the server's one-time
+ * challenge to every field that matters, so a captured request can be neither
+ * replayed nor altered. auth_key may be NULL (only its SHA-256 enters the message).
+ * Returns the length written, or -ENOSPC. */
+int coord_register_message(const char *challenge_hex, const char *node_key_b64,
+			   const char *disco_key_b64, const char *machine_key_b64,
+			   const char *hostname, const char *os, const char *auth_key,
+			   char *out, size_t size);
+
+/* The registration body for these keys, signed. NULL on allocation failure. */
+json_t *coord_register_body(const struct node_keys *k, const char *challenge_hex,
+			    const char *hostname, const char *os, const char *auth_key);
+
+#endif

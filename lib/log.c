@@ -1,0 +1,101 @@
+/* log.c - logfmt-style event lines on stderr, one write(2) per line so lines from
+ * several processes sharing a terminal or file never interleave. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meshvpn/log.h"
+
+static enum log_level current = LOG_INFO;
+static const char *const names[] = { "error", "warn", "info", "debug" };
+
+void log_set_level(enum log_level level)
+{
+	current = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return current;
+}
+
+int log_parse_level(const char *s, enum log_level *out)
+{
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (s && !strcmp(s, names[i])) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *log_quote(const char *value, char *buf, unsigned long size)
+{
+	size_t o = 0;
+	int needs = !value[0];
+
+	for (const char *p = value; *p; p++)
+		if (*p == ' ' || *p == '"' || *p == '=' || *p == '\\' || (unsigned char)*p < 0x20)
+			needs = 1;
+	if (!needs) {
+		snprintf(buf, size, "%s", value);
+		return buf;
+	}
+	if (size < 3) {
+		if (size)
+			buf[0] = 0;
+		return buf;
+	}
+	buf[o++] = '"';
+	for (const char *p = value; *p && o + 3 < size; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"' || ch == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			buf[o++] = '?';
+		} else {
+			buf[o++] = (char)ch;
+		}
+	}
+	buf[o++] = '"';
+	buf[o] = 0;
+	return buf;
+}
+
+void log_write(enum log_level level, const char *msg, const char *kv, ...)
+{
+	char line[2048], qmsg[512];
+	struct timespec ts;
+	struct tm tm;
+	int n;
+	va_list ap;
+
+	if (level > current)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=%s",
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		     tm.tm_sec, ts.tv_nsec / 1000000, names[level],
+		     log_quote(msg, qmsg, sizeof(qmsg)));
+	if (n < 0)
+		return;
+	if (kv && kv[0] && (size_t)n < sizeof(line) - 2) {
+		line[n++] = ' ';
+		va_start(ap, kv);
+		int m = vsnprintf(line + n, sizeof(line) - (size_t)n, kv, ap);
+		va_end(ap);
+		if (m > 0)
+			n += m;
+	}
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
+}
