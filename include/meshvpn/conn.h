@@ -9,7 +9,7 @@
 
 struct conn;
 
-/* Bytes arrived (plaintext). */
+/* Bytes arrived (plaintext); buf is valid only during the call. */
 typedef void (*conn_read_cb)(struct conn *c, const uint8_t *buf, size_t len, void *arg);
 /* The connection ended: the peer closed (UV_EOF) or an error (negative errno / UV error).
  * Called at most once; afterwards the owner must call conn_close(). */
@@ -41,7 +41,8 @@ int conn_write(struct conn *c, const void *buf, size_t len);
 /* Bytes queued but not yet handed to the kernel: callers use it for back-pressure. */
 size_t conn_pending(const struct conn *c);
 /* Stops reading and writing, frees c once libuv has closed the handle. No callback
- * is called after conn_close() returns. */
+ * is called after conn_close() returns; safe inside on_read/on_end. Bytes already
+ * queued are still flushed before the socket closes (for at most a few seconds). */
 void conn_close(struct conn *c);
 /* Flow control for the read side. */
 void conn_read_stop(struct conn *c);
@@ -54,6 +55,8 @@ int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_conn
 
 /* Listeners: "HOST:PORT" ("[::1]:8443", "0.0.0.0:8443", ":8443" = all addresses). */
 int conn_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *port);
+/* On failure the handle has been handed to uv_close(): let the loop run before reusing
+ * its memory. Programs must ignore SIGPIPE (libuv writes with plain write(2)). */
 int conn_listen_tcp(uv_loop_t *loop, const char *hostport, uv_tcp_t *tcp, uv_connection_cb cb);
 /* Unix listener with mode 0600 (removes a stale socket file first). */
 int conn_listen_unix(uv_loop_t *loop, const char *path, uv_pipe_t *pipe, uv_connection_cb cb);

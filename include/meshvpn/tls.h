@@ -15,6 +15,7 @@ int tls_config_server_new(const char *cert_file, const char *key_file, struct tl
  * when given, else the CA bundle (NULL = /etc/ssl/certs/ca-certificates.crt) plus
  * host name verification. */
 int tls_config_client_new(const char *ca_file, const char *pin, struct tls_config **out);
+/* Connections hold a reference: the config may be freed while they still run. */
 void tls_config_free(struct tls_config *cfg);
 
 /* Creates an ECDSA P-256 key (0600) and a self-signed certificate for common_name,
@@ -26,9 +27,11 @@ int tls_cert_pin(const char *cert_path, char out[TLS_PIN_LEN]);
 int tls_pin_parse(const char *pin, uint8_t out[32]);
 
 /* Accepts a pending connection on server and starts the handshake; reads are delivered
- * after it completes; a failed handshake ends the conn (on_end) with an error. */
+ * after it completes; a failed handshake ends the conn (on_end) with an error (-EPROTO,
+ * -ETIMEDOUT after 15 s). Writes before it completes are held and sent after it. */
 int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out);
-/* Connects, runs the handshake, verifies the peer, then calls cb. */
+/* Connects, runs the handshake, verifies the peer, then calls cb (status -EPERM when
+ * the pin or certificate does not verify). */
 int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
 		conn_connect_cb cb, void *arg);
 

@@ -1,0 +1,730 @@
+/* test_tls.c - tls.c and tls_cert.c on loopback: echo, 1 MiB writes, pins, CA checks, garbage, flow control. */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "meshvpn/log.h"
+#include "meshvpn/tls.h"
+
+#define DEADLINE_MS 15000
+
+static char dir[256], cert[300], key[300], other_cert[300], other_key[300];
+static char pin[TLS_PIN_LEN], other_pin[TLS_PIN_LEN];
+
+/* -- loop helpers -- */
+
+static int deadline_hit;
+
+static void deadline_cb(uv_timer_t *t)
+{
+	deadline_hit = 1;
+}
+
+static void run_until(uv_loop_t *loop, const int *flag)
+{
+	uv_timer_t deadline;
+
+	deadline_hit = 0;
+	uv_timer_init(loop, &deadline);
+	uv_timer_start(&deadline, deadline_cb, DEADLINE_MS, 0);
+	while (!*flag && !deadline_hit)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&deadline, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	assert_false(deadline_hit);
+}
+
+static void loop_finish(uv_loop_t *loop)
+{
+	for (int i = 0; i < 100 && uv_run(loop, UV_RUN_NOWAIT); i++)
+		;
+	assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void fill(uint8_t *p, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+/* -- a TLS echo server -- */
+
+#define MAX_PEERS 8
+
+struct peer {
+	struct conn *c;
+	size_t received;
+	int ended, end_status;
+	int closed;
+	int close_on_read;
+	int echo_twice;
+};
+
+struct server {
+	uv_tcp_t tcp;
+	struct tls_config *cfg;
+	struct peer peers[MAX_PEERS];
+	int accepted;
+	int ended;                  /* how many peers ended */
+	int close_on_read;
+	int echo_twice;             /* two records per read: tests buffering on pause */
+	const char *greeting;       /* written at accept, before the handshake */
+};
+
+static void peer_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
+{
+	struct peer *p = arg;
+
+	assert_false(p->closed);
+	p->received += len;
+	assert_int_equal(conn_write(c, buf, len), 0);
+	if (p->echo_twice)
+		assert_int_equal(conn_write(c, buf, len), 0);
+	if (p->close_on_read) {
+		conn_close(c);
+		p->closed = 1;
+	}
+}
+
+static struct server *server_of_peer;
+
+static void peer_end(struct conn *c, int status, void *arg)
+{
+	struct peer *p = arg;
+
+	assert_false(p->closed);
+	assert_false(p->ended);
+	p->ended = 1;
+	p->end_status = status;
+	conn_close(c);
+	p->closed = 1;
+	server_of_peer->ended++;
+}
+
+static void on_connection(uv_stream_t *s, int status)
+{
+	struct server *srv = s->data;
+	struct peer *p;
+	struct conn *c;
+
+	assert_int_equal(status, 0);
+	assert_true(srv->accepted < MAX_PEERS);
+	p = &srv->peers[srv->accepted++];
+	assert_int_equal(tls_accept(srv->cfg, s, &c), 0);
+	p->c = c;
+	p->close_on_read = srv->close_on_read;
+	p->echo_twice = srv->echo_twice;
+	conn_set_callbacks(c, peer_read, peer_end, p);
+	/* The server may speak first: held until the handshake is done. */
+	if (srv->greeting)
+		assert_int_equal(conn_write(c, srv->greeting, strlen(srv->greeting)), 0);
+}
+
+static uint16_t server_start(uv_loop_t *loop, struct server *srv)
+{
+	struct sockaddr_in a;
+	int len = sizeof(a);
+
+	assert_int_equal(tls_config_server_new(cert, key, &srv->cfg), 0);
+	assert_int_equal(conn_listen_tcp(loop, "127.0.0.1:0", &srv->tcp, on_connection), 0);
+	srv->tcp.data = srv;
+	server_of_peer = srv;
+	assert_int_equal(uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&a, &len), 0);
+	return ntohs(a.sin_port);
+}
+
+static void server_stop(struct server *srv)
+{
+	for (int i = 0; i < srv->accepted; i++)
+		if (!srv->peers[i].closed) {
+			conn_close(srv->peers[i].c);
+			srv->peers[i].closed = 1;
+		}
+	uv_close((uv_handle_t *)&srv->tcp, NULL);
+	/* Connections hold a reference: freeing the config first must be safe. */
+	tls_config_free(srv->cfg);
+}
+
+/* -- a client -- */
+
+struct client {
+	struct conn *c;
+	int connected, connect_status;
+	uint8_t *buf;
+	size_t size, received;
+	int got_all;
+	int ended, end_status;
+	int closed;
+	int close_on_end;
+	int write_after_end;
+};
+
+static void client_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
+{
+	struct client *cl = arg;
+
+	assert_false(cl->closed);
+	assert_true(cl->received + len <= cl->size);
+	memcpy(cl->buf + cl->received, buf, len);
+	cl->received += len;
+	if (cl->received == cl->size)
+		cl->got_all = 1;
+}
+
+static void client_end(struct conn *c, int status, void *arg)
+{
+	struct client *cl = arg;
+
+	assert_false(cl->closed);
+	assert_false(cl->ended);
+	cl->ended = 1;
+	cl->end_status = status;
+	cl->write_after_end = conn_write(c, "x", 1);
+	if (cl->close_on_end) {
+		conn_close(c);
+		cl->closed = 1;
+	}
+}
+
+static void client_connected(struct conn *c, int status, void *arg)
+{
+	struct client *cl = arg;
+
+	assert_false(cl->connected);
+	cl->connected = 1;
+	cl->connect_status = status;
+	cl->c = c;
+	if (status == 0) {
+		assert_non_null(c);
+		conn_set_callbacks(c, client_read, client_end, cl);
+	} else {
+		assert_null(c);
+	}
+}
+
+static void client_close(struct client *cl)
+{
+	if (cl->c && !cl->closed)
+		conn_close(cl->c);
+	cl->closed = 1;
+	free(cl->buf);
+	cl->buf = NULL;
+}
+
+static void connect_with(uv_loop_t *loop, const char *ca, const char *p, const char *host,
+			 uint16_t port, struct client *cl)
+{
+	struct tls_config *cfg;
+
+	assert_int_equal(tls_config_client_new(ca, p, &cfg), 0);
+	assert_int_equal(tls_connect(loop, cfg, host, port, client_connected, cl), 0);
+	/* The connection keeps what it needs of the config. */
+	tls_config_free(cfg);
+	run_until(loop, &cl->connected);
+}
+
+static void echo_round_trip(uv_loop_t *loop, struct client *cl, size_t len, uint32_t seed)
+{
+	uint8_t *data = malloc(len);
+
+	assert_non_null(data);
+	fill(data, len, seed);
+	cl->buf = calloc(1, len);
+	cl->size = len;
+	cl->received = 0;
+	cl->got_all = 0;
+	assert_int_equal(conn_write(cl->c, data, len), 0);
+	run_until(loop, &cl->got_all);
+	assert_memory_equal(cl->buf, data, len);
+	free(data);
+	free(cl->buf);
+	cl->buf = NULL;
+}
+
+/* -- cases -- */
+
+static void test_tls_pin_parse(void **state)
+{
+	uint8_t out[32], zero[32] = { 0 };
+	char p[100];
+
+	snprintf(p, sizeof(p), "sha256:%s", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+	assert_int_equal(tls_pin_parse(p, out), 0);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(out[i], i);
+	assert_int_equal(tls_pin_parse("sha256:000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1EFF", out), 0);
+	assert_int_equal(out[31], 0xff);
+
+	memset(out, 0, sizeof(out));
+	assert_int_equal(tls_pin_parse(NULL, out), -EINVAL);
+	assert_int_equal(tls_pin_parse("", out), -EINVAL);
+	assert_int_equal(tls_pin_parse("sha256:", out), -EINVAL);
+	/* 63 and 65 digits */
+	assert_int_equal(tls_pin_parse("sha256:00010203040506070809a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", out), -EINVAL);
+	assert_int_equal(tls_pin_parse("sha256:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f0", out), -EINVAL);
+	assert_int_equal(tls_pin_parse("sha1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f00", out), -EINVAL);
+	assert_int_equal(tls_pin_parse("SHA256:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", out), -EINVAL);
+	assert_int_equal(tls_pin_parse("sha256:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g", out), -EINVAL);
+	assert_int_equal(tls_pin_parse(" sha256:00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", out), -EINVAL);
+	assert_int_equal(tls_pin_parse("sha256:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1 ", out), -EINVAL);
+	/* a failed parse leaves out alone */
+	assert_memory_equal(out, zero, sizeof(out));
+}
+
+static void test_tls_selfsigned_files(void **state)
+{
+	struct tls_config *cfg;
+	struct stat st;
+	char again[TLS_PIN_LEN], bad_key[400], junk[400];
+	FILE *f;
+
+	assert_int_equal(stat(key, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(stat(cert, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+
+	/* "sha256:" + 64 lowercase hex digits, stable, different per key */
+	assert_int_equal(strlen(pin), TLS_PIN_LEN - 1);
+	assert_int_equal(strncmp(pin, "sha256:", 7), 0);
+	for (const char *p = pin + 7; *p; p++)
+		assert_true((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'));
+	assert_int_equal(tls_cert_pin(cert, again), 0);
+	assert_string_equal(pin, again);
+	assert_string_not_equal(pin, other_pin);
+	{
+		uint8_t raw[32];
+		assert_int_equal(tls_pin_parse(pin, raw), 0);
+	}
+
+	/* The pair loads; a key that does not match the certificate does not. */
+	assert_int_equal(tls_config_server_new(cert, key, &cfg), 0);
+	tls_config_free(cfg);
+	assert_int_equal(tls_config_server_new(cert, other_key, &cfg), -EINVAL);
+	assert_int_equal(tls_config_server_new("/nonexistent/cert.pem", key, &cfg), -ENOENT);
+	snprintf(junk, sizeof(junk), "%s/junk.pem", dir);
+	f = fopen(junk, "w");
+	assert_non_null(f);
+	fputs("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", f);
+	fclose(f);
+	assert_int_equal(tls_config_server_new(junk, key, &cfg), -EINVAL);
+	assert_int_equal(tls_cert_pin(junk, again), -EINVAL);
+	assert_int_equal(tls_cert_pin("/nonexistent/cert.pem", again), -ENOENT);
+	assert_int_equal(tls_config_client_new(junk, NULL, &cfg), -EINVAL);
+	assert_int_equal(tls_config_client_new(NULL, "sha256:xyz", &cfg), -EINVAL);
+	unlink(junk);
+
+	/* A common name that would inject into the subject is refused. */
+	snprintf(bad_key, sizeof(bad_key), "%s/bad.key", dir);
+	assert_int_equal(tls_selfsigned_create(junk, bad_key, "a,O=evil"), -EINVAL);
+	assert_int_equal(access(bad_key, F_OK), -1);
+	/* No temporary files are left behind: the directory holds the two pairs. */
+	{
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		int n = 0;
+		assert_non_null(d);
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.')
+				n++;
+		closedir(d);
+		assert_int_equal(n, 4);
+	}
+}
+
+static void test_tls_echo_large(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct client cl = { 0 };
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_with(&loop, NULL, pin, "127.0.0.1", port, &cl);
+	assert_int_equal(cl.connect_status, 0);
+	echo_round_trip(&loop, &cl, 100, 1);
+	/* One 1 MiB write: mbedtls splits it into 16 KiB records. */
+	echo_round_trip(&loop, &cl, 1 << 20, 2);
+	assert_int_equal(srv.peers[0].received, 100 + (1 << 20));
+	/* The server's side ends cleanly when the client closes (close_notify). */
+	client_close(&cl);
+	run_until(&loop, &srv.peers[0].ended);
+	assert_int_equal(srv.peers[0].end_status, UV_EOF);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+static void test_tls_pin_wrong(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct client cl = { 0 };
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_with(&loop, NULL, other_pin, "127.0.0.1", port, &cl);
+	assert_int_equal(cl.connect_status, -EPERM);
+	assert_null(cl.c);
+	/* The server's handshake may finish; either way its conn ends. */
+	run_until(&loop, &srv.peers[0].ended);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+static void test_tls_ca_untrusted(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct client cl = { 0 }, cl2 = { 0 };
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	/* A CA file that does not hold the server's certificate. */
+	connect_with(&loop, other_cert, NULL, "localhost", port, &cl);
+	assert_int_equal(cl.connect_status, -EPERM);
+	assert_null(cl.c);
+	/* The system bundle does not trust a self-signed certificate either. */
+	if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0) {
+		connect_with(&loop, NULL, NULL, "localhost", port, &cl2);
+		assert_int_equal(cl2.connect_status, -EPERM);
+	}
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+static void test_tls_ca_trusted(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct client cl = { 0 }, cl2 = { 0 };
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	/* The certificate as its own trust anchor, name matched against the SAN. */
+	connect_with(&loop, cert, NULL, "localhost", port, &cl);
+	assert_int_equal(cl.connect_status, 0);
+	echo_round_trip(&loop, &cl, 5000, 3);
+	/* The right chain but the wrong name fails. */
+	connect_with(&loop, cert, NULL, "127.0.0.1", port, &cl2);
+	assert_int_equal(cl2.connect_status, -EPERM);
+	client_close(&cl);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* Garbage on the TLS port ends that connection with an error; the server keeps serving
+ * a good client afterwards. */
+struct raw {
+	struct conn *c;
+	int connected, ended, end_status;
+};
+
+static void raw_connected(struct conn *c, int status, void *arg)
+{
+	struct raw *r = arg;
+
+	r->connected = 1;
+	r->c = c;
+	assert_int_equal(status, 0);
+}
+
+static void raw_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
+{
+	/* a TLS alert, probably */
+}
+
+static void raw_end(struct conn *c, int status, void *arg)
+{
+	struct raw *r = arg;
+
+	r->ended = 1;
+	r->end_status = status;
+}
+
+static void test_tls_garbage_then_good(void **state)
+{
+	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct client cl = { 0 };
+	struct raw raw = { 0 };
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, raw_connected, &raw), 0);
+	run_until(&loop, &raw.connected);
+	conn_set_callbacks(raw.c, raw_read, raw_end, &raw);
+	assert_int_equal(conn_write(raw.c, junk, sizeof(junk) - 1), 0);
+	run_until(&loop, &srv.peers[0].ended);
+	assert_true(srv.peers[0].end_status < 0);
+	assert_int_not_equal(srv.peers[0].end_status, UV_EOF);
+	run_until(&loop, &raw.ended);      /* the server dropped it */
+
+	connect_with(&loop, NULL, pin, "127.0.0.1", port, &cl);
+	assert_int_equal(cl.connect_status, 0);
+	echo_round_trip(&loop, &cl, 70000, 4);
+	assert_int_equal(srv.accepted, 2);
+	assert_false(srv.peers[1].ended);
+
+	conn_close(raw.c);
+	client_close(&cl);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* The server closes from inside on_read after echoing: the echo arrives (close_notify
+ * follows it), the client sees a clean end and closes from inside on_end. */
+static void test_tls_close_in_callback(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { .close_on_read = 1 };
+	struct client cl = { .close_on_end = 1 };
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_with(&loop, NULL, pin, "127.0.0.1", port, &cl);
+	assert_int_equal(cl.connect_status, 0);
+	cl.buf = calloc(1, 5);
+	cl.size = 5;
+	assert_int_equal(conn_write(cl.c, "hello", 5), 0);
+	run_until(&loop, &cl.ended);
+	assert_int_equal(cl.received, 5);
+	assert_memory_equal(cl.buf, "hello", 5);
+	assert_int_equal(cl.end_status, UV_EOF);
+	assert_true(cl.closed);
+	assert_int_equal(cl.write_after_end, -EPIPE);
+	client_close(&cl);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* The client closes from inside its own connect callback. */
+static void close_at_connect(struct conn *c, int status, void *arg)
+{
+	int *done = arg;
+
+	assert_int_equal(status, 0);
+	conn_close(c);
+	*done = 1;
+}
+
+static void test_tls_close_in_connect_cb(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct tls_config *cfg;
+	int done = 0;
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	assert_int_equal(tls_config_client_new(NULL, pin, &cfg), 0);
+	assert_int_equal(tls_connect(&loop, cfg, "127.0.0.1", port, close_at_connect, &done), 0);
+	run_until(&loop, &done);
+	run_until(&loop, &srv.peers[0].ended);
+	assert_int_equal(srv.peers[0].end_status, UV_EOF);
+	tls_config_free(cfg);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+static void test_tls_connect_refused(void **state)
+{
+	uv_loop_t loop;
+	uv_tcp_t tmp;
+	struct sockaddr_in a;
+	int len = sizeof(a);
+	struct client cl = { 0 };
+	struct tls_config *cfg;
+
+	uv_loop_init(&loop);
+	assert_int_equal(conn_listen_tcp(&loop, "127.0.0.1:0", &tmp, on_connection), 0);
+	assert_int_equal(uv_tcp_getsockname(&tmp, (struct sockaddr *)&a, &len), 0);
+	uv_close((uv_handle_t *)&tmp, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	connect_with(&loop, NULL, pin, "127.0.0.1", ntohs(a.sin_port), &cl);
+	assert_int_equal(cl.connect_status, UV_ECONNREFUSED);
+	/* A server config cannot connect, a client config cannot accept. */
+	assert_int_equal(tls_config_client_new(NULL, pin, &cfg), 0);
+	assert_int_equal(tls_connect(&loop, cfg, "", 1, client_connected, &cl), -EINVAL);
+	assert_int_equal(tls_accept(cfg, (uv_stream_t *)&tmp, &cl.c), -EINVAL);
+	tls_config_free(cfg);
+	loop_finish(&loop);
+}
+
+/* Flow control: pausing the TLS reader keeps records buffered; resuming delivers them
+ * on a later loop turn, in order. */
+static int paused;
+
+static void pausing_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
+{
+	client_read(c, buf, len, arg);
+	if (!paused) {
+		paused = 1;
+		conn_read_stop(c);
+	}
+}
+
+static void test_tls_flow_control(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct client cl = { 0 };
+	size_t len = 2 << 20, first;
+	uint8_t *data = malloc(len);
+	uv_timer_t wait;
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_with(&loop, NULL, pin, "127.0.0.1", port, &cl);
+	assert_int_equal(cl.connect_status, 0);
+	conn_set_callbacks(cl.c, pausing_read, client_end, &cl);
+	fill(data, len, 5);
+	cl.buf = calloc(1, len);
+	cl.size = len;
+	paused = 0;
+	assert_int_equal(conn_write(cl.c, data, len), 0);
+	run_until(&loop, &paused);
+	first = cl.received;
+	uv_timer_init(&loop, &wait);
+	uv_timer_start(&wait, deadline_cb, 200, 0);
+	while (!deadline_hit)
+		uv_run(&loop, UV_RUN_ONCE);
+	deadline_hit = 0;
+	uv_close((uv_handle_t *)&wait, NULL);
+	assert_int_equal(cl.received, first);   /* nothing while paused */
+	conn_read_start(cl.c);
+	assert_int_equal(cl.received, first);   /* nor from inside conn_read_start */
+	run_until(&loop, &cl.got_all);
+	assert_memory_equal(cl.buf, data, len);
+	free(data);
+	client_close(&cl);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+static void test_tls_server_speaks_first(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { .greeting = "meshvpn relay v1\n" };
+	struct client cl = { 0 };
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	cl.size = strlen(srv.greeting);
+	cl.buf = calloc(1, cl.size);
+	connect_with(&loop, NULL, pin, "127.0.0.1", port, &cl);
+	assert_int_equal(cl.connect_status, 0);
+	run_until(&loop, &cl.got_all);
+	assert_memory_equal(cl.buf, srv.greeting, cl.size);
+	client_close(&cl);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* Both records of one echo arrive in one TCP read; the reader pauses after the first.
+ * Nothing more comes from the network, so only the buffered record can complete it. */
+static void test_tls_resume_buffered(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { .echo_twice = 1 };
+	struct client cl = { 0 };
+	uv_timer_t wait;
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_with(&loop, NULL, pin, "127.0.0.1", port, &cl);
+	assert_int_equal(cl.connect_status, 0);
+	conn_set_callbacks(cl.c, pausing_read, client_end, &cl);
+	cl.buf = calloc(1, 8);
+	cl.size = 8;
+	paused = 0;
+	assert_int_equal(conn_write(cl.c, "ping", 4), 0);
+	run_until(&loop, &paused);
+	assert_int_equal(cl.received, 4);
+	uv_timer_init(&loop, &wait);
+	uv_timer_start(&wait, deadline_cb, 100, 0);
+	while (!deadline_hit)
+		uv_run(&loop, UV_RUN_ONCE);
+	deadline_hit = 0;
+	uv_close((uv_handle_t *)&wait, NULL);
+	assert_int_equal(cl.received, 4);
+	conn_read_start(cl.c);
+	run_until(&loop, &cl.got_all);
+	assert_memory_equal(cl.buf, "pingping", 8);
+	client_close(&cl);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+static int setup(void **state)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/test_tls.XXXXXX", base && *base ? base : "/tmp");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(cert, sizeof(cert), "%s/tls.crt", dir);
+	snprintf(key, sizeof(key), "%s/tls.key", dir);
+	snprintf(other_cert, sizeof(other_cert), "%s/other.crt", dir);
+	snprintf(other_key, sizeof(other_key), "%s/other.key", dir);
+	if (tls_selfsigned_create(cert, key, "localhost") ||
+	    tls_selfsigned_create(other_cert, other_key, "localhost") ||
+	    tls_cert_pin(cert, pin) || tls_cert_pin(other_cert, other_pin))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	unlink(cert);
+	unlink(key);
+	unlink(other_cert);
+	unlink(other_key);
+	rmdir(dir);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tls_pin_parse),
+		cmocka_unit_test(test_tls_selfsigned_files),
+		cmocka_unit_test(test_tls_echo_large),
+		cmocka_unit_test(test_tls_pin_wrong),
+		cmocka_unit_test(test_tls_ca_untrusted),
+		cmocka_unit_test(test_tls_ca_trusted),
+		cmocka_unit_test(test_tls_garbage_then_good),
+		cmocka_unit_test(test_tls_close_in_callback),
+		cmocka_unit_test(test_tls_close_in_connect_cb),
+		cmocka_unit_test(test_tls_connect_refused),
+		cmocka_unit_test(test_tls_flow_control),
+		cmocka_unit_test(test_tls_resume_buffered),
+		cmocka_unit_test(test_tls_server_speaks_first),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level(LOG_ERROR);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
