@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "coord.h"
 #include "meshvpn/args.h"
@@ -319,7 +320,26 @@ int coord_serve_main(int argc, char **argv)
 	s.sigterm.data = &s;
 	uv_signal_start(&s.sigterm, on_signal, SIGTERM);
 
-	printf("coord: listening on %s, admin socket %s\n", listen, sock);
+	{
+		/* The bound address, so that --listen 127.0.0.1:0 (tests) says its port. */
+		struct sockaddr_storage ss;
+		int len = sizeof(ss);
+		char ip[64] = "?";
+		int port = 0;
+		if (!uv_tcp_getsockname(&s.tcp, (struct sockaddr *)&ss, &len)) {
+			if (ss.ss_family == AF_INET6) {
+				struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+				uv_ip6_name(a, ip, sizeof(ip));
+				port = ntohs(a->sin6_port);
+			} else {
+				struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+				uv_ip4_name(a, ip, sizeof(ip));
+				port = ntohs(a->sin_port);
+			}
+		}
+		printf("coord: listening on %s%s%s:%d, admin socket %s\n",
+		       ss.ss_family == AF_INET6 ? "[" : "", ip, ss.ss_family == AF_INET6 ? "]" : "", port, sock);
+	}
 	fflush(stdout);
 	log_info("coord serving", "listen=%s state=%s nodes=%zu", listen, state, s.co.n_nodes);
 	uv_run(s.loop, UV_RUN_DEFAULT);

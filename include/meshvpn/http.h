@@ -46,12 +46,15 @@ int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts,
 		    http_handler handler, void *arg, struct http_server **out);
 /* Hands an accepted connection (plain or TLS) to the server, which owns it from then on. */
 void http_server_add_conn(struct http_server *srv, struct conn *c);
-/* Closes every connection (streams get their close callbacks) and frees the server. */
+/* Closes every connection (streams get their close callbacks) and frees the server.
+ * Requests a handler still holds go too: answer none afterwards. Connections finish
+ * closing on the loop, so run it afterwards. */
 void http_server_free(struct http_server *srv);
 /* Number of open connections (for metrics and tests). */
 size_t http_server_conn_count(const struct http_server *srv);
 
-/* extra_headers: NULL or "Name: value\r\n..." lines. */
+/* extra_headers: NULL or "Name: value\r\n..." lines. Whatever these return, the request
+ * is answered and gone afterwards (-EPIPE: its client had left already). */
 int http_respond(struct http_request *req, int status, const char *content_type,
 		 const char *extra_headers, const void *body, size_t len);
 /* {"error": message} with the status. */
@@ -62,7 +65,8 @@ struct http_stream;
 typedef void (*http_stream_close_cb)(struct http_stream *s, void *arg);
 int http_stream_start(struct http_request *req, int status, const char *content_type,
 		      http_stream_close_cb on_close, void *arg, struct http_stream **out);
-/* Writes one chunk. -EPIPE once the client has gone. */
+/* Writes one chunk. -EPIPE once the client has gone (on_close then follows from the
+ * loop, never from inside this call). */
 int http_stream_write(struct http_stream *s, const void *buf, size_t len);
 /* Bytes queued towards this client (slow consumers can be cut off). */
 size_t http_stream_pending(const struct http_stream *s);
@@ -87,7 +91,9 @@ struct http_client_cbs {
 	void (*on_done)(int status, void *arg);
 };
 struct http_client;
-/* headers: NULL-terminated list of "Name: value" strings (Host and Content-Length are added). */
+/* headers: NULL-terminated list of "Name: value" strings (Host and Content-Length are added).
+ * host NULL: "localhost". On error c has been closed and no callback follows. After
+ * on_done the client is freed: cancel only before (or from inside a callback). */
 int http_client_start(struct conn *c, const char *method, const char *host, const char *path,
 		      const char *const *headers, const void *body, size_t len,
 		      const struct http_client_cbs *cbs, void *arg, struct http_client **out);

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# coord.sh - end-to-end: a real coord process on loopback, real clients over TLS:
+# register with and without keys, approval pushed on the open stream, reject, delete,
+# expire, key reuse and replay refused, relays' admission stream, kill -9 + restart.
+# Usage: tests/e2e/coord.sh BUILD_DIR
+set -u
+BUILD=$(cd "${1:?usage: coord.sh BUILD_DIR}" && pwd)
+. "$(dirname "$0")/lib.sh"
+
+COORD="$BUILD/coord/coord"
+SIM="$BUILD/tests/tools/nodesim"
+STATE="$E2E_TMP/state"
+COORD_PID=""
+
+start_coord() {
+	"$COORD" serve --state "$STATE" --listen 127.0.0.1:${PORT:-0} --metrics 127.0.0.1:0 \
+		--ephemeral-timeout 2s --keepalive 1s >"$E2E_TMP/coord.out" 2>"$E2E_TMP/coord.log" &
+	COORD_PID=$!
+	track "$COORD_PID"
+	wait_for 10 grep -q "listening on" "$E2E_TMP/coord.out" || { cat "$E2E_TMP/coord.log"; return 1; }
+	PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p' "$E2E_TMP/coord.out")
+	PIN=$(grep -o 'sha256:[0-9a-f]\{64\}' "$E2E_TMP/coord.out" | head -1)
+	URL="https://127.0.0.1:$PORT"
+}
+
+stop_coord_hard() {
+	kill -9 "$COORD_PID"
+	wait "$COORD_PID" 2>/dev/null
+	untrack "$COORD_PID"
+}
+
+adm() { "$COORD" --state "$STATE" "$@"; }
+sim() { local cmd=$1 dir=$2; shift 2; "$SIM" "$cmd" --coord "$URL" --pin "$PIN" --state "$E2E_TMP/$dir" "$@"; }
+
+# stream NAME: holds node NAME's netmap stream in the background, lines to NAME.stream
+declare -A STREAM_PID
+stream() {
+	sim stream "$1" --timeout 300 >"$E2E_TMP/$1.stream" 2>"$E2E_TMP/$1.stream.err" &
+	STREAM_PID[$1]=$!
+	track $!
+}
+stop_stream() { kill "${STREAM_PID[$1]}" 2>/dev/null; wait "${STREAM_PID[$1]}" 2>/dev/null; untrack "${STREAM_PID[$1]}"; }
+has() { grep -q -- "$2" "$E2E_TMP/$1.stream"; }
+hasnt() { ! grep -q -- "$2" "$E2E_TMP/$1.stream"; }
+
+check "coord starts and prints its certificate pin" start_coord
+[ -n "${PIN:-}" ] || { echo "no pin; cannot continue"; cat "$E2E_TMP/coord.log"; finish; exit 1; }
+check "admin socket is 0600" test "$(stat -c %a "$STATE/admin.sock")" = 600
+check "store file is 0600" test "$(stat -c %a "$STATE/coord.db")" = 600
+check "coord pin prints the same pin" test "$(adm pin)" = "$PIN"
+
+# --- auth keys ---
+KEY1=$(adm keys create | tail -1)
+check "keys create prints the key alone on the last line" grep -q '^mvpn-auth-[0-9a-f]\{48\}$' <<<"$KEY1"
+check "keys create --json gives {key: ...}" bash -c "'$COORD' keys create --json --state '$STATE' | grep -q '\"key\": \"mvpn-auth-'"
+check "options may stand before the subcommand" adm keys list
+check "options may stand after the subcommand" "$COORD" keys list --state "$STATE"
+
+check "node a registers with a key and runs" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/a --hostname Alpha --auth-key $KEY1 | grep -q '\"state\":\"running\"'"
+check "a single-use key is refused the second time" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/x --hostname x --auth-key $KEY1 | grep -q 'already used'"
+check "an unknown key is refused" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/y --hostname y --auth-key mvpn-auth-000000000000000000000000000000000000000000000000 | grep -q '^401'"
+check "the key is listed as used" bash -c "'$COORD' keys list --state '$STATE' --json | grep -q '\"uses\": 1'"
+RKEY=$(adm keys create --reusable | tail -1)
+check "node b registers with a reusable key" sim register b --hostname beta --auth-key "$RKEY"
+check "node c registers with the same reusable key" sim register c --hostname gamma --auth-key "$RKEY"
+check "hostname is sanitised to a DNS label" bash -c "'$COORD' nodes list --state '$STATE' | grep -q ' alpha '"
+
+# --- streams and approval ---
+stream a; stream b
+check_within "a gets its full netmap with b as a peer" 10 has a '"name":"beta"'
+check "a's self state is running" has a '"state":"running"'
+
+check "node p registers without a key and waits for approval" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/p --hostname pending-one | grep -q '\"state\":\"needs-approval\"'"
+check "the answer names the approve command" bash -c "grep -q 'coord nodes approve pending-one' <<<\"\$('$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/p --hostname pending-one)\""
+stream p
+check_within "a pending node's stream says needs-approval" 10 has p '"state":"needs-approval"'
+check "a pending node's netmap has no peers" has p '"peers":\[\]'
+check "others do not see the pending node" hasnt a 'pending-one'
+check "relays/list: pending shown in nodes list" bash -c "'$COORD' nodes list --state '$STATE' | grep pending-one | grep -q needs-approval"
+check "approve by name" adm nodes approve pending-one
+check_within "approval arrives on the pending node's open stream" 10 has p '"state":"running"'
+check_within "the approved node now sees peers" 10 has p '"name":"alpha"'
+check_within "others get peer_added for it" 10 has a '"type":"peer_added","peer":{[^}]*"name":"pending-one"'
+
+# --- endpoints ---
+check "b posts endpoints" sim endpoints b 192.0.2.10:41641 "[2001:db8::1]:41641"
+check_within "a receives b's endpoints" 10 has a '"endpoints":\["192.0.2.10:41641","\[2001:db8::1\]:41641"\]'
+check_fails "a bad endpoint is refused" sim endpoints b not-an-endpoint
+check_within "online state of b is reported" 10 has a '"online":true'
+
+# --- rename ---
+check "rename a node" adm nodes rename beta bravo
+check_within "peers see the new name" 10 has a '"type":"peer_changed","peer":{[^}]*"name":"bravo"'
+check_fails "rename to a taken name is refused" adm nodes rename bravo alpha
+check_fails "rename to a non-label is refused" adm nodes rename bravo "Not A Label"
+
+# --- reject ---
+sim register r --hostname rogue >/dev/null
+stream r
+check_within "rogue is pending" 10 has r needs-approval
+check "reject rogue" adm nodes reject rogue
+check_within "rogue's stream is told it is gone" 10 has r '"type":"gone","reason":"rejected"'
+check "rogue re-registering is refused (403)" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/r --hostname rogue | grep -q '^403'"
+check "nobody ever saw rogue" hasnt a rogue
+
+# --- replay ---
+NODESIM_REPLAY="$E2E_TMP/replay.json" sim register q --hostname quebec --auth-key "$RKEY" >/dev/null
+check "a replayed registration is refused (401)" bash -c "NODESIM_REPLAY='$E2E_TMP/replay.json' '$SIM' replay --coord $URL --pin $PIN --state $E2E_TMP/q | grep -q '^401'"
+
+# --- delete ---
+stream c
+check_within "c gets its netmap" 10 has c '"type":"full"'
+check "delete c by id" adm nodes delete "$("$COORD" nodes list --state "$STATE" --json | grep -B2 '"name": "gamma"' | grep -o '"id": [0-9]*' | grep -o '[0-9]*' | head -1)"
+check_within "peers get peer_removed for c" 10 has a '"type":"peer_removed"'
+check_within "c's stream is told it is gone" 10 has c '"reason":"deleted"'
+check_fails "c's token no longer works" sim endpoints c 192.0.2.1:1
+
+# --- expire ---
+check "expire bravo" adm nodes expire bravo
+check_within "bravo's stream says expired" 10 has b '"state":"expired"'
+check "nodes list shows bravo expired" bash -c "'$COORD' nodes list --state '$STATE' | grep bravo | grep -q expired"
+check "an expired node re-registers with a key and runs again" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/b --hostname beta --auth-key $RKEY | grep -q '\"state\":\"running\"'"
+check_within "bravo's stream gets running again" 10 bash -c "tail -1 '$E2E_TMP/b.stream' | grep -q '\"state\":\"running\"'"
+check "bravo kept its name" bash -c "'$COORD' nodes list --state '$STATE' | grep -q bravo"
+
+# --- relays ---
+RTOK=$(adm relays add fra https://relay.example.test:443 | tail -1)
+check "relays add prints the token alone on the last line" grep -q '^mvpn-relay-[0-9a-f]\{48\}$' <<<"$RTOK"
+check_fails "a relay with a bad URL is refused" adm relays add bad ftp://x
+check_within "nodes get the new relay map" 10 has a '"type":"relays"'
+if command -v curl >/dev/null; then
+	curl -sk -N -H "Authorization: Bearer $RTOK" "$URL/v1/relay/stream" >"$E2E_TMP/relay.stream" 2>/dev/null &
+	track $!
+	AKEY=$(grep -o '"node_key":"[^"]*"' "$E2E_TMP/p.stream" | head -1 | cut -d'"' -f4)
+	check_within "the relay stream lists approved node keys" 10 grep -q '"type":"full","nodes":\[' "$E2E_TMP/relay.stream"
+	sim register z --hostname zulu >/dev/null
+	ZKEY=$(adm nodes show zulu | grep -o '"node_key": "[^"]*"' | cut -d'"' -f4)
+	check "a pending node's key is not admitted by relays" bash -c "! grep -qF '$ZKEY' '$E2E_TMP/relay.stream'"
+	adm nodes approve zulu >/dev/null
+	check_within "approval adds its key to the relay stream" 10 grep -qF "\"type\":\"add\",\"node_key\":\"$ZKEY\"" "$E2E_TMP/relay.stream"
+	check "an unknown relay token is refused" bash -c "curl -sk -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer mvpn-relay-00' '$URL/v1/relay/stream' | grep -q 401"
+	check "the relay reports its pin" bash -c "curl -sk -X POST -H 'Authorization: Bearer $RTOK' -d '{\"pin\":\"$PIN\"}' '$URL/v1/relay/pin' | grep -q ok"
+	check "relays list shows the pin" bash -c "'$COORD' relays list --state '$STATE' | grep fra | grep -q sha256"
+
+	# --- hostile input ---
+	check "malformed JSON gets 400" bash -c "curl -sk -o /dev/null -w '%{http_code}' -X POST -d '{not json' '$URL/v1/register' | grep -q 400"
+	head -c 2000000 /dev/zero | tr '\0' 'a' >"$E2E_TMP/big"
+	check "an oversized body gets 413" bash -c "curl -sk -o /dev/null -w '%{http_code}' -X POST --data-binary @'$E2E_TMP/big' '$URL/v1/register' | grep -q 413"
+	check "an unknown route gets 404" bash -c "curl -sk -o /dev/null -w '%{http_code}' '$URL/nope' | grep -q 404"
+	check "admin API over HTTPS needs an API key" bash -c "curl -sk -o /dev/null -w '%{http_code}' '$URL/v1/admin/nodes' | grep -q 401"
+	APIKEY=$(adm apikeys create | tail -1)
+	check "admin CLI over HTTPS with an API key" bash -c "'$COORD' nodes list --server '$URL' --pin '$PIN' --api-key '$APIKEY' | grep -q alpha"
+	MPORT=$(ss -ltnp 2>/dev/null | grep "pid=$COORD_PID," | grep -o '127.0.0.1:[0-9]*' | grep -v ":$PORT\$" | head -1)
+	check "metrics are served" bash -c "curl -s 'http://$MPORT/metrics' | grep -q 'coord_nodes{state=\"running\"}'"
+fi
+# Garbage and a silent connection on the TLS port; coord keeps serving everyone.
+exec 3<>/dev/tcp/127.0.0.1/"$PORT"; printf 'GARBAGE\r\n\r\n\x16\x03\x01\x00\xff' >&3
+exec 4<>/dev/tcp/127.0.0.1/"$PORT"
+check "garbage and idle connections do not stop registrations" sim register g --hostname golf --auth-key "$RKEY"
+exec 3>&- 4>&-
+check_fails "a wrong pin is refused by the client" "$SIM" register --coord "$URL" --pin sha256:0000000000000000000000000000000000000000000000000000000000000000 --state "$E2E_TMP/w" --hostname w
+
+# --- ephemeral ---
+EKEY=$(adm keys create --ephemeral --reusable | tail -1)
+sim register e --hostname eph --auth-key "$EKEY" >/dev/null
+stream e
+check_within "the ephemeral node is online" 10 has e '"type":"full"'
+stop_stream e
+check_within "an ephemeral node is removed after its stream closes" 15 bash -c "! '$COORD' nodes list --state '$STATE' | grep -q ' eph '"
+
+# --- CLI contract ---
+check "usage errors exit 2" bash -c "'$COORD' nodes frobnicate --state '$STATE'; test \$? = 2"
+check "unknown node exits 1 with a message" bash -c "'$COORD' nodes approve nosuch --state '$STATE' 2>&1; test \$? = 1"
+check "no server for a state dir exits 1 and says how to start one" bash -c "'$COORD' nodes list --state /nonexistent 2>&1 | grep -q 'coord serve'"
+
+# --- kill -9 and restart: nothing acknowledged is lost ---
+adm nodes list --json >"$E2E_TMP/before.json"
+stop_coord_hard
+check "coord restarts on the same state dir" start_coord
+adm nodes list --json >"$E2E_TMP/after.json"
+strip() { grep -E '"(name|id|ips|state)"|100\.|fd' "$1" | grep -v online; }
+check "every node, name, address and state survives kill -9" diff <(strip "$E2E_TMP/before.json") <(strip "$E2E_TMP/after.json")
+check "auth keys survive (the used one stays used)" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/x2 --hostname x2 --auth-key $KEY1 | grep -q 'already used'"
+stop_stream a
+stream a
+check_within "nodes resume their streams with the same tokens" 10 has a '"name":"bravo"'
+check "a second coord on the same state dir is refused" bash -c "! '$COORD' serve --state '$STATE' --listen 127.0.0.1:0 2>&1 | grep -q listening"
+
+# --- logout ---
+check "logout deregisters" sim logout g
+check "golf is gone" bash -c "! '$COORD' nodes list --state '$STATE' | grep -q golf"
+
+finish

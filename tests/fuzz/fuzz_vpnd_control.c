@@ -1,0 +1,109 @@
+/* fuzz_vpnd_control.c - the parsers behind vpnd's control socket and state dir on
+ * arbitrary bytes: the `up` request body (control_parse_up), the prefs file
+ * (prefs_parse), and endpoint text ("ip:port", "[ip6]:port"). What they accept must be
+ * in bounds, and must survive a round trip unchanged. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "vpnd/vpnd.h"
+
+static void bounded(const char *s, size_t size)
+{
+	if (!memchr(s, 0, size))
+		abort();
+}
+
+static void check_up(const uint8_t *data, size_t size)
+{
+	struct up_request r, again;
+	char err[200];
+	json_t *o;
+	char *text;
+
+	if (control_parse_up(data, size, &r, err, sizeof(err))) {
+		bounded(err, sizeof(err));
+		return;
+	}
+	bounded(r.coord, sizeof(r.coord));
+	bounded(r.pin, sizeof(r.pin));
+	bounded(r.hostname, sizeof(r.hostname));
+	bounded(r.auth_key, sizeof(r.auth_key));
+	if (r.coord[0] && strncasecmp(r.coord, "https://", 8))
+		abort();
+	if (r.pin[0] && strlen(r.pin) != 71)
+		abort();
+	/* What vpnctl would send for it parses to the same request. */
+	o = json_object();
+	if (r.coord[0])
+		json_object_set_new(o, "coord", json_string(r.coord));
+	if (r.pin[0])
+		json_object_set_new(o, "pin", json_string(r.pin));
+	if (r.hostname[0])
+		json_object_set_new(o, "hostname", json_string(r.hostname));
+	if (r.auth_key[0])
+		json_object_set_new(o, "auth_key", json_string(r.auth_key));
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		return;
+	if (control_parse_up(text, strlen(text), &again, err, sizeof(err)) ||
+	    memcmp(&r, &again, sizeof(r)))
+		abort();
+	free(text);
+	up_request_wipe(&r);
+	up_request_wipe(&again);
+}
+
+static void check_prefs(const uint8_t *data, size_t size)
+{
+	struct vpnd_prefs p;
+
+	if (prefs_parse((const char *)data, size, &p))
+		return;
+	bounded(p.coord, sizeof(p.coord));
+	bounded(p.pin, sizeof(p.pin));
+	bounded(p.hostname, sizeof(p.hostname));
+	bounded(p.token, sizeof(p.token));
+	bounded(p.node_state, sizeof(p.node_state));
+	bounded(p.name, sizeof(p.name));
+	bounded(p.ip4, sizeof(p.ip4));
+	bounded(p.ip6, sizeof(p.ip6));
+	if (p.want_up != 0 && p.want_up != 1)
+		abort();
+	prefs_wipe(&p);
+}
+
+static void check_endpoint(const uint8_t *data, size_t size)
+{
+	struct sockaddr_storage ss, again;
+	char text[128], out[NM_ENDPOINT_LEN + 16];
+
+	if (size >= sizeof(text))
+		size = sizeof(text) - 1;
+	memcpy(text, data, size);
+	text[size] = 0;
+	if (vpnd_parse_endpoint(text, &ss)) {
+		if (ss.ss_family)
+			abort();
+		return;
+	}
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		abort();
+	if (vpnd_format_endpoint(&ss, out, sizeof(out)) || vpnd_parse_endpoint(out, &again) ||
+	    memcmp(&ss, &again, sizeof(ss)))
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	check_up(data, size);
+	check_prefs(data, size);
+	check_endpoint(data, size);
+	return 0;
+}

@@ -1,0 +1,618 @@
+/* nodesim.c - a stand-in node for tests and benchmarks: registers with coord over TLS
+ * (the real signed-challenge protocol), holds netmap streams, posts endpoints, and in
+ * `bench` mode simulates thousands of nodes to time how fast a change reaches them all. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meshvpn/args.h"
+#include "meshvpn/coord_proto.h"
+#include "meshvpn/http.h"
+#include "meshvpn/json.h"
+#include "meshvpn/keys.h"
+#include "meshvpn/log.h"
+#include "meshvpn/tls.h"
+
+static const char *coord_url, *pin, *auth_key, *hostname = "sim", *state_dir;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- blocking calls (register, endpoints, logout) --- */
+
+static int post_json(const char *path, const char *token, json_t *body, int *status, json_t **out)
+{
+	char auth[160], *resp = NULL, *b;
+	const char *headers[3] = { "Content-Type: application/json", NULL, NULL };
+	size_t len = 0, blen = 0;
+	int rc;
+
+	if (token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		headers[1] = auth;
+	}
+	b = json_dump_compact(body, &blen);
+	rc = http_fetch(coord_url, pin, "POST", path, headers, b, blen, status, &resp, &len, 30000);
+	free(b);
+	if (rc) {
+		fprintf(stderr, "nodesim: %s: %s\n", path, strerror(-rc));
+		free(resp);
+		return rc;
+	}
+	*out = resp ? json_loadb(resp, len, 0, NULL) : NULL;
+	free(resp);
+	return 0;
+}
+
+static int do_register(const char *dir, const char *host, const char *key, char *token, size_t tsize,
+		       int print)
+{
+	struct node_keys k;
+	json_t *ans = NULL, *body;
+	const char *ch, *tok;
+	int status = 0, rc;
+
+	if (node_keys_load(dir, 1, &k)) {
+		fprintf(stderr, "nodesim: cannot load or create keys in %s\n", dir);
+		return 1;
+	}
+	body = json_object();
+	rc = post_json(COORD_PATH_CHALLENGE, NULL, body, &status, &ans);
+	json_decref(body);
+	if (rc || status != 200 || json_get_str(ans, "challenge", &ch)) {
+		fprintf(stderr, "nodesim: challenge failed (HTTP %d)\n", status);
+		json_decref(ans);
+		node_keys_wipe(&k);
+		return 1;
+	}
+	body = coord_register_body(&k, ch, host, "linux", key);
+	json_decref(ans);
+	node_keys_wipe(&k);
+	if (getenv("NODESIM_REPLAY")) {
+		/* For tests: keep the signed request so it can be sent a second time. */
+		FILE *f = fopen(getenv("NODESIM_REPLAY"), "w");
+		char *s = json_dumps(body, JSON_COMPACT);
+		if (f && s)
+			fputs(s, f);
+		if (f)
+			fclose(f);
+		free(s);
+	}
+	rc = post_json(COORD_PATH_REGISTER, NULL, body, &status, &ans);
+	json_decref(body);
+	if (rc)
+		return 1;
+	if (print) {
+		char *s = ans ? json_dumps(ans, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		printf("%d %s\n", status, s ? s : "");
+		free(s);
+	}
+	if (status != 200 || json_get_str(ans, "token", &tok)) {
+		json_decref(ans);
+		return 1;
+	}
+	snprintf(token, tsize, "%s", tok);
+	json_decref(ans);
+	return 0;
+}
+
+static int save_token(const char *dir, const char *token)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/token", dir);
+	f = fopen(path, "w");
+	if (!f)
+		return 1;
+	fprintf(f, "%s\n", token);
+	fclose(f);
+	chmod(path, 0600);
+	return 0;
+}
+
+static int load_token(const char *dir, char *token, size_t size)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/token", dir);
+	f = fopen(path, "r");
+	if (!f || !fgets(token, (int)size, f)) {
+		if (f)
+			fclose(f);
+		fprintf(stderr, "nodesim: no token in %s (register first)\n", dir);
+		return 1;
+	}
+	fclose(f);
+	token[strcspn(token, "\n")] = 0;
+	return 0;
+}
+
+/* --- streams --- */
+
+struct sim;
+
+struct simnode {
+	struct sim *sim;
+	int idx;
+	char token[COORD_TOKEN_MAX];
+	struct http_client *cl;
+	int status;
+	int got_full;
+	/* Line scanner: only the start of each line is kept, and whole short lines. */
+	char line[512];
+	size_t line_len;
+	int line_overflow;
+	uint64_t lines;
+	int done;
+};
+
+struct sim {
+	uv_loop_t *loop;
+	struct tls_config *tls;
+	struct http_url url;
+	struct simnode *nodes;
+	int n;
+	int opened, full_count, failed;
+	/* single-stream mode */
+	int print;
+	long max_lines;
+	const char *until;
+	/* bench */
+	int change_seq;          /* port number carried by the current change */
+	int change_seen;
+	double change_t0;
+	double *latencies;
+	int n_changes, changes_done;
+	int changer;
+	uv_timer_t timer;
+};
+
+static void stream_open(struct simnode *sn);
+
+static void handle_line(struct simnode *sn, const char *line, size_t len, int truncated)
+{
+	struct sim *s = sn->sim;
+
+	sn->lines++;
+	if (s->print) {
+		if (!truncated) {
+			fwrite(line, 1, len, stdout);
+			fputc('\n', stdout);
+			fflush(stdout);
+		}
+	}
+	if (!strncmp(line, "{\"type\":\"full\"", 14) && !sn->got_full) {
+		sn->got_full = 1;
+		s->full_count++;
+	}
+	if (s->until && strstr(line, s->until))
+		uv_stop(s->loop);
+	if (s->max_lines && (long)sn->lines >= s->max_lines)
+		uv_stop(s->loop);
+	if (s->change_seq && !truncated && !strncmp(line, "{\"type\":\"endpoints\"", 19)) {
+		char marker[32];
+		snprintf(marker, sizeof(marker), ":%d\"", s->change_seq);
+		if (strstr(line, marker) && ++s->change_seen == s->n - 1) {
+			s->latencies[s->changes_done++] = now_s() - s->change_t0;
+			s->change_seq = 0;
+			uv_stop(s->loop);
+		}
+	}
+}
+
+static void on_body(const uint8_t *p, size_t len, void *arg)
+{
+	struct simnode *sn = arg;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\n') {
+			sn->line[sn->line_len < sizeof(sn->line) ? sn->line_len : sizeof(sn->line) - 1] = 0;
+			handle_line(sn, sn->line, sn->line_len, sn->line_overflow);
+			sn->line_len = 0;
+			sn->line_overflow = 0;
+			continue;
+		}
+		if (sn->line_len < sizeof(sn->line) - 1)
+			sn->line[sn->line_len++] = (char)p[i];
+		else
+			sn->line_overflow = 1;
+	}
+}
+
+static void on_response(const struct http_response *resp, void *arg)
+{
+	struct simnode *sn = arg;
+
+	sn->status = resp->status;
+	if (resp->status != 200) {
+		fprintf(stderr, "nodesim: stream refused with HTTP %d\n", resp->status);
+		sn->sim->failed++;
+	}
+}
+
+static void on_done(int status, void *arg)
+{
+	struct simnode *sn = arg;
+
+	sn->cl = NULL;
+	sn->done = 1;
+	if (sn->sim->print) {
+		printf("{\"type\":\"nodesim-stream-ended\",\"status\":%d}\n", status);
+		fflush(stdout);
+		uv_stop(sn->sim->loop);
+	}
+}
+
+static void on_connected(struct conn *c, int status, void *arg)
+{
+	struct simnode *sn = arg;
+	static const struct http_client_cbs cbs = { on_response, on_body, on_done };
+	char auth[160];
+	const char *headers[2] = { auth, NULL };
+
+	if (status < 0 || !c) {
+		fprintf(stderr, "nodesim: connect failed: %s\n", strerror(-status));
+		sn->sim->failed++;
+		sn->done = 1;
+		if (sn->sim->print)
+			uv_stop(sn->sim->loop);
+		return;
+	}
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", sn->token);
+	if (http_client_start(c, "GET", sn->sim->url.host, COORD_PATH_MAP, headers, NULL, 0, &cbs, sn,
+			      &sn->cl)) {
+		sn->sim->failed++;
+		sn->done = 1;
+	}
+}
+
+static void stream_open(struct simnode *sn)
+{
+	struct sim *s = sn->sim;
+
+	s->opened++;
+	if (tls_connect(s->loop, s->tls, s->url.host, s->url.port, on_connected, sn)) {
+		s->failed++;
+		sn->done = 1;
+	}
+}
+
+static int sim_init(struct sim *s, int n)
+{
+	memset(s, 0, sizeof(*s));
+	s->loop = uv_default_loop();
+	if (http_url_parse(coord_url, &s->url) || s->url.scheme != HTTP_SCHEME_HTTPS) {
+		fprintf(stderr, "nodesim: --coord takes https://HOST:PORT\n");
+		return 1;
+	}
+	if (tls_config_client_new(NULL, pin, &s->tls)) {
+		fprintf(stderr, "nodesim: bad --pin\n");
+		return 1;
+	}
+	s->nodes = calloc((size_t)n, sizeof(*s->nodes));
+	s->n = n;
+	for (int i = 0; i < n; i++) {
+		s->nodes[i].sim = s;
+		s->nodes[i].idx = i;
+	}
+	return s->nodes ? 0 : 1;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct sim *s = t->data;
+
+	fprintf(stderr, "nodesim: deadline reached\n");
+	s->failed++;
+	uv_stop(s->loop);
+}
+
+static int cmd_stream(double timeout, const char *until, long max_lines)
+{
+	struct sim s;
+
+	if (sim_init(&s, 1) || load_token(state_dir, s.nodes[0].token, sizeof(s.nodes[0].token)))
+		return 1;
+	s.print = 1;
+	s.until = until;
+	s.max_lines = max_lines;
+	uv_timer_init(s.loop, &s.timer);
+	s.timer.data = &s;
+	uv_timer_start(&s.timer, on_deadline, (uint64_t)(timeout * 1000), 0);
+	stream_open(&s.nodes[0]);
+	uv_run(s.loop, UV_RUN_DEFAULT);
+	return s.failed ? 1 : 0;
+}
+
+/* --- bench: N nodes, M endpoint changes, time until all N-1 watchers have each --- */
+
+static int register_many(int n, char (*tokens)[COORD_TOKEN_MAX], int workers)
+{
+	char tmpl[] = "/tmp/nodesim-XXXXXX";
+	char *base = mkdtemp(tmpl);
+	pid_t pids[16];
+
+	if (!base)
+		return 1;
+	if (workers > 16)
+		workers = 16;
+	for (int w = 0; w < workers; w++) {
+		pids[w] = fork();
+		if (pids[w] == 0) {
+			char path[4096];
+			FILE *out;
+			snprintf(path, sizeof(path), "%s/tokens.%d", base, w);
+			out = fopen(path, "w");
+			for (int i = w; i < n; i += workers) {
+				char dir[4096], tok[COORD_TOKEN_MAX], host[32];
+				snprintf(dir, sizeof(dir), "%s/n%d", base, i);
+				snprintf(host, sizeof(host), "sim%d", i);
+				mkdir(dir, 0700);
+				if (do_register(dir, host, auth_key, tok, sizeof(tok), 0))
+					_exit(1);
+				fprintf(out, "%d %s\n", i, tok);
+			}
+			fclose(out);
+			_exit(0);
+		}
+	}
+	int bad = 0;
+	for (int w = 0; w < workers; w++) {
+		int st;
+		waitpid(pids[w], &st, 0);
+		bad |= !WIFEXITED(st) || WEXITSTATUS(st);
+	}
+	for (int w = 0; w < workers && !bad; w++) {
+		char path[4096], tok[COORD_TOKEN_MAX];
+		int i;
+		snprintf(path, sizeof(path), "%s/tokens.%d", base, w);
+		FILE *f = fopen(path, "r");
+		while (f && fscanf(f, "%d %95s", &i, tok) == 2)
+			if (i >= 0 && i < n)
+				snprintf(tokens[i], COORD_TOKEN_MAX, "%s", tok);
+		if (f)
+			fclose(f);
+	}
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+	if (system(cmd))
+		bad = 1;
+	return bad;
+}
+
+static double cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f)) {
+		char *p = strrchr(buf, ')');
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+			ut = st = 0;
+	}
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kb = atol(line + 6);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+struct poster {
+	struct sim *s;
+	char body[160];
+	char auth[160];
+	struct http_client *cl;
+};
+
+static void post_done(int status, void *arg)
+{
+	struct poster *p = arg;
+
+	if (status)
+		fprintf(stderr, "nodesim: endpoint post failed: %d\n", status);
+	free(p);
+}
+
+static void post_connected(struct conn *c, int status, void *arg)
+{
+	static const struct http_client_cbs cbs = { NULL, NULL, post_done };
+	struct poster *p = arg;
+	const char *headers[3] = { p->auth, "Content-Type: application/json", NULL };
+
+	if (status < 0) {
+		free(p);
+		return;
+	}
+	http_client_start(c, "POST", p->s->url.host, COORD_PATH_ENDPOINTS, headers, p->body,
+			  strlen(p->body), &cbs, p, &p->cl);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmd_bench(int n, int changes, pid_t coord_pid, int workers)
+{
+	struct sim s;
+	char (*tokens)[COORD_TOKEN_MAX] = calloc((size_t)n, COORD_TOKEN_MAX);
+	struct rlimit rl = { 1 << 20, 1 << 20 };
+	double t0, cpu0, cpu1;
+	long rss0 = coord_pid ? rss_kib(coord_pid) : 0, rss1;
+	int window = 64;
+
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (!tokens || sim_init(&s, n))
+		return 1;
+	t0 = now_s();
+	if (register_many(n, tokens, workers)) {
+		fprintf(stderr, "nodesim: registration failed\n");
+		return 1;
+	}
+	printf("registered %d nodes in %.1f s\n", n, now_s() - t0);
+	fflush(stdout);
+	t0 = now_s();
+	for (int i = 0; i < n; i++)
+		snprintf(s.nodes[i].token, sizeof(s.nodes[i].token), "%s", tokens[i]);
+	free(tokens);
+	/* Open streams a window at a time: every full netmap holds all N peers. */
+	int next = 0;
+	while (s.full_count < n && !s.failed) {
+		while (next < n && next - s.full_count < window)
+			stream_open(&s.nodes[next++]);
+		uv_run(s.loop, UV_RUN_ONCE);
+	}
+	if (s.failed) {
+		fprintf(stderr, "nodesim: %d streams failed\n", s.failed);
+		return 1;
+	}
+	rss1 = coord_pid ? rss_kib(coord_pid) : 0;
+	printf("%d streams open with full netmaps in %.1f s\n", n, now_s() - t0);
+	fflush(stdout);
+
+	s.latencies = calloc((size_t)changes, sizeof(double));
+	cpu0 = coord_pid ? cpu_seconds(coord_pid) : 0;
+	for (int c = 0; c < changes; c++) {
+		struct poster *p = calloc(1, sizeof(*p));
+		int who = (int)((unsigned)rand() % (unsigned)n);
+		p->s = &s;
+		s.change_seq = 10000 + c;
+		s.change_seen = 0;
+		snprintf(p->body, sizeof(p->body), "{\"endpoints\":[\"192.0.2.%d:%d\"]}", 1 + c % 250,
+			 s.change_seq);
+		snprintf(p->auth, sizeof(p->auth), "Authorization: Bearer %s", s.nodes[who].token);
+		s.change_t0 = now_s();
+		tls_connect(s.loop, s.tls, s.url.host, s.url.port, post_connected, p);
+		uv_timer_init(s.loop, &s.timer);
+		s.timer.data = &s;
+		uv_timer_start(&s.timer, on_deadline, 60000, 0);
+		uv_run(s.loop, UV_RUN_DEFAULT);
+		uv_timer_stop(&s.timer);
+		if (s.failed)
+			return 1;
+	}
+	cpu1 = coord_pid ? cpu_seconds(coord_pid) : 0;
+	qsort(s.latencies, (size_t)changes, sizeof(double), cmp_double);
+	double p50 = s.latencies[changes / 2];
+	double p99 = s.latencies[(changes * 99 + 99) / 100 - 1 < changes ? (changes * 99 + 99) / 100 - 1 : changes - 1];
+	printf("RESULT nodes=%d changes=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f coord_cpu_ms_per_change=%.2f "
+	       "coord_rss_mib=%.1f rss_kib_per_node=%.1f\n",
+	       n, changes, p50 * 1000, p99 * 1000, s.latencies[changes - 1] * 1000,
+	       coord_pid ? (cpu1 - cpu0) * 1000 / changes : 0.0, (double)rss1 / 1024,
+	       coord_pid ? (double)(rss1 - rss0) / n : 0.0);
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *timeout = "30", *lines = NULL, *until = NULL, *nodes = "100", *changes = "20";
+	const char *coord_pid = NULL, *workers = "2";
+	const struct arg_opt opts[] = {
+		{ "coord", &coord_url, NULL, 0 }, { "pin", &pin, NULL, 0 },
+		{ "auth-key", &auth_key, NULL, 0 }, { "hostname", &hostname, NULL, 0 },
+		{ "state", &state_dir, NULL, 0 }, { "timeout", &timeout, NULL, 0 },
+		{ "lines", &lines, NULL, 0 }, { "until", &until, NULL, 0 },
+		{ "nodes", &nodes, NULL, 0 }, { "changes", &changes, NULL, 0 },
+		{ "coord-pid", &coord_pid, NULL, 0 }, { "workers", &workers, NULL, 0 },
+		{ NULL, NULL, NULL, 0 },
+	};
+	char *w[20], err[200], token[COORD_TOKEN_MAX];
+	int n;
+
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level(LOG_WARN);
+	n = args_parse(argc - 1, argv + 1, opts, w, 20, err, sizeof(err));
+	if (n < 1 || !coord_url || keys_init()) {
+		fprintf(stderr, "usage: nodesim register|stream|endpoints|logout|bench --coord URL --pin PIN "
+			"[--state DIR] [--auth-key K] [--hostname H] [--until TEXT] [--lines N] "
+			"[--timeout S] [--nodes N --changes M --coord-pid PID]\n%s\n", n < 0 ? err : "");
+		return 2;
+	}
+	if (!strcmp(w[0], "bench"))
+		return cmd_bench(atoi(nodes), atoi(changes), coord_pid ? atoi(coord_pid) : 0, atoi(workers));
+	if (!state_dir) {
+		fprintf(stderr, "nodesim: --state DIR is needed\n");
+		return 2;
+	}
+	mkdir(state_dir, 0700);
+	if (!strcmp(w[0], "register")) {
+		if (do_register(state_dir, hostname, auth_key, token, sizeof(token), 1))
+			return 1;
+		return save_token(state_dir, token);
+	}
+	if (!strcmp(w[0], "replay")) {
+		/* Sends a saved registration body again (replay protection test). */
+		FILE *f = fopen(getenv("NODESIM_REPLAY") ? getenv("NODESIM_REPLAY") : "", "r");
+		char buf[4096];
+		size_t len;
+		json_t *body, *ans = NULL;
+		int status = 0;
+		if (!f)
+			return 1;
+		len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = 0;
+		body = json_loads(buf, 0, NULL);
+		if (!body || post_json(COORD_PATH_REGISTER, NULL, body, &status, &ans))
+			return 1;
+		printf("%d\n", status);
+		json_decref(body);
+		json_decref(ans);
+		return 0;
+	}
+	if (load_token(state_dir, token, sizeof(token)))
+		return 1;
+	if (!strcmp(w[0], "stream"))
+		return cmd_stream(atof(timeout), until, lines ? atol(lines) : 0);
+	if (!strcmp(w[0], "endpoints") || !strcmp(w[0], "logout")) {
+		json_t *body = json_object(), *eps = json_array(), *ans = NULL;
+		int status = 0;
+		for (int i = 1; i < n; i++)
+			json_array_append_new(eps, json_string(w[i]));
+		json_object_set_new(body, "endpoints", eps);
+		if (post_json(!strcmp(w[0], "logout") ? COORD_PATH_LOGOUT : COORD_PATH_ENDPOINTS, token,
+			      body, &status, &ans))
+			return 1;
+		json_decref(body);
+		json_decref(ans);
+		printf("%d\n", status);
+		return status == 200 ? 0 : 1;
+	}
+	fprintf(stderr, "nodesim: unknown command '%s'\n", w[0]);
+	return 2;
+}

@@ -1,0 +1,413 @@
+/* test_coord.c - unit tests for coord's model: IP allocation, the key map, names,
+ * registration (auth keys, challenges, signatures), approval, expiry, deletion, and
+ * that everything survives a reopen of the store. Netmap streams are covered end to
+ * end in tests/e2e/coord.sh. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "coord.h"
+#include "meshvpn/coord_proto.h"
+#include "meshvpn/json.h"
+#include "meshvpn/log.h"
+
+struct fixture {
+	char dir[64];
+	uv_loop_t loop;
+	struct coord co;
+	struct coord_opts opts;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_coord.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	uv_loop_init(&f->loop);
+	f->opts.state_dir = f->dir;
+	f->opts.key_expiry = 3600;
+	f->opts.ephemeral_timeout = 0;
+	f->opts.keepalive = 30;
+	if (coord_open(&f->co, &f->loop, &f->opts))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	coord_close(&f->co);
+	uv_loop_close(&f->loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd))
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* Registers k as hostname; returns the HTTP-like status (0 = ok) and the answer. */
+static int reg(struct fixture *f, struct node_keys *k, const char *host, const char *auth,
+	       json_t **ans)
+{
+	uint8_t ch[32];
+	char hex[65], err[200];
+	json_t *body;
+	int rc;
+
+	assert_int_equal(coord_challenge_new(&f->co, ch), 0);
+	hex_encode(ch, 32, hex);
+	body = coord_register_body(k, hex, host, "linux", auth);
+	*ans = NULL;
+	rc = coord_register(&f->co, body, ans, err, sizeof(err));
+	json_decref(body);
+	return rc;
+}
+
+static const char *ans_str(json_t *a, const char *k)
+{
+	return json_string_value(json_object_get(a, k));
+}
+
+static void test_ipalloc_unique_and_reserved(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t a, b;
+	uint8_t v6[16];
+	char text[64];
+
+	assert_int_equal(ipalloc_take(&f->co, &a), 0);
+	assert_int_equal(ipalloc_take(&f->co, &b), 0);
+	assert_true(a != b);
+	assert_true(a >= 0x64400001u && a < 0x64800000u);
+	assert_int_equal(ipalloc_mark(&f->co, a), -EEXIST);
+	assert_int_equal(ipalloc_mark(&f->co, 0x64646464u), -EINVAL);  /* the DNS resolver */
+	assert_int_equal(ipalloc_mark(&f->co, 0x0a000001u), -EINVAL);
+	ipalloc_release(&f->co, a);
+	assert_int_equal(ipalloc_mark(&f->co, a), 0);
+	ipalloc_v6(&f->co, 0x64400001u, v6);
+	assert_int_equal(v6[0], 0xfd);
+	assert_int_equal(v6[15], 1);
+	ip4_to_text(0x64400001u, text, sizeof(text));
+	assert_string_equal(text, "100.64.0.1");
+}
+
+static void test_keymap_matches_reference(void **state)
+{
+	struct keymap m;
+	static uint8_t keys[2000][32];
+	int present[2000] = { 0 };
+
+	(void)state;
+	keymap_init(&m);
+	for (int i = 0; i < 2000; i++) {
+		memset(keys[i], 0, 32);
+		/* Structured keys that collide in the low bytes. */
+		keys[i][0] = (uint8_t)(i % 7);
+		keys[i][31] = (uint8_t)i;
+		keys[i][30] = (uint8_t)(i >> 8);
+	}
+	srand(1);
+	for (int step = 0; step < 20000; step++) {
+		int i = rand() % 2000;
+		if (present[i]) {
+			assert_int_equal(keymap_del(&m, keys[i]), 0);
+			present[i] = 0;
+		} else {
+			assert_int_equal(keymap_put(&m, keys[i], &present[i]), 0);
+			present[i] = 1;
+		}
+		if (step % 1000 == 0)
+			for (int j = 0; j < 2000; j++)
+				assert_true((keymap_get(&m, keys[j]) != NULL) == present[j]);
+	}
+	for (int j = 0; j < 2000; j++)
+		assert_true((keymap_get(&m, keys[j]) != NULL) == present[j]);
+	keymap_free(&m);
+}
+
+static void test_sanitize_label(void **state)
+{
+	char out[64];
+
+	(void)state;
+	coord_sanitize_label("My Laptop", out, sizeof(out));
+	assert_string_equal(out, "my-laptop");
+	coord_sanitize_label("host.example.com", out, sizeof(out));
+	assert_string_equal(out, "host");
+	coord_sanitize_label("--x__y--", out, sizeof(out));
+	assert_string_equal(out, "x-y");
+	coord_sanitize_label("", out, sizeof(out));
+	assert_string_equal(out, "node");
+	coord_sanitize_label("\xff\xfe", out, sizeof(out));
+	assert_string_equal(out, "node");
+}
+
+static void test_coord_register_with_key_runs(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX];
+	struct node_keys k;
+	json_t *a;
+	struct authkey *ak;
+
+	assert_int_equal(coord_authkey_create(&f->co, 0, 0, 0, "", key, sizeof(key), &ak), 0);
+	node_keys_generate(&k);
+	assert_int_equal(reg(f, &k, "Web One", key, &a), 0);
+	assert_string_equal(ans_str(a, "state"), "running");
+	assert_string_equal(ans_str(a, "name"), "web-one");
+	struct node *n = coord_node_by_token(&f->co, ans_str(a, "token"));
+	assert_non_null(n);
+	assert_true(coord_node_visible(n));
+	assert_true(n->rec.key_expiry > coord_now());
+	assert_int_equal(ak->rec.uses, 1);
+	json_decref(a);
+
+	/* Single use: a second node is refused. */
+	struct node_keys k2;
+	node_keys_generate(&k2);
+	assert_int_equal(reg(f, &k2, "two", key, &a), 401);
+	assert_int_equal(coord_authkey_revoke(&f->co, ak), 0);
+}
+
+static void test_coord_pending_then_approved(void **state)
+{
+	struct fixture *f = *state;
+	struct node_keys k;
+	json_t *a;
+	struct node *n;
+
+	node_keys_generate(&k);
+	assert_int_equal(reg(f, &k, "home", NULL, &a), 0);
+	assert_string_equal(ans_str(a, "state"), "needs-approval");
+	assert_string_equal(ans_str(a, "approve_command"), "coord nodes approve home");
+	n = coord_node_find(&f->co, "home");
+	assert_non_null(n);
+	assert_false(coord_node_visible(n));
+	assert_int_equal(coord_node_approve(&f->co, n), 0);
+	assert_true(coord_node_visible(n));
+	assert_string_equal(coord_node_state(n), "running");
+	json_decref(a);
+}
+
+static void test_coord_challenge_is_single_use(void **state)
+{
+	struct fixture *f = *state;
+	struct node_keys k;
+	uint8_t ch[32];
+	char hex[65], err[200];
+	json_t *body, *a = NULL;
+
+	node_keys_generate(&k);
+	assert_int_equal(coord_challenge_new(&f->co, ch), 0);
+	hex_encode(ch, 32, hex);
+	body = coord_register_body(&k, hex, "replay", "linux", NULL);
+	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 0);
+	json_decref(a);
+	a = NULL;
+	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	assert_null(a);
+	/* An unknown challenge, validly signed, is refused too. */
+	json_decref(body);
+	body = coord_register_body(&k, "0000000000000000000000000000000000000000000000000000000000000000",
+				   "replay", "linux", NULL);
+	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	json_decref(body);
+}
+
+static void test_coord_bad_signature_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct node_keys k, other;
+	uint8_t ch[32];
+	char hex[65], err[200], b64[KEY_B64_LEN];
+	json_t *body, *a = NULL;
+
+	node_keys_generate(&k);
+	node_keys_generate(&other);
+	assert_int_equal(coord_challenge_new(&f->co, ch), 0);
+	hex_encode(ch, 32, hex);
+	body = coord_register_body(&k, hex, "sig", "linux", NULL);
+	/* Claim someone else's machine key. */
+	key_to_base64(other.machine_pub, b64);
+	json_object_set_new(body, "machine_key", json_string(b64));
+	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	json_decref(body);
+	/* Malformed fields are a 400. */
+	body = json_pack("{s:s}", "challenge", "zz");
+	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 400);
+	json_decref(body);
+}
+
+static void test_coord_names_are_unique(void **state)
+{
+	struct fixture *f = *state;
+	struct node_keys k1, k2, k3;
+	json_t *a1, *a2, *a3;
+
+	node_keys_generate(&k1);
+	node_keys_generate(&k2);
+	node_keys_generate(&k3);
+	assert_int_equal(reg(f, &k1, "box", NULL, &a1), 0);
+	assert_int_equal(reg(f, &k2, "box", NULL, &a2), 0);
+	assert_int_equal(reg(f, &k3, "BOX", NULL, &a3), 0);
+	assert_string_equal(ans_str(a1, "name"), "box");
+	assert_string_equal(ans_str(a2, "name"), "box-2");
+	assert_string_equal(ans_str(a3, "name"), "box-3");
+	/* Different addresses too. */
+	assert_string_not_equal(json_string_value(json_array_get(json_object_get(a1, "ips"), 0)),
+				json_string_value(json_array_get(json_object_get(a2, "ips"), 0)));
+	json_decref(a1);
+	json_decref(a2);
+	json_decref(a3);
+}
+
+static void test_coord_expire_and_reauth(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX];
+	struct node_keys k;
+	json_t *a;
+	struct node *n;
+	char ip[16];
+
+	assert_int_equal(coord_authkey_create(&f->co, 1, 0, 0, "", key, sizeof(key), NULL), 0);
+	node_keys_generate(&k);
+	assert_int_equal(reg(f, &k, "exp", key, &a), 0);
+	snprintf(ip, sizeof(ip), "%s", json_string_value(json_array_get(json_object_get(a, "ips"), 0)));
+	json_decref(a);
+	n = coord_node_find(&f->co, "exp");
+	assert_int_equal(coord_node_expire(&f->co, n), 0);
+	assert_string_equal(coord_node_state(n), "expired");
+	assert_false(coord_node_visible(n));
+	/* Back with a fresh node key and no auth key: an admin must approve again. */
+	node_keys_rotate(f->dir, &k);
+	assert_int_equal(reg(f, &k, "exp", NULL, &a), 0);
+	assert_string_equal(ans_str(a, "state"), "needs-approval");
+	json_decref(a);
+	/* With an auth key it runs at once, same name and address. */
+	assert_int_equal(reg(f, &k, "exp", key, &a), 0);
+	assert_string_equal(ans_str(a, "state"), "running");
+	assert_string_equal(ans_str(a, "name"), "exp");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(a, "ips"), 0)), ip);
+	json_decref(a);
+}
+
+static void test_coord_delete_invalidates_token(void **state)
+{
+	struct fixture *f = *state;
+	struct node_keys k;
+	json_t *a;
+	char token[COORD_TOKEN_MAX];
+
+	node_keys_generate(&k);
+	assert_int_equal(reg(f, &k, "gone", NULL, &a), 0);
+	snprintf(token, sizeof(token), "%s", ans_str(a, "token"));
+	json_decref(a);
+	assert_non_null(coord_node_by_token(&f->co, token));
+	assert_int_equal(coord_node_delete(&f->co, coord_node_find(&f->co, "gone")), 0);
+	assert_null(coord_node_by_token(&f->co, token));
+	assert_null(coord_node_find(&f->co, "gone"));
+}
+
+static void test_coord_state_survives_reopen(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX], token[COORD_TOKEN_MAX];
+	struct node_keys k;
+	json_t *a;
+	uint32_t ip;
+	uint8_t ula[6];
+
+	assert_int_equal(coord_authkey_create(&f->co, 0, 0, 0, "tag:web", key, sizeof(key), NULL), 0);
+	node_keys_generate(&k);
+	assert_int_equal(reg(f, &k, "keep", key, &a), 0);
+	snprintf(token, sizeof(token), "%s", ans_str(a, "token"));
+	json_decref(a);
+	ip = coord_node_find(&f->co, "keep")->rec.ipv4;
+	memcpy(ula, f->co.ula, 6);
+	coord_close(&f->co);
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), 0);
+	struct node *n = coord_node_by_token(&f->co, token);
+	assert_non_null(n);
+	assert_string_equal(n->rec.name, "keep");
+	assert_int_equal(n->rec.ipv4, ip);
+	assert_string_equal(n->rec.tags, "tag:web");
+	assert_memory_equal(f->co.ula, ula, 6);
+	assert_true(coord_node_visible(n));
+	/* The used single-use key stays used. */
+	struct node_keys k2;
+	node_keys_generate(&k2);
+	assert_int_equal(reg(f, &k2, "again", key, &a), 401);
+}
+
+static void test_coord_ephemeral_removed_by_tick(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX];
+	struct node_keys k;
+	json_t *a;
+	struct node *n;
+
+	assert_int_equal(coord_authkey_create(&f->co, 0, 1, 0, "", key, sizeof(key), NULL), 0);
+	node_keys_generate(&k);
+	assert_int_equal(reg(f, &k, "eph", key, &a), 0);
+	json_decref(a);
+	n = coord_node_find(&f->co, "eph");
+	assert_true(n->rec.ephemeral);
+	n->disconnected_at = coord_now() - 1;
+	coord_tick(&f->co);
+	assert_null(coord_node_find(&f->co, "eph"));
+}
+
+static void test_coord_relay_tokens(void **state)
+{
+	struct fixture *f = *state;
+	char tok[COORD_TOKEN_MAX], err[200];
+
+	assert_int_equal(coord_relay_add(&f->co, "fra", "https://relay.example.test", tok, sizeof(tok),
+					 err, sizeof(err)), 0);
+	assert_non_null(coord_relay_by_token(&f->co, tok));
+	assert_null(coord_relay_by_token(&f->co, "mvpn-relay-00"));
+	assert_int_equal(coord_relay_add(&f->co, "fra", "https://x.test", tok, sizeof(tok), err,
+					 sizeof(err)), -EEXIST);
+	assert_int_equal(coord_relay_add(&f->co, "Bad Name", "https://x.test", tok, sizeof(tok), err,
+					 sizeof(err)), -EINVAL);
+	assert_int_equal(coord_relay_remove(&f->co, "fra"), 0);
+	assert_int_equal(coord_relay_remove(&f->co, "fra"), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ipalloc_unique_and_reserved, setup, teardown),
+		cmocka_unit_test(test_keymap_matches_reference),
+		cmocka_unit_test(test_sanitize_label),
+		cmocka_unit_test_setup_teardown(test_coord_register_with_key_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_pending_then_approved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_challenge_is_single_use, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_bad_signature_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_names_are_unique, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_expire_and_reauth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_delete_invalidates_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_state_survives_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_ephemeral_removed_by_tick, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_relay_tokens, setup, teardown),
+	};
+
+	keys_init();
+	log_set_level(LOG_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

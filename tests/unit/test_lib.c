@@ -1,0 +1,236 @@
+/* test_lib.c - unit tests for lib's small modules: keys, args, json, log quoting. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "meshvpn/args.h"
+#include "meshvpn/coord_proto.h"
+#include "meshvpn/json.h"
+#include "meshvpn/keys.h"
+#include "meshvpn/log.h"
+
+static void test_keys_base64_round_trip(void **state)
+{
+	uint8_t pub[KEY_LEN], priv[KEY_LEN], back[KEY_LEN];
+	char b64[KEY_B64_LEN];
+
+	(void)state;
+	key_x25519_generate(pub, priv);
+	key_to_base64(pub, b64);
+	assert_int_equal(strlen(b64), 44);
+	assert_int_equal(key_from_base64(b64, back), 0);
+	assert_memory_equal(pub, back, KEY_LEN);
+}
+
+static void test_keys_base64_rejects_junk(void **state)
+{
+	uint8_t k[KEY_LEN];
+
+	(void)state;
+	assert_int_equal(key_from_base64("", k), -EINVAL);
+	assert_int_equal(key_from_base64("abc", k), -EINVAL);
+	/* 44 characters but not base64 */
+	assert_int_equal(key_from_base64("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!=", k), -EINVAL);
+	/* 45 characters */
+	assert_int_equal(key_from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", k), -EINVAL);
+	assert_int_equal(key_from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", k), 0);
+}
+
+static void test_keys_load_persists_and_is_private(void **state)
+{
+	char tmpl[] = "/tmp/test_keys.XXXXXX", path[256];
+	struct node_keys a, b;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(tmpl));
+	assert_int_equal(node_keys_load(tmpl, 0, &a), -ENOENT);
+	assert_int_equal(node_keys_load(tmpl, 1, &a), 0);
+	snprintf(path, sizeof(path), "%s/keys", tmpl);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(node_keys_load(tmpl, 0, &b), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_int_equal(node_keys_rotate(tmpl, &b), 0);
+	assert_memory_not_equal(a.node_pub, b.node_pub, KEY_LEN);
+	assert_memory_equal(a.machine_pub, b.machine_pub, KEY_LEN);
+	/* A corrupt file is an error, not a silent new identity. */
+	FILE *f = fopen(path, "w");
+	fputs("node garbage\n", f);
+	fclose(f);
+	assert_int_equal(node_keys_load(tmpl, 1, &b), -EINVAL);
+	assert_int_equal(node_keys_remove(tmpl), 0);
+	rmdir(tmpl);
+}
+
+static void test_keys_sign_verify(void **state)
+{
+	struct node_keys k;
+	uint8_t sig[SIG_LEN];
+
+	(void)state;
+	node_keys_generate(&k);
+	assert_int_equal(keys_sign(k.machine_sec, "hello", 5, sig), 0);
+	assert_int_equal(keys_verify(k.machine_pub, "hello", 5, sig), 0);
+	assert_int_equal(keys_verify(k.machine_pub, "hellO", 5, sig), -EPERM);
+	sig[0] ^= 1;
+	assert_int_equal(keys_verify(k.machine_pub, "hello", 5, sig), -EPERM);
+	node_keys_wipe(&k);
+}
+
+static void test_keys_hex(void **state)
+{
+	uint8_t in[4] = { 0xde, 0xad, 0xbe, 0xef }, out[4];
+	char hex[9];
+
+	(void)state;
+	hex_encode(in, 4, hex);
+	assert_string_equal(hex, "deadbeef");
+	assert_int_equal(hex_decode(hex, out, 4), 0);
+	assert_memory_equal(in, out, 4);
+	assert_int_equal(hex_decode("deadbee", out, 4), -EINVAL);
+	assert_int_equal(hex_decode("deadbeeg", out, 4), -EINVAL);
+}
+
+static void test_args_anywhere(void **state)
+{
+	const char *st = NULL;
+	int json = 0, n;
+	char *words[4], err[128];
+	const struct arg_opt opts[] = {
+		{ "state", &st, NULL, 0 }, { "json", NULL, &json, 0 }, { NULL, NULL, NULL, 0 },
+	};
+	char *argv1[] = { "--state", "D", "keys", "list" };
+	char *argv2[] = { "keys", "list", "--state=D", "--json" };
+	char *argv3[] = { "keys", "--bogus" };
+	char *argv4[] = { "keys", "--state" };
+
+	(void)state;
+	n = args_parse(4, argv1, opts, words, 4, err, sizeof(err));
+	assert_int_equal(n, 2);
+	assert_string_equal(st, "D");
+	assert_string_equal(words[0], "keys");
+	st = NULL;
+	n = args_parse(4, argv2, opts, words, 4, err, sizeof(err));
+	assert_int_equal(n, 2);
+	assert_string_equal(st, "D");
+	assert_int_equal(json, 1);
+	assert_int_equal(args_parse(2, argv3, opts, words, 4, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--bogus"));
+	assert_int_equal(args_parse(2, argv4, opts, words, 4, err, sizeof(err)), -EINVAL);
+}
+
+static void test_args_duration(void **state)
+{
+	int64_t s;
+
+	(void)state;
+	assert_int_equal(args_parse_duration("90d", &s), 0);
+	assert_int_equal(s, 90 * 86400);
+	assert_int_equal(args_parse_duration("12h", &s), 0);
+	assert_int_equal(s, 12 * 3600);
+	assert_int_equal(args_parse_duration("45", &s), 0);
+	assert_int_equal(s, 45);
+	assert_int_equal(args_parse_duration("-1d", &s), -EINVAL);
+	assert_int_equal(args_parse_duration("1w", &s), -EINVAL);
+	assert_int_equal(args_parse_duration("1dd", &s), -EINVAL);
+	assert_int_equal(args_parse_duration("", &s), -EINVAL);
+	assert_int_equal(args_parse_duration("99999999999999999999d", &s), -EINVAL);
+}
+
+static void test_json_getters(void **state)
+{
+	char err[128];
+	const char *s;
+	int64_t i;
+	int b;
+	const char text[] = "{\"s\":\"x\",\"i\":5,\"b\":true,\"n\":null,\"nul\":\"a\\u0000b\"}";
+	json_t *o = json_parse_object(text, strlen(text), err, sizeof(err));
+
+	(void)state;
+	assert_non_null(o);
+	assert_int_equal(json_get_str(o, "s", &s), 0);
+	assert_string_equal(s, "x");
+	assert_int_equal(json_get_str(o, "i", &s), -EINVAL);
+	assert_int_equal(json_get_str(o, "missing", &s), -ENOENT);
+	assert_int_equal(json_get_str(o, "n", &s), -ENOENT);
+	assert_int_equal(json_get_str(o, "nul", &s), -EINVAL);
+	assert_int_equal(json_get_int(o, "i", &i), 0);
+	assert_int_equal(i, 5);
+	assert_int_equal(json_get_bool(o, "b", &b), 0);
+	assert_int_equal(b, 1);
+	json_decref(o);
+	assert_null(json_parse_object("[1]", 3, err, sizeof(err)));
+	assert_null(json_parse_object("{\"a\":1,\"a\":2}", 13, err, sizeof(err)));
+	assert_null(json_parse_object("{", 1, err, sizeof(err)));
+}
+
+static void test_log_quote(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_string_equal(log_quote("plain", buf, sizeof(buf)), "plain");
+	assert_string_equal(log_quote("two words", buf, sizeof(buf)), "\"two words\"");
+	assert_string_equal(log_quote("a\"b", buf, sizeof(buf)), "\"a\\\"b\"");
+	assert_string_equal(log_quote("", buf, sizeof(buf)), "\"\"");
+}
+
+static void test_coord_proto_signature_binds_fields(void **state)
+{
+	struct node_keys k;
+	json_t *b;
+	char msg[1024];
+	const char *sighex, *ch = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	char node[KEY_B64_LEN], disco[KEY_B64_LEN], machine[KEY_B64_LEN];
+	uint8_t sig[SIG_LEN];
+	int n;
+
+	(void)state;
+	node_keys_generate(&k);
+	b = coord_register_body(&k, ch, "host", "linux", "mvpn-auth-x");
+	assert_non_null(b);
+	assert_int_equal(json_get_str(b, "signature", &sighex), 0);
+	assert_int_equal(hex_decode(sighex, sig, SIG_LEN), 0);
+	key_to_base64(k.node_pub, node);
+	key_to_base64(k.disco_pub, disco);
+	key_to_base64(k.machine_pub, machine);
+	n = coord_register_message(ch, node, disco, machine, "host", "linux", "mvpn-auth-x", msg, sizeof(msg));
+	assert_true(n > 0);
+	assert_int_equal(keys_verify(k.machine_pub, msg, (size_t)n, sig), 0);
+	/* Another hostname or auth key is another message. */
+	n = coord_register_message(ch, node, disco, machine, "evil", "linux", "mvpn-auth-x", msg, sizeof(msg));
+	assert_int_equal(keys_verify(k.machine_pub, msg, (size_t)n, sig), -EPERM);
+	n = coord_register_message(ch, node, disco, machine, "host", "linux", NULL, msg, sizeof(msg));
+	assert_int_equal(keys_verify(k.machine_pub, msg, (size_t)n, sig), -EPERM);
+	json_decref(b);
+	node_keys_wipe(&k);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_keys_base64_round_trip),
+		cmocka_unit_test(test_keys_base64_rejects_junk),
+		cmocka_unit_test(test_keys_load_persists_and_is_private),
+		cmocka_unit_test(test_keys_sign_verify),
+		cmocka_unit_test(test_keys_hex),
+		cmocka_unit_test(test_args_anywhere),
+		cmocka_unit_test(test_args_duration),
+		cmocka_unit_test(test_json_getters),
+		cmocka_unit_test(test_log_quote),
+		cmocka_unit_test(test_coord_proto_signature_binds_fields),
+	};
+
+	keys_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,257 @@
+/* control.c - vpnd's control socket for vpnctl: HTTP/1.1 with JSON bodies on a Unix
+ * socket (0600, so only root and the daemon's own user get in). Routes and bodies are
+ * listed in vpnd.h; every request body is checked here before the daemon sees it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "meshvpn/json.h"
+#include "meshvpn/log.h"
+#include "vpnd.h"
+
+#define CTL_MAX_BODY 4096
+
+void up_request_wipe(struct up_request *r)
+{
+	sodium_memzero(r->auth_key, sizeof(r->auth_key));
+}
+
+static int printable(const char *s, int allow_space)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || (!allow_space && *p == ' '))
+			return 0;
+	return 1;
+}
+
+static int take_str(const json_t *o, const char *key, char *out, size_t size, const char **val,
+		    char *err, size_t errlen)
+{
+	int rc = json_get_str(o, key, val);
+
+	out[0] = 0;
+	if (rc == -ENOENT) {
+		*val = NULL;
+		return 0;
+	}
+	if (rc) {
+		snprintf(err, errlen, "'%s' must be a string", key);
+		return -EINVAL;
+	}
+	if (!**val) {
+		snprintf(err, errlen, "'%s' is empty", key);
+		return -EINVAL;
+	}
+	if (strlen(*val) >= size) {
+		snprintf(err, errlen, "'%s' is too long (at most %zu characters)", key, size - 1);
+		return -EINVAL;
+	}
+	memcpy(out, *val, strlen(*val) + 1);
+	return 0;
+}
+
+int control_parse_up(const void *body, size_t len, struct up_request *out, char *err,
+		     size_t errlen)
+{
+	static const char *const known[] = { "coord", "pin", "hostname", "auth_key", NULL };
+	struct up_request r;
+	struct http_url u;
+	uint8_t pin[32];
+	const char *key, *v;
+	json_t *o, *val;
+	int rc = -EINVAL;
+
+	memset(&r, 0, sizeof(r));
+	if (len > CTL_MAX_BODY) {
+		snprintf(err, errlen, "request too large");
+		return -EINVAL;
+	}
+	o = json_parse_object(body, len, err, errlen);
+	if (!o)
+		return -EINVAL;
+	json_object_foreach(o, key, val) {
+		int found = 0;
+
+		for (int i = 0; known[i]; i++)
+			found |= !strcmp(key, known[i]);
+		if (!found) {
+			snprintf(err, errlen, "unknown field '%.40s'", key);
+			goto out;
+		}
+	}
+	if (take_str(o, "coord", r.coord, sizeof(r.coord), &v, err, errlen))
+		goto out;
+	if (v) {
+		if (http_url_parse(r.coord, &u) || u.scheme != HTTP_SCHEME_HTTPS) {
+			snprintf(err, errlen, "coord must be an https:// URL, like https://coord.example.net:8443");
+			goto out;
+		}
+		if (strcmp(u.path, "/")) {
+			snprintf(err, errlen, "coord URL takes no path: https://HOST[:PORT]");
+			goto out;
+		}
+	}
+	if (take_str(o, "pin", r.pin, sizeof(r.pin), &v, err, errlen))
+		goto out;
+	if (v && tls_pin_parse(r.pin, pin)) {
+		snprintf(err, errlen, "pin must be sha256: and 64 hex digits (as `coord pin` prints it)");
+		goto out;
+	}
+	if (take_str(o, "hostname", r.hostname, sizeof(r.hostname), &v, err, errlen))
+		goto out;
+	if (v && !printable(r.hostname, 1)) {
+		snprintf(err, errlen, "hostname holds control characters");
+		goto out;
+	}
+	if (take_str(o, "auth_key", r.auth_key, sizeof(r.auth_key), &v, err, errlen))
+		goto out;
+	if (v && !printable(r.auth_key, 0)) {
+		snprintf(err, errlen, "auth key holds spaces or control characters");
+		goto out;
+	}
+	*out = r;
+	rc = 0;
+out:
+	up_request_wipe(&r);
+	json_decref(o);
+	return rc;
+}
+
+void control_respond_json(struct http_request *req, int status, json_t *body)
+{
+	size_t len = 0;
+	char *s = body ? json_dump_compact(body, &len) : NULL;
+
+	json_decref(body);
+	if (!s) {
+		http_respond_error(req, 500, "out of memory");
+		return;
+	}
+	http_respond(req, status, "application/json", NULL, s, len);
+	free(s);
+}
+
+void control_answer_up(struct vpnd *d, struct http_request *req, int status, const char *err)
+{
+	json_t *o, *ips;
+	char cmd[NM_NAME_LEN + 32];
+
+	if (status >= 400) {
+		http_respond_error(req, status, err);
+		return;
+	}
+	ips = json_array();
+	if (d->prefs.ip4[0])
+		json_array_append_new(ips, json_string(d->prefs.ip4));
+	if (d->prefs.ip6[0])
+		json_array_append_new(ips, json_string(d->prefs.ip6));
+	o = json_pack("{s:s, s:s, s:o, s:s}", "state", vpnd_state_name(d->state), "name",
+		      d->prefs.name, "ips", ips, "reason", d->reason);
+	if (o && d->state == VPND_NEEDS_APPROVAL) {
+		snprintf(cmd, sizeof(cmd), "coord nodes approve %s", d->prefs.name);
+		json_object_set_new(o, "approve_command", json_string(cmd));
+	}
+	control_respond_json(req, status, o);
+}
+
+static void on_request(struct http_request *req, void *arg)
+{
+	struct vpnd *d = arg;
+	char path[64], err[200];
+	size_t plen = strcspn(req->path, "?");
+	int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
+
+	if (plen >= sizeof(path)) {
+		http_respond_error(req, 404, "no such route");
+		return;
+	}
+	memcpy(path, req->path, plen);
+	path[plen] = 0;
+	if (d->closing) {
+		http_respond_error(req, 503, "vpnd is shutting down");
+		return;
+	}
+	log_debug("control request", "method=%s path=%s", req->method, path);
+	if (!strcmp(path, VPND_CTL_STATUS)) {
+		if (!get) {
+			http_respond_error(req, 405, "status takes GET");
+			return;
+		}
+		control_respond_json(req, 200, vpnd_status_json(d));
+	} else if (!strcmp(path, VPND_CTL_UP)) {
+		struct up_request r;
+
+		if (!post) {
+			http_respond_error(req, 405, "up takes POST");
+			return;
+		}
+		if (control_parse_up(req->body_len ? (const void *)req->body : "{}",
+				     req->body_len ? req->body_len : 2, &r, err, sizeof(err))) {
+			http_respond_error(req, 400, err);
+			return;
+		}
+		vpnd_up(d, &r, req);
+		up_request_wipe(&r);
+	} else if (!strcmp(path, VPND_CTL_DOWN)) {
+		if (!post)
+			http_respond_error(req, 405, "down takes POST");
+		else
+			vpnd_down(d, req);
+	} else if (!strcmp(path, VPND_CTL_LOGOUT)) {
+		if (!post)
+			http_respond_error(req, 405, "logout takes POST");
+		else
+			vpnd_logout(d, req);
+	} else {
+		http_respond_error(req, 404, "no such route");
+	}
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct vpnd *d = listener->data;
+	struct conn *c;
+
+	if (status < 0 || d->closing)
+		return;
+	if (!conn_plain_accept(listener, &c))
+		http_server_add_conn(d->ctl, c);
+}
+
+int control_listen(struct vpnd *d)
+{
+	struct http_server_opts o = { .max_header_bytes = 8192, .max_body_bytes = CTL_MAX_BODY,
+				      .header_timeout_ms = 10000, .idle_timeout_ms = 60000 };
+	int rc;
+
+	rc = http_server_new(d->loop, &o, on_request, d, &d->ctl);
+	if (rc)
+		return rc;
+	d->ctl_pipe.data = d;
+	rc = conn_listen_unix(d->loop, d->opts.socket, &d->ctl_pipe, on_connection);
+	if (rc) {
+		http_server_free(d->ctl);
+		d->ctl = NULL;
+		return rc;
+	}
+	d->have_ctl = 1;
+	log_info("control socket listening", "path=%s", d->opts.socket);
+	return 0;
+}
+
+void control_close(struct vpnd *d)
+{
+	if (d->have_ctl) {
+		uv_close((uv_handle_t *)&d->ctl_pipe, NULL);
+		unlink(d->opts.socket);
+		d->have_ctl = 0;
+	}
+	if (d->ctl) {
+		http_server_free(d->ctl);
+		d->ctl = NULL;
+	}
+}

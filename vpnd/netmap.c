@@ -1,0 +1,373 @@
+/* netmap.c - parses coord's netmap stream (see coord/netmap.c for the producer) into the
+ * node's copy. Every field is validated; a bad line changes nothing. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meshvpn/json.h"
+#include "netmap.h"
+
+void netmap_init(struct netmap *m)
+{
+	memset(m, 0, sizeof(*m));
+}
+
+void netmap_free(struct netmap *m)
+{
+	free(m->peers);
+	memset(m, 0, sizeof(*m));
+}
+
+void nm_change_clear(struct nm_change *chg)
+{
+	free(chg->old_peers);
+	memset(chg, 0, sizeof(*chg));
+}
+
+static int copy_str(const json_t *o, const char *key, char *out, size_t size, int required)
+{
+	const char *s;
+	int rc = json_get_str(o, key, &s);
+
+	if (rc == -ENOENT && !required) {
+		out[0] = 0;
+		return 0;
+	}
+	if (rc || strlen(s) >= size)
+		return -EINVAL;
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+static int parse_ips(const json_t *o, struct in_addr *ip4, struct in6_addr *ip6)
+{
+	json_t *ips = json_object_get(o, "ips");
+	const char *a, *b;
+
+	if (!json_is_array(ips) || json_array_size(ips) != 2)
+		return -EINVAL;
+	a = json_string_value(json_array_get(ips, 0));
+	b = json_string_value(json_array_get(ips, 1));
+	if (!a || !b || inet_pton(AF_INET, a, ip4) != 1 || inet_pton(AF_INET6, b, ip6) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_endpoints(const json_t *eps, char out[][NM_ENDPOINT_LEN], int *n)
+{
+	size_t i;
+	json_t *v;
+
+	if (!eps) {
+		*n = 0;
+		return 0;
+	}
+	if (!json_is_array(eps) || json_array_size(eps) > NM_MAX_ENDPOINTS)
+		return -EINVAL;
+	json_array_foreach(eps, i, v) {
+		const char *s = json_string_value(v);
+		if (!s || strlen(s) >= NM_ENDPOINT_LEN)
+			return -EINVAL;
+		memcpy(out[i], s, strlen(s) + 1);
+	}
+	*n = (int)json_array_size(eps);
+	return 0;
+}
+
+static int parse_peer(const json_t *o, struct nm_peer *p)
+{
+	json_int_t id;
+	int64_t v;
+
+	memset(p, 0, sizeof(*p));
+	if (!json_is_object(o) || json_get_int(o, "id", &v) || v <= 0)
+		return -EINVAL;
+	id = v;
+	p->id = id;
+	if (copy_str(o, "name", p->name, sizeof(p->name), 1) ||
+	    copy_str(o, "fqdn", p->fqdn, sizeof(p->fqdn), 0) ||
+	    json_get_key(o, "node_key", p->node_key) || json_get_key(o, "disco_key", p->disco_key) ||
+	    parse_ips(o, &p->ip4, &p->ip6) ||
+	    parse_endpoints(json_object_get(o, "endpoints"), p->endpoints, &p->n_endpoints) ||
+	    copy_str(o, "home_relay", p->home_relay, sizeof(p->home_relay), 0))
+		return -EINVAL;
+	if (json_get_bool(o, "online", &p->online) == -EINVAL ||
+	    json_get_int(o, "last_seen", &p->last_seen) == -EINVAL)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_relays(const json_t *a, struct netmap *m)
+{
+	struct nm_relay r[NM_MAX_RELAYS];
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a) || json_array_size(a) > NM_MAX_RELAYS)
+		return -EINVAL;
+	json_array_foreach(a, i, v) {
+		if (copy_str(v, "name", r[i].name, sizeof(r[i].name), 1) ||
+		    copy_str(v, "url", r[i].url, sizeof(r[i].url), 1) ||
+		    copy_str(v, "pin", r[i].pin, sizeof(r[i].pin), 0))
+			return -EINVAL;
+	}
+	memcpy(m->relays, r, json_array_size(a) * sizeof(r[0]));
+	m->n_relays = (int)json_array_size(a);
+	return 0;
+}
+
+static int cmp_peer(const void *a, const void *b)
+{
+	const struct nm_peer *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static ssize_t find_index(const struct netmap *m, int64_t id)
+{
+	size_t lo = 0, hi = m->n_peers;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (m->peers[mid].id == id)
+			return (ssize_t)mid;
+		if (m->peers[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+const struct nm_peer *netmap_find_id(const struct netmap *m, int64_t id)
+{
+	ssize_t i = find_index(m, id);
+
+	return i < 0 ? NULL : &m->peers[i];
+}
+
+const struct nm_peer *netmap_find_key(const struct netmap *m, const uint8_t key[KEY_LEN])
+{
+	for (size_t i = 0; i < m->n_peers; i++)
+		if (!memcmp(m->peers[i].node_key, key, KEY_LEN))
+			return &m->peers[i];
+	return NULL;
+}
+
+int nm_peer_wg_equal(const struct nm_peer *a, const struct nm_peer *b)
+{
+	return !memcmp(a->node_key, b->node_key, KEY_LEN) &&
+	       a->ip4.s_addr == b->ip4.s_addr && !memcmp(&a->ip6, &b->ip6, sizeof(a->ip6)) &&
+	       a->n_endpoints == b->n_endpoints &&
+	       (!a->n_endpoints || !strcmp(a->endpoints[0], b->endpoints[0]));
+}
+
+static int reserve(struct netmap *m, size_t n)
+{
+	struct nm_peer *np;
+
+	if (n <= m->cap)
+		return 0;
+	if (n > NM_MAX_PEERS)
+		return -E2BIG;
+	np = realloc(m->peers, n * sizeof(*np));
+	if (!np)
+		return -ENOMEM;
+	m->peers = np;
+	m->cap = n;
+	return 0;
+}
+
+static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
+{
+	json_t *self = json_object_get(o, "self"), *peers = json_object_get(o, "peers"), *v;
+	struct nm_self s;
+	struct nm_peer *np = NULL;
+	size_t i, n;
+	struct netmap tmp;
+
+	memset(&s, 0, sizeof(s));
+	if (!json_is_object(self) || json_get_int(self, "id", &s.id) ||
+	    copy_str(self, "name", s.name, sizeof(s.name), 1) ||
+	    copy_str(self, "fqdn", s.fqdn, sizeof(s.fqdn), 0) ||
+	    copy_str(self, "state", s.state, sizeof(s.state), 1) ||
+	    parse_ips(self, &s.ip4, &s.ip6) ||
+	    json_get_int(self, "key_expiry", &s.key_expiry) == -EINVAL)
+		return -EINVAL;
+	if (!json_is_array(peers) || json_array_size(peers) > NM_MAX_PEERS)
+		return -EINVAL;
+	n = json_array_size(peers);
+	np = calloc(n ? n : 1, sizeof(*np));
+	if (!np)
+		return -ENOMEM;
+	json_array_foreach(peers, i, v) {
+		if (parse_peer(v, &np[i])) {
+			free(np);
+			return -EINVAL;
+		}
+	}
+	qsort(np, n, sizeof(*np), cmp_peer);
+	for (i = 1; i < n; i++) {
+		if (np[i].id == np[i - 1].id) {
+			free(np);
+			return -EINVAL;
+		}
+	}
+	memset(&tmp, 0, sizeof(tmp));
+	if (json_object_get(o, "relays") && parse_relays(json_object_get(o, "relays"), &tmp)) {
+		free(np);
+		return -EINVAL;
+	}
+	if (copy_str(o, "domain", tmp.domain, sizeof(tmp.domain), 0)) {
+		free(np);
+		return -EINVAL;
+	}
+	chg->kind = NM_FULL;
+	chg->old_peers = m->peers;
+	chg->n_old = m->n_peers;
+	m->peers = np;
+	m->n_peers = n;
+	m->cap = n ? n : 1;
+	m->self = s;
+	memcpy(m->relays, tmp.relays, sizeof(tmp.relays));
+	m->n_relays = tmp.n_relays;
+	memcpy(m->domain, tmp.domain, sizeof(m->domain));
+	m->have_full = 1;
+	return 0;
+}
+
+static int apply_peer(struct netmap *m, const json_t *o, int added, struct nm_change *chg)
+{
+	struct nm_peer p;
+	ssize_t i;
+
+	if (parse_peer(json_object_get(o, "peer"), &p))
+		return -EINVAL;
+	i = find_index(m, p.id);
+	if (i >= 0) {
+		m->peers[i] = p;
+	} else {
+		size_t at = 0;
+		if (reserve(m, m->n_peers + 1))
+			return -ENOMEM;
+		while (at < m->n_peers && m->peers[at].id < p.id)
+			at++;
+		memmove(&m->peers[at + 1], &m->peers[at], (m->n_peers - at) * sizeof(p));
+		m->peers[at] = p;
+		m->n_peers++;
+		i = (ssize_t)at;
+		added = 1;
+	}
+	chg->kind = added ? NM_PEER_ADDED : NM_PEER_CHANGED;
+	chg->peer = &m->peers[i];
+	return 0;
+}
+
+static int apply_removed(struct netmap *m, const json_t *o, struct nm_change *chg)
+{
+	int64_t id;
+	ssize_t i;
+
+	if (json_get_int(o, "id", &id))
+		return -EINVAL;
+	i = find_index(m, id);
+	chg->kind = NM_PEER_REMOVED;
+	if (i < 0) {
+		chg->kind = NM_NONE;   /* never knew it: nothing to undo */
+		return 0;
+	}
+	chg->removed = m->peers[i];
+	memmove(&m->peers[i], &m->peers[i + 1], (m->n_peers - (size_t)i - 1) * sizeof(m->peers[0]));
+	m->n_peers--;
+	return 0;
+}
+
+static int apply_endpoints(struct netmap *m, const json_t *o, struct nm_change *chg)
+{
+	char eps[NM_MAX_ENDPOINTS][NM_ENDPOINT_LEN], relay[NM_NAME_LEN];
+	int64_t id;
+	int n;
+	ssize_t i;
+
+	if (json_get_int(o, "id", &id) ||
+	    parse_endpoints(json_object_get(o, "endpoints"), eps, &n) ||
+	    copy_str(o, "home_relay", relay, sizeof(relay), 0))
+		return -EINVAL;
+	i = find_index(m, id);
+	if (i < 0)
+		return 0;
+	memcpy(m->peers[i].endpoints, eps, sizeof(eps));
+	m->peers[i].n_endpoints = n;
+	memcpy(m->peers[i].home_relay, relay, sizeof(relay));
+	chg->kind = NM_PEER_CHANGED;
+	chg->peer = &m->peers[i];
+	return 0;
+}
+
+static int apply_online(struct netmap *m, const json_t *o, struct nm_change *chg)
+{
+	int64_t id, seen = 0;
+	int online;
+	ssize_t i;
+
+	if (json_get_int(o, "id", &id) || json_get_bool(o, "online", &online) ||
+	    json_get_int(o, "last_seen", &seen) == -EINVAL)
+		return -EINVAL;
+	i = find_index(m, id);
+	if (i < 0)
+		return 0;
+	m->peers[i].online = online;
+	m->peers[i].last_seen = seen;
+	chg->kind = NM_PEER_CHANGED;
+	chg->peer = &m->peers[i];
+	return 0;
+}
+
+int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_change *chg)
+{
+	char err[128];
+	const char *type;
+	json_t *o;
+	int rc = -EINVAL;
+
+	memset(chg, 0, sizeof(*chg));
+	o = json_parse_object(line, len, err, sizeof(err));
+	if (!o)
+		return -EINVAL;
+	if (json_get_str(o, "type", &type))
+		goto out;
+	if (!strcmp(type, "keepalive")) {
+		chg->kind = NM_KEEPALIVE;
+		rc = 0;
+	} else if (!strcmp(type, "full")) {
+		rc = apply_full(m, o, chg);
+	} else if (!strcmp(type, "gone")) {
+		chg->kind = NM_GONE;
+		rc = copy_str(o, "reason", chg->reason, sizeof(chg->reason), 0);
+	} else if (!m->have_full) {
+		rc = -EPROTO;
+	} else if (!strcmp(type, "peer_added")) {
+		rc = apply_peer(m, o, 1, chg);
+	} else if (!strcmp(type, "peer_changed")) {
+		rc = apply_peer(m, o, 0, chg);
+	} else if (!strcmp(type, "peer_removed")) {
+		rc = apply_removed(m, o, chg);
+	} else if (!strcmp(type, "endpoints")) {
+		rc = apply_endpoints(m, o, chg);
+	} else if (!strcmp(type, "online")) {
+		rc = apply_online(m, o, chg);
+	} else if (!strcmp(type, "relays")) {
+		rc = parse_relays(json_object_get(o, "relays"), m);
+		if (!rc)
+			chg->kind = NM_RELAYS;
+	} else {
+		rc = 0;   /* a newer coord's message: ignore, as disco ignores trailing bytes */
+	}
+out:
+	json_decref(o);
+	if (rc)
+		nm_change_clear(chg);
+	return rc;
+}

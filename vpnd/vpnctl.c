@@ -1,0 +1,449 @@
+/* vpnctl.c - the node CLI: talks to vpnd over its control socket (HTTP/1.1 + JSON on a
+ * Unix socket; routes in vpnd.h). Options may stand before or after the subcommand.
+ * Exit codes: 0 ok (also `up` waiting for approval), 1 runtime failure, 2 bad usage. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "meshvpn/args.h"
+#include "meshvpn/http.h"
+#include "meshvpn/json.h"
+#include "meshvpn/log.h"
+#include "meshvpn/table.h"
+#include "vpnd.h"
+
+#define CTL_TIMEOUT_MS 10000
+#define UP_TIMEOUT_MS (VPND_UP_TIMEOUT_MS + 15000)
+
+static const char *sock_path = VPND_DEFAULT_SOCKET;
+static const char *opt_coord, *opt_auth_key, *opt_hostname, *opt_pin;
+static int opt_json, opt_4, opt_6, opt_help;
+
+struct cmd {
+	const char *name;
+	int (*fn)(void);
+	const char *help;
+	const char *opts;   /* the options it takes besides --socket, space-separated */
+};
+
+static int cmd_up(void);
+static int cmd_down(void);
+static int cmd_logout(void);
+static int cmd_status(void);
+static int cmd_ip(void);
+
+static const struct cmd cmds[] = {
+	{ "up", cmd_up, "Joins the network: --coord URL [--auth-key K] [--hostname H] "
+	  "[--pin sha256:HEX]; without --coord, rejoins the last one", "coord auth-key hostname pin" },
+	{ "down", cmd_down, "Removes the interface; keys and registration stay (up rejoins)", "" },
+	{ "logout", cmd_logout, "Leaves the network: tells coord, deletes this node's keys", "" },
+	{ "status", cmd_status, "Shows this node and its peers [--json]", "json" },
+	{ "ip", cmd_ip, "Prints this node's addresses, one per line [-4|-6]", "4 6" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vpnctl [--socket PATH] COMMAND [options]\n\ncommands:\n");
+	for (const struct cmd *c = cmds; c->name; c++)
+		fprintf(f, "  %-8s %s\n", c->name, c->help);
+	fprintf(f, "\n--socket defaults to %s\n", VPND_DEFAULT_SOCKET);
+}
+
+/* One request to vpnd. 0 with *status and *out (parsed body, may be NULL), or 1 after
+ * saying what went wrong. */
+static int ctl(const char *method, const char *path, const char *body, uint64_t timeout_ms,
+	       int *status, json_t **out)
+{
+	char url[300], *resp = NULL, err[128];
+	const char *headers[] = { "Content-Type: application/json", NULL };
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	snprintf(url, sizeof(url), "unix:%s", sock_path);
+	rc = http_fetch(url, NULL, method, path, headers, body, body ? strlen(body) : 0, status, &resp,
+			&len, timeout_ms);
+	if (rc == -ENOENT || rc == -ECONNREFUSED) {
+		fprintf(stderr, "vpnctl: vpnd is not running (nothing answers on %s).\n"
+			"Start it as root: vpnd [--state DIR] [--socket PATH] (or: systemctl start vpnd)\n",
+			sock_path);
+		return 1;
+	}
+	if (rc == -EACCES || rc == -EPERM) {
+		fprintf(stderr, "vpnctl: permission denied on %s: run vpnctl as root\n", sock_path);
+		return 1;
+	}
+	if (rc == -ETIMEDOUT) {
+		fprintf(stderr, "vpnctl: vpnd did not answer in time on %s\n", sock_path);
+		return 1;
+	}
+	if (rc) {
+		fprintf(stderr, "vpnctl: cannot talk to vpnd on %s: %s\n", sock_path, strerror(-rc));
+		return 1;
+	}
+	if (resp && len)
+		*out = json_parse_object(resp, len, err, sizeof(err));
+	free(resp);
+	if (!*out && *status == 200) {
+		fprintf(stderr, "vpnctl: vpnd's answer is not JSON\n");
+		return 1;
+	}
+	return 0;
+}
+
+/* A non-200 answer: its {"error"} to stderr; 2 for a request vpnd found malformed. */
+static int fail(int status, json_t *o)
+{
+	const char *msg = NULL;
+
+	if (!o || json_get_str(o, "error", &msg))
+		msg = NULL;
+	fprintf(stderr, "vpnctl: %s\n", msg ? msg : "vpnd answered with an error");
+	if (!msg)
+		fprintf(stderr, "(HTTP %d)\n", status);
+	json_decref(o);
+	return status == 400 ? 2 : 1;
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+	const char *s;
+
+	return o && !json_get_str(o, key, &s) ? s : "";
+}
+
+static void print_ips(const json_t *ips, FILE *f, const char *sep)
+{
+	size_t i;
+	json_t *v;
+	int first = 1;
+
+	json_array_foreach(ips, i, v) {
+		if (!json_is_string(v))
+			continue;
+		fprintf(f, "%s%s", first ? "" : sep, json_string_value(v));
+		first = 0;
+	}
+}
+
+static int cmd_up(void)
+{
+	struct up_request check;
+	json_t *body = json_object(), *o = NULL;
+	char *text, err[200];
+	const char *state;
+	int status = 0, rc;
+
+	if (opt_coord)
+		json_object_set_new(body, "coord", json_string(opt_coord));
+	if (opt_pin)
+		json_object_set_new(body, "pin", json_string(opt_pin));
+	if (opt_hostname)
+		json_object_set_new(body, "hostname", json_string(opt_hostname));
+	if (opt_auth_key)
+		json_object_set_new(body, "auth_key", json_string(opt_auth_key));
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!text)
+		return 1;
+	/* The daemon checks the same way; saying it here names the option. */
+	if (control_parse_up(text, strlen(text), &check, err, sizeof(err))) {
+		fprintf(stderr, "vpnctl up: %s\n", err);
+		free(text);
+		return 2;
+	}
+	up_request_wipe(&check);
+	rc = ctl("POST", VPND_CTL_UP, text, UP_TIMEOUT_MS, &status, &o);
+	free(text);
+	if (rc)
+		return rc;
+	if (status != 200)
+		return fail(status, o);
+	state = str(o, "state");
+	if (!strcmp(state, "running")) {
+		printf("Running as %s (", str(o, "name"));
+		print_ips(json_object_get(o, "ips"), stdout, ", ");
+		printf(").\n");
+		rc = 0;
+	} else if (!strcmp(state, "needs-approval")) {
+		const char *cmd = str(o, "approve_command");
+		printf("Waiting for approval. An admin must run:\n\n    %s\n\n"
+		       "This node joins as soon as that is done; no other command is needed.\n",
+		       *cmd ? cmd : "coord nodes approve <name>");
+		rc = 0;
+	} else if (!strcmp(state, "expired")) {
+		fprintf(stderr, "vpnctl: the node key of %s expired: run vpnctl up --auth-key KEY, or ask "
+			"an admin to approve it again\n", str(o, "name"));
+		rc = 1;
+	} else {
+		fprintf(stderr, "vpnctl: the node is %s: %s\n", state, str(o, "reason"));
+		rc = 1;
+	}
+	json_decref(o);
+	return rc;
+}
+
+static int cmd_down(void)
+{
+	json_t *o = NULL;
+	int status = 0, rc = ctl("POST", VPND_CTL_DOWN, "{}", CTL_TIMEOUT_MS, &status, &o);
+
+	if (rc)
+		return rc;
+	if (status != 200)
+		return fail(status, o);
+	printf("Stopped. Keys and registration are kept: `vpnctl up` rejoins.\n");
+	json_decref(o);
+	return 0;
+}
+
+static int cmd_logout(void)
+{
+	json_t *o = NULL, *told;
+	int status = 0, rc = ctl("POST", VPND_CTL_LOGOUT, "{}", 30000, &status, &o);
+
+	if (rc)
+		return rc;
+	if (status != 200)
+		return fail(status, o);
+	told = json_object_get(o, "coord_notified");
+	printf("Logged out; this node's keys are deleted.\n");
+	if (!json_is_true(told))
+		printf("The coordination server could not be told: an admin may delete the node there.\n");
+	json_decref(o);
+	return 0;
+}
+
+static int get_status(json_t **out)
+{
+	int status = 0, rc = ctl("GET", VPND_CTL_STATUS, NULL, CTL_TIMEOUT_MS, &status, out);
+
+	if (rc)
+		return rc;
+	if (status != 200)
+		return fail(status, *out);
+	if (!json_is_object(json_object_get(*out, "self"))) {
+		fprintf(stderr, "vpnctl: vpnd's status has no \"self\"\n");
+		json_decref(*out);
+		return 1;
+	}
+	return 0;
+}
+
+static void human_bytes(json_int_t v, char *out, size_t size)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double x = (double)v;
+	int u = 0;
+
+	while (x >= 1024 && u < 4) {
+		x /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, size, "%lld B", (long long)v);
+	else
+		snprintf(out, size, "%.1f %s", x, units[u]);
+}
+
+static void human_ago(json_int_t t, char *out, size_t size)
+{
+	long long d = (long long)time(NULL) - (long long)t;
+
+	if (!t)
+		snprintf(out, size, "never");
+	else if (d < 0)
+		snprintf(out, size, "now");
+	else if (d < 120)
+		snprintf(out, size, "%llds ago", d);
+	else if (d < 7200)
+		snprintf(out, size, "%lldm ago", d / 60);
+	else
+		snprintf(out, size, "%lldh ago", d / 3600);
+}
+
+static json_int_t num(const json_t *o, const char *key)
+{
+	int64_t v = 0;
+
+	return json_get_int(o, key, &v) ? 0 : (json_int_t)v;
+}
+
+static int cmd_status(void)
+{
+	json_t *o = NULL, *self, *peers, *p;
+	struct table t;
+	size_t i;
+	int rc = get_status(&o);
+
+	if (rc)
+		return rc;
+	if (opt_json) {
+		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+		return s ? 0 : 1;
+	}
+	self = json_object_get(o, "self");
+	peers = json_object_get(o, "peers");
+	printf("%s", *str(self, "name") ? str(self, "name") : "(no name)");
+	if (json_array_size(json_object_get(self, "ips"))) {
+		printf(" (");
+		print_ips(json_object_get(self, "ips"), stdout, ", ");
+		printf(")");
+	}
+	printf(": %s", str(self, "state"));
+	if (*str(self, "reason"))
+		printf(" - %s", str(self, "reason"));
+	printf("\n");
+	if (*str(self, "coord")) {
+		printf("coord %s: %s", str(self, "coord"),
+		       json_is_true(json_object_get(self, "coord_connected")) ? "connected" : "not connected");
+		if (*str(self, "coord_error"))
+			printf(" (%s)", str(self, "coord_error"));
+		printf("\n");
+	}
+	if (!json_array_size(peers)) {
+		if (!strcmp(str(self, "state"), "running"))
+			printf("no peers yet\n");
+		json_decref(o);
+		return 0;
+	}
+	printf("\n");
+	table_init(&t, 8);
+	table_add(&t, "PEER", "IP", "ONLINE", "PATH", "ENDPOINT", "HANDSHAKE", "RX", "TX");
+	json_array_foreach(peers, i, p) {
+		char hs[32], rx[32], tx[32];
+		const char *ip = json_string_value(json_array_get(json_object_get(p, "ips"), 0));
+
+		human_ago(num(p, "last_handshake"), hs, sizeof(hs));
+		human_bytes(num(p, "rx_bytes"), rx, sizeof(rx));
+		human_bytes(num(p, "tx_bytes"), tx, sizeof(tx));
+		table_add(&t, str(p, "name"), ip ? ip : "",
+			  json_is_true(json_object_get(p, "online")) ? "yes" : "no", str(p, "path"),
+			  str(p, "endpoint"), hs, rx, tx);
+	}
+	table_print(&t, stdout);
+	table_free(&t);
+	json_decref(o);
+	return 0;
+}
+
+static int cmd_ip(void)
+{
+	json_t *o = NULL, *ips, *v;
+	size_t i;
+	int rc, printed = 0;
+
+	if (opt_4 && opt_6) {
+		fprintf(stderr, "vpnctl ip: give -4 or -6, not both\n");
+		return 2;
+	}
+	rc = get_status(&o);
+	if (rc)
+		return rc;
+	ips = json_object_get(json_object_get(o, "self"), "ips");
+	json_array_foreach(ips, i, v) {
+		const char *s = json_string_value(v);
+		int v6 = s && strchr(s, ':');
+
+		if (!s || (opt_4 && v6) || (opt_6 && !v6))
+			continue;
+		printf("%s\n", s);
+		printed++;
+	}
+	json_decref(o);
+	if (!printed) {
+		fprintf(stderr, "vpnctl: this node has no %saddress yet: join with vpnctl up --coord URL\n",
+			opt_4 ? "IPv4 " : opt_6 ? "IPv6 " : "");
+		return 1;
+	}
+	return 0;
+}
+
+/* Options given that this subcommand does not take: bad usage. */
+static int check_opts(const struct cmd *c)
+{
+	const struct { const char *name; int given; } given[] = {
+		{ "coord", !!opt_coord }, { "auth-key", !!opt_auth_key },
+		{ "hostname", !!opt_hostname }, { "pin", !!opt_pin }, { "json", opt_json },
+		{ "4", opt_4 }, { "6", opt_6 },
+	};
+
+	for (size_t i = 0; i < sizeof(given) / sizeof(given[0]); i++) {
+		char pat[16];
+		size_t nl = strlen(given[i].name);
+		const char *p = c->opts;
+		int ok = 0;
+
+		if (!given[i].given)
+			continue;
+		snprintf(pat, sizeof(pat), "%s", given[i].name);
+		while ((p = strstr(p, pat))) {
+			if ((p == c->opts || p[-1] == ' ') && (p[nl] == ' ' || !p[nl]))
+				ok = 1;
+			p += nl;
+		}
+		if (!ok) {
+			fprintf(stderr, "vpnctl %s: does not take %s%s\n", c->name,
+				nl == 1 ? "-" : "--", given[i].name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct arg_opt opts[] = {
+		{ "socket", &sock_path, NULL, 0 }, { "coord", &opt_coord, NULL, 0 },
+		{ "auth-key", &opt_auth_key, NULL, 0 }, { "hostname", &opt_hostname, NULL, 0 },
+		{ "pin", &opt_pin, NULL, 0 }, { "json", NULL, &opt_json, 0 },
+		{ "ipv4", NULL, &opt_4, '4' }, { "ipv6", NULL, &opt_6, '6' },
+		{ "help", NULL, &opt_help, 'h' }, { NULL, NULL, NULL, 0 },
+	};
+	char *words[4], err[256];
+	const struct cmd *c;
+	int n;
+
+	log_set_level(LOG_ERROR);
+	n = args_parse(argc - 1, argv + 1, opts, words, 4, err, sizeof(err));
+	if (n < 0) {
+		fprintf(stderr, "vpnctl: %s\n", err);
+		usage(stderr);
+		return 2;
+	}
+	if (opt_help || (n == 1 && !strcmp(words[0], "help"))) {
+		usage(stdout);
+		return 0;
+	}
+	if (n == 0) {
+		usage(stderr);
+		return 2;
+	}
+	for (c = cmds; c->name; c++)
+		if (!strcmp(c->name, words[0]))
+			break;
+	if (!c->name) {
+		fprintf(stderr, "vpnctl: unknown command '%s'\n", words[0]);
+		usage(stderr);
+		return 2;
+	}
+	if (n > 1) {
+		fprintf(stderr, "vpnctl %s: unexpected argument '%s'\n", c->name, words[1]);
+		return 2;
+	}
+	if (check_opts(c))
+		return 2;
+	if (*sock_path != '/') {
+		fprintf(stderr, "vpnctl: --socket takes an absolute path\n");
+		return 2;
+	}
+	return c->fn();
+}

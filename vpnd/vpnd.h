@@ -1,0 +1,270 @@
+/* vpnd.h - the node daemon's private interfaces: the daemon itself (daemon.c: prefs,
+ * state, netmap -> WireGuard), its control socket for vpnctl (control.c: HTTP/1.1 + JSON
+ * on a 0600 Unix socket) and its client of coord (coordc.c: netmap stream, blocking calls
+ * in the threadpool). Protocol with coord: meshvpn/coord_proto.h, docs/ARCHITECTURE.md. */
+#ifndef VPND_VPND_H
+#define VPND_VPND_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "meshvpn/coord_proto.h"
+#include "meshvpn/http.h"
+#include "meshvpn/keys.h"
+#include "meshvpn/tls.h"
+#include "netmap.h"
+
+#define VPND_DEFAULT_STATE   "/var/lib/meshvpn"
+#define VPND_DEFAULT_SOCKET  "/run/meshvpn/vpnd.sock"
+#define VPND_DEFAULT_IFNAME  "meshvpn0"
+#define VPND_DEFAULT_PORT    41641
+#define VPND_DEFAULT_BACKEND "auto"
+
+#define VPND_URL_MAX      255   /* coord base URL */
+#define VPND_HOSTNAME_MAX 63    /* a DNS label; coord sanitises the rest */
+#define VPND_AUTHKEY_MAX  128
+#define VPND_REASON_LEN   160
+#define VPND_KEEPALIVE    25    /* persistent keepalive towards every peer, seconds */
+#define VPND_DIRECT_WINDOW 180  /* a handshake this recent (s) + an endpoint = path direct */
+#define VPND_UP_TIMEOUT_MS 30000
+#define VPND_CIDR_V4      "100.64.0.0"  /* the tailnet's IPv4 range, /10 */
+
+/* ---- control API (control.c): requests from vpnctl ----
+ *   GET  /v1/status  -> 200 status object (vpnd_status_json)
+ *   POST /v1/up      {"coord"?, "pin"?, "hostname"?, "auth_key"?}
+ *                    -> 200 {"state","name","ips","approve_command"?} once running or
+ *                       waiting for approval; 4xx/5xx {"error"} otherwise
+ *   POST /v1/down    -> 200 {"state":"stopped"}
+ *   POST /v1/logout  -> 200 {"ok":true,"coord_notified":bool}
+ */
+#define VPND_CTL_STATUS "/v1/status"
+#define VPND_CTL_UP     "/v1/up"
+#define VPND_CTL_DOWN   "/v1/down"
+#define VPND_CTL_LOGOUT "/v1/logout"
+
+struct up_request {
+	char coord[VPND_URL_MAX + 1];          /* "" = the one in prefs */
+	char pin[TLS_PIN_LEN];                 /* "" = CA verification (or the one in prefs) */
+	char hostname[VPND_HOSTNAME_MAX + 1];  /* "" = the one in prefs, else gethostname() */
+	char auth_key[VPND_AUTHKEY_MAX + 1];   /* secret: up_request_wipe */
+};
+
+/* Parses and checks the body of POST /v1/up: a JSON object with only the keys above, each
+ * a string: coord an https:// URL (or unix:), pin "sha256:<64 hex>", hostname 1..63
+ * printable characters, auth_key 1..128 characters without spaces or controls. 0, or
+ * -EINVAL with a message for the user in err. Pure: no state, no I/O. */
+int control_parse_up(const void *body, size_t len, struct up_request *out, char *err,
+		     size_t errlen);
+void up_request_wipe(struct up_request *r);
+
+/* ---- prefs (daemon.c): STATE/prefs, JSON, 0600, written atomically ---- */
+struct vpnd_prefs {
+	char coord[VPND_URL_MAX + 1];
+	char pin[TLS_PIN_LEN];
+	char hostname[VPND_HOSTNAME_MAX + 1];
+	int want_up;
+	char token[COORD_TOKEN_MAX];           /* secret */
+	/* last known identity, for status while stopped */
+	char node_state[24];                   /* as coord said: running, needs-approval, expired */
+	char name[NM_NAME_LEN];
+	char ip4[INET_ADDRSTRLEN];
+	char ip6[INET6_ADDRSTRLEN];
+};
+
+/* Pure: parses prefs text (unknown keys ignored, wrong types and overlong values
+ * rejected). 0 or -EINVAL. */
+int prefs_parse(const char *text, size_t len, struct vpnd_prefs *p);
+int prefs_load(const char *dir, struct vpnd_prefs *p);      /* -ENOENT: none yet */
+int prefs_save(const char *dir, const struct vpnd_prefs *p);
+int prefs_remove(const char *dir);
+void prefs_wipe(struct vpnd_prefs *p);
+
+/* "192.0.2.1:41641" or "[2001:db8::1]:41641" <-> sockaddr. Pure. */
+int vpnd_parse_endpoint(const char *s, struct sockaddr_storage *ss);
+int vpnd_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t size);
+/* The tailnet's IPv6 /48 of an address: the low 80 bits zeroed. */
+void vpnd_ula48(const struct in6_addr *ip6, struct in6_addr *out);
+/* The node's endpoint candidates: every up, non-loopback, non-link-local IPv4/IPv6
+ * address (getifaddrs) with port, excluding the interface skip_ifname and the tailnet's
+ * own addresses (self4 and all of 100.64.0.0/10, anything in self6's /48). IPv4 first.
+ * Returns the count. */
+int vpnd_local_endpoints(const char *skip_ifname, const struct in_addr *self4,
+			 const struct in6_addr *self6, uint16_t port,
+			 char out[][NM_ENDPOINT_LEN], int max);
+
+/* ---- coord client (coordc.c) ---- */
+
+enum cc_event {
+	CC_CONNECTED,   /* the stream answered 200 */
+	CC_LOST,        /* the stream ended or could not start (detail: -errno); retrying */
+	CC_REFUSED,     /* coord answered the stream with an HTTP error (detail: status);
+			 * 401/403 are not retried (the token is unknown or the node rejected) */
+};
+
+struct coordc;
+typedef void (*cc_line_cb)(struct coordc *cc, const char *line, size_t len, void *arg);
+typedef void (*cc_event_cb)(struct coordc *cc, enum cc_event ev, int detail, void *arg);
+
+struct cc_attempt;
+
+struct coordc {
+	uv_loop_t *loop;
+	cc_line_cb on_line;
+	cc_event_cb on_event;
+	void *arg;
+	struct tls_config *tls;
+	struct http_url url;
+	char token[COORD_TOKEN_MAX];
+	int active;                  /* a stream is wanted */
+	int connected;               /* answered 200, lines may flow */
+	int http_status;             /* of the current response, 0 before it */
+	unsigned gen;                /* bumps on every stop: stale callbacks look at it */
+	struct cc_attempt *attempt;  /* connect in flight */
+	struct http_client *cl;
+	uv_timer_t retry, watchdog;
+	uint64_t backoff_ms, last_rx_ms;
+	char *line;
+	size_t line_len, line_cap;
+	int closing;
+};
+
+#define CC_BACKOFF_MIN_MS 1000
+#define CC_BACKOFF_MAX_MS 30000
+#define CC_IDLE_TIMEOUT_MS 90000          /* coord sends keepalives every 30 s */
+#define CC_MAX_LINE (64u << 20)           /* a full netmap of NM_MAX_PEERS fits */
+
+int coordc_init(struct coordc *cc, uv_loop_t *loop, cc_line_cb on_line, cc_event_cb on_event,
+		void *arg);
+/* (Re)starts the stream now with these credentials; an open one is dropped first. */
+int coordc_start(struct coordc *cc, const char *url, const char *pin, const char *token);
+/* Drops the stream and stops retrying. No callback afterwards. */
+void coordc_stop(struct coordc *cc);
+/* Stops and closes the timers (asynchronously: run the loop afterwards). */
+void coordc_close(struct coordc *cc);
+/* The next retry delay (ms) from the current backoff, with jitter; doubles the backoff. */
+uint64_t coordc_next_delay(struct coordc *cc);
+
+/* Blocking calls to coord, run with http_fetch in libuv's threadpool. */
+enum coord_call_kind { CALL_REGISTER, CALL_ENDPOINTS, CALL_LOGOUT };
+
+struct coord_call;
+typedef void (*coord_call_cb)(struct coord_call *call, void *arg);
+
+struct coord_call {
+	uv_work_t work;
+	enum coord_call_kind kind;
+	/* in */
+	char url[VPND_URL_MAX + 1];
+	char pin[TLS_PIN_LEN];
+	char token[COORD_TOKEN_MAX];            /* endpoints, logout */
+	struct node_keys keys;                  /* register */
+	char hostname[VPND_HOSTNAME_MAX + 1];   /* register */
+	char auth_key[VPND_AUTHKEY_MAX + 1];    /* register, may be "" */
+	char *body;                             /* endpoints: the JSON body (owned) */
+	size_t body_len;
+	/* out */
+	int rc;                                 /* 0 or -errno of the transport */
+	int status;                             /* HTTP status */
+	char *resp;                             /* body (owned), NUL-terminated */
+	size_t resp_len;
+	coord_call_cb done;
+	void *arg;
+};
+
+struct coord_call *coord_call_new(enum coord_call_kind kind, const char *url, const char *pin);
+/* Queues the call; done runs on the loop thread afterwards (and only if this returned 0). */
+int coord_call_start(uv_loop_t *loop, struct coord_call *call, coord_call_cb done, void *arg);
+/* Wipes keys, auth key and token; frees everything. NULL ok. */
+void coord_call_free(struct coord_call *call);
+/* A short text for a failed call: coord's {"error"} or the transport error. */
+void coord_call_error(const struct coord_call *call, char *out, size_t size);
+
+/* ---- the daemon (daemon.c) ---- */
+
+enum vpnd_state { VPND_STOPPED = 0, VPND_NEEDS_APPROVAL, VPND_RUNNING, VPND_EXPIRED };
+
+struct vpnd_opts {
+	const char *state_dir;
+	const char *socket;
+	const char *backend;     /* auto | kernel | userspace */
+	const char *ifname;
+	uint16_t port;
+};
+
+struct pending_up;
+struct wg;
+struct netif;
+
+struct vpnd {
+	uv_loop_t *loop;
+	struct vpnd_opts opts;
+	struct vpnd_prefs prefs;
+	struct node_keys keys;
+	int have_keys;
+
+	enum vpnd_state state;
+	char reason[VPND_REASON_LEN];   /* why stopped (or what is going on) */
+	struct netmap nm;
+	/* The peers as configured in WireGuard now, sorted by id (copies). */
+	struct nm_peer *wgp;
+	size_t n_wgp, cap_wgp;
+	int wg_dirty;                   /* a set failed: resync everything on the next tick */
+
+	struct wg *wg;
+	struct netif *nif;
+	int ifindex;
+	uint8_t wg_pub[KEY_LEN];        /* the node key the interface runs with */
+	int have_addrs;
+	struct in_addr if_ip4;
+	struct in6_addr if_ip6;
+	int wg_failures;
+
+	struct coordc cc;
+	int cc_connected;
+	char coord_error[VPND_REASON_LEN];  /* the last stream failure, "" while connected */
+	struct coord_call *reg;         /* registration in flight */
+	struct coord_call *ep_call;     /* endpoint post in flight */
+	struct coord_call *logout_call; /* logout in flight */
+	struct http_request *logout_req;
+	char ep_posting[NM_MAX_ENDPOINTS][NM_ENDPOINT_LEN];
+	int n_ep_posting;
+	int ep_fresh;                   /* a new stream: post endpoints again */
+	char ep_posted[NM_MAX_ENDPOINTS][NM_ENDPOINT_LEN];
+	int n_ep_posted, ep_posted_ok;
+	int jobs;                       /* threadpool calls in flight */
+
+	struct http_server *ctl;
+	uv_pipe_t ctl_pipe;
+	int have_ctl;
+	struct pending_up *ups;
+
+	uv_timer_t tick;
+	unsigned ticks;
+	int closing;
+};
+
+int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts);
+/* Clean shutdown: answers pending requests, drops the stream, removes the interface,
+ * closes handles. Run the loop afterwards. */
+void vpnd_shutdown(struct vpnd *d);
+
+const char *vpnd_state_name(enum vpnd_state s);
+
+/* Control actions (called by control.c). up answers req itself, now or later. */
+void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req);
+void vpnd_down(struct vpnd *d, struct http_request *req);
+void vpnd_logout(struct vpnd *d, struct http_request *req);
+json_t *vpnd_status_json(struct vpnd *d);
+
+/* control.c */
+int control_listen(struct vpnd *d);
+void control_close(struct vpnd *d);
+/* Answers an up request from the daemon's state (or with an error when status >= 400). */
+void control_answer_up(struct vpnd *d, struct http_request *req, int status, const char *err);
+/* {"error": msg} */
+void control_respond_json(struct http_request *req, int status, json_t *body);
+
+#endif
