@@ -35,7 +35,9 @@ sim() { local cmd=$1 dir=$2; shift 2; "$SIM" "$cmd" --coord "$URL" --pin "$PIN" 
 # stream NAME: holds node NAME's netmap stream in the background, lines to NAME.stream
 declare -A STREAM_PID
 stream() {
-	sim stream "$1" --timeout 300 >"$E2E_TMP/$1.stream" 2>"$E2E_TMP/$1.stream.err" &
+	# Not through sim(): $! must be nodesim itself, so that stop_stream really ends it.
+	"$SIM" stream --coord "$URL" --pin "$PIN" --state "$E2E_TMP/$1" --timeout 300 \
+		>"$E2E_TMP/$1.stream" 2>"$E2E_TMP/$1.stream.err" &
 	STREAM_PID[$1]=$!
 	track $!
 }
@@ -110,7 +112,7 @@ check "a replayed registration is refused (401)" bash -c "NODESIM_REPLAY='$E2E_T
 # --- delete ---
 stream c
 check_within "c gets its netmap" 10 has c '"type":"full"'
-check "delete c by id" adm nodes delete "$("$COORD" nodes list --state "$STATE" --json | grep -B2 '"name": "gamma"' | grep -o '"id": [0-9]*' | grep -o '[0-9]*' | head -1)"
+check "delete c by id" adm nodes delete "$("$COORD" nodes list --state "$STATE" | awk '$2 == "gamma" {print $1}')"
 check_within "peers get peer_removed for c" 10 has a '"type":"peer_removed"'
 check_within "c's stream is told it is gone" 10 has c '"reason":"deleted"'
 check_fails "c's token no longer works" sim endpoints c 192.0.2.1:1

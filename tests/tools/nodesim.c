@@ -189,13 +189,6 @@ static void handle_line(struct simnode *sn, const char *line, size_t len, int tr
 	struct sim *s = sn->sim;
 
 	sn->lines++;
-	if (s->print) {
-		if (!truncated) {
-			fwrite(line, 1, len, stdout);
-			fputc('\n', stdout);
-			fflush(stdout);
-		}
-	}
 	if (!strncmp(line, "{\"type\":\"full\"", 14) && !sn->got_full) {
 		sn->got_full = 1;
 		s->full_count++;
@@ -219,6 +212,11 @@ static void on_body(const uint8_t *p, size_t len, void *arg)
 {
 	struct simnode *sn = arg;
 
+	if (sn->sim->print) {
+		/* Whole lines, however long (a full netmap is one line). */
+		fwrite(p, 1, len, stdout);
+		fflush(stdout);
+	}
 	for (size_t i = 0; i < len; i++) {
 		if (p[i] == '\n') {
 			sn->line[sn->line_len < sizeof(sn->line) ? sn->line_len : sizeof(sn->line) - 1] = 0;

@@ -153,7 +153,7 @@ static void test_json_getters(void **state)
 	const char *s;
 	int64_t i;
 	int b;
-	const char text[] = "{\"s\":\"x\",\"i\":5,\"b\":true,\"n\":null,\"nul\":\"a\\u0000b\"}";
+	const char text[] = "{\"s\":\"x\",\"i\":5,\"b\":true,\"n\":null}";
 	json_t *o = json_parse_object(text, strlen(text), err, sizeof(err));
 
 	(void)state;
@@ -163,7 +163,6 @@ static void test_json_getters(void **state)
 	assert_int_equal(json_get_str(o, "i", &s), -EINVAL);
 	assert_int_equal(json_get_str(o, "missing", &s), -ENOENT);
 	assert_int_equal(json_get_str(o, "n", &s), -ENOENT);
-	assert_int_equal(json_get_str(o, "nul", &s), -EINVAL);
 	assert_int_equal(json_get_int(o, "i", &i), 0);
 	assert_int_equal(i, 5);
 	assert_int_equal(json_get_bool(o, "b", &b), 0);
@@ -172,6 +171,8 @@ static void test_json_getters(void **state)
 	assert_null(json_parse_object("[1]", 3, err, sizeof(err)));
 	assert_null(json_parse_object("{\"a\":1,\"a\":2}", 13, err, sizeof(err)));
 	assert_null(json_parse_object("{", 1, err, sizeof(err)));
+	/* Embedded NULs never reach the getters. */
+	assert_null(json_parse_object("{\"a\":\"x\\u0000y\"}", 17, err, sizeof(err)));
 }
 
 static void test_log_quote(void **state)
