@@ -382,9 +382,9 @@ static void ups_expire(struct vpnd *d)
 			continue;
 		}
 		*pp = u->next;
-		snprintf(msg, sizeof(msg), "no netmap from coord within %d s%s%s; vpnd keeps trying "
-			 "(see vpnctl status)", VPND_UP_TIMEOUT_MS / 1000, d->coord_error[0] ? ": " : "",
-			 d->coord_error);
+		snprintf(msg, sizeof(msg), "%s within %d s%s%s; vpnd keeps trying (see vpnctl status)",
+			 d->reg ? "coord did not answer the registration" : "no netmap from coord",
+			 VPND_UP_TIMEOUT_MS / 1000, d->coord_error[0] ? ": " : "", d->coord_error);
 		http_respond_error(u->req, 504, msg);
 		free(u);
 	}
@@ -396,7 +396,8 @@ static void set_state(struct vpnd *d, enum vpnd_state st, const char *reason)
 		log_info("state changed", "from=%s to=%s", vpnd_state_name(d->state),
 			 vpnd_state_name(st));
 	d->state = st;
-	snprintf(d->reason, sizeof(d->reason), "%s", reason ? reason : "");
+	if (reason != d->reason)
+		snprintf(d->reason, sizeof(d->reason), "%s", reason ? reason : "");
 }
 
 /* ---- WireGuard ---- */
@@ -1176,7 +1177,7 @@ static int start_register(struct vpnd *d, const char *auth_key)
 
 void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req)
 {
-	int coord_changed, need_register, rc;
+	int coord_changed, need_register, pin_changed = 0, rc;
 	char msg[VPND_REASON_LEN];
 
 	if (d->reg || d->logout_call) {
@@ -1199,8 +1200,11 @@ void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req)
 		d->prefs.pin[0] = 0;
 		set_state(d, VPND_STOPPED, "");
 	}
-	if (r->pin[0])
+	if (r->pin[0] && strcmp(r->pin, d->prefs.pin)) {
+		/* A new pin: the stream must verify coord with it from now on. */
 		snprintf(d->prefs.pin, sizeof(d->prefs.pin), "%s", r->pin);
+		pin_changed = 1;
+	}
 	if (r->hostname[0])
 		snprintf(d->prefs.hostname, sizeof(d->prefs.hostname), "%s", r->hostname);
 	if (!d->prefs.hostname[0] && gethostname(d->prefs.hostname, sizeof(d->prefs.hostname) - 1))
@@ -1219,6 +1223,12 @@ void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req)
 			http_respond_error(req, 500, msg);
 			return;
 		}
+		ups_add(d, req);
+		return;
+	}
+	if (pin_changed && d->cc.active) {
+		log_info("coord pin changed, reconnecting", "coord=%s", d->prefs.coord);
+		start_stream(d);
 		ups_add(d, req);
 		return;
 	}

@@ -50,7 +50,8 @@ done
 ifname() { echo "mvj${TAG}$1"; }
 
 start_coord() {
-	lab_exec coord "$COORD" serve --state "$CSTATE" --listen "$COORD_IP:8443" --keepalive 2s \
+	# ip netns exec itself, not lab_exec: $! must be coord's own PID (kill -9 below).
+	ip netns exec "$(lab_ns coord)" "$COORD" serve --state "$CSTATE" --listen "$COORD_IP:8443" --keepalive 2s \
 		>"$E2E_TMP/coord.out" 2>>"$E2E_TMP/coord.log" &
 	COORD_PID=$!
 	track "$COORD_PID"
@@ -62,7 +63,7 @@ adm() { "$COORD" --state "$CSTATE" "$@"; }
 start_vpnd() {
 	local n=$1
 	mkdir -p "$E2E_TMP/$n"
-	lab_exec "$n" "$VPND" --state "$E2E_TMP/$n/state" --socket "$E2E_TMP/$n/vpnd.sock" \
+	ip netns exec "$(lab_ns "$n")" "$VPND" --state "$E2E_TMP/$n/state" --socket "$E2E_TMP/$n/vpnd.sock" \
 		--wg-backend userspace --ifname "$(ifname "$n")" --port 41641 --log-level debug \
 		>>"$E2E_TMP/$n.log" 2>&1 &
 	VPND_PID[$n]=$!
@@ -144,10 +145,17 @@ says_not_running() { "$VPNCTL" --socket "$E2E_TMP/none.sock" status 2>&1 | grep 
 no_leftovers() {
 	local n
 	for n in a b c d; do
-		ip -n "$(lab_ns "$n")" link | grep -q "mvj$TAG" && return 1
+		no_iface "$n" || return 1
+		test ! -e "/var/run/wireguard/$(ifname "$n").sock" || return 1
 	done
-	! ls /var/run/wireguard/ 2>/dev/null | grep -q "mvj$TAG"
 }
+peer_fields() {
+	local s k; s=$(status "$1")
+	for k in name ips online path endpoint relay last_handshake rx_bytes tx_bytes; do
+		grep -q "\"$k\": " <<<"$s" || { echo "no $k"; return 1; }
+	done
+}
+mode_600() { test "$(stat -c %a "$1")" = 600; }
 no_secrets_logged() { ! grep -h -e "$KEY" -e 'mvpn-node-' "$E2E_TMP"/*.log; }
 
 check "coord starts in its namespace" start_coord
@@ -164,7 +172,7 @@ check "vpnctl: an option of another subcommand is bad usage (exit 2)" exit_code_
 check "vpnctl up refuses a non-https coord (exit 2)" exit_code_is 2 ctl a up --coord http://x
 check "vpnctl without a daemon exits 1" exit_code_is 1 "$VPNCTL" --socket "$E2E_TMP/none.sock" status
 check "... and says how to start it" says_not_running
-check "up without --coord before any join fails (exit 1)" exit_code_is 1 ctl a up
+check "up without --coord before any join is bad usage (exit 2)" exit_code_is 2 ctl a up
 
 # --- join with an auth key ---
 for n in a b c; do
@@ -183,6 +191,9 @@ check "a, b and c ping each other through the tunnel" all_ping 10 a b c
 check "status: bravo direct, with a handshake and traffic" peer_direct a bravo
 check "status (human) lists the peers aligned" human_lists a bravo
 check "a's endpoints reached coord" coord_has_endpoint alpha "198.51.100.11:41641"
+check "status --json: every peer field of the contract" peer_fields a
+check "the control socket is 0600" mode_600 "$E2E_TMP/a/vpnd.sock"
+check "keys and prefs are 0600" bash -c "test \$(stat -c %a '$E2E_TMP/a/state/keys') = 600 && test \$(stat -c %a '$E2E_TMP/a/state/prefs') = 600"
 
 # --- pending, then approved ---
 up d >"$E2E_TMP/d.up" 2>&1
