@@ -32,7 +32,11 @@ static int call(struct cli *c, const char *method, const char *path, json_t *bod
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->api_key);
 		headers[h++] = auth;
 	} else {
-		snprintf(c->base, sizeof(c->base), "unix:%s/%s", c->state, COORD_ADMIN_SOCKET);
+		/* unix: URLs take absolute paths; the default state dir is relative. */
+		char abs[4096];
+		if (!realpath(c->state, abs))
+			snprintf(abs, sizeof(abs), "%s", c->state);
+		snprintf(c->base, sizeof(c->base), "unix:%s/%s", abs, COORD_ADMIN_SOCKET);
 		if (access(c->base + 5, F_OK)) {
 			fprintf(stderr, "coord: no server is running with state dir %s (no %s);\n"
 				"start one with `coord serve --state %s`, or give --state DIR, or "

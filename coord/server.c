@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -253,6 +254,14 @@ int coord_serve_main(int argc, char **argv)
 	if (level)
 		log_set_level(lvl);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		/* Every node holds a stream: allow as many descriptors as the system lets us. */
+		struct rlimit rl;
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	if (keys_init()) {
 		fprintf(stderr, "coord: libsodium failed to initialise\n");
 		return 1;

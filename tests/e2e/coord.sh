@@ -56,6 +56,7 @@ KEY1=$(adm keys create | tail -1)
 check "keys create prints the key alone on the last line" grep -q '^mvpn-auth-[0-9a-f]\{48\}$' <<<"$KEY1"
 check "keys create --json gives {key: ...}" bash -c "'$COORD' keys create --json --state '$STATE' | grep -q '\"key\": \"mvpn-auth-'"
 check "options may stand before the subcommand" adm keys list
+check "a relative --state works" bash -c "cd '$E2E_TMP' && '$COORD' keys list --state state"
 check "options may stand after the subcommand" "$COORD" keys list --state "$STATE"
 
 check "node a registers with a key and runs" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/a --hostname Alpha --auth-key $KEY1 | grep -q '\"state\":\"running\"'"
