@@ -328,17 +328,23 @@ static void challenge_pop(struct coord *co)
 	co->ch_count--;
 }
 
-int coord_challenge_new(struct coord *co, uint8_t out[32])
+/* Drops used and expired challenges from the head of the ring. */
+static void challenges_expire(struct coord *co, int64_t now)
 {
-	struct challenge *c;
-	int64_t now = coord_now();
-
 	while (co->ch_count) {
 		struct challenge *h = &co->challenges[co->ch_head];
 		if (h->expires > now && keymap_get(&co->by_challenge, h->value) == h)
 			break;
 		challenge_pop(co);
 	}
+}
+
+int coord_challenge_new(struct coord *co, uint8_t out[32])
+{
+	struct challenge *c;
+	int64_t now = coord_now();
+
+	challenges_expire(co, now);
 	if (co->ch_count == COORD_MAX_CHALLENGES)
 		return -EBUSY;
 	c = &co->challenges[(co->ch_head + co->ch_count) % COORD_MAX_CHALLENGES];
@@ -910,12 +916,7 @@ void coord_tick(struct coord *co)
 			coord_node_delete(co, n);
 		}
 	}
-	while (co->ch_count) {
-		struct challenge *h = &co->challenges[co->ch_head];
-		if (h->expires > now && keymap_get(&co->by_challenge, h->value) == h)
-			break;
-		challenge_pop(co);
-	}
+	challenges_expire(co, now);
 }
 
 /* --- relays --- */
