@@ -69,8 +69,9 @@ struct relay_rec {
 
 struct store;
 
-/* Opens (creating DIR/coord.db when absent), sets WAL, applies migrations up to the
- * current schema version. -errno or -EIO with a logged SQLite message. */
+/* Opens the database file PATH (created 0600 when absent; coord uses STATE/coord.db),
+ * sets WAL, applies migrations up to the current schema version. -errno, -EPROTO for a
+ * file from a newer coord, or -EIO with a logged SQLite message. */
 int store_open(const char *path, struct store **out);
 void store_close(struct store *st);
 int store_schema_version(struct store *st);

@@ -211,17 +211,37 @@ static void text(sqlite3_stmt *s, int col, char *out, size_t size)
 	snprintf(out, size, "%s", t ? (const char *)t : "");
 }
 
+static int corrupt(const char *table, int64_t id)
+{
+	log_error("store holds a corrupt row", "table=%s id=%lld", table, (long long)id);
+	return -EIO;
+}
+
+/* Ends a foreach. A step that stopped on an error (a damaged page, I/O) is that error,
+ * not the end of the rows: coord would otherwise load a shortened table as if whole. */
+static int foreach_end(struct store *st, sqlite3_stmt *s, const char *op, int rc, int step)
+{
+	if (!rc && step != SQLITE_DONE)
+		rc = fail(st, op, step);
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int store_meta_get(struct store *st, const char *key, char *out, size_t size)
 {
 	sqlite3_stmt *s;
-	int rc = -ENOENT;
+	int rc = -ENOENT, step;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key=?", -1, &s, NULL) != SQLITE_OK)
 		return fail(st, "meta_get", SQLITE_ERROR);
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(s) == SQLITE_ROW) {
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW) {
 		text(s, 0, out, size);
 		rc = 0;
+	} else if (step != SQLITE_DONE) {
+		/* Unreadable is not absent: coord would replace a setting it could not read. */
+		rc = fail(st, "meta_get", step);
 	}
 	sqlite3_finalize(s);
 	return rc;
@@ -274,7 +294,7 @@ int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, voi
 {
 	sqlite3_stmt *s;
 	struct node_rec n;
-	int rc = 0, step;
+	int rc = 0, step = SQLITE_DONE;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT id, " NODE_COLS " FROM nodes ORDER BY id", -1, &s, NULL))
 		return fail(st, "node_foreach", SQLITE_ERROR);
@@ -287,8 +307,7 @@ int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, voi
 		if (blob(s, 4, n.node_key, KEY_LEN) || blob(s, 5, n.disco_key, KEY_LEN) ||
 		    blob(s, 6, n.machine_key, KEY_LEN) || blob(s, 7, n.token_hash, HASH_LEN) ||
 		    blob(s, 9, n.ipv6, 16)) {
-			log_error("store holds a corrupt node row", "id=%lld", (long long)n.id);
-			rc = -EIO;
+			rc = corrupt("nodes", n.id);
 			break;
 		}
 		n.ipv4 = (uint32_t)sqlite3_column_int64(s, 8);
@@ -301,8 +320,7 @@ int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, voi
 		n.last_seen = sqlite3_column_int64(s, 16);
 		rc = cb(&n, arg);
 	}
-	sqlite3_finalize(s);
-	return rc;
+	return foreach_end(st, s, "node_foreach", rc, step);
 }
 
 int store_authkey_insert(struct store *st, struct authkey_rec *k)
@@ -330,16 +348,16 @@ int store_authkey_foreach(struct store *st, int (*cb)(const struct authkey_rec *
 {
 	sqlite3_stmt *s;
 	struct authkey_rec k;
-	int rc = 0;
+	int rc = 0, step = SQLITE_DONE;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT id, hash, prefix, reusable, ephemeral, tags, created,"
 			       " expiry, uses, revoked FROM authkeys ORDER BY id", -1, &s, NULL))
 		return fail(st, "authkey_foreach", SQLITE_ERROR);
-	while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+	while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
 		memset(&k, 0, sizeof(k));
 		k.id = sqlite3_column_int64(s, 0);
 		if (blob(s, 1, k.hash, HASH_LEN)) {
-			rc = -EIO;
+			rc = corrupt("authkeys", k.id);
 			break;
 		}
 		text(s, 2, k.prefix, sizeof(k.prefix));
@@ -352,8 +370,7 @@ int store_authkey_foreach(struct store *st, int (*cb)(const struct authkey_rec *
 		k.revoked = sqlite3_column_int(s, 9);
 		rc = cb(&k, arg);
 	}
-	sqlite3_finalize(s);
-	return rc;
+	return foreach_end(st, s, "authkey_foreach", rc, step);
 }
 
 int store_apikey_insert(struct store *st, struct apikey_rec *k)
@@ -380,16 +397,16 @@ int store_apikey_foreach(struct store *st, int (*cb)(const struct apikey_rec *k,
 {
 	sqlite3_stmt *s;
 	struct apikey_rec k;
-	int rc = 0;
+	int rc = 0, step = SQLITE_DONE;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT id, hash, prefix, created, expiry, revoked FROM apikeys"
 			       " ORDER BY id", -1, &s, NULL))
 		return fail(st, "apikey_foreach", SQLITE_ERROR);
-	while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+	while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
 		memset(&k, 0, sizeof(k));
 		k.id = sqlite3_column_int64(s, 0);
 		if (blob(s, 1, k.hash, HASH_LEN)) {
-			rc = -EIO;
+			rc = corrupt("apikeys", k.id);
 			break;
 		}
 		text(s, 2, k.prefix, sizeof(k.prefix));
@@ -398,8 +415,7 @@ int store_apikey_foreach(struct store *st, int (*cb)(const struct apikey_rec *k,
 		k.revoked = sqlite3_column_int(s, 5);
 		rc = cb(&k, arg);
 	}
-	sqlite3_finalize(s);
-	return rc;
+	return foreach_end(st, s, "apikey_foreach", rc, step);
 }
 
 int store_relay_insert(struct store *st, struct relay_rec *r)
@@ -433,24 +449,23 @@ int store_relay_foreach(struct store *st, int (*cb)(const struct relay_rec *r, v
 {
 	sqlite3_stmt *s;
 	struct relay_rec r;
-	int rc = 0;
+	int rc = 0, step = SQLITE_DONE;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT id, name, url, token_hash, pin, created FROM relays"
 			       " ORDER BY id", -1, &s, NULL))
 		return fail(st, "relay_foreach", SQLITE_ERROR);
-	while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+	while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
 		memset(&r, 0, sizeof(r));
 		r.id = sqlite3_column_int64(s, 0);
 		text(s, 1, r.name, sizeof(r.name));
 		text(s, 2, r.url, sizeof(r.url));
 		if (blob(s, 3, r.token_hash, HASH_LEN)) {
-			rc = -EIO;
+			rc = corrupt("relays", r.id);
 			break;
 		}
 		text(s, 4, r.pin, sizeof(r.pin));
 		r.created = sqlite3_column_int64(s, 5);
 		rc = cb(&r, arg);
 	}
-	sqlite3_finalize(s);
-	return rc;
+	return foreach_end(st, s, "relay_foreach", rc, step);
 }
