@@ -73,6 +73,18 @@ err_open:
 	return rc;
 }
 
+int wg_reclaim(const char *ifname, const uint8_t public_key[WG_KEY_LEN])
+{
+	int rc;
+
+	if (!valid_ifname(ifname))
+		return -EINVAL;
+	rc = wg_nl_reclaim(ifname, public_key);
+	if (!rc)
+		log_warn("removed a leftover wireguard interface of this node", "ifname=%s", ifname);
+	return rc;
+}
+
 const char *wg_backend_name(const struct wg *wg)
 {
 	return wg->ops->name;

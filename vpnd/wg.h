@@ -72,6 +72,12 @@ struct wg;
  * wireguard-go runs as our child with PR_SET_PDEATHSIG: call from the thread that lives
  * as long as the interface (the loop thread). */
 int wg_open(const char *backend, const char *ifname, struct wg **out);
+/* Removes a kernel WireGuard link IFNAME left behind by a vpnd that died without
+ * cleaning up (kill -9, a crash): only when the link's public key is public_key, i.e. it
+ * runs this node's own private key. 0: deleted; -EEXIST: the link is someone else's;
+ * -ENODEV: there is no such kernel WireGuard link. */
+int wg_reclaim(const char *ifname, const uint8_t public_key[WG_KEY_LEN]);
+
 /* "kernel" or "userspace". */
 const char *wg_backend_name(const struct wg *wg);
 const char *wg_ifname(const struct wg *wg);
@@ -120,6 +126,9 @@ struct wg {
 
 extern const struct wg_ops wg_netlink_ops;
 extern const struct wg_ops wg_uapi_ops;
+
+/* The kernel half of wg_reclaim. */
+int wg_nl_reclaim(const char *ifname, const uint8_t public_key[WG_KEY_LEN]);
 
 /* Merges src's allowed IPs into dst (same peer reported twice, e.g. across dump
  * messages) and empties src. */

@@ -787,6 +787,32 @@ static int nl_get_device(struct wg *wg, struct wg_device *dev)
 	return rc;
 }
 
+int wg_nl_reclaim(const char *ifname, const uint8_t public_key[WG_KEY_LEN])
+{
+	struct wg wg = { .ops = &wg_netlink_ops };
+	struct wg_device dev = { 0 };
+	struct netif *nif;
+	int rc;
+
+	snprintf(wg.ifname, sizeof(wg.ifname), "%s", ifname);
+	rc = resolve_family(&wg.genl_family);
+	if (rc)
+		return rc == -EOPNOTSUPP ? -ENODEV : rc;
+	rc = nl_get_device(&wg, &dev);
+	if (!rc && !((dev.flags & WG_DEVICE_HAS_PUBLIC_KEY) &&
+		     !sodium_memcmp(dev.public_key, public_key, WG_KEY_LEN)))
+		rc = -EEXIST;
+	dev_reset(&dev);
+	if (rc)
+		return rc;
+	rc = netif_open(&nif);
+	if (rc)
+		return rc;
+	rc = netif_delete(nif, ifname);
+	netif_close(nif);
+	return rc;
+}
+
 const struct wg_ops wg_netlink_ops = {
 	.name = "kernel",
 	.open = nl_open,
