@@ -475,8 +475,15 @@ static void wgp_del(struct vpnd *d, int64_t id)
 	d->n_wgp--;
 }
 
+/* Persistent keepalive only towards peers that are online: an offline one would be sent
+ * a handshake at once and every few seconds after, for nothing. */
+static uint16_t peer_keepalive(const struct nm_peer *p)
+{
+	return p->online ? VPND_KEEPALIVE : 0;
+}
+
 /* A peer as DESIGN.md flow 3 configures it: its /32 and /128, the first endpoint (NAT
- * traversal picks better ones later), keepalive 25 s. */
+ * traversal picks better ones later), keepalive 25 s while it is online. */
 static int add_peer_config(struct wg_device *dev, const struct nm_peer *p)
 {
 	struct wg_allowedip a4 = { .family = AF_INET, .cidr = 32 };
@@ -487,7 +494,7 @@ static int add_peer_config(struct wg_device *dev, const struct nm_peer *p)
 		return -ENOMEM;
 	memcpy(wp->public_key, p->node_key, KEY_LEN);
 	wp->flags = WG_PEER_REPLACE_ALLOWEDIPS | WG_PEER_HAS_KEEPALIVE;
-	wp->persistent_keepalive = VPND_KEEPALIVE;
+	wp->persistent_keepalive = peer_keepalive(p);
 	if (p->n_endpoints && !vpnd_parse_endpoint(p->endpoints[0], &wp->endpoint))
 		wp->flags |= WG_PEER_HAS_ENDPOINT;
 	a4.ip4 = p->ip4;
@@ -548,25 +555,39 @@ err:
 	d->wg_dirty = 1;
 }
 
+static int same_first_endpoint(const struct nm_peer *a, const struct nm_peer *b)
+{
+	return a->n_endpoints == b->n_endpoints &&
+	       (!a->n_endpoints || !strcmp(a->endpoints[0], b->endpoints[0]));
+}
+
 /* What WireGuard needs to go from old (NULL: nothing) to p: nothing (0), or one peer
- * entry in dev (1). Same key and addresses: only the endpoint, and only when there is a
- * usable one (WireGuard keeps the last endpoint otherwise, and sessions go on). */
+ * entry in dev (1). Same key and addresses: the endpoint when it changed to a usable one
+ * (WireGuard keeps the last endpoint otherwise, and sessions go on), the keepalive when
+ * the peer came online or went offline. */
 static int add_peer_update(struct wg_device *dev, const struct nm_peer *old, const struct nm_peer *p)
 {
-	struct sockaddr_storage ep;
+	struct sockaddr_storage ep = { 0 };
 	struct wg_peer *wp;
+	unsigned flags = 0;
 
 	if (old && nm_peer_wg_equal(old, p))
 		return 0;
 	if (!old || !same_addrs(old, p))
 		return add_peer_config(dev, p) ? -ENOMEM : 1;
-	if (!p->n_endpoints || vpnd_parse_endpoint(p->endpoints[0], &ep))
+	if (!same_first_endpoint(old, p) && p->n_endpoints &&
+	    !vpnd_parse_endpoint(p->endpoints[0], &ep))
+		flags |= WG_PEER_HAS_ENDPOINT;
+	if (peer_keepalive(old) != peer_keepalive(p))
+		flags |= WG_PEER_HAS_KEEPALIVE;
+	if (!flags)
 		return 0;
 	if (wg_device_add_peer(dev, &wp))
 		return -ENOMEM;
 	memcpy(wp->public_key, p->node_key, KEY_LEN);
+	wp->flags = flags;
 	wp->endpoint = ep;
-	wp->flags = WG_PEER_HAS_ENDPOINT;
+	wp->persistent_keepalive = peer_keepalive(p);
 	return 1;
 }
 
@@ -634,7 +655,7 @@ static void wg_apply_peer(struct vpnd *d, const struct nm_peer *p)
 		snprintf(ep, sizeof(ep), "%s", p->endpoints[0]);
 	inet_ntop(AF_INET, &p->ip4, ip, sizeof(ip));
 	if (!dev->n_peers) {
-		wg_device_free(dev);   /* name, online, or no usable endpoint: nothing for WireGuard */
+		wg_device_free(dev);   /* a name, or no usable endpoint: nothing for WireGuard */
 	} else if (wg_apply(d, dev)) {
 		return;
 	} else if (!old) {

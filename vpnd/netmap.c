@@ -161,7 +161,8 @@ int nm_peer_wg_equal(const struct nm_peer *a, const struct nm_peer *b)
 	return !memcmp(a->node_key, b->node_key, KEY_LEN) &&
 	       a->ip4.s_addr == b->ip4.s_addr && !memcmp(&a->ip6, &b->ip6, sizeof(a->ip6)) &&
 	       a->n_endpoints == b->n_endpoints &&
-	       (!a->n_endpoints || !strcmp(a->endpoints[0], b->endpoints[0]));
+	       (!a->n_endpoints || !strcmp(a->endpoints[0], b->endpoints[0])) &&
+	       !a->online == !b->online;
 }
 
 static int reserve(struct netmap *m, size_t n)

@@ -86,7 +86,8 @@ int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_
 void nm_change_clear(struct nm_change *chg);
 const struct nm_peer *netmap_find_key(const struct netmap *m, const uint8_t key[KEY_LEN]);
 const struct nm_peer *netmap_find_id(const struct netmap *m, int64_t id);
-/* Equal in everything WireGuard configures (key, addresses, endpoint choice). */
+/* Equal in everything WireGuard configures (key, addresses, endpoint choice, and the
+ * keepalive that follows online). */
 int nm_peer_wg_equal(const struct nm_peer *a, const struct nm_peer *b);
 
 #endif

@@ -155,6 +155,10 @@ peer_fields() {
 		grep -q "\"$k\": " <<<"$s" || { echo "no $k"; return 1; }
 	done
 }
+keepalive_is() {   # keepalive_is NODE PEERKEY VALUE ("25" or "off")
+	test "$(wg_show_ka "$1" | awk -v k="$2" '$1 == k { print $2 }')" = "$3"
+}
+wg_show_ka() { lab_exec "$1" wg show "$(ifname "$1")" persistent-keepalive; }
 mode_600() { test "$(stat -c %a "$1")" = 600; }
 no_secrets_logged() { ! grep -h -e "$KEY" -e 'mvpn-node-' "$E2E_TMP"/*.log; }
 
@@ -246,13 +250,17 @@ check "and the same address" test "$(ctl b ip -4)" = "${IP4[b]}"
 check "everyone pings bravo again" all_ping 10 a b d
 
 # --- vpnd restart keeps the addresses ---
+AKEY=$(node_key a)
+check "b keeps its session with a alive (keepalive 25 s)" keepalive_is b "$AKEY" 25
 check "vpnd a stops cleanly on SIGTERM" stop_vpnd a
+check_within "b stops keeping a's session alive while a is offline" 10 keepalive_is b "$AKEY" off
 check "its interface is removed" no_iface a
 check "and wireguard-go's socket too" test ! -e "/var/run/wireguard/$(ifname a).sock"
 check "vpnd a starts again" start_vpnd a
 check_within "a rejoins on its own (prefs say up)" 15 state_is a running
 check "with the same address" test "$(ctl a ip -4)" = "${IP4[a]}"
 check "and pings again" all_ping 10 a b d
+check_within "b keeps a's session alive again once a is back" 10 keepalive_is b "$AKEY" 25
 
 # --- down / up ---
 check "down" ctl b down

@@ -233,7 +233,11 @@ static void test_vpnd_netmap_full_then_deltas(void **state)
 		assert_int_equal(c.kind, NM_PEER_CHANGED);
 		assert_string_equal(c.peer->name, "cinq");
 		assert_memory_equal(c.peer->node_key, key5, KEY_LEN);
+		/* the keepalive follows online: equal only while that is the same too */
+		before.online = c.peer->online;
 		assert_true(nm_peer_wg_equal(&before, c.peer));
+		before.online = !c.peer->online;
+		assert_false(nm_peer_wg_equal(&before, c.peer));
 		nm_change_clear(&c);
 	}
 
