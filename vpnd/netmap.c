@@ -125,6 +125,32 @@ static int cmp_peer(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+	return memcmp(a, b, KEY_LEN);
+}
+
+/* 1 when two peers have one node key (WireGuard could hold only one of them), else 0 or
+ * -ENOMEM. */
+static int keys_repeat(const struct nm_peer *p, size_t n)
+{
+	uint8_t (*keys)[KEY_LEN];
+	int rep = 0;
+
+	if (n < 2)
+		return 0;
+	keys = malloc(n * KEY_LEN);
+	if (!keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		memcpy(keys[i], p[i].node_key, KEY_LEN);
+	qsort(keys, n, KEY_LEN, cmp_key);
+	for (size_t i = 1; i < n && !rep; i++)
+		rep = !memcmp(keys[i], keys[i - 1], KEY_LEN);
+	free(keys);
+	return rep;
+}
+
 static ssize_t find_index(const struct netmap *m, int64_t id)
 {
 	size_t lo = 0, hi = m->n_peers;
@@ -187,6 +213,7 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 	struct nm_self s;
 	struct nm_peer *np = NULL;
 	size_t i, n;
+	int rc;
 	struct netmap tmp;
 
 	memset(&s, 0, sizeof(s));
@@ -215,6 +242,11 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 			free(np);
 			return -EINVAL;
 		}
+	}
+	rc = keys_repeat(np, n);
+	if (rc) {
+		free(np);
+		return rc < 0 ? rc : -EINVAL;
 	}
 	memset(&tmp, 0, sizeof(tmp));
 	if (json_object_get(o, "relays") && parse_relays(json_object_get(o, "relays"), &tmp)) {
@@ -246,6 +278,10 @@ static int apply_peer(struct netmap *m, const json_t *o, int added, struct nm_ch
 
 	if (parse_peer(json_object_get(o, "peer"), &p))
 		return -EINVAL;
+	/* WireGuard knows a peer by its key: a second id with it would take the first's place */
+	for (size_t j = 0; j < m->n_peers; j++)
+		if (m->peers[j].id != p.id && !memcmp(m->peers[j].node_key, p.node_key, KEY_LEN))
+			return -EINVAL;
 	i = find_index(m, p.id);
 	if (i >= 0) {
 		m->peers[i] = p;

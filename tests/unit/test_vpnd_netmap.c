@@ -348,6 +348,57 @@ static void test_vpnd_netmap_diff_on_full(void **state)
 	netmap_free(&m);
 }
 
+/* peer entry for id with the node key of peer key_id (seed 7, as full_json makes them) */
+static void peer_with_key_of(char *out, size_t size, int64_t id, int64_t key_id)
+{
+	char k[KEY_B64_LEN], name[16], *at;
+
+	snprintf(name, sizeof(name), "n%lld", (long long)id);
+	peer_json(out, size, id, name, 7, "192.0.2.9:41641");
+	key_b64(7, (uint32_t)key_id, k);
+	at = strstr(out, "\"node_key\":\"");
+	assert_non_null(at);
+	memcpy(at + 12, k, strlen(k));
+}
+
+/* WireGuard knows peers by key: a second peer with a key already in use is refused. */
+static void test_vpnd_netmap_duplicate_keys(void **state)
+{
+	char peer[1024], peer2[1024], line[4096];
+	char *full = full_json(3, "running"), *empty = full_json(0, "running");
+	struct netmap m;
+	struct nm_change c;
+	struct snap s;
+	const char *types[] = { "peer_added", "peer_changed" };
+
+	(void)state;
+	netmap_init(&m);
+	apply_ok(&m, full, NM_FULL);
+	snap_take(&m, &s);
+	for (size_t i = 0; i < 2; i++) {
+		/* a new id (9) or another existing one (3) with peer 2's key */
+		peer_with_key_of(peer, sizeof(peer), i ? 3 : 9, 2);
+		snprintf(line, sizeof(line), "{\"type\":\"%s\",\"peer\":%s}", types[i], peer);
+		assert_int_equal(apply(&m, line, &c), -EINVAL);
+		snap_same(&m, &s, line);
+	}
+	/* the same inside a full: two ids, one key */
+	peer_with_key_of(peer, sizeof(peer), 2, 2);
+	peer_with_key_of(peer2, sizeof(peer2), 9, 2);
+	snprintf(line, sizeof(line), "%.*s%s,%s]}", (int)(strstr(empty, "\"peers\":[") + 9 - empty),
+		 empty, peer, peer2);
+	assert_int_equal(apply(&m, line, &c), -EINVAL);
+	snap_same(&m, &s, line);
+	/* a peer keeping its own key is no clash */
+	peer_with_key_of(peer, sizeof(peer), 3, 3);
+	snprintf(line, sizeof(line), "{\"type\":\"peer_changed\",\"peer\":%s}", peer);
+	apply_ok(&m, line, NM_PEER_CHANGED);
+	free(s.peers);
+	free(full);
+	free(empty);
+	netmap_free(&m);
+}
+
 static void test_vpnd_netmap_malformed_lines(void **state)
 {
 	char peer[1024], line[4096];
@@ -525,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_vpnd_netmap_full_then_deltas),
 		cmocka_unit_test(test_vpnd_netmap_diff_on_full),
 		cmocka_unit_test(test_vpnd_netmap_malformed_lines),
+		cmocka_unit_test(test_vpnd_netmap_duplicate_keys),
 		cmocka_unit_test(test_vpnd_netmap_delta_before_full),
 		cmocka_unit_test(test_vpnd_netmap_10k_peers),
 	};
