@@ -1,5 +1,7 @@
-/* tls.c - TLS 1.2 (RFC 5246, mbedtls) over a plain conn; peers checked by CA chain + name (RFC 5280, 6125) or SPKI pin. */
+/* tls.c - TLS 1.2 (RFC 5246, mbedtls) over a plain conn; peers checked by CA chain + name (RFC 5280, 6125) or SPKI pin;
+ * session resumption with tickets (RFC 5077). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +12,10 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_time.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
 #include "meshvpn/keys.h"
@@ -22,6 +26,19 @@
 #define HANDSHAKE_TIMEOUT_MS 15000
 #define PLAIN_CHUNK 16384   /* one record's plaintext at most */
 #define EARLY_MAX (1 << 20) /* plaintext queued during the handshake */
+/* Tickets are accepted for this long after the full handshake that made the session
+ * (resumptions keep its start time); the server's ticket keys rotate at the same pace
+ * and live twice as long. The client holds a session no longer either, so a
+ * verification is reused for an hour at most. */
+#define TICKET_LIFETIME_S 3600
+#define SESSION_CACHE_SIZE 16
+#define SESSION_HOST_MAX 256
+
+#if !defined(MBEDTLS_SSL_SESSION_TICKETS) || !defined(MBEDTLS_SSL_TICKET_C) || \
+	!defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE) || !defined(MBEDTLS_HAVE_TIME)
+/* Without the kept peer certificate a resumed session could not be pinned. */
+#error "mbedtls needs SSL_SESSION_TICKETS, SSL_TICKET_C, SSL_KEEP_PEER_CERTIFICATE and HAVE_TIME"
+#endif
 
 /* ECDHE only (forward secrecy); ECDSA first since our own certificates are P-256,
  * RSA after for certificates from public CAs. */
@@ -40,7 +57,11 @@ struct tls_config {
 	int is_server;
 	int has_pin;
 	uint8_t pin[32];
+	/* Client: what the peer was checked against (the pin, or a hash of the CA chain):
+	 * part of the session cache key, so a session is reused only under the same trust. */
+	uint8_t trust[32];
 	mbedtls_ssl_config conf;
+	mbedtls_ssl_ticket_context ticket;  /* server */
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	mbedtls_x509_crt certs;     /* server: own chain; client: CA bundle */
@@ -79,6 +100,10 @@ struct tls_conn {
 	unsigned closed : 1;
 	unsigned broken : 1;
 	unsigned is_client : 1;
+	unsigned saw_cert : 1;      /* the handshake went through a Certificate: not resumed */
+	unsigned done : 1;          /* the handshake completed */
+	unsigned offered : 1;       /* client: a cached session was offered */
+	struct session_key *key;    /* client: its entry in the session cache */
 	conn_connect_cb connect_cb;
 	void *connect_arg;
 	struct tls_timer *hs_timer;
@@ -95,6 +120,7 @@ static void config_unref(struct tls_config *cfg)
 	if (atomic_fetch_sub(&cfg->refs, 1) != 1)
 		return;
 	mbedtls_ssl_config_free(&cfg->conf);
+	mbedtls_ssl_ticket_free(&cfg->ticket);
 	mbedtls_x509_crt_free(&cfg->certs);
 	mbedtls_pk_free(&cfg->key);
 	mbedtls_ctr_drbg_free(&cfg->drbg);
@@ -112,6 +138,151 @@ static const char *mbed_err(int err, char *buf, size_t size)
 			*p = '\'';
 	snprintf(buf, size, "\"%s (-0x%04x)\"", msg, (unsigned)-err);
 	return buf;
+}
+
+/* -- client session cache -- */
+
+/* Per process, not per config: http_fetch makes a config per call, in threadpool threads,
+ * hence the lock. The key holds the trust the session was verified under (pin, or CA
+ * chain and host name), so it is never offered to a config that would not have accepted
+ * the full handshake. */
+struct session_key {
+	char host[SESSION_HOST_MAX];
+	uint16_t port;
+	uint8_t has_pin;
+	uint8_t trust[32];
+};
+
+struct session_entry {
+	struct session_key key;
+	uint64_t used;              /* LRU stamp; 0: a free slot */
+	mbedtls_ssl_session session;
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct session_entry cache[SESSION_CACHE_SIZE];
+static uint64_t cache_clock;
+
+static int key_equal(const struct session_key *a, const struct session_key *b)
+{
+	return a->port == b->port && a->has_pin == b->has_pin && !strcmp(a->host, b->host) &&
+	       !memcmp(a->trust, b->trust, sizeof(a->trust));
+}
+
+/* Called with cache_lock held. */
+static struct session_entry *cache_find(const struct session_key *key)
+{
+	for (int i = 0; i < SESSION_CACHE_SIZE; i++)
+		if (cache[i].used && key_equal(&cache[i].key, key))
+			return &cache[i];
+	return NULL;
+}
+
+/* Called with cache_lock held. mbedtls wipes the master secret. */
+static void entry_clear(struct session_entry *e)
+{
+	mbedtls_ssl_session_free(&e->session);
+	memset(e, 0, sizeof(*e));
+}
+
+static int session_fresh(const mbedtls_ssl_session *s)
+{
+	mbedtls_time_t now = mbedtls_time(NULL);
+
+	return s->start <= now && now - s->start < TICKET_LIFETIME_S;
+}
+
+/* Offers the session saved under the connection's key. A server that does not take it
+ * (restarted, other ticket key, expired ticket) answers with a full handshake. */
+static int session_offer(struct tls_conn *t)
+{
+	struct session_entry *e;
+	int r = 0;
+
+	pthread_mutex_lock(&cache_lock);
+	e = cache_find(t->key);
+	if (e && !session_fresh(&e->session)) {
+		entry_clear(e);
+		e = NULL;
+	}
+	if (e) {
+		r = mbedtls_ssl_set_session(&t->ssl, &e->session);
+		if (r == 0) {
+			e->used = ++cache_clock;
+			t->offered = 1;
+		} else if (t->ssl.session_negotiate &&
+			   t->ssl.session_negotiate->ticket == e->session.ticket) {
+			/* A copy that failed half-way may share the ticket buffer. */
+			t->ssl.session_negotiate->ticket = NULL;
+			t->ssl.session_negotiate->ticket_len = 0;
+		}
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return r ? -ENOMEM : 0;
+}
+
+static void session_forget(const struct session_key *key)
+{
+	struct session_entry *e;
+
+	pthread_mutex_lock(&cache_lock);
+	e = cache_find(key);
+	if (e)
+		entry_clear(e);
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/* After a verified handshake: keeps its session for the next connection to the same
+ * key, in the least recently used slot. */
+static void session_save(struct tls_conn *t, int resumed)
+{
+	const mbedtls_ssl_session *cur = mbedtls_ssl_get_session_pointer(&t->ssl);
+	struct session_entry *e, *slot;
+	mbedtls_ssl_session s, old;
+
+	if (!cur || (!cur->ticket_len && !cur->id_len))
+		return;                 /* nothing a server could resume */
+	mbedtls_ssl_session_init(&s);
+	mbedtls_ssl_session_init(&old);
+	if (mbedtls_ssl_get_session(&t->ssl, &s) != 0) {
+		if (s.ticket == cur->ticket)
+			s.ticket = NULL;   /* as in session_offer */
+		mbedtls_ssl_session_free(&s);
+		return;
+	}
+	pthread_mutex_lock(&cache_lock);
+	e = cache_find(t->key);
+	/* A full handshake without a NewSessionTicket leaves the ticket offered with the
+	 * old master secret beside the new one: useless, drop both. */
+	if (!resumed && e && s.ticket_len && e->session.ticket_len == s.ticket_len &&
+	    !memcmp(e->session.ticket, s.ticket, s.ticket_len)) {
+		entry_clear(e);
+		pthread_mutex_unlock(&cache_lock);
+		mbedtls_ssl_session_free(&s);
+		return;
+	}
+	slot = e;
+	if (!slot) {
+		slot = &cache[0];
+		for (int i = 1; i < SESSION_CACHE_SIZE; i++)
+			if (cache[i].used < slot->used)   /* a free slot (0) first */
+				slot = &cache[i];
+	}
+	old = slot->session;        /* freed outside the lock */
+	memset(slot, 0, sizeof(*slot));
+	slot->key = *t->key;
+	slot->session = s;          /* the entry owns its buffers now */
+	slot->used = ++cache_clock;
+	pthread_mutex_unlock(&cache_lock);
+	mbedtls_ssl_session_free(&old);
+}
+
+void tls_session_cache_clear(void)
+{
+	pthread_mutex_lock(&cache_lock);
+	for (int i = 0; i < SESSION_CACHE_SIZE; i++)
+		entry_clear(&cache[i]);
+	pthread_mutex_unlock(&cache_lock);
 }
 
 /* -- timers -- */
@@ -183,6 +354,7 @@ static void tls_free(struct tls_conn *t)
 	mbedtls_ssl_free(&t->ssl);
 	free(t->in);
 	free(t->early);
+	free(t->key);
 	config_unref(t->cfg);
 	free(t);
 }
@@ -301,6 +473,9 @@ static void handshake_fail(struct tls_conn *t, int status, const char *why)
 {
 	log_info("tls handshake failed", "peer=%s side=%s err=%s", t->base.peer,
 		 t->is_client ? "client" : "server", why);
+	/* Whatever went wrong, the next attempt starts afresh. */
+	if (t->offered)
+		session_forget(t->key);
 	if (t->is_client)
 		connect_fail(t, status);
 	else
@@ -364,13 +539,30 @@ static int write_all(struct tls_conn *t, const unsigned char *p, size_t len)
 	return 0;
 }
 
+/* mbedtls_ssl_handshake() step by step, to see which way it went: only a full handshake
+ * passes the server's Certificate; an abbreviated one (RFC 5077 3.1) goes from
+ * ServerHello to ChangeCipherSpec. */
+static int handshake_run(struct tls_conn *t)
+{
+	int r = 0;
+
+	while (t->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+		r = mbedtls_ssl_handshake_step(&t->ssl);
+		if (t->ssl.state == MBEDTLS_SSL_SERVER_CERTIFICATE)
+			t->saw_cert = 1;
+		if (r)
+			break;
+	}
+	return r;
+}
+
 static void handshake_step(struct tls_conn *t)
 {
 	char why[200];
 	uint32_t flags;
 	int r;
 
-	r = mbedtls_ssl_handshake(&t->ssl);
+	r = handshake_run(t);
 	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return;
 	if (r != 0) {
@@ -389,12 +581,19 @@ static void handshake_step(struct tls_conn *t)
 		return;
 	}
 	timer_drop(&t->hs_timer);
+	t->done = 1;
 	if (t->is_client) {
+		/* A resumed session carries the peer's certificate: the pin is checked
+		 * against it as after a full handshake. */
 		r = verify_peer(t);
 		if (r < 0) {
+			if (t->offered)
+				session_forget(t->key);
 			connect_fail(t, r);
 			return;
 		}
+		if (t->key)
+			session_save(t, !t->saw_cert);
 	}
 	t->state = TLS_OPEN;
 	if (t->early_len) {
@@ -403,8 +602,9 @@ static void handshake_step(struct tls_conn *t)
 		t->early = NULL;
 		t->early_len = 0;
 	}
-	log_debug("tls established", "peer=%s side=%s suite=%s", t->base.peer,
-		  t->is_client ? "client" : "server", mbedtls_ssl_get_ciphersuite(&t->ssl));
+	log_debug("tls established", "peer=%s side=%s suite=%s resumed=%d", t->base.peer,
+		  t->is_client ? "client" : "server", mbedtls_ssl_get_ciphersuite(&t->ssl),
+		  !t->saw_cert);
 	if (!t->reading && t->lower)
 		conn_read_stop(t->lower);
 	if (t->is_client) {
@@ -585,6 +785,17 @@ static const struct conn_ops tls_ops = {
 	.read_start = tls_read_start,
 };
 
+int tls_conn_resumed(const struct conn *c)
+{
+	const struct tls_conn *t = (const struct tls_conn *)(const void *)c;
+
+	if (!c || c->ops != &tls_ops)
+		return -EINVAL;
+	if (!t->done)
+		return -EAGAIN;
+	return !t->saw_cert;
+}
+
 static struct tls_conn *tls_new(uv_loop_t *loop, struct tls_config *cfg, int *err)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
@@ -694,6 +905,20 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 		r = -EINVAL;
 		goto err_free;
 	}
+	if (strlen(host) < SESSION_HOST_MAX) {
+		t->key = calloc(1, sizeof(*t->key));
+		if (!t->key) {
+			r = -ENOMEM;
+			goto err_free;
+		}
+		memcpy(t->key->host, host, strlen(host) + 1);
+		t->key->port = port;
+		t->key->has_pin = (uint8_t)cfg->has_pin;
+		memcpy(t->key->trust, cfg->trust, sizeof(t->key->trust));
+		r = session_offer(t);
+		if (r < 0)
+			goto err_free;
+	}
 	r = conn_tcp_connect(loop, host, port, client_connected, t);
 	if (r < 0)
 		goto err_free;
@@ -719,6 +944,7 @@ static int config_new(int endpoint, struct tls_config **out)
 	mbedtls_ssl_config_init(&cfg->conf);
 	mbedtls_entropy_init(&cfg->entropy);
 	mbedtls_ctr_drbg_init(&cfg->drbg);
+	mbedtls_ssl_ticket_init(&cfg->ticket);
 	mbedtls_x509_crt_init(&cfg->certs);
 	mbedtls_pk_init(&cfg->key);
 	*out = cfg;
@@ -769,6 +995,15 @@ int tls_config_server_new(const char *cert_file, const char *key_file, struct tl
 		r = -ENOMEM;
 		goto err;
 	}
+	/* Each config has its own random ticket key: a restarted server does not accept
+	 * old tickets, and clients fall back to a full handshake. */
+	if (mbedtls_ssl_ticket_setup(&cfg->ticket, mbedtls_ctr_drbg_random, &cfg->drbg,
+				     MBEDTLS_CIPHER_AES_256_GCM, TICKET_LIFETIME_S)) {
+		r = -EIO;
+		goto err;
+	}
+	mbedtls_ssl_conf_session_tickets_cb(&cfg->conf, mbedtls_ssl_ticket_write,
+					    mbedtls_ssl_ticket_parse, &cfg->ticket);
 	*out = cfg;
 	return 0;
 
@@ -776,6 +1011,23 @@ err:
 	if (cfg)
 		config_unref(cfg);
 	return r;
+}
+
+/* Identifies a set of trust anchors: a session verified under one bundle is not
+ * offered under another. */
+static int chain_hash(const mbedtls_x509_crt *crt, uint8_t out[32])
+{
+	mbedtls_sha256_context h;
+	int r;
+
+	mbedtls_sha256_init(&h);
+	r = mbedtls_sha256_starts_ret(&h, 0);
+	for (; !r && crt && crt->raw.len; crt = crt->next)
+		r = mbedtls_sha256_update_ret(&h, crt->raw.p, crt->raw.len);
+	if (!r)
+		r = mbedtls_sha256_finish_ret(&h, out);
+	mbedtls_sha256_free(&h);
+	return r ? -EIO : 0;
 }
 
 int tls_config_client_new(const char *ca_file, const char *pin, struct tls_config **out)
@@ -794,6 +1046,7 @@ int tls_config_client_new(const char *ca_file, const char *pin, struct tls_confi
 		if (r < 0)
 			goto err;
 		cfg->has_pin = 1;
+		memcpy(cfg->trust, cfg->pin, sizeof(cfg->trust));
 		/* The chain is not checked (self-signed); the pin, checked after the
 		 * handshake, is the trust. The handshake itself proves key possession. */
 		mbedtls_ssl_conf_authmode(&cfg->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
@@ -809,9 +1062,13 @@ int tls_config_client_new(const char *ca_file, const char *pin, struct tls_confi
 			r = r == MBEDTLS_ERR_PK_FILE_IO_ERROR ? -ENOENT : -EINVAL;
 			goto err;
 		}
+		r = chain_hash(&cfg->certs, cfg->trust);
+		if (r < 0)
+			goto err;
 		mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->certs, NULL);
 		mbedtls_ssl_conf_authmode(&cfg->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
 	}
+	mbedtls_ssl_conf_session_tickets(&cfg->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
 	*out = cfg;
 	return 0;
 

@@ -1,5 +1,6 @@
 /* tls.h - TLS 1.2 (mbedtls) over libuv streams, as a struct conn; certificate or
- * SHA-256 public-key pin verification; self-signed certificates for coord and relay. */
+ * SHA-256 public-key pin verification; session resumption with tickets (RFC 5077);
+ * self-signed certificates for coord and relay. */
 #ifndef MESHVPN_TLS_H
 #define MESHVPN_TLS_H
 
@@ -9,7 +10,9 @@
 
 struct tls_config;
 
-/* Server side: certificate chain and key (PEM files). */
+/* Server side: certificate chain and key (PEM files). Each config issues session
+ * tickets under its own random key (rotated hourly): tickets from another config, or
+ * another run, are ignored and cost a full handshake. */
 int tls_config_server_new(const char *cert_file, const char *key_file, struct tls_config **out);
 /* Client side: pin ("sha256:<hex>" of the server certificate's SubjectPublicKeyInfo DER)
  * when given, else the CA bundle (NULL = /etc/ssl/certs/ca-certificates.crt) plus
@@ -34,5 +37,16 @@ int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out);
  * the pin or certificate does not verify). */
 int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
 		conn_connect_cb cb, void *arg);
+
+/* Session resumption: a client keeps its last sessions (16, an hour at most) per
+ * process, keyed by host, port and pin or CA bundle, and offers them on the next
+ * tls_connect with the same key, whatever config it comes from. A resumed session is
+ * pinned like a new one; a server that does not take it runs a full handshake. */
+
+/* 1 when the handshake resumed a session, 0 after a full one, -EAGAIN before it
+ * completed, -EINVAL for a conn that is not TLS. */
+int tls_conn_resumed(const struct conn *c);
+/* Forgets (and wipes) every cached client session. */
+void tls_session_cache_clear(void);
 
 #endif

@@ -1,6 +1,8 @@
-/* test_tls.c - tls.c and tls_cert.c on loopback: echo, 1 MiB writes, pins, CA checks, garbage, flow control. */
+/* test_tls.c - tls.c and tls_cert.c on loopback: echo, 1 MiB writes, pins, CA checks, garbage, flow control,
+ * session resumption (RFC 5077 tickets). */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -62,12 +64,13 @@ static void fill(uint8_t *p, size_t len, uint32_t seed)
 
 /* -- a TLS echo server -- */
 
-#define MAX_PEERS 8
+#define MAX_PEERS 24
 
 struct peer {
 	struct conn *c;
 	size_t received;
 	int ended, end_status;
+	int resumed;                /* tls_conn_resumed() when it ended */
 	int closed;
 	int close_on_read;
 	int echo_twice;
@@ -109,6 +112,7 @@ static void peer_end(struct conn *c, int status, void *arg)
 	assert_false(p->ended);
 	p->ended = 1;
 	p->end_status = status;
+	p->resumed = tls_conn_resumed(c);
 	conn_close(c);
 	p->closed = 1;
 	server_of_peer->ended++;
@@ -124,6 +128,7 @@ static void on_connection(uv_stream_t *s, int status)
 	assert_true(srv->accepted < MAX_PEERS);
 	p = &srv->peers[srv->accepted++];
 	assert_int_equal(tls_accept(srv->cfg, s, &c), 0);
+	assert_int_equal(tls_conn_resumed(c), -EAGAIN);
 	p->c = c;
 	p->close_on_read = srv->close_on_read;
 	p->echo_twice = srv->echo_twice;
@@ -471,6 +476,7 @@ static void test_tls_garbage_then_good(void **state)
 	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, raw_connected, &raw), 0);
 	run_until(&loop, &raw.connected);
 	conn_set_callbacks(raw.c, raw_read, raw_end, &raw);
+	assert_int_equal(tls_conn_resumed(raw.c), -EINVAL);
 	assert_int_equal(conn_write(raw.c, junk, sizeof(junk) - 1), 0);
 	run_until(&loop, &srv.peers[0].ended);
 	assert_true(srv.peers[0].end_status < 0);
@@ -678,6 +684,294 @@ static void test_tls_resume_buffered(void **state)
 	loop_finish(&loop);
 }
 
+/* -- session resumption -- */
+
+/* Connects, checks the outcome and whether the session was resumed (-1: do not check),
+ * closes, and returns once the server's side has ended. */
+static void connect_check(uv_loop_t *loop, struct server *srv, const char *ca, const char *p,
+			  const char *host, uint16_t port, int status, int resumed)
+{
+	struct client cl = { 0 };
+	int n = srv->accepted;
+
+	connect_with(loop, ca, p, host, port, &cl);
+	assert_int_equal(cl.connect_status, status);
+	if (status == 0) {
+		assert_int_equal(tls_conn_resumed(cl.c), resumed);
+		echo_round_trip(loop, &cl, 3000, (uint32_t)n);
+	}
+	client_close(&cl);
+	assert_int_equal(srv->accepted, n + 1);
+	run_until(loop, &srv->peers[n].ended);
+	if (resumed >= 0)
+		assert_int_equal(srv->peers[n].resumed, resumed);
+}
+
+static void test_tls_session_resumed(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	uint16_t port;
+
+	tls_session_cache_clear();
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
+	/* Abbreviated handshakes on both sides; the pin still checked (it needs the
+	 * certificate the session kept: without it the connect would fail). */
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
+	/* A wiped cache starts over. */
+	tls_session_cache_clear();
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* Same host and port, other trust: pin and CA bundles each get their own sessions. */
+static void test_tls_session_other_trust(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	uint16_t port;
+
+	tls_session_cache_clear();
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_check(&loop, &srv, NULL, pin, "localhost", port, 0, 0);
+	connect_check(&loop, &srv, cert, NULL, "localhost", port, 0, 0);
+	connect_check(&loop, &srv, cert, NULL, "localhost", port, 0, 1);
+	/* A bundle that does not trust the server is not handed the session the other
+	 * bundle verified: a full handshake, refused as before. */
+	connect_check(&loop, &srv, other_cert, NULL, "localhost", port, -EPERM, -1);
+	/* Nor does another host name share it. */
+	connect_check(&loop, &srv, cert, NULL, "127.0.0.1", port, -EPERM, -1);
+	connect_check(&loop, &srv, NULL, pin, "localhost", port, 0, 1);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* A session made under pin A is not offered under pin B: B runs a full handshake (the
+ * server says so) and is refused as before; A's session survives it. */
+static void test_tls_session_wrong_pin(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	uint16_t port;
+
+	tls_session_cache_clear();
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
+	connect_check(&loop, &srv, NULL, other_pin, "127.0.0.1", port, -EPERM, 0);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* A new server config (a restarted coord) has a new ticket key: the client's ticket is
+ * ignored, the handshake is a full one and succeeds, and the new ticket is kept. */
+static void test_tls_session_server_restarted(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct tls_config *old;
+	uint16_t port;
+
+	tls_session_cache_clear();
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
+	old = srv.cfg;
+	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
+	tls_config_free(old);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* The cache holds 16 sessions: the least recently used one goes first. */
+static void test_tls_session_cache_bounded(void **state)
+{
+	enum { N = 17 };
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	uv_tcp_t extra[N - 1];
+	uint16_t port[N];
+
+	tls_session_cache_clear();
+	uv_loop_init(&loop);
+	port[0] = server_start(&loop, &srv);
+	for (int i = 1; i < N; i++) {
+		struct sockaddr_in a;
+		int len = sizeof(a);
+		assert_int_equal(conn_listen_tcp(&loop, "127.0.0.1:0", &extra[i - 1], on_connection), 0);
+		extra[i - 1].data = &srv;
+		assert_int_equal(uv_tcp_getsockname(&extra[i - 1], (struct sockaddr *)&a, &len), 0);
+		port[i] = ntohs(a.sin_port);
+	}
+	for (int i = 0; i < N; i++)
+		connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port[i], 0, 0);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port[0], 0, 0);   /* evicted */
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port[2], 0, 1);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port[1], 0, 0);   /* made room for port[0] */
+	for (int i = 0; i < N - 1; i++)
+		uv_close((uv_handle_t *)&extra[i], NULL);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
+/* Clients in several threads, each with its own loop and a config per connection (as
+ * http_fetch in the threadpool), share the cache; the server runs in its own thread. */
+#define MT_THREADS 4
+#define MT_CONNECTS 5
+
+struct mt_server {
+	uv_loop_t loop;
+	uv_tcp_t tcp;
+	uv_async_t stop;
+	struct tls_config *cfg;
+	int accept_failed;
+};
+
+/* Every round starts in all threads at once, so handshakes overlap. */
+static pthread_barrier_t mt_round;
+
+struct mt_client {
+	uint16_t port;
+	int ok, resumed, failed;
+	int done, status;
+	struct conn *c;
+};
+
+static void mt_peer_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
+{
+}
+
+static void mt_peer_end(struct conn *c, int status, void *arg)
+{
+	conn_close(c);
+}
+
+static void mt_on_connection(uv_stream_t *s, int status)
+{
+	struct mt_server *m = s->data;
+	struct conn *c;
+
+	if (status < 0 || tls_accept(m->cfg, s, &c) < 0) {
+		m->accept_failed++;
+		return;
+	}
+	conn_set_callbacks(c, mt_peer_read, mt_peer_end, m);
+}
+
+static void mt_stop(uv_async_t *a)
+{
+	struct mt_server *m = a->data;
+
+	uv_close((uv_handle_t *)&m->tcp, NULL);
+	uv_close((uv_handle_t *)&m->stop, NULL);
+}
+
+static void *mt_server_main(void *arg)
+{
+	struct mt_server *m = arg;
+
+	uv_run(&m->loop, UV_RUN_DEFAULT);   /* until stopped and every conn is gone */
+	return NULL;
+}
+
+static void mt_connected(struct conn *c, int status, void *arg)
+{
+	struct mt_client *m = arg;
+
+	m->done = 1;
+	m->status = status;
+	m->c = c;
+}
+
+static void *mt_client_main(void *arg)
+{
+	struct mt_client *m = arg;
+
+	for (int i = 0; i < MT_CONNECTS; i++) {
+		struct tls_config *cfg;
+		uv_loop_t loop;
+
+		m->done = 0;
+		m->c = NULL;
+		pthread_barrier_wait(&mt_round);
+		if (uv_loop_init(&loop) < 0) {
+			m->failed++;
+			continue;
+		}
+		if (tls_config_client_new(NULL, pin, &cfg) < 0) {
+			m->failed++;
+			uv_loop_close(&loop);
+			continue;
+		}
+		if (tls_connect(&loop, cfg, "127.0.0.1", m->port, mt_connected, m) < 0) {
+			m->failed++;
+		} else {
+			while (!m->done)
+				uv_run(&loop, UV_RUN_ONCE);
+			if (m->status == 0) {
+				m->ok++;
+				m->resumed += tls_conn_resumed(m->c) == 1;
+				conn_close(m->c);
+			} else {
+				m->failed++;
+			}
+		}
+		tls_config_free(cfg);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		if (uv_loop_close(&loop) < 0)
+			m->failed++;
+	}
+	return NULL;
+}
+
+static void test_tls_session_threads(void **state)
+{
+	struct mt_server srv = { 0 };
+	struct mt_client cl[MT_THREADS] = { 0 };
+	pthread_t server_thread, th[MT_THREADS];
+	struct sockaddr_in a;
+	int len = sizeof(a);
+
+	tls_session_cache_clear();
+	assert_int_equal(uv_loop_init(&srv.loop), 0);
+	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
+	assert_int_equal(conn_listen_tcp(&srv.loop, "127.0.0.1:0", &srv.tcp, mt_on_connection), 0);
+	srv.tcp.data = &srv;
+	assert_int_equal(uv_tcp_getsockname(&srv.tcp, (struct sockaddr *)&a, &len), 0);
+	assert_int_equal(uv_async_init(&srv.loop, &srv.stop, mt_stop), 0);
+	srv.stop.data = &srv;
+	assert_int_equal(pthread_barrier_init(&mt_round, NULL, MT_THREADS), 0);
+	assert_int_equal(pthread_create(&server_thread, NULL, mt_server_main, &srv), 0);
+	for (int i = 0; i < MT_THREADS; i++) {
+		cl[i].port = ntohs(a.sin_port);
+		assert_int_equal(pthread_create(&th[i], NULL, mt_client_main, &cl[i]), 0);
+	}
+	for (int i = 0; i < MT_THREADS; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&mt_round);
+	uv_async_send(&srv.stop);
+	pthread_join(server_thread, NULL);
+	assert_int_equal(uv_loop_close(&srv.loop), 0);
+	tls_config_free(srv.cfg);
+	assert_int_equal(srv.accept_failed, 0);
+	for (int i = 0; i < MT_THREADS; i++) {
+		assert_int_equal(cl[i].failed, 0);
+		assert_int_equal(cl[i].ok, MT_CONNECTS);
+		/* The first round's handshakes are full ones; every later round finds
+		 * the sessions the round before saved. */
+		assert_true(cl[i].resumed >= MT_CONNECTS - 1);
+	}
+}
+
 static int setup(void **state)
 {
 	const char *base = getenv("TMPDIR");
@@ -698,6 +992,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	tls_session_cache_clear();
 	unlink(cert);
 	unlink(key);
 	unlink(other_cert);
@@ -722,6 +1017,12 @@ int main(void)
 		cmocka_unit_test(test_tls_flow_control),
 		cmocka_unit_test(test_tls_resume_buffered),
 		cmocka_unit_test(test_tls_server_speaks_first),
+		cmocka_unit_test(test_tls_session_resumed),
+		cmocka_unit_test(test_tls_session_other_trust),
+		cmocka_unit_test(test_tls_session_wrong_pin),
+		cmocka_unit_test(test_tls_session_server_restarted),
+		cmocka_unit_test(test_tls_session_cache_bounded),
+		cmocka_unit_test(test_tls_session_threads),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
