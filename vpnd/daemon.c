@@ -19,6 +19,7 @@
 
 #include "meshvpn/json.h"
 #include "meshvpn/log.h"
+#include "meshvpn/tls.h"
 #include "netif.h"
 #include "vpnd.h"
 #include "wg.h"
@@ -1303,6 +1304,7 @@ static void drop_identity(struct vpnd *d)
 			  strerror(-rc));
 	node_keys_wipe(&d->keys);
 	d->have_keys = 0;
+	tls_session_cache_clear();   /* nothing of the old identity's sessions stays in memory */
 	memset(d->ep_posted, 0, sizeof(d->ep_posted));
 	d->n_ep_posted = 0;
 	d->ep_posted_ok = 0;
