@@ -68,9 +68,11 @@ struct wg;
  * -EOPNOTSUPP: "kernel" asked and the kernel has no WireGuard; -EEXIST: the name is taken
  * (a link here, or a wireguard-go UAPI socket of another namespace); -ENOENT: wireguard-go
  * is not installed (MESHVPN_WIREGUARD_GO overrides its path); -ECHILD: it exited at start
- * (its own log, on our stderr, says why); -ETIMEDOUT: its socket did not come up in 5 s.
- * wireguard-go runs as our child with PR_SET_PDEATHSIG: call from the thread that lives
- * as long as the interface (the loop thread). */
+ * (its last lines, logged just before, say why); -ETIMEDOUT: its socket did not come up
+ * in 5 s. wireguard-go runs as our child with PR_SET_PDEATHSIG: call from the thread that
+ * lives as long as the interface (the loop thread). Its stdout and stderr are logged
+ * through log.h (source=wireguard-go) by a thread of the backend, bounded and with
+ * repeats counted. Blocks until the socket accepts (a few ms) or one of the errors. */
 int wg_open(const char *backend, const char *ifname, struct wg **out);
 /* Removes a kernel WireGuard link IFNAME left behind by a vpnd that died without
  * cleaning up (kill -9, a crash): only when the link's public key is public_key, i.e. it
@@ -86,7 +88,8 @@ const char *wg_ifname(const struct wg *wg);
 int wg_set_device(struct wg *wg, const struct wg_device *dev);
 /* The device as it runs now, with every peer and its counters; free with wg_device_free. */
 int wg_get_device(struct wg *wg, struct wg_device **out);
-/* Deletes the interface (kernel) or stops wireguard-go by its PID and reaps it. NULL ok. */
+/* Deletes the interface (kernel) or stops wireguard-go by its PID and reaps it (blocks
+ * until it has exited, woken by its exit; SIGKILL after 3 s). NULL ok. */
 void wg_close(struct wg *wg);
 
 /* Building a device for wg_set_device piecewise (wg_device_free then frees it); a device
@@ -113,6 +116,8 @@ struct wg_ops {
 	void (*close)(struct wg *wg);
 };
 
+struct wg_uapi_out;
+
 struct wg {
 	const struct wg_ops *ops;
 	char ifname[IFNAMSIZ];
@@ -121,6 +126,8 @@ struct wg {
 	uint32_t seq;
 	/* userspace: */
 	pid_t pid;                        /* wireguard-go, 0 when none */
+	int pidfd;                        /* readable when it exits; -1 when none */
+	struct wg_uapi_out *out;          /* the thread logging its output, NULL when none */
 	char sock_path[108];              /* its UAPI socket */
 };
 

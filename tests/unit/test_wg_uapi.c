@@ -1,19 +1,25 @@
 /* test_wg_uapi.c - the userspace backend without wireguard-go: the UAPI text built and
  * parsed back, errno=N answers, malformed answers rejected, the socket exchange against
- * a fake server on a temporary Unix socket, and child start failures. */
+ * a fake server on a temporary Unix socket, child start failures, and wireguard-go's
+ * output logged as logfmt (a fake wireguard-go: this program run again by the backend). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -487,8 +493,463 @@ static void test_wg_uapi_start_failures(void **state)
 	unsetenv("MESHVPN_WIREGUARD_GO");
 }
 
-int main(void)
+/* -- a fake wireguard-go: this program again, with TEST_WG_UAPI_FAKE=exit|serve -- */
+
+#define FAKE_ENV "TEST_WG_UAPI_FAKE"
+#define STAMP "2026/11/25 03:30:01 "
+#define FLOOD 3000
+#define REPEATS 1000
+#define EXIT_FLOOD 1000
+
+__attribute__((format(printf, 2, 3)))
+static void say(int fd, const char *fmt, ...)
 {
+	char buf[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(fd, buf, (size_t)n) < 0)
+		_exit(3);
+}
+
+/* What a busy wireguard-go says: a peer out of reach again and again, a line far too
+ * long, then a flood of distinct lines. */
+static void fake_spam(const char *ifname)
+{
+	char line[4096];
+	int n;
+
+	for (int i = 0; i < REPEATS; i++)
+		say(1, "ERROR: (%s) 2026/11/25 03:%02d:%02d peer(AbC+\xe2\x80\xa6xY/z) - Failed to "
+		    "send handshake initiation: write udp4 0.0.0.0:41641->192.0.2.9:41641: "
+		    "sendmsg: network is unreachable\n", ifname, 30 + i / 60, i % 60);
+	/* "xé" repeated, shifted by 0, 1, 2 bytes: whichever byte the cut falls on, it must
+	 * not split the two bytes of an "é". */
+	for (int shift = 0; shift < 3; shift++) {
+		n = snprintf(line, sizeof(line), "ERROR: (%s) " STAMP "%.*s", ifname, shift, "yy");
+		while (n < 3000) {
+			memcpy(line + n, "x\xc3\xa9", 3);
+			n += 3;
+		}
+		line[n++] = '\n';
+		if (write(1, line, (size_t)n) != n)
+			_exit(3);
+	}
+	say(1, "DEBUG: (%s) " STAMP "after the long line\n", ifname);
+	for (int i = 0; i < FLOOD; i++)
+		say(1, "DEBUG: (%s) " STAMP "flood line %d\n", ifname, i);
+}
+
+/* Serves the UAPI socket like wireguard-go: "errno=0" to anything, "spam=1" makes it
+ * talk, "die=1" makes it fail; SIGTERM stops it, or with raw_term kills it as it kills a
+ * wireguard-go that has not set up its handler yet: its socket stays behind. */
+static int fake_serve(const char *ifname, int raw_term)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct pollfd pfd[2];
+	sigset_t term;
+	char req[4096];
+	int lfd, sfd, c;
+	size_t len;
+	ssize_t n;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	if (!raw_term)
+		sigprocmask(SIG_BLOCK, &term, NULL);
+	sfd = signalfd(-1, &term, SFD_CLOEXEC);
+	say(1, "DEBUG: (%s) " STAMP "Starting wireguard-go version 0.0.20220316\n", ifname);
+	mkdir(WG_UAPI_DIR, 0755);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s.sock", WG_UAPI_DIR, ifname);
+	unlink(sun.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sfd < 0 || lfd < 0 || bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) ||
+	    listen(lfd, 8)) {
+		say(1, "ERROR: (%s) " STAMP "UAPI listen error: %s\n", ifname, strerror(errno));
+		return 1;
+	}
+	say(1, "DEBUG: (%s) " STAMP "UAPI listener started\n", ifname);
+	pfd[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0)
+			continue;
+		if (pfd[1].revents) {
+			say(1, "DEBUG: (%s) " STAMP "Shutting down\n", ifname);
+			unlink(sun.sun_path);
+			return 0;
+		}
+		c = accept(lfd, NULL, NULL);
+		if (c < 0)
+			continue;
+		len = 0;
+		req[0] = 0;
+		while (len + 1 < sizeof(req) && !strstr(req, "\n\n")) {
+			n = read(c, req + len, sizeof(req) - len - 1);
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+			req[len] = 0;
+		}
+		if (!strncmp(req, "die=1\n", 6)) {
+			say(2, "ERROR: (%s) " STAMP "fatal: fake crash\n", ifname);
+			unlink(sun.sun_path);
+			_exit(2);
+		}
+		if (!strncmp(req, "spam=1\n", 7))
+			fake_spam(ifname);
+		if (len)
+			send(c, "errno=0\n\n", 9, MSG_NOSIGNAL);
+		close(c);
+	}
+}
+
+/* argv as the backend runs it: PROGRAM -f IFNAME. */
+static int fake_main(const char *mode, int argc, char **argv)
+{
+	const char *ifname = argc == 3 && !strcmp(argv[1], "-f") ? argv[2] : "?";
+
+	if (!strcmp(mode, "exit")) {
+		/* What it says when it cannot start, on stdout and stderr, the last line
+		 * without its newline. */
+		say(1, "DEBUG: (%s) " STAMP "Starting wireguard-go version 0.0.20220316\n", ifname);
+		say(1, "INFO: (%s) " STAMP "an old-style info line\n", ifname);
+		for (int i = 0; i < EXIT_FLOOD; i++)
+			say(1, "DEBUG: (%s) " STAMP "starting step %d\n", ifname, i);
+		say(2, "ERROR: (%s) " STAMP "Failed to create TUN device: fake reason\n", ifname);
+		say(2, "panic: fake");
+		return 1;
+	}
+	return fake_serve(ifname, !strcmp(mode, "serve-raw"));
+}
+
+/* -- stderr captured into a file while the backend logs -- */
+
+struct capture {
+	char path[64];
+	int saved;
+};
+
+static void capture_start(struct capture *c)
+{
+	int fd;
+
+	strcpy(c->path, "/tmp/test_wg_uapi.log.XXXXXX");
+	fd = mkstemp(c->path);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	c->saved = dup(STDERR_FILENO);
+	assert_true(c->saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	close(fd);
+}
+
+static char *capture_read(const struct capture *c)
+{
+	FILE *f = fopen(c->path, "r");
+	char *text;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = calloc(1, (size_t)n + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return text;
+}
+
+/* Restores stderr; returns what was logged meanwhile. */
+static char *capture_end(struct capture *c)
+{
+	char *text;
+
+	dup2(c->saved, STDERR_FILENO);
+	close(c->saved);
+	text = capture_read(c);
+	unlink(c->path);
+	return text;
+}
+
+/* The next line of text holding all of the words (NULL-terminated), from *pos on. */
+static const char *find_line(const char *text, const char **pos, ...)
+{
+	const char *p = pos && *pos ? *pos : text;
+
+	while (*p) {
+		const char *end = strchr(p, '\n');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char line[4096];
+		const char *w;
+		va_list ap;
+		int all = 1;
+
+		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), p);
+		va_start(ap, pos);
+		while ((w = va_arg(ap, const char *)))
+			if (!strstr(line, w))
+				all = 0;
+		va_end(ap);
+		if (all) {
+			if (pos)
+				*pos = end ? end + 1 : p + n;
+			return p;
+		}
+		p = end ? end + 1 : p + n;
+	}
+	return NULL;
+}
+
+/* How many lines hold word. */
+static unsigned count_lines(const char *text, const char *word)
+{
+	const char *pos = NULL;
+	unsigned n = 0;
+
+	while (find_line(text, &pos, word, NULL))
+		n++;
+	return n;
+}
+
+/* Every line is one of ours: "ts=... level=... msg=...", nothing raw of wireguard-go's. */
+static void assert_all_logfmt(const char *text)
+{
+	for (const char *p = text; *p;) {
+		const char *end = strchr(p, '\n');
+
+		assert_non_null(end);
+		assert_memory_equal(p, "ts=", 3);
+		assert_non_null(strstr(p, " level="));
+		p = end + 1;
+	}
+	assert_null(strstr(text, "DEBUG: ("));
+	assert_null(strstr(text, "ERROR: ("));
+	assert_null(strstr(text, "2026/11/25"));
+}
+
+/* Lines of a flood shown, lines counted as dropped, and the last line of either. */
+static void flood_counts(const char *text, const char *word, unsigned *shown,
+			 unsigned *dropped, const char **last)
+{
+	const char *pos = NULL, *line;
+
+	*shown = *dropped = 0;
+	*last = text;
+	while ((line = find_line(text, &pos, word, NULL))) {
+		(*shown)++;
+		*last = line;
+	}
+	pos = NULL;
+	while ((line = find_line(text, &pos, "msg=\"wireguard-go log lines dropped\"", NULL))) {
+		*dropped += (unsigned)strtoul(strstr(line, "dropped=") + 8, NULL, 10);
+		if (line > *last)
+			*last = line;
+	}
+}
+
+static void use_fake(const char *mode)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	assert_true(n > 0);
+	self[n] = 0;
+	setenv("MESHVPN_WIREGUARD_GO", self, 1);
+	setenv(FAKE_ENV, mode, 1);
+	log_set_level(LOG_DEBUG);
+}
+
+static void unuse_fake(void)
+{
+	unsetenv("MESHVPN_WIREGUARD_GO");
+	unsetenv(FAKE_ENV);
+	log_set_level(LOG_ERROR);
+}
+
+static void fake_ifname(char name[IFNAMSIZ], char tag)
+{
+	snprintf(name, IFNAMSIZ, "mvu%d%c", (int)getpid() % 100000, tag);
+}
+
+/* It exits at start: its lines, prefix and time stamp off, each at its own level (its
+ * errors are errors then); a flood cut down, yet its last lines (the last one without
+ * its newline) shown; then how it ended. */
+static void test_wg_uapi_child_exit_logged(void **state)
+{
+	struct capture cap;
+	struct wg *wg = NULL;
+	char name[IFNAMSIZ], *text;
+	const char *pos = NULL, *last;
+	unsigned shown, dropped;
+
+	fake_ifname(name, 'e');
+	use_fake("exit");
+	capture_start(&cap);
+	assert_int_equal(wg_open("userspace", name, &wg), -ECHILD);
+	text = capture_end(&cap);
+	unuse_fake();
+	assert_null(wg);
+	assert_all_logfmt(text);
+	assert_non_null(find_line(text, &pos, "level=debug",
+				  "msg=\"Starting wireguard-go version 0.0.20220316\"",
+				  "source=wireguard-go", "ifname=", name, NULL));
+	assert_non_null(find_line(text, &pos, "level=info", "msg=\"an old-style info line\"",
+				  "source=wireguard-go", NULL));
+	flood_counts(text, "msg=\"starting step ", &shown, &dropped, &last);
+	assert_true(dropped > 0);
+	assert_int_equal(shown + dropped, EXIT_FLOOD);
+	assert_true(last > pos);
+	pos = last;
+	assert_non_null(find_line(text, &pos, "level=error",
+				  "msg=\"Failed to create TUN device: fake reason\"",
+				  "source=wireguard-go", NULL));
+	assert_non_null(find_line(text, &pos, "level=error", "msg=\"panic: fake\"",
+				  "source=wireguard-go", NULL));
+	assert_non_null(find_line(text, &pos, "level=error", "msg=\"wireguard-go exited\"",
+				  "status=1", NULL));
+	free(text);
+}
+
+/* A busy wireguard-go: a line repeated a thousand times shows once and then as a count,
+ * a 3000-byte line is cut (once, on a character boundary), a flood of 3000 distinct
+ * lines is cut down to a burst and a count, and its last line still shows at the end. */
+static void test_wg_uapi_child_output_bounded(void **state)
+{
+	struct capture cap;
+	struct wg *wg = NULL;
+	struct wg_device *dev = NULL;
+	char name[IFNAMSIZ], *text, *resp = NULL;
+	const char *pos = NULL, *line, *last, *end;
+	unsigned shown, dropped;
+	size_t len = 0;
+
+	if (geteuid())
+		skip();                   /* the fake binds in WG_UAPI_DIR */
+	fake_ifname(name, 's');
+	use_fake("serve");
+	capture_start(&cap);
+	assert_int_equal(wg_open("userspace", name, &wg), 0);
+	assert_int_equal(wg_get_device(wg, &dev), 0);
+	wg_device_free(dev);
+	assert_int_equal(wg_uapi_exchange(wg->sock_path, "spam=1\n\n", 8, 10000, &resp, &len), 0);
+	free(resp);
+	wg_close(wg);
+	text = capture_end(&cap);
+	unuse_fake();
+
+	assert_all_logfmt(text);
+	assert_non_null(find_line(text, NULL, "level=debug", "msg=\"UAPI listener started\"",
+				  "source=wireguard-go", NULL));
+	/* Running, its errors are warnings; the peer is a key of its own. */
+	assert_int_equal(count_lines(text, "Failed to send handshake initiation"), 2);
+	line = find_line(text, NULL, "level=warn",
+			 "msg=\"Failed to send handshake initiation: write udp4 0.0.0.0:41641->"
+			 "192.0.2.9:41641: sendmsg: network is unreachable\"",
+			 "source=wireguard-go", "peer=AbC+\xe2\x80\xa6xY/z", NULL);
+	assert_non_null(line);
+	assert_memory_equal(strchr(line, '\n') - 4, "xY/z", 4);     /* no repeated= */
+	assert_non_null(find_line(text, NULL, "level=warn", "Failed to send handshake initiation",
+				  "repeated=999", NULL));
+	/* The long lines: each once, cut, to whole characters; their rest no line of its own. */
+	assert_int_equal(count_lines(text, "x\xc3\xa9x\xc3\xa9x\xc3\xa9"), 3);
+	pos = NULL;
+	for (int i = 0; i < 3; i++) {
+		line = find_line(text, &pos, "x\xc3\xa9x\xc3\xa9x\xc3\xa9", NULL);
+		assert_non_null(line);
+		assert_true(strchr(line, '\n') - line < 700);
+		assert_true(find_line(line, NULL, "level=warn", "cut=true", NULL) == line);
+		end = strstr(line, " source=");
+		assert_true(end - strstr(line, "msg=") > 400);
+		assert_true(end[-1] == 'x' || !memcmp(end - 2, "\xc3\xa9", 2));
+	}
+	assert_non_null(find_line(text, NULL, "msg=\"after the long line\"", NULL));
+	/* The flood: a burst shown, the rest counted; its last line still shows, after all. */
+	flood_counts(text, "msg=\"flood line ", &shown, &dropped, &last);
+	assert_true(dropped > 0);
+	assert_int_equal(shown + dropped, FLOOD);
+	assert_true(shown < 400);
+	pos = last;
+	assert_non_null(find_line(text, &pos, "level=debug", "msg=\"Shutting down\"", NULL));
+	assert_null(find_line(text, &pos, "source=wireguard-go", NULL));
+	assert_true(count_lines(text, "") < 600);
+	/* Stopped by us: no news of its exit. */
+	assert_null(strstr(text, "wireguard-go exited"));
+	assert_null(strstr(text, "did not stop"));
+	free(text);
+}
+
+/* It dies while running: its last line, then how it ended, without waiting for close. */
+static void test_wg_uapi_child_death_logged(void **state)
+{
+	struct capture cap;
+	struct wg *wg = NULL;
+	char name[IFNAMSIZ], *text = NULL, *resp = NULL;
+	const char *pos = NULL;
+	size_t len = 0;
+
+	if (geteuid())
+		skip();
+	fake_ifname(name, 'd');
+	use_fake("serve");
+	capture_start(&cap);
+	assert_int_equal(wg_open("userspace", name, &wg), 0);
+	if (!wg_uapi_exchange(wg->sock_path, "die=1\n\n", 7, 5000, &resp, &len))
+		free(resp);
+	for (int i = 0; i < 500; i++) {
+		text = capture_read(&cap);
+		if (strstr(text, "wireguard-go exited"))
+			break;
+		free(text);
+		text = NULL;
+		msleep(10);
+	}
+	wg_close(wg);
+	free(text);
+	text = capture_end(&cap);
+	unuse_fake();
+	assert_all_logfmt(text);
+	assert_non_null(find_line(text, &pos, "level=warn", "msg=\"fatal: fake crash\"",
+				  "source=wireguard-go", NULL));
+	assert_non_null(find_line(text, &pos, "level=error", "msg=\"wireguard-go exited\"",
+				  "status=2", NULL));
+	assert_int_equal(count_lines(text, "wireguard-go exited"), 1);
+	free(text);
+}
+
+/* Killed by SIGTERM before it could clean up: wg_close removes the socket it left. */
+static void test_wg_uapi_child_killed_socket_removed(void **state)
+{
+	struct capture cap;
+	struct wg *wg = NULL;
+	char name[IFNAMSIZ], path[108], *text;
+	struct stat st;
+
+	if (geteuid())
+		skip();
+	fake_ifname(name, 'k');
+	use_fake("serve-raw");
+	capture_start(&cap);
+	assert_int_equal(wg_open("userspace", name, &wg), 0);
+	snprintf(path, sizeof(path), "%s", wg->sock_path);
+	assert_int_equal(stat(path, &st), 0);
+	wg_close(wg);
+	text = capture_end(&cap);
+	unuse_fake();
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(find_line(text, NULL, "level=debug",
+				  "msg=\"removed the socket wireguard-go left\"", NULL));
+	free(text);
+}
+
+int main(int argc, char **argv)
+{
+	const char *fake = getenv(FAKE_ENV);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wg_uapi_build_golden),
 		cmocka_unit_test(test_wg_uapi_roundtrip),
@@ -497,8 +958,14 @@ int main(void)
 		cmocka_unit_test(test_wg_uapi_parse_rejects),
 		cmocka_unit_test(test_wg_uapi_exchange),
 		cmocka_unit_test(test_wg_uapi_start_failures),
+		cmocka_unit_test(test_wg_uapi_child_exit_logged),
+		cmocka_unit_test(test_wg_uapi_child_output_bounded),
+		cmocka_unit_test(test_wg_uapi_child_death_logged),
+		cmocka_unit_test(test_wg_uapi_child_killed_socket_removed),
 	};
 
+	if (fake)
+		return fake_main(fake, argc, argv);
 	if (sodium_init() < 0)
 		return 1;
 	log_set_level(LOG_ERROR);
