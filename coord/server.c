@@ -15,17 +15,19 @@
 #include "coord.h"
 #include "meshvpn/args.h"
 #include "meshvpn/log.h"
+#include "meshvpn/metrics.h"
 
 struct server {
 	uv_loop_t *loop;
 	struct coord co;
 	struct tls_config *tls;
-	struct http_server *pub, *admin, *metrics;
-	uv_tcp_t tcp, metrics_tcp;
+	struct http_server *pub, *admin;
+	struct metrics_server *metrics;
+	uv_tcp_t tcp;
 	uv_pipe_t admin_pipe;
 	uv_timer_t tick, keepalive;
 	uv_signal_t sigint, sigterm;
-	int have_tcp, have_metrics, have_admin;
+	int have_tcp, have_admin;
 	int lock_fd;
 };
 
@@ -43,44 +45,19 @@ static void on_admin(struct http_request *req, void *arg)
 	api_handle(&s->co, req, 1);
 }
 
-static long rss_bytes(void)
-{
-	long pages = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	if (f) {
-		if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-			resident = 0;
-		fclose(f);
-	}
-	return resident * sysconf(_SC_PAGESIZE);
-}
-
-static void on_metrics(struct http_request *req, void *arg)
+static void fill_metrics(struct metrics_text *t, void *arg)
 {
 	struct server *s = arg;
 	struct coord *co = &s->co;
 	size_t counts[4] = { 0 }, online = 0;
-	char *buf;
-	size_t size = 4096;
-	int n;
 
-	if (strcmp(req->path, "/metrics")) {
-		http_respond_error(req, 404, "only /metrics here");
-		return;
-	}
 	for (struct node *nd = co->nodes_head; nd; nd = nd->next) {
 		const char *st = coord_node_state(nd);
 		counts[!strcmp(st, "running") ? 0 : !strcmp(st, "needs-approval") ? 1 :
 		       !strcmp(st, "expired") ? 2 : 3]++;
 		online += netmap_node_online(nd);
 	}
-	buf = malloc(size);
-	if (!buf) {
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
-	n = snprintf(buf, size,
+	metrics_printf(t,
 		"# HELP coord_nodes Nodes by state.\n# TYPE coord_nodes gauge\n"
 		"coord_nodes{state=\"running\"} %zu\ncoord_nodes{state=\"needs-approval\"} %zu\n"
 		"coord_nodes{state=\"expired\"} %zu\ncoord_nodes{state=\"rejected\"} %zu\n"
@@ -94,15 +71,12 @@ static void on_metrics(struct http_request *req, void *arg)
 		"# TYPE coord_slow_watchers_cut_total counter\ncoord_slow_watchers_cut_total %llu\n"
 		"# TYPE coord_http_requests_total counter\ncoord_http_requests_total %llu\n"
 		"# TYPE coord_http_bad_requests_total counter\ncoord_http_bad_requests_total %llu\n"
-		"# TYPE coord_http_connections gauge\ncoord_http_connections %zu\n"
-		"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
+		"# TYPE coord_http_connections gauge\ncoord_http_connections %zu\n",
 		counts[0], counts[1], counts[2], counts[3], online, co->n_watchers,
 		(unsigned long long)co->stats.registrations, (unsigned long long)co->stats.deltas_sent,
 		(unsigned long long)co->stats.bytes_sent, (unsigned long long)co->stats.slow_watchers_cut,
 		(unsigned long long)co->stats.requests, (unsigned long long)co->stats.bad_requests,
-		http_server_conn_count(s->pub), rss_bytes());
-	http_respond(req, 200, "text/plain; version=0.0.4", NULL, buf, (size_t)n);
-	free(buf);
+		http_server_conn_count(s->pub));
 }
 
 static void on_tls_connection(uv_stream_t *listener, int status)
@@ -125,17 +99,6 @@ static void on_admin_connection(uv_stream_t *listener, int status)
 		return;
 	if (!conn_plain_accept(listener, &c))
 		http_server_add_conn(s->admin, c);
-}
-
-static void on_metrics_connection(uv_stream_t *listener, int status)
-{
-	struct server *s = listener->data;
-	struct conn *c;
-
-	if (status < 0)
-		return;
-	if (!conn_plain_accept(listener, &c))
-		http_server_add_conn(s->metrics, c);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -292,8 +255,7 @@ int coord_serve_main(int argc, char **argv)
 	if (setup_tls(&s, state, cert, key))
 		goto out_coord;
 	if (http_server_new(s.loop, &hopts, on_public, &s, &s.pub) ||
-	    http_server_new(s.loop, &hopts, on_admin, &s, &s.admin) ||
-	    http_server_new(s.loop, &hopts, on_metrics, &s, &s.metrics))
+	    http_server_new(s.loop, &hopts, on_admin, &s, &s.admin))
 		goto out_servers;
 	s.tcp.data = &s;
 	if (conn_listen_tcp(s.loop, listen, &s.tcp, on_tls_connection)) {
@@ -308,13 +270,9 @@ int coord_serve_main(int argc, char **argv)
 		goto out_handles;
 	}
 	s.have_admin = 1;
-	if (metrics) {
-		s.metrics_tcp.data = &s;
-		if (conn_listen_tcp(s.loop, metrics, &s.metrics_tcp, on_metrics_connection)) {
-			fprintf(stderr, "coord: cannot listen for metrics on %s\n", metrics);
-			goto out_handles;
-		}
-		s.have_metrics = 1;
+	if (metrics && metrics_server_start(s.loop, metrics, fill_metrics, &s, &s.metrics)) {
+		fprintf(stderr, "coord: cannot listen for metrics on %s\n", metrics);
+		goto out_handles;
 	}
 	uv_timer_init(s.loop, &s.tick);
 	s.tick.data = &s;
@@ -366,15 +324,13 @@ out_handles:
 		uv_close((uv_handle_t *)&s.admin_pipe, NULL);
 		unlink(sock);
 	}
-	if (s.have_metrics)
-		uv_close((uv_handle_t *)&s.metrics_tcp, NULL);
+	metrics_server_free(s.metrics);
+	s.metrics = NULL;
 out_servers:
 	if (s.pub)
 		http_server_free(s.pub);
 	if (s.admin)
 		http_server_free(s.admin);
-	if (s.metrics)
-		http_server_free(s.metrics);
 	uv_run(s.loop, UV_RUN_DEFAULT);
 	tls_config_free(s.tls);
 out_coord:

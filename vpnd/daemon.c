@@ -19,6 +19,7 @@
 
 #include "meshvpn/json.h"
 #include "meshvpn/log.h"
+#include "meshvpn/metrics.h"
 #include "meshvpn/tls.h"
 #include "netif.h"
 #include "vpnd.h"
@@ -531,6 +532,7 @@ static int wg_apply(struct vpnd *d, struct wg_device *dev)
 		log_error("wireguard configuration failed, will resync", "ifname=%s error=\"%s\"",
 			  d->opts.ifname, strerror(-rc));
 		d->wg_dirty = 1;
+		d->stats.wg_errors++;
 	}
 	return rc;
 }
@@ -871,6 +873,7 @@ static void endpoints_done(struct coord_call *call, void *arg)
 		memcpy(d->ep_posted, d->ep_posting, sizeof(d->ep_posted));
 		d->n_ep_posted = d->n_ep_posting;
 		d->ep_posted_ok = 1;
+		d->stats.endpoint_posts++;
 		log_info("endpoints posted", "count=%d first=%s", d->n_ep_posted,
 			 d->n_ep_posted ? d->ep_posted[0] : "none");
 	} else {
@@ -985,6 +988,7 @@ static void on_full(struct vpnd *d)
 	if (!strcmp(s->state, "running")) {
 		if (iface_up(d)) {
 			d->wg_failures++;
+			d->stats.wg_errors++;
 			log_error("cannot bring the interface up", "reason=\"%s\"", d->reason);
 			set_state(d, VPND_STOPPED, d->reason);
 			if (!d->reg)
@@ -1020,12 +1024,15 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 	rc = netmap_apply_line(&d->nm, line, len, &chg);
 	if (rc == -EPROTO) {
 		log_warn("netmap delta before the full map, skipped", "bytes=%zu", len);
+		d->stats.netmap_bad_lines++;
 		return;
 	}
 	if (rc) {
 		log_warn("bad netmap line skipped", "bytes=%zu error=\"%s\"", len, strerror(-rc));
+		d->stats.netmap_bad_lines++;
 		return;
 	}
+	d->stats.netmap_lines++;
 	running = d->state == VPND_RUNNING && d->wg;
 	switch (chg.kind) {
 	case NM_FULL:
@@ -1067,6 +1074,7 @@ static void on_cc_event(struct coordc *cc, enum cc_event ev, int detail, void *a
 		break;
 	case CC_LOST:
 		d->cc_connected = 0;
+		d->stats.coord_stream_lost++;
 		snprintf(d->coord_error, sizeof(d->coord_error), "%s",
 			 detail == -EPERM ? "the coordination server's certificate does not match the pin"
 					  : strerror(-detail));
@@ -1482,6 +1490,16 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 		coordc_close(&d->cc);
 		return rc;
 	}
+	if (opts->metrics) {
+		rc = metrics_server_start(loop, opts->metrics, vpnd_metrics_fill, d, &d->metrics);
+		if (rc) {
+			log_error("cannot listen for metrics", "addr=%s error=\"%s\"", opts->metrics,
+				  strerror(-rc));
+			control_close(d);
+			coordc_close(&d->cc);
+			return rc;
+		}
+	}
 	uv_timer_init(loop, &d->tick);
 	d->tick.data = d;
 	uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
@@ -1509,6 +1527,8 @@ void vpnd_shutdown(struct vpnd *d)
 		d->logout_req = NULL;
 	}
 	control_close(d);
+	metrics_server_free(d->metrics);
+	d->metrics = NULL;
 	coordc_close(&d->cc);
 	iface_down(d);
 	if (d->nif) {

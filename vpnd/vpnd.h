@@ -192,6 +192,16 @@ struct vpnd_opts {
 	const char *backend;     /* auto | kernel | userspace */
 	const char *ifname;
 	uint16_t port;
+	const char *metrics;     /* HOST:PORT for Prometheus /metrics; NULL = none */
+};
+
+/* Counters for --metrics. */
+struct vpnd_stats {
+	uint64_t netmap_lines;          /* applied */
+	uint64_t netmap_bad_lines;      /* refused and skipped */
+	uint64_t wg_errors;             /* WireGuard configuration failures */
+	uint64_t coord_stream_lost;     /* netmap stream ended or could not start */
+	uint64_t endpoint_posts;        /* endpoint sets coord accepted */
 };
 
 struct pending_up;
@@ -241,6 +251,9 @@ struct vpnd {
 	int have_ctl;
 	struct pending_up *ups;
 
+	struct vpnd_stats stats;
+	struct metrics_server *metrics;
+
 	uv_timer_t tick;
 	unsigned ticks;
 	int closing;
@@ -258,6 +271,10 @@ void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req);
 void vpnd_down(struct vpnd *d, struct http_request *req);
 void vpnd_logout(struct vpnd *d, struct http_request *req);
 json_t *vpnd_status_json(struct vpnd *d);
+/* Prometheus text for --metrics (vpnd_metrics.c): state, coord, peers with their
+ * traffic and handshakes (from the status), the counters above. arg is the vpnd. */
+struct metrics_text;
+void vpnd_metrics_fill(struct metrics_text *t, void *arg);
 
 /* control.c */
 int control_listen(struct vpnd *d);

@@ -6,7 +6,7 @@
 # pings (IPv4 and IPv6), `wg show` in every namespace matches coord's netmap (keys, allowed
 # IPs, endpoints, port), adding a peer leaves live sessions alone, delete removes a peer
 # everywhere, vpnd restart, and a vpnd killed with -9 reclaims the link it left behind.
-# vm-bin: jq date ping
+# vm-bin: jq date ping curl
 # vm-file: tests/e2e/lib.sh scripts/lab/lab.sh
 # vm-timeout: 420
 set -u
@@ -52,7 +52,8 @@ start_vpnd() {
 	local n=$1
 	mkdir -p "$E2E_TMP/$n"
 	ip netns exec "$(lab_ns "$n")" vpnd --state "$E2E_TMP/$n/state" --socket "$E2E_TMP/$n/vpnd.sock" \
-		--wg-backend auto --ifname "$IF" --port 41641 --log-level debug >>"$E2E_TMP/$n.log" 2>&1 &
+		--wg-backend auto --ifname "$IF" --port 41641 --log-level debug --metrics 127.0.0.1:9101 \
+		>>"$E2E_TMP/$n.log" 2>&1 &
 	VPND_PID[$n]=$!
 	track "${VPND_PID[$n]}"
 	wait_for 20 test -S "$E2E_TMP/$n/vpnd.sock"
@@ -120,6 +121,10 @@ matches_netmap() {
 }
 handshake_of() { wgs "$1" latest-handshakes | awk -v k="$2" '$1 == k { print $2 }'; }
 no_loss() { tail -4 "$1"; grep -q ' 0% packet loss' "$1"; }
+metrics() { lab_exec "$1" curl -sf "http://127.0.0.1:9101${2:-/metrics}"; }
+metric_is() { metrics "$1" | grep -qx "$2"; }
+two_peers_online() { metric_is "$1" 'vpnd_peers 2' && metric_is "$1" 'vpnd_peers_online 2'; }
+peer_rx_positive() { metrics "$1" | awk -v p="vpnd_peer_receive_bytes_total{peer=\"$2\"}" '$1 == p && $2 > 0 { ok = 1 } END { exit !ok }'; }
 log_says() { grep -q "$2" "$E2E_TMP/$1.log"; }
 
 dump_logs() {
@@ -181,6 +186,11 @@ check "a's session with b was not restarted (same handshake)" test "$(handshake_
 for n in $NODES; do
 	check "$n: wg show matches coord's netmap" matches_netmap "$n"
 done
+check "metrics: a is running" metric_is a 'vpnd_state{state="running"} 1'
+check "metrics: a's stream to coord is up" metric_is a 'vpnd_coord_connected 1'
+check "metrics: a has two peers, both online" two_peers_online a
+check "metrics: bytes received from bravo" peer_rx_positive a bravo
+check_fails "metrics: any other path is 404" metrics a /other
 
 # --- delete ---
 CKEY=$(node_key c)
