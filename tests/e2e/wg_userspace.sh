@@ -106,6 +106,16 @@ ip -n "$NSA" -6 addr show dev "$IFA" | grep -q 'fd7a:115c:a1e0::1/128' || fail "
 ip -n "$NSA" -4 route show dev "$IFA" | grep -q '^100.64.0.0/10' || fail "no route 100.64.0.0/10"
 ip -n "$NSA" -6 route show dev "$IFA" | grep -q '^fd7a:115c:a1e0::/48' || fail "no route ::/48"
 
+# The first handshake initiation may reach B before B listens; WireGuard retries it after
+# 5 s (REKEY_TIMEOUT), so the first reply is awaited with a deadline, then 3 in a row.
+first_reply() {   # first_reply NS PING-ARGS...
+	local ns=$1 end=$((SECONDS + 15)); shift
+	until ip netns exec "$ns" ping -c 1 -W 1 "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $end ] || return 1
+	done
+}
+first_reply "$NSA" 100.64.0.2 || fail "IPv4 ping through the tunnel: no reply within 15 s"
+first_reply "$NSB" -6 fd7a:115c:a1e0::1 || fail "IPv6 ping through the tunnel: no reply within 15 s"
 ip netns exec "$NSA" ping -c 3 -i 0.2 -W 3 100.64.0.2 >"$TMP/ping4" 2>&1 ||
 	{ cat "$TMP/ping4"; fail "IPv4 ping through the tunnel"; }
 ip netns exec "$NSB" ping -6 -c 3 -i 0.2 -W 3 fd7a:115c:a1e0::1 >"$TMP/ping6" 2>&1 ||
