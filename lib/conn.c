@@ -402,7 +402,17 @@ err_close:
 
 /* -- connecting -- */
 
+void conn_connect_cancel(struct conn_connect *cc)
+{
+	if (cc)
+		cc->cancel(cc);
+}
+
+/* A cancelled attempt has no cb: it still waits for libuv to hand back what is in
+ * flight (the connect request, the resolver's request), then frees itself quietly. */
+
 struct unix_connect {
+	struct conn_connect base;
 	uv_connect_t req;
 	struct conn_plain *p;
 	conn_connect_cb cb;
@@ -417,6 +427,11 @@ static void unix_connect_cb(uv_connect_t *req, int status)
 	void *arg = uc->arg;
 
 	free(uc);
+	if (!cb) {
+		if (!p->closing)
+			plain_discard(p);
+		return;
+	}
 	if (status == 0)
 		status = plain_ready(p);
 	if (status < 0) {
@@ -427,12 +442,22 @@ static void unix_connect_cb(uv_connect_t *req, int status)
 	cb(&p->base, 0, arg);
 }
 
-int conn_unix_connect(uv_loop_t *loop, const char *path, conn_connect_cb cb, void *arg)
+/* Closing the handle cancels the connect request: unix_connect_cb follows. */
+static void unix_cancel(struct conn_connect *cc)
+{
+	struct unix_connect *uc = (struct unix_connect *)(void *)cc;
+
+	uc->cb = NULL;
+	plain_discard(uc->p);
+}
+
+int conn_unix_connect(uv_loop_t *loop, const char *path, conn_connect_cb cb, void *arg,
+		      struct conn_connect **out)
 {
 	struct unix_connect *uc;
 	struct sockaddr_un sun;
 
-	if (!path || !*path)
+	if (!path || !*path || !cb)
 		return -EINVAL;
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;
@@ -444,17 +469,21 @@ int conn_unix_connect(uv_loop_t *loop, const char *path, conn_connect_cb cb, voi
 		free(uc);
 		return -ENOMEM;
 	}
+	uc->base.cancel = unix_cancel;
 	uc->cb = cb;
 	uc->arg = arg;
 	uc->req.data = uc;
 	/* Errors arrive through the callback, on a later loop iteration. */
 	uv_pipe_connect(&uc->req, &uc->p->h.pipe, path, unix_connect_cb);
+	if (out)
+		*out = &uc->base;
 	return 0;
 }
 
 struct tcp_connect {
+	struct conn_connect base;
 	uv_loop_t *loop;
-	conn_connect_cb cb;
+	conn_connect_cb cb;         /* NULL once cancelled */
 	void *arg;
 	uv_getaddrinfo_t gai;
 	struct addrinfo *res, *next;
@@ -484,6 +513,8 @@ static void tcp_connect_done(struct tcp_connect *tc, struct conn_plain *p, int s
 
 	uv_timer_stop(&tc->timer);
 	uv_close((uv_handle_t *)&tc->timer, tcp_connect_free_cb);
+	if (!cb)
+		return;
 	if (status < 0) {
 		log_debug("tcp connect failed", "host=%s port=%u err=%s", tc->host, tc->port,
 			  uv_err_name(status));
@@ -502,6 +533,12 @@ static void tcp_connect_cb(uv_connect_t *req, int status)
 
 	tc->p = NULL;
 	uv_timer_stop(&tc->timer);
+	if (!tc->cb) {
+		if (!p->closing)
+			plain_discard(p);
+		tcp_connect_done(tc, NULL, UV_ECANCELED);
+		return;
+	}
 	if (status == 0)
 		status = plain_ready(p);
 	if (status == 0) {
@@ -576,6 +613,12 @@ static void tcp_resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *
 {
 	struct tcp_connect *tc = req->data;
 
+	if (!tc->cb) {
+		if (status == 0)
+			uv_freeaddrinfo(res);
+		tcp_connect_done(tc, NULL, UV_ECANCELED);
+		return;
+	}
 	if (status < 0) {
 		log_warn("resolve failed", "host=%s err=\"%s\"", tc->host, uv_strerror(status));
 		tc->last_err = map_gai_error(status);
@@ -587,14 +630,31 @@ static void tcp_resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *
 	tcp_try_next(tc);
 }
 
-int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_connect_cb cb, void *arg)
+/* Either an address is being tried (tc->p) or the name is being resolved: whichever
+ * callback libuv calls next finds no cb and ends the attempt. */
+static void tcp_cancel(struct conn_connect *cc)
+{
+	struct tcp_connect *tc = (struct tcp_connect *)(void *)cc;
+
+	tc->cb = NULL;
+	if (tc->p) {
+		uv_timer_stop(&tc->timer);
+		plain_discard(tc->p);   /* tcp_connect_cb follows with UV_ECANCELED */
+	} else {
+		/* Fails (EBUSY) once a thread runs getaddrinfo: its answer is dropped. */
+		uv_cancel((uv_req_t *)&tc->gai);
+	}
+}
+
+int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_connect_cb cb,
+		     void *arg, struct conn_connect **out)
 {
 	struct tcp_connect *tc;
 	struct addrinfo hints;
 	char portstr[8];
 	int r;
 
-	if (!host || !*host || !port)
+	if (!host || !*host || !port || !cb)
 		return -EINVAL;
 	tc = calloc(1, sizeof(*tc));
 	if (!tc)
@@ -603,6 +663,7 @@ int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_conn
 		r = -ENAMETOOLONG;
 		goto err_free;
 	}
+	tc->base.cancel = tcp_cancel;
 	tc->loop = loop;
 	tc->cb = cb;
 	tc->arg = arg;
@@ -620,7 +681,7 @@ int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_conn
 		r = tcp_attempt(tc, (struct sockaddr *)&tc->literal);
 		if (r < 0)
 			goto err_timer;
-		return 0;
+		goto out;
 	}
 
 	memset(&hints, 0, sizeof(hints));
@@ -633,6 +694,9 @@ int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_conn
 		r = map_gai_error(r);
 		goto err_timer;
 	}
+out:
+	if (out)
+		*out = &tc->base;
 	return 0;
 
 err_timer:

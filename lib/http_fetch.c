@@ -150,12 +150,12 @@ int http_url_parse(const char *s, struct http_url *u)
 struct fetch {
 	uv_loop_t loop;
 	uv_timer_t timer;
+	struct conn_connect *connecting;   /* until fetch_on_connect */
 	struct http_client *cl;
 	const char *method, *path, *host_header;
 	const char *const *headers;
 	const void *body;
 	size_t body_len;
-	int connecting;
 	int finished;
 	int result;
 	int status;
@@ -229,11 +229,7 @@ static void fetch_on_connect(struct conn *c, int status, void *arg)
 	};
 	int r;
 
-	f->connecting = 0;
-	if (f->finished) {
-		conn_close(c);   /* timed out meanwhile */
-		return;
-	}
+	f->connecting = NULL;
 	if (status < 0) {
 		fetch_finish(f, status);
 		return;
@@ -254,7 +250,10 @@ static void fetch_timeout(uv_timer_t *t)
 		http_client_cancel(f->cl);
 		f->cl = NULL;
 	}
-	/* A connect in flight cannot be cancelled: its callback closes what it gets. */
+	/* A connect (or TLS handshake) in flight goes too, or the loop would wait for it:
+	 * up to 10 s per address tried, 15 s for a handshake. */
+	conn_connect_cancel(f->connecting);
+	f->connecting = NULL;
 	fetch_finish(f, -ETIMEDOUT);
 }
 
@@ -273,14 +272,16 @@ static int start_connect(struct fetch *f, const struct http_url *u, const char *
 
 	switch (u->scheme) {
 	case HTTP_SCHEME_UNIX:
-		return conn_unix_connect(&f->loop, u->host, fetch_on_connect, f);
+		return conn_unix_connect(&f->loop, u->host, fetch_on_connect, f, &f->connecting);
 	case HTTP_SCHEME_HTTP:
-		return conn_tcp_connect(&f->loop, u->host, u->port, fetch_on_connect, f);
+		return conn_tcp_connect(&f->loop, u->host, u->port, fetch_on_connect, f,
+					&f->connecting);
 	case HTTP_SCHEME_HTTPS:
 		r = tls_config_client_new(NULL, pin, &cfg);
 		if (r < 0)
 			return r;
-		r = tls_connect(&f->loop, cfg, u->host, u->port, fetch_on_connect, f);
+		r = tls_connect(&f->loop, cfg, u->host, u->port, fetch_on_connect, f,
+				&f->connecting);
 		tls_config_free(cfg);   /* the connection holds its own reference */
 		return r;
 	}
@@ -380,8 +381,6 @@ int http_fetch(const char *base_url, const char *pin, const char *method, const 
 	r = start_connect(&f, &u, pin);
 	if (r < 0)
 		fetch_finish(&f, r);
-	else
-		f.connecting = 1;
 	while (!f.finished) {
 		if (!uv_run(&f.loop, UV_RUN_ONCE) && !f.finished) {
 			fetch_finish(&f, -EIO);   /* nothing left that could finish it */
@@ -389,7 +388,7 @@ int http_fetch(const char *base_url, const char *pin, const char *method, const 
 		}
 	}
 
-	/* Let everything close the way it was meant to (a connect in flight, a conn
+	/* Let everything close the way it was meant to (a cancelled connect, a conn
 	 * flushing), then make sure the loop can go. */
 	uv_close((uv_handle_t *)&f.timer, NULL);
 	uv_run(&f.loop, UV_RUN_DEFAULT);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +107,15 @@ struct tls_conn {
 	struct session_key *key;    /* client: its entry in the session cache */
 	conn_connect_cb connect_cb;
 	void *connect_arg;
+	struct conn_connect connecting;  /* client: the owner's handle until connect_cb */
+	struct conn_connect *tcp;   /* client: the TCP connect under it, until it completes */
 	struct tls_timer *hs_timer;
 	struct tls_timer *kick;
 };
 
 #define tls_of(c) ((struct tls_conn *)(void *)(c))
+#define tls_of_connecting(cc) \
+	((struct tls_conn *)(void *)((char *)(cc) - offsetof(struct tls_conn, connecting)))
 
 static void pump(struct tls_conn *t);
 static void tls_free(struct tls_conn *t);
@@ -855,6 +860,7 @@ static void client_connected(struct conn *lower, int status, void *arg)
 {
 	struct tls_conn *t = arg;
 
+	t->tcp = NULL;
 	if (status < 0) {
 		t->depth++;
 		connect_fail(t, status);
@@ -882,8 +888,21 @@ static int is_ip_literal(const char *host)
 	return uv_inet_pton(AF_INET, host, a) == 0 || uv_inet_pton(AF_INET6, host, a) == 0;
 }
 
+/* Before connect_cb: the TCP connect under it goes first (its callback never comes),
+ * then the connection closes as if the owner had it (no callback after that either).
+ * The session offered stays cached: giving up says nothing against it. */
+static void tls_connect_cancel(struct conn_connect *cc)
+{
+	struct tls_conn *t = tls_of_connecting(cc);
+
+	t->connect_cb = NULL;
+	conn_connect_cancel(t->tcp);
+	t->tcp = NULL;
+	tls_close(&t->base);
+}
+
 int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
-		conn_connect_cb cb, void *arg)
+		conn_connect_cb cb, void *arg, struct conn_connect **out)
 {
 	struct tls_conn *t;
 	int r = 0;
@@ -896,6 +915,7 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 	t->is_client = 1;
 	t->connect_cb = cb;
 	t->connect_arg = arg;
+	t->connecting.cancel = tls_connect_cancel;
 	snprintf(t->base.peer, sizeof(t->base.peer), "%s:%u", host, port);
 	/* With a pin the name is only SNI; without one mbedtls checks it against the
 	 * certificate (DNS names and CN; mbedtls 2.28 does not match IP SANs). */
@@ -919,9 +939,11 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 		if (r < 0)
 			goto err_free;
 	}
-	r = conn_tcp_connect(loop, host, port, client_connected, t);
+	r = conn_tcp_connect(loop, host, port, client_connected, t, &t->tcp);
 	if (r < 0)
 		goto err_free;
+	if (out)
+		*out = &t->connecting;
 	return 0;
 
 err_free:

@@ -232,7 +232,7 @@ static void cc_connect(struct coordc *cc)
 		return;
 	}
 	a->cc = cc;
-	rc = tls_connect(cc->loop, cc->tls, cc->url.host, cc->url.port, on_connected, a);
+	rc = tls_connect(cc->loop, cc->tls, cc->url.host, cc->url.port, on_connected, a, NULL);
 	if (rc) {
 		free(a);
 		log_warn("cannot reach coord", "coord=%s error=\"%s\"", cc->url.host, strerror(-rc));

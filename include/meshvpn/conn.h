@@ -15,8 +15,15 @@ typedef void (*conn_read_cb)(struct conn *c, const uint8_t *buf, size_t len, voi
  * Called at most once; afterwards the owner must call conn_close(). */
 typedef void (*conn_end_cb)(struct conn *c, int status, void *arg);
 /* Established (for TLS: handshake done and peer verified); c is NULL when status < 0.
- * Never called after the starting function returned an error. */
+ * Never called after the starting function returned an error, nor after
+ * conn_connect_cancel(). */
 typedef void (*conn_connect_cb)(struct conn *c, int status, void *arg);
+
+/* A connect in progress (TCP, Unix socket or TLS), as its starter's out-parameter
+ * names it. Backends embed it; owners only pass it to conn_connect_cancel(). */
+struct conn_connect {
+	void (*cancel)(struct conn_connect *cc);
+};
 
 struct conn_ops {
 	int (*write)(struct conn *c, const void *buf, size_t len);
@@ -50,8 +57,20 @@ void conn_read_start(struct conn *c);
 
 /* Plain connections. accept: the listener must have a pending connection. */
 int conn_plain_accept(uv_stream_t *server, struct conn **out);
-int conn_unix_connect(uv_loop_t *loop, const char *path, conn_connect_cb cb, void *arg);
-int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_connect_cb cb, void *arg);
+/* Connect: 0 and cb follows exactly once, from the loop; or a negative errno and no cb.
+ * out (may be NULL) names the attempt for conn_connect_cancel(); it is valid until cb
+ * is called. TCP tries each resolved address in turn, for 10 s each at most. */
+int conn_unix_connect(uv_loop_t *loop, const char *path, conn_connect_cb cb, void *arg,
+		      struct conn_connect **out);
+int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_connect_cb cb,
+		     void *arg, struct conn_connect **out);
+/* Gives up a connect that has not called its cb yet: cb is never called, whatever was
+ * opened is closed (the loop finishes that, so run it before closing the loop). Safe at
+ * any time before cb, including right after the starter returned; NULL is ignored. Not
+ * allowed from inside cb or afterwards: the attempt is gone, close the conn instead.
+ * A name still being resolved (in the threadpool) holds the loop until the resolver
+ * returns, though its result is dropped. */
+void conn_connect_cancel(struct conn_connect *cc);
 
 /* Listeners: "HOST:PORT" ("[::1]:8443", "0.0.0.0:8443", ":8443" = all addresses). */
 int conn_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *port);

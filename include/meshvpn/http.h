@@ -111,7 +111,9 @@ struct http_url {
 int http_url_parse(const char *s, struct http_url *u);
 
 /* Blocking request on a private loop, for CLIs and tests. pin may be NULL (https:
- * then CA verification). *body_out is malloc'd and NUL-terminated. */
+ * then CA verification). *body_out is malloc'd and NUL-terminated. timeout_ms (0: none)
+ * bounds the whole request, connect and TLS handshake included (-ETIMEDOUT); a host name
+ * still being resolved in the threadpool holds the return until the resolver answers. */
 int http_fetch(const char *base_url, const char *pin, const char *method, const char *path,
 	       const char *const *headers, const void *body, size_t len,
 	       int *status, char **body_out, size_t *body_len, uint64_t timeout_ms);

@@ -34,9 +34,11 @@ int tls_pin_parse(const char *pin, uint8_t out[32]);
  * -ETIMEDOUT after 15 s). Writes before it completes are held and sent after it. */
 int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out);
 /* Connects, runs the handshake, verifies the peer, then calls cb (status -EPERM when
- * the pin or certificate does not verify). */
+ * the pin or certificate does not verify, -ETIMEDOUT when the handshake takes over
+ * 15 s). out (may be NULL) names the attempt for conn_connect_cancel() until cb is
+ * called: that stops it in either phase, TCP connect or handshake, and cb never comes. */
 int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
-		conn_connect_cb cb, void *arg);
+		conn_connect_cb cb, void *arg, struct conn_connect **out);
 
 /* Session resumption: a client keeps its last sessions (16, an hour at most) per
  * process, keyed by host, port and pin or CA bundle, and offers them on the next

@@ -300,7 +300,7 @@ static void stream_open(struct simnode *sn)
 	s->opened++;
 	sn->line_len = 0;
 	sn->line_overflow = 0;
-	if (tls_connect(s->loop, s->tls, s->url.host, s->url.port, on_connected, sn)) {
+	if (tls_connect(s->loop, s->tls, s->url.host, s->url.port, on_connected, sn, NULL)) {
 		s->failed++;
 		sn->done = 1;
 	}
@@ -542,7 +542,7 @@ static int cmd_bench(int n, int changes, pid_t coord_pid, int workers)
 			 s.change_seq);
 		snprintf(p->auth, sizeof(p->auth), "Authorization: Bearer %s", s.nodes[who].token);
 		s.change_t0 = now_s();
-		tls_connect(s.loop, s.tls, s.url.host, s.url.port, post_connected, p);
+		tls_connect(s.loop, s.tls, s.url.host, s.url.port, post_connected, p, NULL);
 		uv_timer_init(s.loop, &s.timer);
 		s.timer.data = &s;
 		uv_timer_start(&s.timer, on_deadline, 60000, 0);

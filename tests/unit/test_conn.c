@@ -1,4 +1,5 @@
-/* test_conn.c - conn.c on loopback: Unix/TCP echo, close inside callbacks, EPIPE, listeners, HOST:PORT parsing. */
+/* test_conn.c - conn.c on loopback: Unix/TCP echo, close inside callbacks, EPIPE, listeners, HOST:PORT parsing,
+ * cancelled connects. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -8,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -41,6 +46,29 @@ static void run_until(uv_loop_t *loop, const int *flag)
 	uv_close((uv_handle_t *)&deadline, NULL);
 	uv_run(loop, UV_RUN_NOWAIT);
 	assert_false(deadline_hit);
+}
+
+static void stop_cb(uv_timer_t *t)
+{
+	deadline_hit = 1;
+	uv_stop(t->loop);
+}
+
+/* Runs the loop until nothing is left in it (a cancelled connect has closed all it
+ * opened), then closes it. The deadline does not keep the loop alive, it only stops it. */
+static void run_drained(uv_loop_t *loop)
+{
+	uv_timer_t deadline;
+
+	deadline_hit = 0;
+	uv_timer_init(loop, &deadline);
+	uv_timer_start(&deadline, stop_cb, DEADLINE_MS, 0);
+	uv_unref((uv_handle_t *)&deadline);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&deadline, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	assert_false(deadline_hit);
+	assert_int_equal(uv_loop_close(loop), 0);
 }
 
 /* Closes what is left and checks that nothing leaked a handle. */
@@ -297,7 +325,7 @@ static void test_conn_unix_echo(void **state)
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0600);
 
-	assert_int_equal(conn_unix_connect(&loop, path, client_connected, &cl), 0);
+	assert_int_equal(conn_unix_connect(&loop, path, client_connected, &cl, NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, 0);
 	assert_string_equal(cl.c->peer, "unix");
@@ -322,7 +350,8 @@ static void test_conn_unix_connect_missing(void **state)
 
 	uv_loop_init(&loop);
 	/* Errors come through the callback, never from a starter that returned 0 twice. */
-	assert_int_equal(conn_unix_connect(&loop, "/nonexistent/meshvpn.sock", client_connected, &cl), 0);
+	assert_int_equal(conn_unix_connect(&loop, "/nonexistent/meshvpn.sock", client_connected, &cl,
+					   NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, UV_ENOENT);
 	loop_finish(&loop);
@@ -379,7 +408,7 @@ static void test_conn_tcp_echo(void **state)
 	port = tcp_port(&srv.h.tcp);
 	assert_int_not_equal(port, 0);
 
-	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, client_connected, &cl), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, client_connected, &cl, NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, 0);
 	snprintf(hostport, sizeof(hostport), "127.0.0.1:%u", port);
@@ -406,7 +435,8 @@ static void test_conn_tcp_connect_by_name(void **state)
 	srv.h.tcp.data = &srv;
 	/* "localhost" goes through the resolver; if it also yields ::1 (nobody listens
 	 * there) the next address is tried. */
-	assert_int_equal(conn_tcp_connect(&loop, "localhost", tcp_port(&srv.h.tcp), client_connected, &cl), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "localhost", tcp_port(&srv.h.tcp), client_connected, &cl,
+					  NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, 0);
 	echo_round_trip(&loop, &cl, 1000);
@@ -436,7 +466,7 @@ static void test_conn_tcp_ipv6(void **state)
 	}
 	assert_int_equal(conn_listen_tcp(&loop, "[::1]:0", &srv.h.tcp, on_connection), 0);
 	srv.h.tcp.data = &srv;
-	assert_int_equal(conn_tcp_connect(&loop, "::1", tcp_port(&srv.h.tcp), client_connected, &cl), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "::1", tcp_port(&srv.h.tcp), client_connected, &cl, NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, 0);
 	assert_int_equal(strncmp(cl.c->peer, "[::1]:", 6), 0);
@@ -456,7 +486,8 @@ static void test_conn_tcp_listen_all(void **state)
 	uv_loop_init(&loop);
 	assert_int_equal(conn_listen_tcp(&loop, ":0", &srv.h.tcp, on_connection), 0);
 	srv.h.tcp.data = &srv;
-	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", tcp_port(&srv.h.tcp), client_connected, &cl), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", tcp_port(&srv.h.tcp), client_connected, &cl,
+					  NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, 0);
 	echo_round_trip(&loop, &cl, 1000);
@@ -479,11 +510,11 @@ static void test_conn_tcp_refused(void **state)
 	uv_close((uv_handle_t *)&tmp, NULL);
 	uv_run(&loop, UV_RUN_NOWAIT);
 
-	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, client_connected, &cl), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, client_connected, &cl, NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, UV_ECONNREFUSED);
-	assert_int_equal(conn_tcp_connect(&loop, "", port, client_connected, &cl), -EINVAL);
-	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", 0, client_connected, &cl), -EINVAL);
+	assert_int_equal(conn_tcp_connect(&loop, "", port, client_connected, &cl, NULL), -EINVAL);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", 0, client_connected, &cl, NULL), -EINVAL);
 	loop_finish(&loop);
 }
 
@@ -521,7 +552,8 @@ static void test_conn_close_in_callback(void **state)
 	uv_loop_init(&loop);
 	assert_int_equal(conn_listen_tcp(&loop, "127.0.0.1:0", &srv.h.tcp, on_connection), 0);
 	srv.h.tcp.data = &srv;
-	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", tcp_port(&srv.h.tcp), client_connected, &cl), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", tcp_port(&srv.h.tcp), client_connected, &cl,
+					  NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, 0);
 
@@ -550,7 +582,8 @@ static void test_conn_write_after_peer_gone(void **state)
 	uv_loop_init(&loop);
 	assert_int_equal(conn_listen_tcp(&loop, "127.0.0.1:0", &srv.h.tcp, on_connection), 0);
 	srv.h.tcp.data = &srv;
-	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", tcp_port(&srv.h.tcp), client_connected, &cl), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", tcp_port(&srv.h.tcp), client_connected, &cl,
+					  NULL), 0);
 	run_until(&loop, &cl.connected);
 	assert_int_equal(cl.connect_status, 0);
 	run_until(&loop, &cl.ended);
@@ -588,7 +621,8 @@ static void test_conn_flow_control(void **state)
 	uv_loop_init(&loop);
 	assert_int_equal(conn_listen_tcp(&loop, "127.0.0.1:0", &srv.h.tcp, on_connection), 0);
 	srv.h.tcp.data = &srv;
-	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", tcp_port(&srv.h.tcp), client_connected, &cl), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", tcp_port(&srv.h.tcp), client_connected, &cl,
+					  NULL), 0);
 	run_until(&loop, &cl.connected);
 	conn_set_callbacks(cl.c, count_read, client_end, &cl);
 	fill(data, len, 3);
@@ -615,6 +649,184 @@ static void test_conn_flow_control(void **state)
 	loop_finish(&loop);
 }
 
+/* -- cancelling a connect -- */
+
+/* Each kind cancelled before the loop ever ran: no callback, nothing left behind (the
+ * listeners close at once, so nobody accepts what the kernel may have connected). */
+static void test_conn_connect_cancel_at_once(void **state)
+{
+	uv_loop_t loop;
+	uv_pipe_t upipe;
+	uv_tcp_t tcp;
+	struct client cl = { 0 };
+	struct conn_connect *cc = NULL;
+	char dir[256], path[300], missing[320];
+	uint16_t port;
+
+	make_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/c.sock", dir);
+	snprintf(missing, sizeof(missing), "%s/missing.sock", dir);
+	uv_loop_init(&loop);
+	assert_int_equal(conn_listen_unix(&loop, path, &upipe, on_connection), 0);
+	assert_int_equal(conn_listen_tcp(&loop, "127.0.0.1:0", &tcp, on_connection), 0);
+	port = tcp_port(&tcp);
+
+	assert_int_equal(conn_unix_connect(&loop, path, client_connected, &cl, &cc), 0);
+	assert_non_null(cc);
+	conn_connect_cancel(cc);
+	/* An error that would have come through the callback. */
+	assert_int_equal(conn_unix_connect(&loop, missing, client_connected, &cl, &cc), 0);
+	conn_connect_cancel(cc);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, client_connected, &cl, &cc), 0);
+	conn_connect_cancel(cc);
+	/* By name: cancelled while the resolver has it. */
+	assert_int_equal(conn_tcp_connect(&loop, "localhost", port, client_connected, &cl, &cc), 0);
+	conn_connect_cancel(cc);
+	conn_connect_cancel(NULL);
+	/* The starters check their callback. */
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, NULL, &cl, &cc), -EINVAL);
+	assert_int_equal(conn_unix_connect(&loop, path, NULL, &cl, &cc), -EINVAL);
+
+	uv_close((uv_handle_t *)&upipe, NULL);
+	uv_close((uv_handle_t *)&tcp, NULL);
+	run_drained(&loop);
+	assert_false(cl.connected);
+	unlink(path);
+	rmdir(dir);
+}
+
+#define FILLERS 2   /* listen(fd, 1) queues two: Linux counts a queue full past its backlog */
+
+/* A listener on 127.0.0.1 that never accepts. */
+static int idle_listener(int backlog, uint16_t *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, backlog), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* For a listener TCP_INFO reports its accept queue: tcpi_unacked queued, tcpi_sacked
+ * the limit. Linux drops a SYN to a full queue (tcp_conn_request: "listen overflow"). */
+static int accept_queue(int lfd, uint32_t *limit)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return -1;
+	if (limit)
+		*limit = ti.tcpi_sacked;
+	return (int)ti.tcpi_unacked;
+}
+
+static int accept_queue_full(int lfd)
+{
+	uint32_t limit;
+	int n = accept_queue(lfd, &limit);
+
+	return n >= 0 && (uint32_t)n > limit;
+}
+
+/* Fills the accept queue of a backlog-1 listener with connections nobody accepts, so
+ * the next connect to it hangs in SYN-SENT. Returns how many fillers it made, 0 when the
+ * kernel did not behave so (the caller skips). */
+static int fill_accept_queue(int lfd, uint16_t port, int fillers[FILLERS])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_usec = 500000 };   /* bounds a blocking connect */
+	uint64_t deadline = uv_hrtime() + 2000000000ull;
+	int n;
+
+	for (n = 0; n < FILLERS; n++) {
+		fillers[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(fillers[n] >= 0);
+		assert_int_equal(setsockopt(fillers[n], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+		if (connect(fillers[n], (struct sockaddr *)&a, sizeof(a)) < 0) {
+			close(fillers[n]);
+			goto err;
+		}
+		/* connect returns on the SYN-ACK; the listener queues the connection when
+		 * the ACK arrives, which may still be on its way through loopback. Waiting
+		 * for it also keeps the next SYN off a half-open one's SYN-queue slot. */
+		while (accept_queue(lfd, NULL) <= n) {
+			if (uv_hrtime() > deadline) {
+				close(fillers[n]);
+				goto err;
+			}
+			sched_yield();
+		}
+	}
+	if (accept_queue_full(lfd))
+		return n;
+err:
+	while (n-- > 0)
+		close(fillers[n]);
+	return 0;
+}
+
+struct hang {
+	struct client *cl;
+	struct conn_connect *cc;
+	int cancelled;
+};
+
+static void cancel_cb(uv_timer_t *t)
+{
+	struct hang *h = t->data;
+
+	/* Only before the callback: the connect cannot complete, the assert below shows it. */
+	if (!h->cl->connected) {
+		conn_connect_cancel(h->cc);
+		h->cancelled = 1;
+	}
+	uv_close((uv_handle_t *)t, NULL);
+}
+
+/* A connect that hangs (its SYN dropped), cancelled while the loop runs: no callback,
+ * and the loop is free at once instead of after the 10 s connect timeout. */
+static void test_conn_tcp_connect_cancel_hanging(void **state)
+{
+	uv_loop_t loop;
+	uv_timer_t t;
+	struct client cl = { 0 };
+	struct hang h = { .cl = &cl };
+	int fillers[FILLERS], n, lfd;
+	uint16_t port;
+	uint64_t t0, ms;
+
+	lfd = idle_listener(1, &port);
+	n = fill_accept_queue(lfd, port, fillers);
+	if (!n) {
+		close(lfd);
+		print_message("    skipped: the accept queue of a loopback listener could not be "
+			      "filled (a connect to it would not hang)\n");
+		skip();
+	}
+	uv_loop_init(&loop);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, client_connected, &cl, &h.cc), 0);
+	uv_timer_init(&loop, &t);
+	t.data = &h;
+	uv_timer_start(&t, cancel_cb, 100, 0);
+	t0 = uv_hrtime();
+	run_drained(&loop);
+	ms = (uv_hrtime() - t0) / 1000000;
+	assert_true(h.cancelled);
+	assert_false(cl.connected);
+	assert_true(ms < 2000);
+	for (int i = 0; i < n; i++)
+		close(fillers[i]);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -631,6 +843,8 @@ int main(void)
 		cmocka_unit_test(test_conn_close_in_callback),
 		cmocka_unit_test(test_conn_write_after_peer_gone),
 		cmocka_unit_test(test_conn_flow_control),
+		cmocka_unit_test(test_conn_connect_cancel_at_once),
+		cmocka_unit_test(test_conn_tcp_connect_cancel_hanging),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

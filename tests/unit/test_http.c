@@ -9,6 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -252,7 +257,7 @@ static struct raw *raw_open(void)
 
 	assert_non_null(r);
 	server_start();
-	assert_int_equal(conn_unix_connect(&E.loop, E.sock, raw_connected, r), 0);
+	assert_int_equal(conn_unix_connect(&E.loop, E.sock, raw_connected, r, NULL), 0);
 	WAIT_FOR(r->connected);
 	return r;
 }
@@ -806,7 +811,7 @@ static struct result *client_request(const char *method, const char *path, const
 		server_start();
 	else
 		WAIT_FOR(!E.raw_peer);
-	assert_int_equal(conn_unix_connect(&E.loop, E.sock, r_connected, res), 0);
+	assert_int_equal(conn_unix_connect(&E.loop, E.sock, r_connected, res, NULL), 0);
 	WAIT_FOR(res->connected);
 	return res;
 }
@@ -1375,6 +1380,159 @@ static void test_http_fetch(void **state)
 	free(b);
 }
 
+/* -- http_fetch against servers that never answer: the timeout holds -- */
+
+#define HANG_TIMEOUT_MS 300
+#define HANG_BOUND_MS 2000    /* far above the timeout, far below the connect (10 s) and
+			       * handshake (15 s) timeouts a fetch used to wait out */
+#define FILLERS 2   /* listen(fd, 1) queues two: Linux counts a queue full past its backlog */
+
+/* A listener on 127.0.0.1 that never accepts: the kernel completes connections into its
+ * queue, so a client is connected and then hears nothing. */
+static int idle_listener(int backlog, uint16_t *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, backlog), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* For a listener TCP_INFO reports its accept queue: tcpi_unacked queued, tcpi_sacked
+ * the limit. Linux drops a SYN to a full queue (tcp_conn_request: "listen overflow"). */
+static int accept_queue(int lfd, uint32_t *limit)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return -1;
+	if (limit)
+		*limit = ti.tcpi_sacked;
+	return (int)ti.tcpi_unacked;
+}
+
+static int accept_queue_full(int lfd)
+{
+	uint32_t limit;
+	int n = accept_queue(lfd, &limit);
+
+	return n >= 0 && (uint32_t)n > limit;
+}
+
+/* Fills the accept queue of a backlog-1 listener with connections nobody accepts, so
+ * the next connect to it hangs in SYN-SENT. Returns how many fillers it made, 0 when the
+ * kernel did not behave so (the caller skips). */
+static int fill_accept_queue(int lfd, uint16_t port, int fillers[FILLERS])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_usec = 500000 };   /* bounds a blocking connect */
+	uint64_t deadline = uv_hrtime() + 2000000000ull;
+	int n;
+
+	for (n = 0; n < FILLERS; n++) {
+		fillers[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(fillers[n] >= 0);
+		assert_int_equal(setsockopt(fillers[n], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+		if (connect(fillers[n], (struct sockaddr *)&a, sizeof(a)) < 0) {
+			close(fillers[n]);
+			goto err;
+		}
+		/* connect returns on the SYN-ACK; the listener queues the connection when
+		 * the ACK arrives, which may still be on its way through loopback. Waiting
+		 * for it also keeps the next SYN off a half-open one's SYN-queue slot. */
+		while (accept_queue(lfd, NULL) <= n) {
+			if (uv_hrtime() > deadline) {
+				close(fillers[n]);
+				goto err;
+			}
+			sched_yield();
+		}
+	}
+	if (accept_queue_full(lfd))
+		return n;
+err:
+	while (n-- > 0)
+		close(fillers[n]);
+	return 0;
+}
+
+static uint64_t fetch_ms(const char *url, const char *pin, int expect)
+{
+	char *body = NULL;
+	size_t len = 0;
+	int status = -1;
+	uint64_t t0 = uv_hrtime(), ms;
+
+	assert_int_equal(http_fetch(url, pin, "GET", "/", NULL, NULL, 0, &status, &body, &len,
+				    HANG_TIMEOUT_MS), expect);
+	ms = (uv_hrtime() - t0) / 1000000;
+	assert_null(body);
+	print_message("    %s: returned after %llu ms\n", url, (unsigned long long)ms);
+	return ms;
+}
+
+/* https: TCP connects (the kernel accepts), the ClientHello is never answered. */
+static void test_http_fetch_timeout_handshake(void **state)
+{
+	static const char any_pin[] =
+		"sha256:0000000000000000000000000000000000000000000000000000000000000000";
+	char url[64];
+	uint16_t port;
+	int lfd = idle_listener(8, &port);
+	uint64_t ms;
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u", port);
+	ms = fetch_ms(url, any_pin, -ETIMEDOUT);
+	assert_true(ms >= HANG_TIMEOUT_MS - 10);
+	assert_true(ms < HANG_BOUND_MS);
+	/* It did connect: the connection sits in the listener's queue. */
+	assert_int_equal(accept_queue(lfd, NULL), 1);
+	close(lfd);
+}
+
+/* http and https: the SYN is dropped, the connect hangs. */
+static void test_http_fetch_timeout_connect(void **state)
+{
+	static const char any_pin[] =
+		"sha256:0000000000000000000000000000000000000000000000000000000000000000";
+	int fillers[FILLERS], n;
+	char url[64];
+	uint16_t port;
+	int lfd = idle_listener(1, &port);
+	uint64_t ms;
+
+	n = fill_accept_queue(lfd, port, fillers);
+	if (!n) {
+		close(lfd);
+		print_message("    skipped: the accept queue of a loopback listener could not be "
+			      "filled (a connect to it would not hang)\n");
+		skip();
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+	ms = fetch_ms(url, NULL, -ETIMEDOUT);
+	assert_true(ms >= HANG_TIMEOUT_MS - 10);
+	assert_true(ms < HANG_BOUND_MS);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u", port);
+	ms = fetch_ms(url, any_pin, -ETIMEDOUT);
+	assert_true(ms >= HANG_TIMEOUT_MS - 10);
+	assert_true(ms < HANG_BOUND_MS);
+	/* By name: resolved, then ::1 (if listed) refused, 127.0.0.1 hangs. */
+	snprintf(url, sizeof(url), "http://localhost:%u", port);
+	ms = fetch_ms(url, NULL, -ETIMEDOUT);
+	assert_true(ms < HANG_BOUND_MS);
+	for (int i = 0; i < n; i++)
+		close(fillers[i]);
+	close(lfd);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1411,6 +1569,8 @@ int main(void)
 		T(test_http_client_errors),
 		T(test_http_url_parse),
 		T(test_http_fetch),
+		T(test_http_fetch_timeout_handshake),
+		T(test_http_fetch_timeout_connect),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -1,5 +1,5 @@
 /* test_tls.c - tls.c and tls_cert.c on loopback: echo, 1 MiB writes, pins, CA checks, garbage, flow control,
- * session resumption (RFC 5077 tickets). */
+ * session resumption (RFC 5077 tickets), cancelled connects. */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -45,6 +45,29 @@ static void run_until(uv_loop_t *loop, const int *flag)
 	uv_close((uv_handle_t *)&deadline, NULL);
 	uv_run(loop, UV_RUN_NOWAIT);
 	assert_false(deadline_hit);
+}
+
+static void stop_cb(uv_timer_t *t)
+{
+	deadline_hit = 1;
+	uv_stop(t->loop);
+}
+
+/* Runs the loop until nothing is left in it (a cancelled connect has closed all it
+ * opened), then closes it. The deadline does not keep the loop alive, it only stops it. */
+static void run_drained(uv_loop_t *loop)
+{
+	uv_timer_t deadline;
+
+	deadline_hit = 0;
+	uv_timer_init(loop, &deadline);
+	uv_timer_start(&deadline, stop_cb, DEADLINE_MS, 0);
+	uv_unref((uv_handle_t *)&deadline);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&deadline, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	assert_false(deadline_hit);
+	assert_int_equal(uv_loop_close(loop), 0);
 }
 
 static void loop_finish(uv_loop_t *loop)
@@ -235,7 +258,7 @@ static void connect_with(uv_loop_t *loop, const char *ca, const char *p, const c
 	struct tls_config *cfg;
 
 	assert_int_equal(tls_config_client_new(ca, p, &cfg), 0);
-	assert_int_equal(tls_connect(loop, cfg, host, port, client_connected, cl), 0);
+	assert_int_equal(tls_connect(loop, cfg, host, port, client_connected, cl, NULL), 0);
 	/* The connection keeps what it needs of the config. */
 	tls_config_free(cfg);
 	run_until(loop, &cl->connected);
@@ -473,7 +496,7 @@ static void test_tls_garbage_then_good(void **state)
 
 	uv_loop_init(&loop);
 	port = server_start(&loop, &srv);
-	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, raw_connected, &raw), 0);
+	assert_int_equal(conn_tcp_connect(&loop, "127.0.0.1", port, raw_connected, &raw, NULL), 0);
 	run_until(&loop, &raw.connected);
 	conn_set_callbacks(raw.c, raw_read, raw_end, &raw);
 	assert_int_equal(tls_conn_resumed(raw.c), -EINVAL);
@@ -543,7 +566,7 @@ static void test_tls_close_in_connect_cb(void **state)
 	uv_loop_init(&loop);
 	port = server_start(&loop, &srv);
 	assert_int_equal(tls_config_client_new(NULL, pin, &cfg), 0);
-	assert_int_equal(tls_connect(&loop, cfg, "127.0.0.1", port, close_at_connect, &done), 0);
+	assert_int_equal(tls_connect(&loop, cfg, "127.0.0.1", port, close_at_connect, &done, NULL), 0);
 	run_until(&loop, &done);
 	run_until(&loop, &srv.peers[0].ended);
 	assert_int_equal(srv.peers[0].end_status, UV_EOF);
@@ -570,9 +593,116 @@ static void test_tls_connect_refused(void **state)
 	assert_int_equal(cl.connect_status, UV_ECONNREFUSED);
 	/* A server config cannot connect, a client config cannot accept. */
 	assert_int_equal(tls_config_client_new(NULL, pin, &cfg), 0);
-	assert_int_equal(tls_connect(&loop, cfg, "", 1, client_connected, &cl), -EINVAL);
+	assert_int_equal(tls_connect(&loop, cfg, "", 1, client_connected, &cl, NULL), -EINVAL);
 	assert_int_equal(tls_accept(cfg, (uv_stream_t *)&tmp, &cl.c), -EINVAL);
 	tls_config_free(cfg);
+	loop_finish(&loop);
+}
+
+/* -- cancelling a connect -- */
+
+/* A plain TCP server that accepts and never says a word: the client's handshake waits. */
+struct silent {
+	uv_tcp_t tcp;
+	struct conn *peer;
+	struct conn_connect *cc;    /* the client's: cancelled once its ClientHello is here */
+	size_t received;
+	int ended, end_status;
+};
+
+static void silent_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
+{
+	struct silent *s = arg;
+
+	s->received += len;
+	if (s->cc) {
+		conn_connect_cancel(s->cc);
+		s->cc = NULL;
+	}
+}
+
+static void silent_end(struct conn *c, int status, void *arg)
+{
+	struct silent *s = arg;
+
+	s->ended = 1;
+	s->end_status = status;
+	conn_close(c);
+	s->peer = NULL;
+}
+
+static void silent_connection(uv_stream_t *l, int status)
+{
+	struct silent *s = l->data;
+
+	assert_int_equal(status, 0);
+	assert_null(s->peer);
+	assert_int_equal(conn_plain_accept(l, &s->peer), 0);
+	conn_set_callbacks(s->peer, silent_read, silent_end, s);
+}
+
+/* Cancelled in the handshake (TCP up, ClientHello sent, no answer): no callback, the
+ * socket closes cleanly (the server reads EOF), nothing is left on the loop. */
+static void test_tls_connect_cancel_handshake(void **state)
+{
+	uv_loop_t loop;
+	struct silent s = { 0 };
+	struct client cl = { 0 };
+	struct tls_config *cfg;
+	struct sockaddr_in a;
+	int len = sizeof(a);
+
+	uv_loop_init(&loop);
+	assert_int_equal(conn_listen_tcp(&loop, "127.0.0.1:0", &s.tcp, silent_connection), 0);
+	s.tcp.data = &s;
+	assert_int_equal(uv_tcp_getsockname(&s.tcp, (struct sockaddr *)&a, &len), 0);
+	assert_int_equal(tls_config_client_new(NULL, pin, &cfg), 0);
+	assert_int_equal(tls_connect(&loop, cfg, "127.0.0.1", ntohs(a.sin_port), client_connected, &cl,
+				     &s.cc), 0);
+	tls_config_free(cfg);
+	run_until(&loop, &s.ended);
+	assert_null(s.cc);
+	assert_true(s.received > 0);
+	assert_int_equal(s.end_status, UV_EOF);
+	assert_false(cl.connected);
+	uv_close((uv_handle_t *)&s.tcp, NULL);
+	run_drained(&loop);
+	assert_false(cl.connected);
+}
+
+/* Cancelled in the TCP connect, by address and while the name is resolved: no callback. */
+static void test_tls_connect_cancel_at_once(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct client cl = { 0 };
+	struct tls_config *cfg;
+	struct conn_connect *cc = NULL;
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	assert_int_equal(tls_config_client_new(NULL, pin, &cfg), 0);
+	assert_int_equal(tls_connect(&loop, cfg, "127.0.0.1", port, client_connected, &cl, &cc), 0);
+	assert_non_null(cc);
+	conn_connect_cancel(cc);
+	assert_int_equal(tls_connect(&loop, cfg, "localhost", port, client_connected, &cl, &cc), 0);
+	conn_connect_cancel(cc);
+	server_stop(&srv);              /* before anything was accepted */
+	run_drained(&loop);
+	assert_int_equal(srv.accepted, 0);
+	assert_false(cl.connected);
+
+	/* The config is still good for a connect that goes through. */
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	assert_int_equal(tls_connect(&loop, cfg, "127.0.0.1", port, client_connected, &cl, &cc), 0);
+	tls_config_free(cfg);
+	run_until(&loop, &cl.connected);
+	assert_int_equal(cl.connect_status, 0);
+	echo_round_trip(&loop, &cl, 1000, 7);
+	client_close(&cl);
+	server_stop(&srv);
 	loop_finish(&loop);
 }
 
@@ -912,7 +1042,7 @@ static void *mt_client_main(void *arg)
 			uv_loop_close(&loop);
 			continue;
 		}
-		if (tls_connect(&loop, cfg, "127.0.0.1", m->port, mt_connected, m) < 0) {
+		if (tls_connect(&loop, cfg, "127.0.0.1", m->port, mt_connected, m, NULL) < 0) {
 			m->failed++;
 		} else {
 			while (!m->done)
@@ -1014,6 +1144,8 @@ int main(void)
 		cmocka_unit_test(test_tls_close_in_callback),
 		cmocka_unit_test(test_tls_close_in_connect_cb),
 		cmocka_unit_test(test_tls_connect_refused),
+		cmocka_unit_test(test_tls_connect_cancel_handshake),
+		cmocka_unit_test(test_tls_connect_cancel_at_once),
 		cmocka_unit_test(test_tls_flow_control),
 		cmocka_unit_test(test_tls_resume_buffered),
 		cmocka_unit_test(test_tls_server_speaks_first),
