@@ -16,12 +16,6 @@
 
 #define CALL_TIMEOUT_MS 15000
 
-/* A connect in flight cannot be cancelled: its callback finds out through this. */
-struct cc_attempt {
-	struct coordc *cc;
-	int cancelled;
-};
-
 static void cc_schedule(struct coordc *cc);
 
 int coordc_init(struct coordc *cc, uv_loop_t *loop, cc_line_cb on_line, cc_event_cb on_event,
@@ -56,7 +50,7 @@ static void cc_drop(struct coordc *cc)
 {
 	cc->gen++;
 	if (cc->attempt) {
-		cc->attempt->cancelled = 1;
+		conn_connect_cancel(cc->attempt);   /* its callback will not run */
 		cc->attempt = NULL;
 	}
 	if (cc->cl) {
@@ -173,19 +167,11 @@ static void on_done(int status, void *arg)
 static void on_connected(struct conn *c, int status, void *arg)
 {
 	static const struct http_client_cbs cbs = { on_response, on_body, on_done };
-	struct cc_attempt *a = arg;
-	struct coordc *cc = a->cc;
+	struct coordc *cc = arg;
 	char auth[COORD_TOKEN_MAX + 32];
 	const char *headers[3] = { auth, "Accept: application/x-ndjson", NULL };
 	int rc;
 
-	if (a->cancelled) {
-		free(a);
-		if (c)
-			conn_close(c);
-		return;
-	}
-	free(a);
 	cc->attempt = NULL;
 	if (status < 0 || !c) {
 		log_warn("cannot reach coord", "coord=%s port=%u error=\"%s\"", cc->url.host,
@@ -221,27 +207,20 @@ static void on_watchdog(uv_timer_t *t)
 
 static void cc_connect(struct coordc *cc)
 {
-	struct cc_attempt *a;
 	int rc;
 
 	if (!cc->active || cc->closing)
 		return;
-	a = calloc(1, sizeof(*a));
-	if (!a) {
-		cc_schedule(cc);
-		return;
-	}
-	a->cc = cc;
-	rc = tls_connect(cc->loop, cc->tls, cc->url.host, cc->url.port, on_connected, a, NULL);
+	rc = tls_connect(cc->loop, cc->tls, cc->url.host, cc->url.port, on_connected, cc,
+			 &cc->attempt);
 	if (rc) {
-		free(a);
+		cc->attempt = NULL;
 		log_warn("cannot reach coord", "coord=%s error=\"%s\"", cc->url.host, strerror(-rc));
 		if (cc->on_event)
 			cc->on_event(cc, CC_LOST, rc, cc->arg);
 		cc_schedule(cc);
 		return;
 	}
-	cc->attempt = a;
 	/* The watchdog also bounds a connect + handshake that hangs. */
 	cc->last_rx_ms = uv_now(cc->loop);
 	uv_timer_start(&cc->watchdog, on_watchdog, 5000, 5000);

@@ -108,8 +108,6 @@ struct coordc;
 typedef void (*cc_line_cb)(struct coordc *cc, const char *line, size_t len, void *arg);
 typedef void (*cc_event_cb)(struct coordc *cc, enum cc_event ev, int detail, void *arg);
 
-struct cc_attempt;
-
 struct coordc {
 	uv_loop_t *loop;
 	cc_line_cb on_line;
@@ -122,7 +120,7 @@ struct coordc {
 	int connected;               /* answered 200, lines may flow */
 	int http_status;             /* of the current response, 0 before it */
 	unsigned gen;                /* bumps on every stop: stale callbacks look at it */
-	struct cc_attempt *attempt;  /* connect in flight */
+	struct conn_connect *attempt; /* connect in flight (cancelled by a drop) */
 	struct http_client *cl;
 	uv_timer_t retry, watchdog;
 	uint64_t backoff_ms, last_rx_ms;
