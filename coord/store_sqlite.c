@@ -103,7 +103,13 @@ int store_open(const char *path, struct store **out)
 	if (rc)
 		goto err;
 	v = store_schema_version(st);
-	if (v < 0 || v > SCHEMA_VERSION) {
+	if (v < 0) {
+		log_error("store error", "op=schema_version path=%s err=\"%s\"", path,
+			  sqlite3_errmsg(st->db));
+		rc = -EIO;
+		goto err;
+	}
+	if (v > SCHEMA_VERSION) {
 		log_error("store is from a newer coord", "path=%s version=%d known=%d", path, v,
 			  SCHEMA_VERSION);
 		rc = -EPROTO;
