@@ -28,7 +28,8 @@
 #define PREFS_FILE "prefs"
 #define PREFS_MAX 65536
 #define TICK_MS 1000
-#define ENDPOINT_CHECK_TICKS 30
+#define ENDPOINT_CHECK_TICKS 60   /* a safety net: linkmon reports changes as they happen */
+#define ENDPOINT_RETRY_TICKS 30   /* after a failed post: as often as before */
 #define IFACE_RETRY_TICKS 10
 
 struct pending_up {
@@ -858,6 +859,8 @@ err:
 
 /* ---- endpoints posted to coord ---- */
 
+static void post_endpoints(struct vpnd *d);
+
 static void endpoints_done(struct coord_call *call, void *arg)
 {
 	struct vpnd *d = arg;
@@ -876,6 +879,7 @@ static void endpoints_done(struct coord_call *call, void *arg)
 		d->stats.endpoint_posts++;
 		log_info("endpoints posted", "count=%d first=%s", d->n_ep_posted,
 			 d->n_ep_posted ? d->ep_posted[0] : "none");
+		post_endpoints(d);   /* the addresses may have changed while this was in flight */
 	} else {
 		coord_call_error(call, err, sizeof(err));
 		log_warn("cannot post endpoints", "error=\"%s\"", err);
@@ -925,6 +929,14 @@ static void post_endpoints(struct vpnd *d)
 	d->ep_fresh = 0;
 	d->ep_call = call;
 	d->jobs++;
+}
+
+static void on_links_changed(struct linkmon *lm, void *arg)
+{
+	struct vpnd *d = arg;
+
+	log_debug("links or addresses changed", "events=%lu overruns=%lu", lm->events, lm->overruns);
+	post_endpoints(d);
 }
 
 /* ---- the netmap stream ---- */
@@ -1454,7 +1466,8 @@ static void on_tick(uv_timer_t *t)
 		ups_expire(d);
 	if (d->state == VPND_RUNNING && d->wg && d->wg_dirty)
 		wg_resync(d);
-	if (d->state == VPND_RUNNING && d->ticks % ENDPOINT_CHECK_TICKS == 0)
+	if (d->state == VPND_RUNNING && (d->ticks % ENDPOINT_CHECK_TICKS == 0 ||
+					  (!d->ep_posted_ok && d->ticks % ENDPOINT_RETRY_TICKS == 0)))
 		post_endpoints(d);
 	/* The netmap says run but the interface failed: try again now and then. */
 	if (d->state == VPND_STOPPED && !d->wg && d->nm.have_full && d->cc.active &&
@@ -1500,6 +1513,10 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 			return rc;
 		}
 	}
+	rc = linkmon_init(&d->linkmon, loop, opts->ifname, on_links_changed, d);
+	if (rc)
+		log_warn("cannot watch address changes, checking every minute", "error=\"%s\"",
+			 strerror(-rc));
 	uv_timer_init(loop, &d->tick);
 	d->tick.data = d;
 	uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
@@ -1530,6 +1547,7 @@ void vpnd_shutdown(struct vpnd *d)
 	metrics_server_free(d->metrics);
 	d->metrics = NULL;
 	coordc_close(&d->cc);
+	linkmon_close(&d->linkmon);
 	iface_down(d);
 	if (d->nif) {
 		netif_close(d->nif);

@@ -15,6 +15,7 @@
 #include "meshvpn/http.h"
 #include "meshvpn/keys.h"
 #include "meshvpn/tls.h"
+#include "linkmon.h"
 #include "netmap.h"
 
 #define VPND_DEFAULT_STATE   "/var/lib/meshvpn"
@@ -249,6 +250,7 @@ struct vpnd {
 	int have_ctl;
 	struct pending_up *ups;
 
+	struct linkmon linkmon;         /* address and link changes -> endpoints again */
 	struct vpnd_stats stats;
 	struct metrics_server *metrics;
 

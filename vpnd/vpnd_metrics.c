@@ -88,6 +88,12 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 		       (unsigned long long)d->stats.coord_stream_lost);
 	metrics_head(t, "vpnd_endpoint_posts_total", "counter", "Endpoint sets coord accepted.");
 	metrics_printf(t, "vpnd_endpoint_posts_total %llu\n", (unsigned long long)d->stats.endpoint_posts);
+	metrics_head(t, "vpnd_link_events_total", "counter",
+		     "Link and address changes seen on rtnetlink (vpnd's own interface aside).");
+	metrics_printf(t, "vpnd_link_events_total %lu\n", d->linkmon.events);
+	metrics_head(t, "vpnd_link_overruns_total", "counter",
+		     "rtnetlink overruns or unreadable datagrams (each answered by a fresh look).");
+	metrics_printf(t, "vpnd_link_overruns_total %lu\n", d->linkmon.overruns);
 	peer_metrics(t, peers);
 	json_decref(st);
 }

@@ -2,9 +2,10 @@
 # join.sh - end to end in network namespaces with userspace WireGuard (wireguard-go):
 # coord and four vpnd nodes on one segment (198.51.100.0/24, scripts/lab/lab.sh). Join
 # with an auth key; a pending node stays invisible until approved, then every pair pings
-# through the tunnel; a deleted node leaves every WireGuard config and stops; coord killed
-# with -9 and restarted: pings keep crossing and streams resume; an expired node comes
-# back with an auth key; vpnd restart, down/up and logout keep (or drop) what they should.
+# through the tunnel; an address added or removed reaches coord within seconds; a deleted
+# node leaves every WireGuard config and stops; coord killed with -9 and restarted: pings
+# keep crossing and streams resume; an expired node comes back with an auth key; vpnd
+# restart, down/up and logout keep (or drop) what they should.
 # Usage: tests/netns/join.sh BUILD_DIR      (root; exit 77 = skipped)
 set -u
 BUILD=$(cd "${1:?usage: join.sh BUILD_DIR}" && pwd)
@@ -131,6 +132,7 @@ peer_direct() {   # peer_direct NODE PEERNAME: path direct, a handshake, bytes r
 }
 human_lists() { ctl "$1" status | grep -q "^$2 .*direct"; }
 coord_has_endpoint() { adm nodes show "$1" | grep -q "$2"; }
+coord_lacks_endpoint() { local s; s=$(adm nodes show "$1") || return 1; ! grep -qF "$2" <<<"$s"; }
 no_peers() { ! wg_peers "$1" 2>/dev/null | grep -q .; }
 lacks_key() { ! wg_peers "$1" | grep -qF "$2"; }
 sees_not() { ! has_peer "$1" "$2"; }
@@ -195,6 +197,14 @@ check "a, b and c ping each other through the tunnel" all_ping 10 a b c
 check "status: bravo direct, with a handshake and traffic" peer_direct a bravo
 check "status (human) lists the peers aligned" human_lists a bravo
 check "a's endpoints reached coord" coord_has_endpoint alpha "198.51.100.11:41641"
+
+# --- an address change reaches coord at once (rtnetlink watch; the periodic check is 60 s) ---
+check "a second address on a's eth0" ip -n "$(lab_ns a)" addr add 198.51.100.111/24 dev eth0
+check_within "coord lists a's new endpoint within 3 s" 3 coord_has_endpoint alpha "198.51.100.111:41641"
+check "a's first endpoint is still there" coord_has_endpoint alpha "198.51.100.11:41641"
+check "the second address goes" ip -n "$(lab_ns a)" addr del 198.51.100.111/24 dev eth0
+check_within "coord drops it within 3 s" 3 coord_lacks_endpoint alpha "198.51.100.111:41641"
+check "a and b still ping each other" all_ping 5 a b
 check "status --json: every peer field of the contract" peer_fields a
 check "the control socket is 0600" mode_600 "$E2E_TMP/a/vpnd.sock"
 check "keys and prefs are 0600" bash -c "test \$(stat -c %a '$E2E_TMP/a/state/keys') = 600 && test \$(stat -c %a '$E2E_TMP/a/state/prefs') = 600"
