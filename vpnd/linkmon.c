@@ -16,36 +16,13 @@
 
 #include "linkmon.h"
 #include "meshvpn/log.h"
+#include "nlattr.h"
 
 #define READS_PER_WAKE 64          /* then let the loop breathe; the poll fires again */
 #define RCVBUF (256 * 1024)        /* room for a burst (a laptop waking up elsewhere) */
 
 /* ---- parser ---- */
 
-typedef int (*attr_fn)(const struct nlattr *a, void *data);
-
-/* Calls fn for each attribute in payload. A length shorter than a header or past the
- * end, or bytes left over that do not make an attribute, are malformed; only the
- * padding of the last attribute may be missing. */
-static int walk(const uint8_t *p, size_t len, attr_fn fn, void *data)
-{
-	size_t off = 0;
-	int rc;
-
-	while (len - off >= sizeof(struct nlattr)) {
-		const struct nlattr *a = (const struct nlattr *)(p + off);
-		size_t alen = a->nla_len;
-
-		if (alen < sizeof(struct nlattr) || alen > len - off)
-			return -EBADMSG;
-		rc = fn(a, data);
-		if (rc)
-			return rc;
-		alen = MNL_ALIGN(alen);
-		off = alen < len - off ? off + alen : len;
-	}
-	return off == len ? 0 : -EBADMSG;
-}
 
 /* An interface name: NUL-terminated within the attribute, and no longer than IFNAMSIZ. */
 static int ifname_attr(const struct nlattr *a, const char **out)
@@ -94,7 +71,7 @@ static int link_msg(uint16_t type, const uint8_t *p, size_t len, struct linkmon_
 
 	if (len < sizeof(*ifi))
 		return -EBADMSG;
-	rc = walk(p + (hl < len ? hl : len), hl < len ? len - hl : 0, link_attr, &la);
+	rc = nl_attr_walk(p + (hl < len ? hl : len), hl < len ? len - hl : 0, link_attr, &la);
 	if (rc)
 		return rc;
 	/* Wireless-extension notices (scans and the like) ride on RTM_NEWLINK; the link
@@ -120,7 +97,7 @@ static int addr_msg(const uint8_t *p, size_t len, const struct linkmon_skip *ski
 
 	if (len < sizeof(*ifa))
 		return -EBADMSG;
-	rc = walk(p + (hl < len ? hl : len), hl < len ? len - hl : 0, addr_attr, &label);
+	rc = nl_attr_walk(p + (hl < len ? hl : len), hl < len ? len - hl : 0, addr_attr, &label);
 	if (rc)
 		return rc;
 	if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)

@@ -18,6 +18,7 @@
 
 #include "meshvpn/log.h"
 #include "netif.h"
+#include "nlattr.h"
 #include "wg.h"
 
 #define RECV_BUF_SIZE 32768       /* the kernel never sends a dump datagram bigger */
@@ -212,31 +213,6 @@ int wg_nl_set_next(struct wg_nl_set_iter *it, void *buf, size_t size)
 /* ---- parser ---- */
 
 
-typedef int (*attr_fn)(const struct nlattr *a, void *data);
-
-/* Calls fn for each attribute of payload. A length shorter than a header or past the
- * end, or bytes left over that do not make an attribute, make the input malformed;
- * only the padding of the last attribute may be missing. */
-static int walk(const void *payload, size_t len, attr_fn fn, void *data)
-{
-	const char *p = payload;
-	size_t off = 0;
-	int rc;
-
-	while (len - off >= sizeof(struct nlattr)) {
-		const struct nlattr *a = (const struct nlattr *)(p + off);
-		size_t alen = a->nla_len;
-
-		if (alen < sizeof(struct nlattr) || alen > len - off)
-			return -EBADMSG;
-		rc = fn(a, data);
-		if (rc)
-			return rc;
-		alen = MNL_ALIGN(alen);
-		off = alen < len - off ? off + alen : len;
-	}
-	return off == len ? 0 : -EBADMSG;
-}
 
 static int valid(const struct nlattr *a, enum mnl_attr_data_type type)
 {
@@ -293,7 +269,7 @@ static int parse_aips_elem(const struct nlattr *a, void *data)
 	memset(&c, 0, sizeof(c));
 	if (!valid(a, MNL_TYPE_NESTED))
 		return -EBADMSG;
-	rc = walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), parse_aip_attr, &c);
+	rc = nl_attr_walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), parse_aip_attr, &c);
 	if (rc)
 		return rc;
 	if (!c.has_family || !c.has_cidr ||
@@ -377,7 +353,7 @@ static int parse_peer_attr(const struct nlattr *a, void *data)
 	case WGPEER_A_ALLOWEDIPS:
 		if (!valid(a, MNL_TYPE_NESTED))
 			return -EBADMSG;
-		return walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), parse_aips_elem,
+		return nl_attr_walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), parse_aips_elem,
 			    peer);
 	default:
 		break;
@@ -395,7 +371,7 @@ static int parse_peers_elem(const struct nlattr *a, void *data)
 	memset(&c, 0, sizeof(c));
 	if (!valid(a, MNL_TYPE_NESTED))
 		return -EBADMSG;
-	rc = walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), parse_peer_attr, &c);
+	rc = nl_attr_walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), parse_peer_attr, &c);
 	if (!rc && !c.has_key)
 		rc = -EBADMSG;
 	if (rc)
@@ -459,7 +435,7 @@ static int parse_device_attr(const struct nlattr *a, void *data)
 	case WGDEVICE_A_PEERS:
 		if (!valid(a, MNL_TYPE_NESTED))
 			return -EBADMSG;
-		return walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), parse_peers_elem,
+		return nl_attr_walk(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), parse_peers_elem,
 			    dev);
 	default:
 		break;
@@ -524,7 +500,7 @@ int wg_nl_parse_dump(const void *buf, size_t len, uint16_t family, uint32_t seq,
 			genl = (const struct genlmsghdr *)(p + off + MNL_NLMSG_HDRLEN);
 			if (genl->cmd != WG_CMD_GET_DEVICE)
 				return -EBADMSG;
-			rc = walk(p + off + MNL_NLMSG_HDRLEN + GENL_HDRLEN,
+			rc = nl_attr_walk(p + off + MNL_NLMSG_HDRLEN + GENL_HDRLEN,
 				  mlen - MNL_NLMSG_HDRLEN - GENL_HDRLEN, parse_device_attr, dev);
 			if (rc)
 				return rc;
