@@ -33,38 +33,72 @@ int log_parse_level(const char *s, enum log_level *out)
 	return -EINVAL;
 }
 
+static size_t escaped_len(unsigned char ch)
+{
+	return ch == '"' || ch == '\\' ? 2 : 1;
+}
+
 const char *log_quote(const char *value, char *buf, unsigned long size)
 {
-	size_t o = 0;
+	size_t o = 0, qlen = 2, limit;
 	int needs = !value[0];
 
-	for (const char *p = value; *p; p++)
+	for (const char *p = value; *p; p++) {
 		if (*p == ' ' || *p == '"' || *p == '=' || *p == '\\' || (unsigned char)*p < 0x20)
 			needs = 1;
-	if (!needs) {
-		snprintf(buf, size, "%s", value);
+		qlen += escaped_len((unsigned char)*p);
+	}
+	if (!needs && strlen(value) < size) {
+		memcpy(buf, value, strlen(value) + 1);
 		return buf;
 	}
-	if (size < 3) {
+	if (size < 6) {   /* not even room for "..." */
 		if (size)
 			buf[0] = 0;
 		return buf;
 	}
+	/* What does not fit is cut, and says so: "the start of it..." */
+	limit = qlen + 1 <= size ? size - 2 : size - 5;
 	buf[o++] = '"';
-	for (const char *p = value; *p && o + 3 < size; p++) {
+	for (const char *p = value; *p; p++) {
 		unsigned char ch = (unsigned char)*p;
-		if (ch == '"' || ch == '\\') {
+
+		if (o + escaped_len(ch) > limit)
+			break;
+		if (ch == '"' || ch == '\\')
 			buf[o++] = '\\';
-			buf[o++] = (char)ch;
-		} else if (ch < 0x20) {
-			buf[o++] = '?';
-		} else {
-			buf[o++] = (char)ch;
-		}
+		buf[o++] = ch < 0x20 ? '?' : (char)ch;
+	}
+	if (qlen + 1 > size) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
 	}
 	buf[o++] = '"';
 	buf[o] = 0;
 	return buf;
+}
+
+/* The key=value part of a line did not fit in max: cut it with room to close a quoted
+ * value left open and to say so, so that the line stays one logfmt record. */
+static int cut_kv(char *line, int start, int max)
+{
+	static const char mark[] = " cut=true";
+	int n = max - (int)sizeof(mark) - 1, open = 0;
+
+	if (n < start)
+		return start;
+	for (int i = start; i < n; i++) {
+		if (line[i] == '\\' && open && i + 1 < n)
+			i++;
+		else if (line[i] == '"')
+			open = !open;
+	}
+	if (open && line[n - 1] == '\\')
+		n--;   /* never end a quoted value on half an escape */
+	if (open)
+		line[n++] = '"';
+	memcpy(line + n, mark, sizeof(mark) - 1);
+	return n + (int)sizeof(mark) - 1;
 }
 
 void log_write(enum log_level level, const char *msg, const char *kv, ...)
@@ -86,12 +120,16 @@ void log_write(enum log_level level, const char *msg, const char *kv, ...)
 	if (n < 0)
 		return;
 	if (kv && kv[0] && (size_t)n < sizeof(line) - 2) {
-		line[n++] = ' ';
+		int start = ++n, m;
+
+		line[start - 1] = ' ';
 		va_start(ap, kv);
-		int m = vsnprintf(line + n, sizeof(line) - (size_t)n, kv, ap);
+		m = vsnprintf(line + n, sizeof(line) - (size_t)n, kv, ap);
 		va_end(ap);
 		if (m > 0)
 			n += m;
+		if ((size_t)n > sizeof(line) - 2)
+			n = cut_kv(line, start, (int)sizeof(line) - 2);
 	}
 	if ((size_t)n > sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;

@@ -184,6 +184,49 @@ static void test_log_quote(void **state)
 	assert_string_equal(log_quote("two words", buf, sizeof(buf)), "\"two words\"");
 	assert_string_equal(log_quote("a\"b", buf, sizeof(buf)), "\"a\\\"b\"");
 	assert_string_equal(log_quote("", buf, sizeof(buf)), "\"\"");
+	/* too long: cut, marked, still one quoted value, never half an escape */
+	{
+		char small[12];
+
+		assert_string_equal(log_quote("abcdefghijklmnop", small, sizeof(small)), "\"abcdef...\"");
+		assert_string_equal(log_quote("a b c d e f g", small, sizeof(small)), "\"a b c ...\"");
+		assert_string_equal(log_quote("abcde\"fghij", small, sizeof(small)), "\"abcde...\"");
+		assert_string_equal(log_quote("abcdefghij", small, sizeof(small)), "abcdefghij");
+		assert_string_equal(log_quote("abcdefghijkl", small, sizeof(small)), "\"abcdef...\"");
+		assert_string_equal(log_quote("a\"b\"c", small, sizeof(small)), "\"a\\\"b\\\"c\"");
+	}
+}
+
+/* A line whose key=value part is too long stays one record: cut, quote closed, marked. */
+static void test_log_line_cut(void **state)
+{
+	char big[3000], out[4096], path[] = "/tmp/test_lib_log.XXXXXX";
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO), quotes = 0;
+	ssize_t n;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	big[1500] = '"';   /* an escaped quote inside the value */
+	dup2(fd, STDERR_FILENO);
+	log_write(LOG_ERROR, "long", "k=%s z=1", log_quote(big, out, sizeof(out)));
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	close(fd);
+	unlink(path);
+	assert_true(n > 0 && n <= 2048);
+	out[n] = 0;
+	assert_non_null(strstr(out, " level=error msg=long k=\"xxx"));
+	assert_int_equal(strcmp(out + n - 10, " cut=true\n"), 0);
+	for (ssize_t i = 0; i < n; i++) {
+		if (out[i] == '\\')
+			i++;
+		else if (out[i] == '"')
+			quotes++;
+	}
+	assert_int_equal(quotes % 2, 0);
 }
 
 static void test_coord_proto_signature_binds_fields(void **state)
@@ -229,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_args_duration),
 		cmocka_unit_test(test_json_getters),
 		cmocka_unit_test(test_log_quote),
+		cmocka_unit_test(test_log_line_cut),
 		cmocka_unit_test(test_coord_proto_signature_binds_fields),
 	};
 
