@@ -955,6 +955,43 @@ static void reset_netmap(struct vpnd *d)
 {
 	netmap_free(&d->nm);
 	netmap_init(&d->nm);
+	d->nm_from_cache = 0;
+}
+
+static void cache_remove(struct vpnd *d)
+{
+	int rc = nmcache_remove(&d->cache);
+
+	if (rc)
+		log_error("cannot delete the netmap cache", "path=%s error=\"%s\"", d->cache.path,
+			  strerror(-rc));
+}
+
+/* Only a running node's netmap is worth keeping: pending, expired or anything else
+ * deletes it. */
+static void cache_full(struct vpnd *d, const char *line, size_t len)
+{
+	int rc;
+
+	if (strcmp(d->nm.self.state, "running")) {
+		cache_remove(d);
+		return;
+	}
+	rc = nmcache_write_full(&d->cache, line, len);
+	if (rc)
+		log_error("cannot write the netmap cache", "path=%s error=\"%s\"", d->cache.path,
+			  strerror(-rc));
+}
+
+static void cache_delta(struct vpnd *d, const char *line, size_t len)
+{
+	int rc = nmcache_append(&d->cache, line, len);
+
+	if (rc == -EFBIG)
+		log_info("netmap cache dropped until the next full map", "reason=\"too many deltas\"");
+	else if (rc && rc != -EBADF)
+		log_error("cannot append to the netmap cache, dropped", "path=%s error=\"%s\"",
+			  d->cache.path, strerror(-rc));
 }
 
 /* Deleted or rejected by an admin (or the token is unknown): nothing is left to run. */
@@ -967,6 +1004,7 @@ static void node_gone(struct vpnd *d, const char *why)
 	d->cc_connected = 0;
 	iface_down(d);
 	reset_netmap(d);
+	cache_remove(d);
 	forget_node(d);
 	save_prefs(d);
 	snprintf(msg, sizeof(msg), "%s by an admin of the coordination server", why);
@@ -1049,22 +1087,27 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 	switch (chg.kind) {
 	case NM_FULL:
 		log_debug("full netmap", "peers=%zu state=%s", d->nm.n_peers, d->nm.self.state);
+		d->nm_from_cache = 0;
 		on_full(d);
+		cache_full(d, line, len);
 		break;
 	case NM_PEER_ADDED:
 	case NM_PEER_CHANGED:
 		if (running)
 			wg_apply_peer(d, chg.peer);
+		cache_delta(d, line, len);
 		break;
 	case NM_PEER_REMOVED:
 		if (running)
 			wg_apply_removed(d, &chg.removed);
+		cache_delta(d, line, len);
 		break;
 	case NM_GONE:
 		node_gone(d, chg.reason[0] ? chg.reason : "removed");
 		break;
 	case NM_RELAYS:
 		log_debug("relay map changed", "relays=%d", d->nm.n_relays);
+		cache_delta(d, line, len);
 		break;
 	case NM_KEEPALIVE:
 	case NM_NONE:
@@ -1087,6 +1130,7 @@ static void on_cc_event(struct coordc *cc, enum cc_event ev, int detail, void *a
 	case CC_LOST:
 		d->cc_connected = 0;
 		d->stats.coord_stream_lost++;
+		nmcache_close(&d->cache);   /* the next stream starts with a full */
 		snprintf(d->coord_error, sizeof(d->coord_error), "%s",
 			 detail == -EPERM ? "the coordination server's certificate does not match the pin"
 					  : strerror(-detail));
@@ -1114,6 +1158,7 @@ static void start_stream(struct vpnd *d)
 	int rc;
 
 	reset_netmap(d);
+	nmcache_close(&d->cache);
 	d->cc_connected = 0;
 	rc = coordc_start(&d->cc, d->prefs.coord, d->prefs.pin, d->prefs.token);
 	if (rc) {
@@ -1241,6 +1286,7 @@ void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req)
 		coordc_stop(&d->cc);
 		iface_down(d);
 		reset_netmap(d);
+		cache_remove(d);
 		forget_node(d);
 		snprintf(d->prefs.coord, sizeof(d->prefs.coord), "%s", r->coord);
 		d->prefs.pin[0] = 0;
@@ -1302,6 +1348,7 @@ void vpnd_down(struct vpnd *d, struct http_request *req)
 	d->cc_connected = 0;
 	iface_down(d);
 	reset_netmap(d);
+	nmcache_close(&d->cache);   /* kept: the next up or start may use it */
 	set_state(d, VPND_STOPPED, "stopped by vpnctl down");
 	ups_settle(d, 409, "vpnd was told to go down");
 	log_info("down", "ifname=%s", d->opts.ifname);
@@ -1313,6 +1360,7 @@ static void drop_identity(struct vpnd *d)
 	int rc;
 
 	forget_node(d);
+	cache_remove(d);
 	d->prefs.coord[0] = 0;
 	d->prefs.pin[0] = 0;
 	d->prefs.hostname[0] = 0;
@@ -1415,6 +1463,8 @@ json_t *vpnd_status_json(struct vpnd *d)
 			 d->cc_connected, "coord_error", d->coord_error, "ifname",
 			 d->wg ? d->opts.ifname : "", "backend", d->wg ? wg_backend_name(d->wg) : "",
 			 "port", (int)d->opts.port, "node_key", pub);
+	if (self)
+		json_object_set_new(self, "netmap_from_cache", json_boolean(d->nm_from_cache));
 	if (self && d->nm.have_full && d->nm.self.fqdn[0])
 		json_object_set_new(self, "fqdn", json_string(d->nm.self.fqdn));
 	if (d->wg) {
@@ -1462,6 +1512,10 @@ static void on_tick(uv_timer_t *t)
 	struct vpnd *d = t->data;
 
 	d->ticks++;
+	/* Deltas are written as they come and made durable here, at most once a second: an
+	 * fsync per online flip would stall the loop on a busy tailnet. */
+	if (nmcache_sync(&d->cache))
+		log_warn("cannot sync the netmap cache", "path=%s", d->cache.path);
 	if (d->ups)
 		ups_expire(d);
 	if (d->state == VPND_RUNNING && d->wg && d->wg_dirty)
@@ -1475,6 +1529,35 @@ static void on_tick(uv_timer_t *t)
 		on_full(d);
 }
 
+/* A start while coord is away: the last netmap on disk brings the interface and the peers
+ * up at once; coord's own full, when it comes, goes through wg_sync_full like any other
+ * and touches only what differs. */
+static void use_cache(struct vpnd *d)
+{
+	struct nmcache_info info;
+	int rc;
+
+	rc = nmcache_load(d->opts.state_dir, d->keys.node_pub, (int64_t)time(NULL), &d->nm, &info);
+	if (rc == -ENOENT)
+		return;
+	if (rc) {
+		log_warn("netmap cache ignored", "path=%s reason=\"%s\" age_s=%lld", d->cache.path,
+			 info.why, (long long)info.age_s);
+		if (rc != -ENOMEM)
+			cache_remove(d);   /* the next full writes a new one */
+		return;
+	}
+	if (info.bad_lines)
+		log_warn("netmap cache lines refused", "path=%s bad_lines=%zu", d->cache.path,
+			 info.bad_lines);
+	log_info("netmap from cache", "peers=%zu age_s=%lld deltas=%zu", d->nm.n_peers,
+		 (long long)info.age_s, info.lines);
+	d->nm_from_cache = 1;
+	on_full(d);
+	if (d->state == VPND_RUNNING)
+		set_state(d, VPND_RUNNING, "on the cached netmap until coord answers");
+}
+
 int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 {
 	int rc;
@@ -1483,6 +1566,7 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 	d->loop = loop;
 	d->opts = *opts;
 	netmap_init(&d->nm);
+	nmcache_init(&d->cache, opts->state_dir);
 	rc = prefs_load(opts->state_dir, &d->prefs);
 	if (rc && rc != -ENOENT) {
 		log_error("cannot read prefs", "dir=%s error=\"%s\"", opts->state_dir, strerror(-rc));
@@ -1525,6 +1609,7 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 		log_info("rejoining", "coord=%s name=%s", d->prefs.coord, d->prefs.name);
 		set_state(d, VPND_STOPPED, "connecting to coord");
 		start_stream(d);
+		use_cache(d);
 	} else if (d->prefs.token[0]) {
 		set_state(d, VPND_STOPPED, "down: run vpnctl up");
 	}
@@ -1555,6 +1640,7 @@ void vpnd_shutdown(struct vpnd *d)
 	}
 	uv_close((uv_handle_t *)&d->tick, NULL);
 	reset_netmap(d);
+	nmcache_close(&d->cache);
 	free(d->wgp);
 	d->wgp = NULL;
 	d->n_wgp = d->cap_wgp = 0;

@@ -17,6 +17,7 @@
 #include "meshvpn/tls.h"
 #include "linkmon.h"
 #include "netmap.h"
+#include "nmcache.h"
 
 #define VPND_DEFAULT_STATE   "/var/lib/meshvpn"
 #define VPND_DEFAULT_SOCKET  "/run/meshvpn/vpnd.sock"
@@ -217,6 +218,8 @@ struct vpnd {
 	enum vpnd_state state;
 	char reason[VPND_REASON_LEN];   /* why stopped (or what is going on) */
 	struct netmap nm;
+	int nm_from_cache;              /* nm came from STATE/netmap, coord's full not yet */
+	struct nmcache cache;           /* STATE/netmap, kept from the stream while running */
 	/* The peers as configured in WireGuard now, sorted by id (copies). */
 	struct nm_peer *wgp;
 	size_t n_wgp, cap_wgp;

@@ -4,7 +4,8 @@
 # with an auth key; a pending node stays invisible until approved, then every pair pings
 # through the tunnel; an address added or removed reaches coord within seconds; a deleted
 # node leaves every WireGuard config and stops; coord killed with -9 and restarted: pings
-# keep crossing and streams resume; an expired node comes back with an auth key; vpnd
+# keep crossing and streams resume; a vpnd restarted while coord is down runs on its cached
+# netmap at once; an expired node comes back with an auth key; vpnd
 # restart, down/up and logout keep (or drop) what they should.
 # Usage: tests/netns/join.sh BUILD_DIR      (root; exit 77 = skipped)
 set -u
@@ -162,6 +163,9 @@ keepalive_is() {   # keepalive_is NODE PEERKEY VALUE ("25" or "off")
 }
 wg_show_ka() { lab_exec "$1" wg show "$(ifname "$1")" persistent-keepalive; }
 mode_600() { test "$(stat -c %a "$1")" = 600; }
+from_cache() { status "$1" | grep -q "\"netmap_from_cache\": $2"; }
+has_cache() { test -s "$E2E_TMP/$1/state/netmap"; }
+no_cache() { test ! -e "$E2E_TMP/$1/state/netmap"; }
 no_secrets_logged() { ! grep -h -e "$KEY" -e 'mvpn-node-' "$E2E_TMP"/*.log; }
 
 check "coord starts in its namespace" start_coord
@@ -217,11 +221,13 @@ check "d is told the exact approve command" grep -q '^    coord nodes approve de
 check "d's status says needs-approval" state_is d needs-approval
 IP4[d]=$(ctl d ip -4)
 check "d has no WireGuard peers while pending" no_peers d
+check "a pending node writes no netmap cache" no_cache d
 check "the others do not see d" sees_not a delta
 check "nobody reaches d yet" no_ping a d
 check "approve delta" adm nodes approve delta
 check_within "d runs without another command" 10 state_is d running
 check "every pair pings within seconds of the approval" all_ping 10 a b c d
+check_within "once running, d caches its netmap (0600)" 5 mode_600 "$E2E_TMP/d/state/netmap"
 
 # --- delete ---
 CKEY=$(node_key c)
@@ -231,6 +237,7 @@ for n in a b d; do
 done
 check_within "charlie stops and says why" 10 stopped_because c deleted
 check "charlie's interface is gone" no_iface c
+check "charlie's netmap cache is gone" no_cache c
 check "the rest still ping" all_ping 5 a b d
 
 # --- coord kill -9 and restart ---
@@ -248,11 +255,32 @@ check_within "coord sees the nodes online again" 10 listed_online alpha
 check_within "endpoints are posted again after the restart" 10 coord_has_endpoint bravo "198.51.100.12:41641"
 check "pings still cross after the restart" all_ping 5 a b d
 
+# --- vpnd restart while coord is down: the cached netmap brings the peers up at once ---
+check "a has a netmap cache" has_cache a
+kill -9 "$COORD_PID"
+wait "$COORD_PID" 2>/dev/null
+untrack "$COORD_PID"
+check_within "a notices coord is gone" 10 coord_connected a false
+check "vpnd a stops on SIGTERM while coord is down" stop_vpnd a
+check "vpnd a starts again while coord is still down" start_vpnd a
+check_within "a runs on its cached netmap within 5 s" 5 state_is a running
+check "a's interface has its address and route" iface_v4 a
+check "a has b and d as WireGuard peers" npeers a 2
+check "a pings b and d through the tunnel without coord" all_ping 5 a b d
+check "status: coord_connected false" coord_connected a false
+check "status: the netmap is from the cache" from_cache a true
+check "a logs the netmap from the cache" grep -q 'msg="netmap from cache" peers=2 ' "$E2E_TMP/a.log"
+check "coord restarts again" start_coord
+check_within "a's netmap stream resumes" 40 coord_connected a true
+check_within "coord's full map replaces the cached one" 10 from_cache a false
+check "pings still cross with coord's map" all_ping 5 a b d
+
 # --- expiry, then back with an auth key ---
 BKEY_OLD=$(node_key b)
 check "expire bravo" adm nodes expire bravo
 check_within "bravo's state says expired" 10 state_is b expired
 check_within "bravo has no peers while expired" 10 no_peers b
+check "an expired node keeps no netmap cache" no_cache b
 check_within "the others drop bravo" 10 sees_not a bravo
 check "bravo comes back with an auth key" joins_running b
 check "with a new node key" test "$(node_key b)" != "$BKEY_OLD"
@@ -276,14 +304,17 @@ check_within "b keeps a's session alive again once a is back" 10 keepalive_is b 
 check "down" ctl b down
 check "down removes the interface" no_iface b
 check "down keeps keys and registration" test -s "$E2E_TMP/b/state/keys"
+check "down keeps the netmap cache" has_cache b
 check "up without --coord rejoins" rejoins_plain b
 check "same address after down/up" test "$(ctl b ip -4)" = "${IP4[b]}"
 check "b pings again" all_ping 10 a b
 
 # --- logout ---
 DKEY=$(node_key d)
+check "d has a netmap cache before logout" has_cache d
 check "logout" ctl d logout
 check "logout deletes the keys" test ! -e "$E2E_TMP/d/state/keys"
+check "logout deletes the netmap cache" no_cache d
 check "coord forgets delta" not_listed delta
 check_within "the others drop delta's key" 10 lacks_key a "$DKEY"
 
