@@ -314,7 +314,8 @@ int vpnd_local_endpoints(const char *skip_ifname, const struct in_addr *self4,
 			int dup = 0;
 
 			if (!i->ifa_addr || i->ifa_addr->sa_family != family ||
-			    !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK) ||
+			    !(i->ifa_flags & IFF_UP) || !(i->ifa_flags & IFF_RUNNING) ||
+			    (i->ifa_flags & IFF_LOOPBACK) ||
 			    (skip_ifname && !strcmp(i->ifa_name, skip_ifname)))
 				continue;
 			memset(&ss, 0, sizeof(ss));

@@ -89,9 +89,9 @@ int vpnd_parse_endpoint(const char *s, struct sockaddr_storage *ss);
 int vpnd_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t size);
 /* The tailnet's IPv6 /48 of an address: the low 80 bits zeroed. */
 void vpnd_ula48(const struct in6_addr *ip6, struct in6_addr *out);
-/* The node's endpoint candidates: every up, non-loopback, non-link-local IPv4/IPv6
- * address (getifaddrs) with port, excluding the interface skip_ifname and the tailnet's
- * own addresses (self4 and all of 100.64.0.0/10, anything in self6's /48). IPv4 first.
+/* The node's endpoint candidates: every non-link-local IPv4/IPv6 address (getifaddrs) of
+ * a link that is up, has carrier (IFF_RUNNING) and is not loopback, with port, excluding
+ * the interface skip_ifname and the tailnet's own addresses (self4 and all of 100.64.0.0/10, anything in self6's /48). IPv4 first.
  * Returns the count. */
 int vpnd_local_endpoints(const char *skip_ifname, const struct in_addr *self4,
 			 const struct in6_addr *self6, uint16_t port,

@@ -208,6 +208,20 @@ check_within "coord lists a's new endpoint within 3 s" 3 coord_has_endpoint alph
 check "a's first endpoint is still there" coord_has_endpoint alpha "198.51.100.11:41641"
 check "the second address goes" ip -n "$(lab_ns a)" addr del 198.51.100.111/24 dev eth0
 check_within "coord drops it within 3 s" 3 coord_lacks_endpoint alpha "198.51.100.111:41641"
+# A link without carrier (cable out, Wi-Fi gone) offers no endpoint, and gets it back with
+# the carrier.
+# (a veth pair inside a's namespace: cv0 has carrier only while its peer cv1 is up)
+check "a link without carrier on a" bash -c "ip -n $(lab_ns a) link add cv0 type veth peer name cv1 &&
+	ip -n $(lab_ns a) addr add 203.0.113.5/24 dev cv0 && ip -n $(lab_ns a) link set cv0 up"
+check "and a marker address on eth0" ip -n "$(lab_ns a)" addr add 198.51.100.112/24 dev eth0
+check_within "the marker reaches coord (vpnd has looked)" 3 coord_has_endpoint alpha "198.51.100.112:41641"
+check "the address without carrier was not posted" coord_lacks_endpoint alpha "203.0.113.5:41641"
+check "the marker goes" ip -n "$(lab_ns a)" addr del 198.51.100.112/24 dev eth0
+check "the carrier comes" ip -n "$(lab_ns a)" link set cv1 up
+check_within "coord lists the address within 3 s" 3 coord_has_endpoint alpha "203.0.113.5:41641"
+check "the carrier goes" ip -n "$(lab_ns a)" link set cv1 down
+check_within "coord drops it within 3 s again" 3 coord_lacks_endpoint alpha "203.0.113.5:41641"
+check "the veth pair goes" ip -n "$(lab_ns a)" link del cv0
 check "a and b still ping each other" all_ping 5 a b
 check "status --json: every peer field of the contract" peer_fields a
 check "the control socket is 0600" mode_600 "$E2E_TMP/a/vpnd.sock"
