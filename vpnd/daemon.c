@@ -1267,6 +1267,8 @@ static int start_register(struct vpnd *d, const char *auth_key)
 
 /* ---- control actions ---- */
 
+static void use_cache(struct vpnd *d);
+
 void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req)
 {
 	int coord_changed, need_register, pin_changed = 0, rc;
@@ -1336,8 +1338,14 @@ void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req)
 		return;
 	}
 	log_info("joining", "coord=%s", d->prefs.coord);
-	if (!d->cc.active)
+	if (!d->cc.active) {
 		start_stream(d);
+		use_cache(d);   /* back up at once even while coord is away */
+		if (d->state == VPND_RUNNING && d->wg) {
+			control_answer_up(d, req, 200, NULL);
+			return;
+		}
+	}
 	ups_add(d, req);
 }
 

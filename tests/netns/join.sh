@@ -284,6 +284,10 @@ check "a pings b and d through the tunnel without coord" all_ping 5 a b d
 check "status: coord_connected false" coord_connected a false
 check "status: the netmap is from the cache" from_cache a true
 check "a logs the netmap from the cache" grep -q 'msg="netmap from cache" peers=2 ' "$E2E_TMP/a.log"
+check "d goes down while coord is down" ctl d down
+check "d's interface is removed" no_iface d
+check "up while coord is down comes back on the cache" rejoins_plain d
+check "d pings a and b again without coord" all_ping 5 d a b
 check "coord restarts again" start_coord
 check_within "a's netmap stream resumes" 40 coord_connected a true
 check_within "coord's full map replaces the cached one" 10 from_cache a false
