@@ -885,6 +885,13 @@ static void endpoints_done(struct coord_call *call, void *arg)
 		coord_call_error(call, err, sizeof(err));
 		log_warn("cannot post endpoints", "error=\"%s\"", err);
 		d->ep_posted_ok = 0;
+		/* Re-registered (a new token) or a new stream while this was in flight: the
+		 * refusal is stale, post again now rather than at the next periodic retry. */
+		if (strcmp(call->token, d->prefs.token) || d->ep_fresh) {
+			coord_call_free(call);
+			post_endpoints(d);
+			return;
+		}
 	}
 	coord_call_free(call);
 }

@@ -109,9 +109,9 @@ ip -n "$NSA" -6 route show dev "$IFA" | grep -q '^fd7a:115c:a1e0::/48' || fail "
 # The first handshake initiation may reach B before B listens; WireGuard retries it after
 # 5 s (REKEY_TIMEOUT), so the first reply is awaited with a deadline, then 3 in a row.
 first_reply() {   # first_reply NS PING-ARGS...
-	local ns=$1 end=$((SECONDS + 15)); shift
+	local ns=$1 end=$(($(date +%s) + 15)); shift
 	until ip netns exec "$ns" ping -c 1 -W 1 "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $end ] || return 1
+		[ "$(date +%s)" -lt $end ] || return 1
 	done
 }
 first_reply "$NSA" 100.64.0.2 || fail "IPv4 ping through the tunnel: no reply within 15 s"
