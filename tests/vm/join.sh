@@ -120,6 +120,11 @@ matches_netmap() {
 	done < <(wgs "$n" dump | tail -n +2)
 }
 handshake_of() { wgs "$1" latest-handshakes | awk -v k="$2" '$1 == k { print $2 }'; }
+exited() {   # exited PID: gone, or a zombie waiting for us
+	local st
+	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 0
+	[ -z "$st" ] || [ "$st" = Z ]
+}
 no_loss() { tail -4 "$1"; grep -q ' 0% packet loss' "$1"; }
 metrics() { lab_exec "$1" curl -sf "http://127.0.0.1:9101${2:-/metrics}"; }
 metric_is() { metrics "$1" | grep -qx "$2"; }
@@ -174,12 +179,11 @@ wait_for 10 grep -q 'bytes from' "$E2E_TMP/ping-ab"
 check "approve charlie" adm nodes approve charlie
 check_within "c runs without another command" 20 state_is c running
 check "every pair pings within seconds of the approval" all_ping 20 a b c
-# SIGINT makes ping print its summary; a watchdog so that a ping deaf to it cannot hang us
+# SIGINT makes ping print its summary; SIGKILL if it is deaf to it
+# (no watchdog subshell: a subshell of this script could run its clean-up trap)
 kill -INT "$PING_PID"
-{ sleep 10; kill -KILL "$PING_PID" 2>/dev/null; } &
-WD=$!
+wait_for 10 exited "$PING_PID" || kill -KILL "$PING_PID"
 wait "$PING_PID" 2>/dev/null
-kill "$WD" 2>/dev/null
 untrack "$PING_PID"
 check "a -> b kept pinging across c's arrival (no loss)" no_loss "$E2E_TMP/ping-ab"
 check "a's session with b was not restarted (same handshake)" test "$(handshake_of a "$BKEY")" = "$HS_AB"
