@@ -27,57 +27,10 @@
 
 /* -- loop helpers: run until a condition holds, bounded by a deadline -- */
 
-static int deadline_hit;
+#include "support.h"
 
-static void deadline_cb(uv_timer_t *t)
-{
-	deadline_hit = 1;
-}
-
-static void run_until(uv_loop_t *loop, const int *flag)
-{
-	uv_timer_t deadline;
-
-	deadline_hit = 0;
-	uv_timer_init(loop, &deadline);
-	uv_timer_start(&deadline, deadline_cb, DEADLINE_MS, 0);
-	while (!*flag && !deadline_hit)
-		uv_run(loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&deadline, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(deadline_hit);
-}
-
-static void stop_cb(uv_timer_t *t)
-{
-	deadline_hit = 1;
-	uv_stop(t->loop);
-}
-
-/* Runs the loop until nothing is left in it (a cancelled connect has closed all it
- * opened), then closes it. The deadline does not keep the loop alive, it only stops it. */
-static void run_drained(uv_loop_t *loop)
-{
-	uv_timer_t deadline;
-
-	deadline_hit = 0;
-	uv_timer_init(loop, &deadline);
-	uv_timer_start(&deadline, stop_cb, DEADLINE_MS, 0);
-	uv_unref((uv_handle_t *)&deadline);
-	uv_run(loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&deadline, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(deadline_hit);
-	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-/* Closes what is left and checks that nothing leaked a handle. */
-static void loop_finish(uv_loop_t *loop)
-{
-	for (int i = 0; i < 100 && uv_run(loop, UV_RUN_NOWAIT); i++)
-		;
-	assert_int_equal(uv_loop_close(loop), 0);
-}
+#define run_until(loop, flag) support_run_until(loop, flag, DEADLINE_MS)
+#define run_drained(loop) support_run_drained(loop, DEADLINE_MS)
 
 /* -- an echo server: what it reads it writes back -- */
 
@@ -693,84 +646,6 @@ static void test_conn_connect_cancel_at_once(void **state)
 	assert_false(cl.connected);
 	unlink(path);
 	rmdir(dir);
-}
-
-#define FILLERS 2   /* listen(fd, 1) queues two: Linux counts a queue full past its backlog */
-
-/* A listener on 127.0.0.1 that never accepts. */
-static int idle_listener(int backlog, uint16_t *port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(fd, backlog), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-/* For a listener TCP_INFO reports its accept queue: tcpi_unacked queued, tcpi_sacked
- * the limit. Linux drops a SYN to a full queue (tcp_conn_request: "listen overflow"). */
-static int accept_queue(int lfd, uint32_t *limit)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-		return -1;
-	if (limit)
-		*limit = ti.tcpi_sacked;
-	return (int)ti.tcpi_unacked;
-}
-
-static int accept_queue_full(int lfd)
-{
-	uint32_t limit;
-	int n = accept_queue(lfd, &limit);
-
-	return n >= 0 && (uint32_t)n > limit;
-}
-
-/* Fills the accept queue of a backlog-1 listener with connections nobody accepts, so
- * the next connect to it hangs in SYN-SENT. Returns how many fillers it made, 0 when the
- * kernel did not behave so (the caller skips). */
-static int fill_accept_queue(int lfd, uint16_t port, int fillers[FILLERS])
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct timeval tv = { .tv_usec = 500000 };   /* bounds a blocking connect */
-	uint64_t deadline = uv_hrtime() + 2000000000ull;
-	int n;
-
-	for (n = 0; n < FILLERS; n++) {
-		fillers[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		assert_true(fillers[n] >= 0);
-		assert_int_equal(setsockopt(fillers[n], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
-		if (connect(fillers[n], (struct sockaddr *)&a, sizeof(a)) < 0) {
-			close(fillers[n]);
-			goto err;
-		}
-		/* connect returns on the SYN-ACK; the listener queues the connection when
-		 * the ACK arrives, which may still be on its way through loopback. Waiting
-		 * for it also keeps the next SYN off a half-open one's SYN-queue slot. */
-		while (accept_queue(lfd, NULL) <= n) {
-			if (uv_hrtime() > deadline) {
-				close(fillers[n]);
-				goto err;
-			}
-			sched_yield();
-		}
-	}
-	if (accept_queue_full(lfd))
-		return n;
-err:
-	while (n-- > 0)
-		close(fillers[n]);
-	return 0;
 }
 
 struct hang {

@@ -22,6 +22,7 @@
 #include "meshvpn/http.h"
 #include "meshvpn/log.h"
 #include "meshvpn/tls.h"
+#include "support.h"
 
 #define DEADLINE_MS 10000
 #define RAW_MAX (256 * 1024)
@@ -52,7 +53,7 @@ struct env {
 
 static struct env E;
 
-static void deadline_cb(uv_timer_t *t)
+static void wait_deadline_cb(uv_timer_t *t)
 {
 	*(int *)t->data = 1;
 }
@@ -63,7 +64,7 @@ static void deadline_cb(uv_timer_t *t)
 	int hit_ = 0;								\
 	uv_timer_init(&E.loop, &dl_);						\
 	dl_.data = &hit_;							\
-	uv_timer_start(&dl_, deadline_cb, DEADLINE_MS, 0);			\
+	uv_timer_start(&dl_, wait_deadline_cb, DEADLINE_MS, 0);			\
 	while (!(cond) && !hit_)						\
 		uv_run(&E.loop, UV_RUN_ONCE);					\
 	uv_close((uv_handle_t *)&dl_, NULL);					\
@@ -79,7 +80,7 @@ static void run_for(uint64_t ms)
 
 	uv_timer_init(&E.loop, &t);
 	t.data = &hit;
-	uv_timer_start(&t, deadline_cb, ms, 0);
+	uv_timer_start(&t, wait_deadline_cb, ms, 0);
 	while (!hit)
 		uv_run(&E.loop, UV_RUN_ONCE);
 	uv_close((uv_handle_t *)&t, NULL);
@@ -1385,85 +1386,6 @@ static void test_http_fetch(void **state)
 #define HANG_TIMEOUT_MS 300
 #define HANG_BOUND_MS 2000    /* far above the timeout, far below the connect (10 s) and
 			       * handshake (15 s) timeouts a fetch used to wait out */
-#define FILLERS 2   /* listen(fd, 1) queues two: Linux counts a queue full past its backlog */
-
-/* A listener on 127.0.0.1 that never accepts: the kernel completes connections into its
- * queue, so a client is connected and then hears nothing. */
-static int idle_listener(int backlog, uint16_t *port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(fd, backlog), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-/* For a listener TCP_INFO reports its accept queue: tcpi_unacked queued, tcpi_sacked
- * the limit. Linux drops a SYN to a full queue (tcp_conn_request: "listen overflow"). */
-static int accept_queue(int lfd, uint32_t *limit)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-		return -1;
-	if (limit)
-		*limit = ti.tcpi_sacked;
-	return (int)ti.tcpi_unacked;
-}
-
-static int accept_queue_full(int lfd)
-{
-	uint32_t limit;
-	int n = accept_queue(lfd, &limit);
-
-	return n >= 0 && (uint32_t)n > limit;
-}
-
-/* Fills the accept queue of a backlog-1 listener with connections nobody accepts, so
- * the next connect to it hangs in SYN-SENT. Returns how many fillers it made, 0 when the
- * kernel did not behave so (the caller skips). */
-static int fill_accept_queue(int lfd, uint16_t port, int fillers[FILLERS])
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct timeval tv = { .tv_usec = 500000 };   /* bounds a blocking connect */
-	uint64_t deadline = uv_hrtime() + 2000000000ull;
-	int n;
-
-	for (n = 0; n < FILLERS; n++) {
-		fillers[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		assert_true(fillers[n] >= 0);
-		assert_int_equal(setsockopt(fillers[n], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
-		if (connect(fillers[n], (struct sockaddr *)&a, sizeof(a)) < 0) {
-			close(fillers[n]);
-			goto err;
-		}
-		/* connect returns on the SYN-ACK; the listener queues the connection when
-		 * the ACK arrives, which may still be on its way through loopback. Waiting
-		 * for it also keeps the next SYN off a half-open one's SYN-queue slot. */
-		while (accept_queue(lfd, NULL) <= n) {
-			if (uv_hrtime() > deadline) {
-				close(fillers[n]);
-				goto err;
-			}
-			sched_yield();
-		}
-	}
-	if (accept_queue_full(lfd))
-		return n;
-err:
-	while (n-- > 0)
-		close(fillers[n]);
-	return 0;
-}
-
 static uint64_t fetch_ms(const char *url, const char *pin, int expect)
 {
 	char *body = NULL;

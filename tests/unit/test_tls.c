@@ -26,56 +26,10 @@ static char pin[TLS_PIN_LEN], other_pin[TLS_PIN_LEN];
 
 /* -- loop helpers -- */
 
-static int deadline_hit;
+#include "support.h"
 
-static void deadline_cb(uv_timer_t *t)
-{
-	deadline_hit = 1;
-}
-
-static void run_until(uv_loop_t *loop, const int *flag)
-{
-	uv_timer_t deadline;
-
-	deadline_hit = 0;
-	uv_timer_init(loop, &deadline);
-	uv_timer_start(&deadline, deadline_cb, DEADLINE_MS, 0);
-	while (!*flag && !deadline_hit)
-		uv_run(loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&deadline, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(deadline_hit);
-}
-
-static void stop_cb(uv_timer_t *t)
-{
-	deadline_hit = 1;
-	uv_stop(t->loop);
-}
-
-/* Runs the loop until nothing is left in it (a cancelled connect has closed all it
- * opened), then closes it. The deadline does not keep the loop alive, it only stops it. */
-static void run_drained(uv_loop_t *loop)
-{
-	uv_timer_t deadline;
-
-	deadline_hit = 0;
-	uv_timer_init(loop, &deadline);
-	uv_timer_start(&deadline, stop_cb, DEADLINE_MS, 0);
-	uv_unref((uv_handle_t *)&deadline);
-	uv_run(loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&deadline, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	assert_false(deadline_hit);
-	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-static void loop_finish(uv_loop_t *loop)
-{
-	for (int i = 0; i < 100 && uv_run(loop, UV_RUN_NOWAIT); i++)
-		;
-	assert_int_equal(uv_loop_close(loop), 0);
-}
+#define run_until(loop, flag) support_run_until(loop, flag, DEADLINE_MS)
+#define run_drained(loop) support_run_drained(loop, DEADLINE_MS)
 
 static void fill(uint8_t *p, size_t len, uint32_t seed)
 {
