@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "meshvpn/file.h"
 #include "meshvpn/json.h"
 #include "meshvpn/log.h"
 #include "meshvpn/metrics.h"
@@ -129,10 +130,11 @@ int prefs_load(const char *dir, struct vpnd_prefs *p)
 
 int prefs_save(const char *dir, const struct vpnd_prefs *p)
 {
-	char path[4096], tmp[4200], *text;
+	char path[4096], *text;
+	struct iovec iov[2];
 	json_t *o;
-	size_t len = 0, off = 0;
-	int fd, rc = 0;
+	size_t len;
+	int rc;
 
 	o = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "coord", p->coord, "pin",
 		      p->pin, "hostname", p->hostname, "want_up", p->want_up, "token", p->token,
@@ -145,38 +147,9 @@ int prefs_save(const char *dir, const struct vpnd_prefs *p)
 		return -ENOMEM;
 	len = strlen(text);
 	prefs_path(dir, PREFS_FILE, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (fchmod(fd, 0600))
-		rc = -errno;
-	while (!rc && off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-		if (n < 0)
-			rc = -errno;
-		else
-			off += (size_t)n;
-	}
-	if (!rc && (write(fd, "\n", 1) != 1 || fsync(fd)))
-		rc = -errno ? -errno : -EIO;
-	if (close(fd) && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-	} else {
-		/* The rename itself must survive a crash. */
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-	}
-out:
+	iov[0] = (struct iovec){ .iov_base = text, .iov_len = len };
+	iov[1] = (struct iovec){ .iov_base = "\n", .iov_len = 1 };
+	rc = file_replace(path, iov, 2, 0600, NULL);
 	sodium_memzero(text, len);
 	free(text);
 	return rc;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "meshvpn/file.h"
 #include "meshvpn/json.h"
 #include "nmcache.h"
 
@@ -18,21 +19,6 @@ void nmcache_init(struct nmcache *c, const char *dir)
 	snprintf(c->path, sizeof(c->path), "%s/%s", dir, NMCACHE_FILE);
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* A line as coord sent it, without its end. */
 static size_t trim(const char *line, size_t len)
 {
@@ -41,30 +27,9 @@ static size_t trim(const char *line, size_t len)
 	return len;
 }
 
-static void sync_dir(const char *path)
-{
-	char dir[4096];
-	char *slash;
-	int dfd;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		slash[1] = 0;
-	else
-		*slash = 0;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-}
-
 int nmcache_write_full(struct nmcache *c, const char *line, size_t len)
 {
-	char tmp[4200];
+	struct iovec iov[2];
 	int fd, rc = 0;
 
 	nmcache_close(c);
@@ -73,28 +38,11 @@ int nmcache_write_full(struct nmcache *c, const char *line, size_t len)
 		rc = -EINVAL;
 		goto err;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", c->path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		rc = -errno;
+	iov[0] = (struct iovec){ .iov_base = (void *)line, .iov_len = len };
+	iov[1] = (struct iovec){ .iov_base = "\n", .iov_len = 1 };
+	rc = file_replace(c->path, iov, 2, 0600, &fd);
+	if (rc)
 		goto err;
-	}
-	if (fchmod(fd, 0600))
-		rc = -errno;
-	if (!rc)
-		rc = write_all(fd, line, len);
-	if (!rc)
-		rc = write_all(fd, "\n", 1);
-	if (!rc && fsync(fd))
-		rc = -errno;
-	if (!rc && rename(tmp, c->path))
-		rc = -errno;
-	if (rc) {
-		close(fd);
-		unlink(tmp);
-		goto err;
-	}
-	sync_dir(c->path);
 	/* The open file is the cache now: deltas go on at its end. */
 	c->fd = fd;
 	c->full_len = len + 1;
@@ -127,9 +75,9 @@ int nmcache_append(struct nmcache *c, const char *line, size_t len)
 		nmcache_remove(c);
 		return -EFBIG;
 	}
-	rc = write_all(c->fd, line, len);
+	rc = file_write_all(c->fd, line, len);
 	if (!rc)
-		rc = write_all(c->fd, "\n", 1);
+		rc = file_write_all(c->fd, "\n", 1);
 	if (rc) {
 		/* A torn line would swallow the next one: no cache rather than a wrong one. */
 		nmcache_remove(c);

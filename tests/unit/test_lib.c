@@ -14,6 +14,7 @@
 
 #include "meshvpn/args.h"
 #include "meshvpn/coord_proto.h"
+#include "meshvpn/file.h"
 #include "meshvpn/json.h"
 #include "meshvpn/keys.h"
 #include "meshvpn/log.h"
@@ -197,6 +198,41 @@ static void test_log_quote(void **state)
 	}
 }
 
+/* file_replace: the pieces in order, the mode whatever the umask, no .tmp left, the
+ * kept descriptor appends; a missing directory fails and leaves nothing. */
+static void test_file_replace(void **state)
+{
+	char dir[] = "/tmp/test_lib_file.XXXXXX", path[64], tmp[80], buf[64];
+	struct iovec iov[2] = { { .iov_base = "hello", .iov_len = 5 }, { .iov_base = "\n", .iov_len = 1 } };
+	struct stat st;
+	mode_t old = umask(022);
+	int fd = -1;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/state", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_int_equal(file_replace(path, iov, 2, 0600, NULL), 0);
+	assert_int_equal(file_replace(path, iov, 1, 0600, &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(file_write_all(fd, "+more", 5), 0);
+	close(fd);
+	umask(old);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_not_equal(access(tmp, F_OK), 0);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_string_equal(buf, "hello+more");
+	unlink(path);
+	rmdir(dir);
+	assert_int_equal(file_replace(path, iov, 2, 0600, NULL), -ENOENT);
+	assert_int_not_equal(access(tmp, F_OK), 0);
+}
+
 /* A line whose key=value part is too long stays one record: cut, quote closed, marked. */
 static void test_log_line_cut(void **state)
 {
@@ -273,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_json_getters),
 		cmocka_unit_test(test_log_quote),
 		cmocka_unit_test(test_log_line_cut),
+		cmocka_unit_test(test_file_replace),
 		cmocka_unit_test(test_coord_proto_signature_binds_fields),
 	};
 

@@ -1,0 +1,18 @@
+/* file.h - state files written so that a crash leaves the old or the new one, never a
+ * mix: PATH.tmp written, fsynced, renamed over PATH, the directory fsynced. */
+#ifndef MESHVPN_FILE_H
+#define MESHVPN_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* Writes all of p, retrying short writes and EINTR. 0 or -errno. */
+int file_write_all(int fd, const void *p, size_t len);
+
+/* Replaces path with the pieces of iov one after the other, mode `mode` whatever the umask. With keep_fd,
+ * the file stays open for appending and *keep_fd gets it; else it is closed. 0 or -errno
+ * (the old file is then untouched and no .tmp is left). */
+int file_replace(const char *path, const struct iovec *iov, int iovcnt, mode_t mode, int *keep_fd);
+
+#endif
