@@ -63,37 +63,43 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
 		metrics_printf(t, "vpnd_state{state=\"%s\"} %d\n", states[k],
 			       !strcmp(str_of(self, "state"), states[k]));
-	metrics_head(t, "vpnd_coord_connected", "gauge", "1 while the netmap stream to coord is up.");
-	metrics_printf(t, "vpnd_coord_connected %d\n", json_is_true(json_object_get(self, "coord_connected")));
 	json_array_foreach(peers, i, p) {
 		online += json_is_true(json_object_get(p, "online"));
 		direct += !strcmp(str_of(p, "path"), "direct");
 	}
-	metrics_head(t, "vpnd_peers", "gauge", "Peers in the netmap.");
-	metrics_printf(t, "vpnd_peers %zu\n", json_array_size(peers));
-	metrics_head(t, "vpnd_peers_online", "gauge", "Peers coord reports online.");
-	metrics_printf(t, "vpnd_peers_online %zu\n", online);
-	metrics_head(t, "vpnd_peers_direct", "gauge", "Peers reached on a direct path.");
-	metrics_printf(t, "vpnd_peers_direct %zu\n", direct);
-	metrics_head(t, "vpnd_netmap_lines_total", "counter", "Netmap lines applied.");
-	metrics_printf(t, "vpnd_netmap_lines_total %llu\n", (unsigned long long)d->stats.netmap_lines);
-	metrics_head(t, "vpnd_netmap_bad_lines_total", "counter", "Netmap lines refused and skipped.");
-	metrics_printf(t, "vpnd_netmap_bad_lines_total %llu\n",
-		       (unsigned long long)d->stats.netmap_bad_lines);
-	metrics_head(t, "vpnd_wireguard_errors_total", "counter", "WireGuard configuration failures.");
-	metrics_printf(t, "vpnd_wireguard_errors_total %llu\n", (unsigned long long)d->stats.wg_errors);
-	metrics_head(t, "vpnd_coord_stream_lost_total", "counter",
-		     "Times the netmap stream ended or could not start.");
-	metrics_printf(t, "vpnd_coord_stream_lost_total %llu\n",
-		       (unsigned long long)d->stats.coord_stream_lost);
-	metrics_head(t, "vpnd_endpoint_posts_total", "counter", "Endpoint sets coord accepted.");
-	metrics_printf(t, "vpnd_endpoint_posts_total %llu\n", (unsigned long long)d->stats.endpoint_posts);
-	metrics_head(t, "vpnd_link_events_total", "counter",
-		     "Link and address changes seen on rtnetlink (vpnd's own interface aside).");
-	metrics_printf(t, "vpnd_link_events_total %lu\n", d->linkmon.events);
-	metrics_head(t, "vpnd_link_overruns_total", "counter",
-		     "rtnetlink overruns or unreadable datagrams (each answered by a fresh look).");
-	metrics_printf(t, "vpnd_link_overruns_total %lu\n", d->linkmon.overruns);
+	{
+		const struct {
+			const char *name, *type, *help;
+			unsigned long long v;
+		} one[] = {
+			{ "vpnd_coord_connected", "gauge", "1 while the netmap stream to coord is up.",
+			  json_is_true(json_object_get(self, "coord_connected")) },
+			{ "vpnd_peers", "gauge", "Peers in the netmap.", json_array_size(peers) },
+			{ "vpnd_peers_online", "gauge", "Peers coord reports online.", online },
+			{ "vpnd_peers_direct", "gauge", "Peers reached on a direct path.", direct },
+			{ "vpnd_netmap_lines_total", "counter", "Netmap lines applied.",
+			  d->stats.netmap_lines },
+			{ "vpnd_netmap_bad_lines_total", "counter", "Netmap lines refused and skipped.",
+			  d->stats.netmap_bad_lines },
+			{ "vpnd_wireguard_errors_total", "counter", "WireGuard configuration failures.",
+			  d->stats.wg_errors },
+			{ "vpnd_coord_stream_lost_total", "counter",
+			  "Times the netmap stream ended or could not start.", d->stats.coord_stream_lost },
+			{ "vpnd_endpoint_posts_total", "counter", "Endpoint sets coord accepted.",
+			  d->stats.endpoint_posts },
+			{ "vpnd_link_events_total", "counter",
+			  "Link and address changes seen on rtnetlink (vpnd's own interface aside).",
+			  d->linkmon.events },
+			{ "vpnd_link_overruns_total", "counter",
+			  "rtnetlink overruns or unreadable datagrams (each answered by a fresh look).",
+			  d->linkmon.overruns },
+		};
+
+		for (size_t k = 0; k < sizeof(one) / sizeof(one[0]); k++) {
+			metrics_head(t, one[k].name, one[k].type, one[k].help);
+			metrics_printf(t, "%s %llu\n", one[k].name, one[k].v);
+		}
+	}
 	peer_metrics(t, peers);
 	json_decref(st);
 }
