@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "coord.h"
+#include "meshvpn/addr.h"
 #include "meshvpn/coord_proto.h"
 #include "meshvpn/json.h"
 #include "meshvpn/log.h"
@@ -852,15 +853,10 @@ int coord_node_rename(struct coord *co, struct node *n, const char *name, char *
 
 static int valid_endpoint(const char *s)
 {
-	char host[64];
-	uint16_t port;
-	struct in6_addr a6;
-	struct in_addr a4;
+	struct addr_port a;
+	size_t len = strlen(s);
 
-	if (strlen(s) >= COORD_ENDPOINT_LEN || conn_parse_hostport(s, host, sizeof(host), &port) ||
-	    !port)
-		return 0;
-	return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+	return len < COORD_ENDPOINT_LEN && !addr_parse(s, len, 0, &a);
 }
 
 int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *body, char *err, size_t errlen)

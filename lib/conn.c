@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "meshvpn/addr.h"
 #include "meshvpn/conn.h"
 #include "meshvpn/log.h"
 
@@ -710,51 +711,6 @@ err_free:
 
 /* -- listening -- */
 
-int conn_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *port)
-{
-	const char *colon, *h, *p;
-	size_t hlen;
-	unsigned long v = 0;
-
-	if (!s || !host || !host_size)
-		return -EINVAL;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		h = s + 1;
-		hlen = (size_t)(close - h);
-		if (!hlen || memchr(h, ':', hlen) == NULL)
-			return -EINVAL;        /* brackets are for IPv6 literals only */
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || memchr(s, ':', (size_t)(colon - s)))
-			return -EINVAL;        /* none, or an unbracketed IPv6 address */
-		h = s;
-		hlen = (size_t)(colon - s);
-	}
-	p = colon + 1;
-	if (!*p || strlen(p) > 5)
-		return -EINVAL;
-	for (const char *q = p; *q; q++) {
-		if (*q < '0' || *q > '9')
-			return -EINVAL;
-		v = v * 10 + (unsigned long)(*q - '0');
-	}
-	if (v > 65535)
-		return -EINVAL;
-	for (size_t i = 0; i < hlen; i++)
-		if ((unsigned char)h[i] <= ' ' || h[i] == '[' || h[i] == ']' || h[i] == '/')
-			return -EINVAL;
-	if (hlen >= host_size)
-		return -ENAMETOOLONG;
-	memcpy(host, h, hlen);
-	host[hlen] = 0;
-	*port = (uint16_t)v;
-	return 0;
-}
-
 int conn_listen_tcp(uv_loop_t *loop, const char *hostport, uv_tcp_t *tcp, uv_connection_cb cb)
 {
 	char host[256];
@@ -764,7 +720,7 @@ int conn_listen_tcp(uv_loop_t *loop, const char *hostport, uv_tcp_t *tcp, uv_con
 	char portstr[8];
 	int r;
 
-	r = conn_parse_hostport(hostport, host, sizeof(host), &port);
+	r = addr_split_hostport(hostport, host, sizeof(host), &port);
 	if (r < 0)
 		return r;
 	memset(&ss, 0, sizeof(ss));

@@ -1,10 +1,32 @@
-/* coord_proto.c - the signed registration message (see coord_proto.h). */
+/* coord_proto.c - node states as text and the signed registration message (see
+ * coord_proto.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "meshvpn/coord_proto.h"
 #include "meshvpn/json.h"
+
+static const char *const state_names[] = {
+	[NODE_STATUS_UNKNOWN] = "",
+	[NODE_STATUS_NEEDS_APPROVAL] = "needs-approval",
+	[NODE_STATUS_RUNNING] = "running",
+	[NODE_STATUS_EXPIRED] = "expired",
+	[NODE_STATUS_REJECTED] = "rejected",
+};
+
+const char *node_status_name(enum node_status s)
+{
+	return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "";
+}
+
+enum node_status node_status_parse(const char *s)
+{
+	for (unsigned i = 1; s && i < sizeof(state_names) / sizeof(state_names[0]); i++)
+		if (!strcmp(s, state_names[i]))
+			return (enum node_status)i;
+	return NODE_STATUS_UNKNOWN;
+}
 
 int coord_register_message(const char *challenge_hex, const char *node_key_b64,
 			   const char *disco_key_b64, const char *machine_key_b64,

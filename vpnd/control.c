@@ -1,6 +1,8 @@
 /* control.c - vpnd's control socket for vpnctl: HTTP/1.1 with JSON bodies on a Unix
  * socket (0600, so only root and the daemon's own user get in). Routes and bodies are
- * listed in vpnd.h; every request body is checked here before the daemon sees it. */
+ * listed in vpnd.h; every request body is checked here before the daemon sees it. The
+ * daemon answers with -errno and events; this file alone turns them into HTTP statuses,
+ * and holds the `up` requests that wait for an outcome (30 s at most). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +123,7 @@ out:
 	return rc;
 }
 
-void control_respond_json(struct http_request *req, int status, json_t *body)
+static void respond_json(struct http_request *req, int status, json_t *body)
 {
 	size_t len = 0;
 	char *s = body ? json_dump_compact(body, &len) : NULL;
@@ -135,13 +137,39 @@ void control_respond_json(struct http_request *req, int status, json_t *body)
 	free(s);
 }
 
-void control_answer_up(struct vpnd *d, struct http_request *req, int status, const char *err)
+/* The daemon's outcomes as HTTP statuses: the one place that picks them. */
+static int status_of(int err)
+{
+	switch (err) {
+	case 0:
+		return 200;
+	case -EDESTADDRREQ:
+		return 400;
+	case -EACCES:
+		return 403;
+	case -EBUSY:
+	case -ECANCELED:
+		return 409;
+	case -EREMOTEIO:
+		return 502;
+	case -ESHUTDOWN:
+		return 503;
+	case -ETIMEDOUT:
+		return 504;
+	default:
+		return 500;
+	}
+}
+
+/* {"state","name","ips","reason","approve_command"?} from the daemon's state, or an
+ * error for a failed outcome. */
+static void answer_up(struct vpnd *d, struct http_request *req, int err, const char *msg)
 {
 	json_t *o, *ips;
 	char cmd[NM_NAME_LEN + 32];
 
-	if (status >= 400) {
-		http_respond_error(req, status, err);
+	if (err) {
+		http_respond_error(req, status_of(err), msg);
 		return;
 	}
 	ips = json_array();
@@ -155,13 +183,120 @@ void control_answer_up(struct vpnd *d, struct http_request *req, int status, con
 		snprintf(cmd, sizeof(cmd), "coord nodes approve %s", d->prefs.name);
 		json_object_set_new(o, "approve_command", json_string(cmd));
 	}
-	control_respond_json(req, status, o);
+	respond_json(req, 200, o);
+}
+
+/* ---- `up` requests waiting for the outcome ---- */
+
+struct pending_up {
+	struct pending_up *next;
+	struct http_request *req;
+	uint64_t deadline;
+};
+
+static void ups_add(struct vpnd *d, struct http_request *req)
+{
+	struct pending_up *u = calloc(1, sizeof(*u));
+
+	if (!u) {
+		http_respond_error(req, 500, "out of memory");
+		return;
+	}
+	u->req = req;
+	u->deadline = uv_now(d->loop) + VPND_UP_TIMEOUT_MS;
+	u->next = d->ctl.ups;
+	d->ctl.ups = u;
+}
+
+static void ups_settle(struct vpnd *d, int err, const char *msg)
+{
+	struct pending_up *u = d->ctl.ups, *next;
+
+	d->ctl.ups = NULL;
+	for (; u; u = next) {
+		next = u->next;
+		answer_up(d, u->req, err, msg);
+		free(u);
+	}
+}
+
+static void ups_expire(uv_timer_t *t)
+{
+	struct vpnd *d = t->data;
+	struct pending_up **pp = &d->ctl.ups, *u;
+	uint64_t now = uv_now(d->loop);
+	char msg[VPND_REASON_LEN + 120];
+
+	while ((u = *pp)) {
+		if (u->deadline > now) {
+			pp = &u->next;
+			continue;
+		}
+		*pp = u->next;
+		snprintf(msg, sizeof(msg), "%s within %d s%s%s; vpnd keeps trying (see vpnctl status)",
+			 d->reg ? "coord did not answer the registration" : "no netmap from coord",
+			 VPND_UP_TIMEOUT_MS / 1000, d->coord_error[0] ? ": " : "", d->coord_error);
+		http_respond_error(u->req, status_of(-ETIMEDOUT), msg);
+		free(u);
+	}
+}
+
+static void on_event(struct vpnd *d, const struct vpnd_event *ev, void *arg)
+{
+	struct http_request *req = d->ctl.logout_req;
+
+	(void)arg;
+	switch (ev->kind) {
+	case VPND_EV_UP_DONE:
+		ups_settle(d, ev->err, ev->msg);
+		break;
+	case VPND_EV_LOGOUT_DONE:
+		d->ctl.logout_req = NULL;
+		if (req)
+			respond_json(req, 200, json_pack("{s:b, s:b}", "ok", 1, "coord_notified",
+							 ev->coord_notified));
+		break;
+	}
+}
+
+/* ---- routes ---- */
+
+static void route_up(struct vpnd *d, struct http_request *req)
+{
+	struct up_request r;
+	char err[VPND_REASON_LEN];
+	int rc;
+
+	if (control_parse_up(req->body_len ? (const void *)req->body : "{}",
+			     req->body_len ? req->body_len : 2, &r, err, sizeof(err))) {
+		http_respond_error(req, 400, err);
+		return;
+	}
+	rc = vpnd_up(d, &r, err, sizeof(err));
+	up_request_wipe(&r);
+	if (rc == -EINPROGRESS)
+		ups_add(d, req);
+	else
+		answer_up(d, req, rc, err);
+}
+
+static void route_logout(struct vpnd *d, struct http_request *req)
+{
+	char err[VPND_REASON_LEN];
+	int rc = vpnd_logout(d, err, sizeof(err));
+
+	if (rc == -EINPROGRESS)
+		d->ctl.logout_req = req;
+	else if (rc)
+		http_respond_error(req, status_of(rc), err);
+	else
+		respond_json(req, 200, json_pack("{s:b, s:b}", "ok", 1, "coord_notified", 0));
 }
 
 static void on_request(struct http_request *req, void *arg)
 {
 	struct vpnd *d = arg;
-	char path[64], err[200];
+	char path[64];
 	size_t plen = strcspn(req->path, "?");
 	int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
 
@@ -177,35 +312,27 @@ static void on_request(struct http_request *req, void *arg)
 	}
 	log_debug("control request", "method=%s path=%s", req->method, path);
 	if (!strcmp(path, VPND_CTL_STATUS)) {
-		if (!get) {
+		if (!get)
 			http_respond_error(req, 405, "status takes GET");
-			return;
-		}
-		control_respond_json(req, 200, vpnd_status_json(d));
-	} else if (!strcmp(path, VPND_CTL_UP)) {
-		struct up_request r;
-
-		if (!post) {
-			http_respond_error(req, 405, "up takes POST");
-			return;
-		}
-		if (control_parse_up(req->body_len ? (const void *)req->body : "{}",
-				     req->body_len ? req->body_len : 2, &r, err, sizeof(err))) {
-			http_respond_error(req, 400, err);
-			return;
-		}
-		vpnd_up(d, &r, req);
-		up_request_wipe(&r);
-	} else if (!strcmp(path, VPND_CTL_DOWN)) {
-		if (!post)
-			http_respond_error(req, 405, "down takes POST");
 		else
-			vpnd_down(d, req);
+			respond_json(req, 200, vpnd_status_json(d));
+	} else if (!strcmp(path, VPND_CTL_UP)) {
+		if (!post)
+			http_respond_error(req, 405, "up takes POST");
+		else
+			route_up(d, req);
+	} else if (!strcmp(path, VPND_CTL_DOWN)) {
+		if (!post) {
+			http_respond_error(req, 405, "down takes POST");
+		} else {
+			vpnd_down(d);
+			respond_json(req, 200, json_pack("{s:s}", "state", "stopped"));
+		}
 	} else if (!strcmp(path, VPND_CTL_LOGOUT)) {
 		if (!post)
 			http_respond_error(req, 405, "logout takes POST");
 		else
-			vpnd_logout(d, req);
+			route_logout(d, req);
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -219,7 +346,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	if (status < 0 || d->closing)
 		return;
 	if (!conn_plain_accept(listener, &c))
-		http_server_add_conn(d->ctl, c);
+		http_server_add_conn(d->ctl.server, c);
 }
 
 int control_listen(struct vpnd *d)
@@ -228,30 +355,47 @@ int control_listen(struct vpnd *d)
 				      .header_timeout_ms = 10000, .idle_timeout_ms = 60000 };
 	int rc;
 
-	rc = http_server_new(d->loop, &o, on_request, d, &d->ctl);
+	rc = http_server_new(d->loop, &o, on_request, d, &d->ctl.server);
 	if (rc)
 		return rc;
-	d->ctl_pipe.data = d;
-	rc = conn_listen_unix(d->loop, d->opts.socket, &d->ctl_pipe, on_connection);
+	d->ctl.pipe.data = d;
+	rc = conn_listen_unix(d->loop, d->opts.socket, &d->ctl.pipe, on_connection);
 	if (rc) {
-		http_server_free(d->ctl);
-		d->ctl = NULL;
+		http_server_free(d->ctl.server);
+		d->ctl.server = NULL;
 		return rc;
 	}
-	d->have_ctl = 1;
+	d->ctl.have_pipe = 1;
+	uv_timer_init(d->loop, &d->ctl.expire);
+	d->ctl.expire.data = d;
+	uv_timer_start(&d->ctl.expire, ups_expire, 1000, 1000);
+	d->ctl.have_timer = 1;
+	d->on_event = on_event;
+	d->event_arg = NULL;
 	log_info("control socket listening", "path=%s", d->opts.socket);
 	return 0;
 }
 
 void control_close(struct vpnd *d)
 {
-	if (d->have_ctl) {
-		uv_close((uv_handle_t *)&d->ctl_pipe, NULL);
-		unlink(d->opts.socket);
-		d->have_ctl = 0;
+	struct http_request *req = d->ctl.logout_req;
+
+	ups_settle(d, -ESHUTDOWN, "vpnd is shutting down");
+	d->ctl.logout_req = NULL;
+	if (req)
+		http_respond_error(req, status_of(-ESHUTDOWN), "vpnd is shutting down");
+	d->on_event = NULL;
+	if (d->ctl.have_timer) {
+		uv_close((uv_handle_t *)&d->ctl.expire, NULL);
+		d->ctl.have_timer = 0;
 	}
-	if (d->ctl) {
-		http_server_free(d->ctl);
-		d->ctl = NULL;
+	if (d->ctl.have_pipe) {
+		uv_close((uv_handle_t *)&d->ctl.pipe, NULL);
+		unlink(d->opts.socket);
+		d->ctl.have_pipe = 0;
+	}
+	if (d->ctl.server) {
+		http_server_free(d->ctl.server);
+		d->ctl.server = NULL;
 	}
 }

@@ -55,24 +55,24 @@ static int parse_ips(const json_t *o, struct in_addr *ip4, struct in6_addr *ip6)
 	return 0;
 }
 
-static int parse_endpoints(const json_t *eps, char out[][NM_ENDPOINT_LEN], int *n)
+/* Coord checks endpoints with the same parser (lib/addr.c): one that does not parse
+ * makes the line malformed. */
+static int parse_endpoints(const json_t *eps, struct addr_port out[NM_MAX_ENDPOINTS], int *n)
 {
 	size_t i;
 	json_t *v;
 
-	if (!eps) {
-		*n = 0;
+	*n = 0;
+	if (!eps)
 		return 0;
-	}
 	if (!json_is_array(eps) || json_array_size(eps) > NM_MAX_ENDPOINTS)
 		return -EINVAL;
 	json_array_foreach(eps, i, v) {
-		const char *s = json_string_value(v);
-		if (!s || strlen(s) >= NM_ENDPOINT_LEN)
+		if (!json_is_string(v) ||
+		    addr_parse(json_string_value(v), json_string_length(v), 0, &out[*n]))
 			return -EINVAL;
-		memcpy(out[i], s, strlen(s) + 1);
+		(*n)++;
 	}
-	*n = (int)json_array_size(eps);
 	return 0;
 }
 
@@ -151,20 +151,52 @@ static int keys_repeat(const struct nm_peer *p, size_t n)
 	return rep;
 }
 
-static ssize_t find_index(const struct netmap *m, int64_t id)
+ssize_t nm_peers_search(const void *base, size_t n, size_t stride, int64_t id)
 {
-	size_t lo = 0, hi = m->n_peers;
+	const char *b = base;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (m->peers[mid].id == id)
+		int64_t v = ((const struct nm_peer *)(const void *)(b + mid * stride))->id;
+
+		if (v == id)
 			return (ssize_t)mid;
-		if (m->peers[mid].id < id)
+		if (v < id)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return -1;
+	return -(ssize_t)lo - 1;
+}
+
+int nm_peers_reserve(void **base, size_t *cap, size_t n, size_t stride)
+{
+	size_t c;
+	void *nb;
+
+	if (n <= *cap)
+		return 0;
+	if (n > NM_MAX_PEERS)
+		return -E2BIG;
+	c = *cap ? *cap : 16;
+	while (c < n)
+		c *= 2;
+	if (c > NM_MAX_PEERS)
+		c = NM_MAX_PEERS;
+	nb = realloc(*base, c * stride);
+	if (!nb)
+		return -ENOMEM;
+	*base = nb;
+	*cap = c;
+	return 0;
+}
+
+static ssize_t find_index(const struct netmap *m, int64_t id)
+{
+	ssize_t i = nm_peers_search(m->peers, m->n_peers, sizeof(*m->peers), id);
+
+	return i < 0 ? -1 : i;
 }
 
 const struct nm_peer *netmap_find_id(const struct netmap *m, int64_t id)
@@ -187,30 +219,24 @@ int nm_peer_wg_equal(const struct nm_peer *a, const struct nm_peer *b)
 	return !memcmp(a->node_key, b->node_key, KEY_LEN) &&
 	       a->ip4.s_addr == b->ip4.s_addr && !memcmp(&a->ip6, &b->ip6, sizeof(a->ip6)) &&
 	       a->n_endpoints == b->n_endpoints &&
-	       (!a->n_endpoints || !strcmp(a->endpoints[0], b->endpoints[0])) &&
+	       (!a->n_endpoints || addr_equal(&a->endpoints[0], &b->endpoints[0])) &&
 	       !a->online == !b->online;
 }
 
 static int reserve(struct netmap *m, size_t n)
 {
-	struct nm_peer *np;
+	void *base = m->peers;
+	int rc = nm_peers_reserve(&base, &m->cap, n, sizeof(*m->peers));
 
-	if (n <= m->cap)
-		return 0;
-	if (n > NM_MAX_PEERS)
-		return -E2BIG;
-	np = realloc(m->peers, n * sizeof(*np));
-	if (!np)
-		return -ENOMEM;
-	m->peers = np;
-	m->cap = n;
-	return 0;
+	m->peers = base;
+	return rc;
 }
 
 static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 {
 	json_t *self = json_object_get(o, "self"), *peers = json_object_get(o, "peers"), *v;
 	struct nm_self s;
+	char state[NODE_STATUS_TEXT_MAX];
 	struct nm_peer *np = NULL;
 	size_t i, n;
 	int rc;
@@ -220,10 +246,11 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 	if (!json_is_object(self) || json_get_int(self, "id", &s.id) ||
 	    copy_str(self, "name", s.name, sizeof(s.name), 1) ||
 	    copy_str(self, "fqdn", s.fqdn, sizeof(s.fqdn), 0) ||
-	    copy_str(self, "state", s.state, sizeof(s.state), 1) ||
+	    copy_str(self, "state", state, sizeof(state), 1) ||
 	    parse_ips(self, &s.ip4, &s.ip6) ||
 	    json_get_int(self, "key_expiry", &s.key_expiry) == -EINVAL)
 		return -EINVAL;
+	s.state = node_status_parse(state);
 	if (!json_is_array(peers) || json_array_size(peers) > NM_MAX_PEERS)
 		return -EINVAL;
 	n = json_array_size(peers);
@@ -282,15 +309,14 @@ static int apply_peer(struct netmap *m, const json_t *o, int added, struct nm_ch
 	for (size_t j = 0; j < m->n_peers; j++)
 		if (m->peers[j].id != p.id && !memcmp(m->peers[j].node_key, p.node_key, KEY_LEN))
 			return -EINVAL;
-	i = find_index(m, p.id);
+	i = nm_peers_search(m->peers, m->n_peers, sizeof(p), p.id);
 	if (i >= 0) {
 		m->peers[i] = p;
 	} else {
-		size_t at = 0;
+		size_t at = (size_t)(-i - 1);
+
 		if (reserve(m, m->n_peers + 1))
 			return -ENOMEM;
-		while (at < m->n_peers && m->peers[at].id < p.id)
-			at++;
 		memmove(&m->peers[at + 1], &m->peers[at], (m->n_peers - at) * sizeof(p));
 		m->peers[at] = p;
 		m->n_peers++;
@@ -323,10 +349,13 @@ static int apply_removed(struct netmap *m, const json_t *o, struct nm_change *ch
 
 static int apply_endpoints(struct netmap *m, const json_t *o, struct nm_change *chg)
 {
-	char eps[NM_MAX_ENDPOINTS][NM_ENDPOINT_LEN], relay[NM_NAME_LEN];
+	struct addr_port eps[NM_MAX_ENDPOINTS];
+	char relay[NM_NAME_LEN];
 	int64_t id;
 	int n;
 	ssize_t i;
+
+	memset(eps, 0, sizeof(eps));
 
 	if (json_get_int(o, "id", &id) ||
 	    parse_endpoints(json_object_get(o, "endpoints"), eps, &n) ||

@@ -8,11 +8,14 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include <sys/types.h>
+
+#include "meshvpn/addr.h"
+#include "meshvpn/coord_proto.h"
 #include "meshvpn/keys.h"
 
 #define NM_NAME_LEN 64
 #define NM_MAX_ENDPOINTS 16
-#define NM_ENDPOINT_LEN 56
 #define NM_MAX_PEERS 65536
 #define NM_MAX_RELAYS 32
 
@@ -24,7 +27,7 @@ struct nm_peer {
 	uint8_t disco_key[KEY_LEN];
 	struct in_addr ip4;
 	struct in6_addr ip6;
-	char endpoints[NM_MAX_ENDPOINTS][NM_ENDPOINT_LEN];
+	struct addr_port endpoints[NM_MAX_ENDPOINTS];  /* parsed */
 	int n_endpoints;
 	char home_relay[NM_NAME_LEN];
 	int online;
@@ -41,7 +44,7 @@ struct nm_self {
 	int64_t id;
 	char name[NM_NAME_LEN];
 	char fqdn[NM_NAME_LEN + 70];
-	char state[24];           /* running | needs-approval | expired */
+	enum node_status state;    /* running | needs-approval | expired (UNKNOWN: another text) */
 	struct in_addr ip4;
 	struct in6_addr ip6;
 	int64_t key_expiry;
@@ -86,6 +89,13 @@ int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_
 void nm_change_clear(struct nm_change *chg);
 const struct nm_peer *netmap_find_key(const struct netmap *m, const uint8_t key[KEY_LEN]);
 const struct nm_peer *netmap_find_id(const struct netmap *m, int64_t id);
+/* Records that begin with a struct nm_peer (the map's own, wgsync's mirror), stride bytes
+ * apart and sorted by id: the index of id, or -(where it would go) - 1. */
+ssize_t nm_peers_search(const void *base, size_t n, size_t stride, int64_t id);
+/* Grows *base (room for *cap records of stride bytes) to hold n, doubling: 0, -E2BIG past
+ * NM_MAX_PEERS, -ENOMEM (*base unchanged). */
+int nm_peers_reserve(void **base, size_t *cap, size_t n, size_t stride);
+
 /* Equal in everything WireGuard configures (key, addresses, endpoint choice, and the
  * keepalive that follows online). */
 int nm_peer_wg_equal(const struct nm_peer *a, const struct nm_peer *b);

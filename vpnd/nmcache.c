@@ -228,7 +228,7 @@ int nmcache_load(const char *dir, const uint8_t node_key[KEY_LEN], int64_t now,
 		rc = refuse(info, -EKEYREJECTED, "another node key");
 		goto out;
 	}
-	if (strcmp(tmp.self.state, "running")) {
+	if (tmp.self.state != NODE_STATUS_RUNNING) {
 		rc = refuse(info, -EACCES, "the node was not running");
 		goto out;
 	}

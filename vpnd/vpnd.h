@@ -1,7 +1,10 @@
-/* vpnd.h - the node daemon's private interfaces: the daemon itself (daemon.c: prefs,
- * state, netmap -> WireGuard), its control socket for vpnctl (control.c: HTTP/1.1 + JSON
- * on a 0600 Unix socket) and its client of coord (coordc.c: netmap stream, blocking calls
- * in the threadpool). Protocol with coord: meshvpn/coord_proto.h, docs/ARCHITECTURE.md. */
+/* vpnd.h - the node daemon's private interfaces: its lifecycle (daemon.c: the state
+ * machine, the stream, registration, up/down/logout, returning -errno and events), prefs
+ * (prefs.c), the interface (iface.c), endpoint candidates and posting (endpoints.c), the
+ * status (status.c), the control socket for vpnctl (control.c: HTTP/1.1 + JSON on a 0600
+ * Unix socket, the only place that speaks HTTP statuses) and the client of coord
+ * (coordc.c). The netmap -> WireGuard diff is wgsync.h's. Protocol with coord:
+ * meshvpn/coord_proto.h; the layout: docs/ARCHITECTURE.md. */
 #ifndef VPND_VPND_H
 #define VPND_VPND_H
 
@@ -11,6 +14,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "meshvpn/addr.h"
 #include "meshvpn/coord_proto.h"
 #include "meshvpn/http.h"
 #include "meshvpn/keys.h"
@@ -18,6 +22,7 @@
 #include "linkmon.h"
 #include "netmap.h"
 #include "nmcache.h"
+#include "wgsync.h"
 
 #define VPND_DEFAULT_STATE   "/var/lib/meshvpn"
 #define VPND_DEFAULT_SOCKET  "/run/meshvpn/vpnd.sock"
@@ -29,7 +34,6 @@
 #define VPND_HOSTNAME_MAX 63    /* a DNS label; coord sanitises the rest */
 #define VPND_AUTHKEY_MAX  128
 #define VPND_REASON_LEN   160
-#define VPND_KEEPALIVE    25    /* persistent keepalive towards every peer, seconds */
 #define VPND_DIRECT_WINDOW 180  /* a handshake this recent (s) + an endpoint = path direct */
 #define VPND_UP_TIMEOUT_MS 30000
 #define VPND_CIDR_V4      "100.64.0.0"  /* the tailnet's IPv4 range, /10 */
@@ -62,7 +66,7 @@ int control_parse_up(const void *body, size_t len, struct up_request *out, char 
 		     size_t errlen);
 void up_request_wipe(struct up_request *r);
 
-/* ---- prefs (daemon.c): STATE/prefs, JSON, 0600, written atomically ---- */
+/* ---- prefs (prefs.c): STATE/prefs, JSON, 0600, written atomically ---- */
 struct vpnd_prefs {
 	char coord[VPND_URL_MAX + 1];
 	char pin[TLS_PIN_LEN];
@@ -70,7 +74,7 @@ struct vpnd_prefs {
 	int want_up;
 	char token[COORD_TOKEN_MAX];           /* secret */
 	/* last known identity, for status while stopped */
-	char node_state[24];                   /* as coord said: running, needs-approval, expired */
+	enum node_status node_state;            /* as coord said: running, needs-approval, expired */
 	char name[NM_NAME_LEN];
 	char ip4[INET_ADDRSTRLEN];
 	char ip6[INET6_ADDRSTRLEN];
@@ -84,18 +88,14 @@ int prefs_save(const char *dir, const struct vpnd_prefs *p);
 int prefs_remove(const char *dir);
 void prefs_wipe(struct vpnd_prefs *p);
 
-/* "192.0.2.1:41641" or "[2001:db8::1]:41641" <-> sockaddr. Pure. */
-int vpnd_parse_endpoint(const char *s, struct sockaddr_storage *ss);
-int vpnd_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t size);
-/* The tailnet's IPv6 /48 of an address: the low 80 bits zeroed. */
-void vpnd_ula48(const struct in6_addr *ip6, struct in6_addr *out);
+/* ---- endpoints (endpoints.c) ---- */
+
 /* The node's endpoint candidates: every non-link-local IPv4/IPv6 address (getifaddrs) of
  * a link that is up, has carrier (IFF_RUNNING) and is not loopback, with port, excluding
  * the interface skip_ifname and the tailnet's own addresses (self4 and all of 100.64.0.0/10, anything in self6's /48). IPv4 first.
  * Returns the count. */
 int vpnd_local_endpoints(const char *skip_ifname, const struct in_addr *self4,
-			 const struct in6_addr *self6, uint16_t port,
-			 char out[][NM_ENDPOINT_LEN], int max);
+			 const struct in6_addr *self6, uint16_t port, struct addr_port *out, int max);
 
 /* ---- coord client (coordc.c) ---- */
 
@@ -199,12 +199,51 @@ struct vpnd_opts {
 struct vpnd_stats {
 	uint64_t netmap_lines;          /* applied */
 	uint64_t netmap_bad_lines;      /* refused and skipped */
-	uint64_t wg_errors;             /* WireGuard configuration failures */
+	uint64_t wg_errors;             /* interface failures (wgsync counts its own) */
 	uint64_t coord_stream_lost;     /* netmap stream ended or could not start */
 	uint64_t endpoint_posts;        /* endpoint sets coord accepted */
 };
 
+/* What the daemon tells its control front (control.c) happened. err is 0 or a negative
+ * errno that says what kind of outcome it is:
+ *   VPND_EV_UP_DONE: the outcome a pending `up` waits for. 0: answer from the state now;
+ *     -EACCES removed by an admin, -ECANCELED overtaken (down, logout), -EREMOTEIO coord
+ *     failed or is unreachable, anything else a local failure; msg says it for the user.
+ *   VPND_EV_LOGOUT_DONE: a logout that waited for coord finished (coord_notified). */
+enum vpnd_event_kind { VPND_EV_UP_DONE, VPND_EV_LOGOUT_DONE };
+
+struct vpnd_event {
+	enum vpnd_event_kind kind;
+	int err;
+	const char *msg;
+	int coord_notified;
+};
+
+struct vpnd;
+typedef void (*vpnd_event_cb)(struct vpnd *d, const struct vpnd_event *ev, void *arg);
+
+/* Endpoint posting (endpoints.c). */
+struct vpnd_endpoints {
+	struct coord_call *call;        /* post in flight */
+	struct addr_port posting[NM_MAX_ENDPOINTS];
+	int n_posting;
+	int fresh;                      /* a new stream: post again even if unchanged */
+	struct addr_port posted[NM_MAX_ENDPOINTS];  /* the last set coord accepted */
+	int n_posted, posted_ok;
+};
+
+/* The control socket (control.c): requests waiting for the daemon's outcome. */
 struct pending_up;
+struct vpnd_control {
+	struct http_server *server;
+	uv_pipe_t pipe;
+	int have_pipe;
+	uv_timer_t expire;              /* answers pending `up`s past VPND_UP_TIMEOUT_MS */
+	int have_timer;
+	struct pending_up *ups;
+	struct http_request *logout_req;
+};
+
 struct wg;
 struct netif;
 
@@ -220,10 +259,7 @@ struct vpnd {
 	struct netmap nm;
 	int nm_from_cache;              /* nm came from STATE/netmap, coord's full not yet */
 	struct nmcache cache;           /* STATE/netmap, kept from the stream while running */
-	/* The peers as configured in WireGuard now, sorted by id (copies). */
-	struct nm_peer *wgp;
-	size_t n_wgp, cap_wgp;
-	int wg_dirty;                   /* a set failed: resync everything on the next tick */
+	struct wgsync sync;             /* the peers as configured in WireGuard now */
 
 	struct wg *wg;
 	struct netif *nif;
@@ -238,20 +274,13 @@ struct vpnd {
 	int cc_connected;
 	char coord_error[VPND_REASON_LEN];  /* the last stream failure, "" while connected */
 	struct coord_call *reg;         /* registration in flight */
-	struct coord_call *ep_call;     /* endpoint post in flight */
 	struct coord_call *logout_call; /* logout in flight */
-	struct http_request *logout_req;
-	char ep_posting[NM_MAX_ENDPOINTS][NM_ENDPOINT_LEN];
-	int n_ep_posting;
-	int ep_fresh;                   /* a new stream: post endpoints again */
-	char ep_posted[NM_MAX_ENDPOINTS][NM_ENDPOINT_LEN];
-	int n_ep_posted, ep_posted_ok;
+	struct vpnd_endpoints eps;
 	int jobs;                       /* threadpool calls in flight */
 
-	struct http_server *ctl;
-	uv_pipe_t ctl_pipe;
-	int have_ctl;
-	struct pending_up *ups;
+	struct vpnd_control ctl;
+	vpnd_event_cb on_event;
+	void *event_arg;
 
 	struct linkmon linkmon;         /* address and link changes -> endpoints again */
 	struct vpnd_stats stats;
@@ -269,22 +298,40 @@ void vpnd_shutdown(struct vpnd *d);
 
 const char *vpnd_state_name(enum vpnd_state s);
 
-/* Control actions (called by control.c). up answers req itself, now or later. */
-void vpnd_up(struct vpnd *d, struct up_request *r, struct http_request *req);
-void vpnd_down(struct vpnd *d, struct http_request *req);
-void vpnd_logout(struct vpnd *d, struct http_request *req);
+/* Control actions. up: 0 when the outcome is known now (the state says it),
+ * -EINPROGRESS when it comes later as VPND_EV_UP_DONE, -EBUSY while a registration or
+ * logout runs, -EDESTADDRREQ when no coord is known, else -errno; err says it. */
+int vpnd_up(struct vpnd *d, const struct up_request *r, char *err, size_t errlen);
+void vpnd_down(struct vpnd *d);
+/* 0: logged out without telling coord; -EINPROGRESS: telling coord, VPND_EV_LOGOUT_DONE
+ * follows; -EBUSY while a registration or logout runs. */
+int vpnd_logout(struct vpnd *d, char *err, size_t errlen);
+
+/* status.c: the status object of GET /v1/status. */
 json_t *vpnd_status_json(struct vpnd *d);
 /* Prometheus text for --metrics (vpnd_metrics.c): state, coord, peers with their
  * traffic and handshakes (from the status), the counters above. arg is the vpnd. */
 struct metrics_text;
 void vpnd_metrics_fill(struct metrics_text *t, void *arg);
 
-/* control.c */
+/* iface.c: the interface with the node key, port, MTU, the node's addresses and routes
+ * (0, or -errno with d->reason set); iface_down removes it. */
+int iface_up(struct vpnd *d);
+void iface_down(struct vpnd *d);
+/* The tailnet's IPv6 /48 of an address: the low 80 bits zeroed. */
+void vpnd_ula48(const struct in6_addr *ip6, struct in6_addr *out);
+
+/* endpoints.c: post the candidates if they differ from what coord has (or the stream is
+ * new); the tick's periodic check; forget them with the identity; linkmon's callback. */
+void endpoints_post(struct vpnd *d);
+void endpoints_stream_started(struct vpnd *d);
+void endpoints_tick(struct vpnd *d, unsigned ticks);
+void endpoints_forget(struct vpnd *d);
+void endpoints_links_changed(struct linkmon *lm, void *arg);
+
+/* control.c: listens on opts.socket and takes the daemon's events; close answers what
+ * still waits with 503. */
 int control_listen(struct vpnd *d);
 void control_close(struct vpnd *d);
-/* Answers an up request from the daemon's state (or with an error when status >= 400). */
-void control_answer_up(struct vpnd *d, struct http_request *req, int status, const char *err);
-/* {"error": msg} */
-void control_respond_json(struct http_request *req, int status, json_t *body);
 
 #endif

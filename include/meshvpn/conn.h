@@ -72,9 +72,9 @@ int conn_tcp_connect(uv_loop_t *loop, const char *host, uint16_t port, conn_conn
  * returns, though its result is dropped. */
 void conn_connect_cancel(struct conn_connect *cc);
 
-/* Listeners: "HOST:PORT" ("[::1]:8443", "0.0.0.0:8443", ":8443" = all addresses). */
-int conn_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *port);
-/* On failure the handle has been handed to uv_close(): let the loop run before reusing
+/* Listeners: "HOST:PORT" ("[::1]:8443", "0.0.0.0:8443", ":8443" = all addresses; split
+ * by addr_split_hostport, a name resolved).
+ * On failure the handle has been handed to uv_close(): let the loop run before reusing
  * its memory. Programs must ignore SIGPIPE (libuv writes with plain write(2)). */
 int conn_listen_tcp(uv_loop_t *loop, const char *hostport, uv_tcp_t *tcp, uv_connection_cb cb);
 /* Unix listener with mode 0600 (removes a stale socket file first). */

@@ -15,6 +15,22 @@
 #define COORD_PATH_RELAY_STREAM "/v1/relay/stream"
 #define COORD_PATH_RELAY_PIN "/v1/relay/pin"
 
+/* A node's state as coord reports it (netmap self, registration answer) and vpnd
+ * remembers it. The text is the protocol's; the enum is what code compares. */
+enum node_status {
+	NODE_STATUS_UNKNOWN = 0,           /* none yet, or a text this version does not know */
+	NODE_STATUS_NEEDS_APPROVAL,
+	NODE_STATUS_RUNNING,
+	NODE_STATUS_EXPIRED,
+	NODE_STATUS_REJECTED,
+};
+#define NODE_STATUS_TEXT_MAX 24
+
+/* "needs-approval", "running", "expired", "rejected"; "" for UNKNOWN. */
+const char *node_status_name(enum node_status s);
+/* The enum of a protocol text; NODE_STATUS_UNKNOWN for anything else. */
+enum node_status node_status_parse(const char *s);
+
 #define COORD_CHALLENGE_HEX 64
 #define COORD_TOKEN_MAX 96
 

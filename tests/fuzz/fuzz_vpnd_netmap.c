@@ -27,7 +27,8 @@ static void check_map(const struct netmap *m)
 	if (!m->have_full && m->n_peers)
 		abort();
 	check_str(m->self.name, sizeof(m->self.name));
-	check_str(m->self.state, sizeof(m->self.state));
+	if ((unsigned)m->self.state > NODE_STATUS_REJECTED)
+		abort();
 	check_str(m->domain, sizeof(m->domain));
 	for (size_t i = 0; i < m->n_peers; i++) {
 		const struct nm_peer *p = &m->peers[i];
@@ -37,7 +38,8 @@ static void check_map(const struct netmap *m)
 		if (p->n_endpoints < 0 || p->n_endpoints > NM_MAX_ENDPOINTS)
 			abort();
 		for (int e = 0; e < p->n_endpoints; e++)
-			check_str(p->endpoints[e], NM_ENDPOINT_LEN);
+			if (p->endpoints[e].family != AF_INET && p->endpoints[e].family != AF_INET6)
+				abort();
 		check_str(p->name, sizeof(p->name));
 		check_str(p->home_relay, sizeof(p->home_relay));
 		if (netmap_find_id(m, p->id) != p)

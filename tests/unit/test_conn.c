@@ -216,42 +216,6 @@ static void echo_round_trip(uv_loop_t *loop, struct client *cl, size_t len)
 
 /* -- cases -- */
 
-static void test_conn_parse_hostport(void **state)
-{
-	char host[64];
-	uint16_t port;
-
-	assert_int_equal(conn_parse_hostport("[::1]:8443", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "::1");
-	assert_int_equal(port, 8443);
-	assert_int_equal(conn_parse_hostport("127.0.0.1:8443", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "127.0.0.1");
-	assert_int_equal(port, 8443);
-	assert_int_equal(conn_parse_hostport(":8443", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "");
-	assert_int_equal(port, 8443);
-	assert_int_equal(conn_parse_hostport("0.0.0.0:0", host, sizeof(host), &port), 0);
-	assert_int_equal(port, 0);
-	assert_int_equal(conn_parse_hostport("coord.example:65535", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "coord.example");
-	assert_int_equal(port, 65535);
-
-	assert_int_equal(conn_parse_hostport("127.0.0.1", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("127.0.0.1:", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("127.0.0.1:65536", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("127.0.0.1:-1", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("127.0.0.1:80x", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("::1:8443", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("[::1]8443", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("[::1:8443", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("[]:8443", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("[1.2.3.4]:8443", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("a b:80", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("", host, sizeof(host), &port), -EINVAL);
-	assert_int_equal(conn_parse_hostport("averyveryverylonghostname:80", host, 8, &port),
-			 -ENAMETOOLONG);
-}
-
 static void make_tmpdir(char *dir, size_t size)
 {
 	const char *base = getenv("TMPDIR");
@@ -705,7 +669,6 @@ static void test_conn_tcp_connect_cancel_hanging(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_conn_parse_hostport),
 		cmocka_unit_test(test_conn_unix_echo),
 		cmocka_unit_test(test_conn_unix_connect_missing),
 		cmocka_unit_test(test_conn_unix_listen_stale),

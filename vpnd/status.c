@@ -1,0 +1,81 @@
+/* status.c - what `vpnctl status --json` shows (and --metrics reads): the node's own
+ * state and, while running, every peer of the netmap with what WireGuard reports for it
+ * (endpoint, last handshake, traffic). DESIGN.md, the CLI/JSON contract. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "meshvpn/log.h"
+#include "vpnd.h"
+#include "wg.h"
+
+static int cmp_wg_peer(const void *a, const void *b)
+{
+	return memcmp(((const struct wg_peer *)a)->public_key, ((const struct wg_peer *)b)->public_key,
+		      WG_KEY_LEN);
+}
+
+json_t *vpnd_status_json(struct vpnd *d)
+{
+	struct wg_device *dev = NULL;
+	json_t *self, *peers = json_array(), *ips = json_array(), *o;
+	int64_t now = (int64_t)time(NULL);
+	char pub[KEY_B64_LEN] = "";
+	int rc;
+
+	if (d->prefs.ip4[0])
+		json_array_append_new(ips, json_string(d->prefs.ip4));
+	if (d->prefs.ip6[0])
+		json_array_append_new(ips, json_string(d->prefs.ip6));
+	if (d->have_keys)
+		key_to_base64(d->keys.node_pub, pub);
+	self = json_pack("{s:s, s:s, s:o, s:s, s:s, s:b, s:s, s:s, s:s, s:i, s:s}",
+			 "name", d->prefs.name, "state", vpnd_state_name(d->state), "ips", ips,
+			 "reason", d->reason, "coord", d->prefs.coord, "coord_connected",
+			 d->cc_connected, "coord_error", d->coord_error, "ifname",
+			 d->wg ? d->opts.ifname : "", "backend", d->wg ? wg_backend_name(d->wg) : "",
+			 "port", (int)d->opts.port, "node_key", pub);
+	if (self)
+		json_object_set_new(self, "netmap_from_cache", json_boolean(d->nm_from_cache));
+	if (self && d->nm.have_full && d->nm.self.fqdn[0])
+		json_object_set_new(self, "fqdn", json_string(d->nm.self.fqdn));
+	if (d->wg) {
+		rc = wg_get_device(d->wg, &dev);
+		if (rc)
+			log_warn("cannot read the interface", "ifname=%s error=\"%s\"", d->opts.ifname,
+				 strerror(-rc));
+		else if (dev->n_peers)
+			qsort(dev->peers, dev->n_peers, sizeof(*dev->peers), cmp_wg_peer);
+	}
+	for (size_t i = 0; d->state == VPND_RUNNING && i < d->nm.n_peers; i++) {
+		const struct nm_peer *p = &d->nm.peers[i];
+		const struct wg_peer *wp = NULL;
+		char a4[INET_ADDRSTRLEN], a6[INET6_ADDRSTRLEN], ep[ADDR_TEXT_LEN] = "";
+		struct addr_port wep;
+		int64_t hs = 0;
+
+		if (dev && dev->n_peers) {
+			struct wg_peer key;
+			memcpy(key.public_key, p->node_key, WG_KEY_LEN);
+			wp = bsearch(&key, dev->peers, dev->n_peers, sizeof(*dev->peers), cmp_wg_peer);
+		}
+		if (wp && (wp->flags & WG_PEER_HAS_ENDPOINT) &&
+		    !addr_from_sockaddr((const struct sockaddr *)&wp->endpoint, &wep))
+			addr_format(&wep, ep, sizeof(ep));
+		if (wp)
+			hs = wp->last_handshake_sec;
+		inet_ntop(AF_INET, &p->ip4, a4, sizeof(a4));
+		inet_ntop(AF_INET6, &p->ip6, a6, sizeof(a6));
+		o = json_pack("{s:s, s:[s,s], s:b, s:s, s:s, s:s, s:I, s:I, s:I}", "name", p->name,
+			      "ips", a4, a6, "online", p->online,
+			      "path", ep[0] && hs && now - hs < VPND_DIRECT_WINDOW ? "direct" : "none",
+			      "endpoint", ep, "relay", "", "last_handshake", (json_int_t)hs,
+			      "rx_bytes", (json_int_t)(wp ? wp->rx_bytes : 0),
+			      "tx_bytes", (json_int_t)(wp ? wp->tx_bytes : 0));
+		if (o)
+			json_array_append_new(peers, o);
+	}
+	wg_device_free(dev);
+	return json_pack("{s:o, s:o}", "self", self ? self : json_object(), "peers", peers);
+}
