@@ -271,17 +271,6 @@ out:
 	return r;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int tls_pin_parse(const char *pin, uint8_t out[32])
 {
 	const char *h;
@@ -291,12 +280,8 @@ int tls_pin_parse(const char *pin, uint8_t out[32])
 	    strncmp(pin, PIN_PREFIX, sizeof(PIN_PREFIX) - 1))
 		return -EINVAL;
 	h = pin + sizeof(PIN_PREFIX) - 1;
-	for (size_t i = 0; i < sizeof(v); i++) {
-		int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		v[i] = (uint8_t)(hi << 4 | lo);
-	}
+	if (hex_decode(h, v, sizeof(v)))
+		return -EINVAL;
 	memcpy(out, v, sizeof(v));
 	return 0;
 }

@@ -98,11 +98,8 @@ int iface_up(struct vpnd *d)
 	}
 	memset(&dev, 0, sizeof(dev));
 	if (!d->wg) {
-		rc = wg_open(d->opts.backend, d->opts.ifname, &d->wg);
-		/* A vpnd killed with -9 leaves its kernel link behind: ours if it runs our key. */
-		if (rc == -EEXIST && (!d->opts.backend || strcmp(d->opts.backend, "userspace")) &&
-		    !wg_reclaim(d->opts.ifname, d->keys.node_pub))
-			rc = wg_open(d->opts.backend, d->opts.ifname, &d->wg);
+		/* With our key: a link a vpnd killed with -9 left behind is taken back. */
+		rc = wg_open(d->opts.backend, d->opts.ifname, d->keys.node_pub, &d->wg);
 		if (rc) {
 			snprintf(d->reason, sizeof(d->reason), "cannot create WireGuard interface %s: %s",
 				 d->opts.ifname, rc == -ENOENT ? "wireguard-go is not installed"

@@ -66,12 +66,9 @@ static int link_msg(uint16_t type, const uint8_t *p, size_t len, struct linkmon_
 {
 	const struct ifinfomsg *ifi = (const struct ifinfomsg *)p;
 	struct link_attrs la = { 0 };
-	size_t hl = MNL_ALIGN(sizeof(*ifi));
 	int rc;
 
-	if (len < sizeof(*ifi))
-		return -EBADMSG;
-	rc = nl_attr_walk(p + (hl < len ? hl : len), hl < len ? len - hl : 0, link_attr, &la);
+	rc = nl_attr_walk_after(p, len, sizeof(*ifi), link_attr, &la);
 	if (rc)
 		return rc;
 	/* Wireless-extension notices (scans and the like) ride on RTM_NEWLINK; the link
@@ -92,12 +89,9 @@ static int addr_msg(const uint8_t *p, size_t len, const struct linkmon_skip *ski
 {
 	const struct ifaddrmsg *ifa = (const struct ifaddrmsg *)p;
 	const char *label = NULL;
-	size_t hl = MNL_ALIGN(sizeof(*ifa));
 	int rc;
 
-	if (len < sizeof(*ifa))
-		return -EBADMSG;
-	rc = nl_attr_walk(p + (hl < len ? hl : len), hl < len ? len - hl : 0, addr_attr, &label);
+	rc = nl_attr_walk_after(p, len, sizeof(*ifa), addr_attr, &label);
 	if (rc)
 		return rc;
 	if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
@@ -112,35 +106,28 @@ static int addr_msg(const uint8_t *p, size_t len, const struct linkmon_skip *ski
 
 int linkmon_parse(const uint8_t *p, size_t len, struct linkmon_skip *skip)
 {
+	const struct nlmsghdr *nlh;
 	size_t off = 0;
-	int n = 0, rc;
+	int n = 0, more, rc;
 
 	if ((!p && len) || !skip || ((uintptr_t)p & (NLMSG_ALIGNTO - 1)) ||
 	    !memchr(skip->ifname, 0, sizeof(skip->ifname)))
 		return -EINVAL;
-	/* Framing by hand: mnl_nlmsg_ok() casts nlmsg_len to int, so a length of 2^31 or
-	 * more would pass its bound check. */
-	while (off < len) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(p + off);
-		size_t mlen;
+	while ((more = nl_msg_next(p, len, &off, &nlh)) > 0) {
+		const uint8_t *payload = (const uint8_t *)nlh + MNL_NLMSG_HDRLEN;
+		size_t plen = nlh->nlmsg_len - MNL_NLMSG_HDRLEN;
 
-		if (len - off < MNL_NLMSG_HDRLEN)
-			return -EBADMSG;
-		mlen = nlh->nlmsg_len;
-		if (mlen < MNL_NLMSG_HDRLEN || mlen > len - off)
-			return -EBADMSG;
 		switch (nlh->nlmsg_type) {
 		case NLMSG_OVERRUN:
 			rc = 1;
 			break;
 		case RTM_NEWLINK:
 		case RTM_DELLINK:
-			rc = link_msg(nlh->nlmsg_type, p + off + MNL_NLMSG_HDRLEN, mlen - MNL_NLMSG_HDRLEN,
-				      skip);
+			rc = link_msg(nlh->nlmsg_type, payload, plen, skip);
 			break;
 		case RTM_NEWADDR:
 		case RTM_DELADDR:
-			rc = addr_msg(p + off + MNL_NLMSG_HDRLEN, mlen - MNL_NLMSG_HDRLEN, skip);
+			rc = addr_msg(payload, plen, skip);
 			break;
 		default:
 			rc = 0;   /* NOOP, DONE, ERROR, or a group not joined */
@@ -150,10 +137,8 @@ int linkmon_parse(const uint8_t *p, size_t len, struct linkmon_skip *skip)
 			return rc;
 		if (n < INT_MAX)
 			n += rc;
-		mlen = MNL_ALIGN(mlen);
-		off = mlen < len - off ? off + mlen : len;
 	}
-	return n;
+	return more < 0 ? more : n;
 }
 
 /* ---- the socket ---- */

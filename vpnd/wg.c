@@ -7,7 +7,7 @@
 #include <sodium.h>
 
 #include "meshvpn/log.h"
-#include "wg.h"
+#include "wg_backend.h"
 
 #define ALL_PEER_FLAGS (WG_PEER_REMOVE | WG_PEER_REPLACE_ALLOWEDIPS | WG_PEER_HAS_ENDPOINT | \
 			WG_PEER_HAS_KEEPALIVE)
@@ -28,13 +28,15 @@ static int valid_ifname(const char *name)
 	return 1;
 }
 
-static int open_with(struct wg *wg, const struct wg_ops *ops)
+static int open_with(struct wg *wg, const struct wg_ops *ops, const uint8_t *own_public_key)
 {
 	wg->ops = ops;
-	return ops->open(wg);
+	wg->priv = NULL;
+	return ops->open(wg, own_public_key);
 }
 
-int wg_open(const char *backend, const char *ifname, struct wg **out)
+int wg_open(const char *backend, const char *ifname, const uint8_t own_public_key[WG_KEY_LEN],
+	    struct wg **out)
 {
 	struct wg *wg;
 	int rc;
@@ -51,13 +53,13 @@ int wg_open(const char *backend, const char *ifname, struct wg **out)
 	memcpy(wg->ifname, ifname, strlen(ifname) + 1);
 
 	if (!strcmp(backend, "userspace")) {
-		rc = open_with(wg, &wg_uapi_ops);
+		rc = open_with(wg, &wg_uapi_ops, own_public_key);
 	} else {
-		rc = open_with(wg, &wg_netlink_ops);
+		rc = open_with(wg, &wg_netlink_ops, own_public_key);
 		if (rc == -EOPNOTSUPP && !strcmp(backend, "auto")) {
 			log_info("kernel wireguard not available", "ifname=%s fallback=userspace",
 				 ifname);
-			rc = open_with(wg, &wg_uapi_ops);
+			rc = open_with(wg, &wg_uapi_ops, own_public_key);
 		}
 	}
 	if (rc)
@@ -70,18 +72,6 @@ err_open:
 	log_error("cannot create wireguard interface", "ifname=%s backend=%s error=\"%s\"",
 		  ifname, backend, strerror(-rc));
 	free(wg);
-	return rc;
-}
-
-int wg_reclaim(const char *ifname, const uint8_t public_key[WG_KEY_LEN])
-{
-	int rc;
-
-	if (!valid_ifname(ifname))
-		return -EINVAL;
-	rc = wg_nl_reclaim(ifname, public_key);
-	if (!rc)
-		log_warn("removed a leftover wireguard interface of this node", "ifname=%s", ifname);
 	return rc;
 }
 

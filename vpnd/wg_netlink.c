@@ -19,7 +19,8 @@
 #include "meshvpn/log.h"
 #include "netif.h"
 #include "nlattr.h"
-#include "wg.h"
+#include "wg_backend.h"
+#include "wg_netlink.h"
 
 #define RECV_BUF_SIZE 32768       /* the kernel never sends a dump datagram bigger */
 #define SET_MSG_SIZE 8192         /* as wireguard-tools on 8 KiB pages */
@@ -27,6 +28,12 @@
 #define MAX_MSG_SIZE 65535        /* nla_len is 16 bits and the peers nest wraps it all */
 #define DUMP_RETRIES 16
 #define SOCKET_TIMEOUT_SEC 5
+
+/* The backend's state (wg->priv). */
+struct nl_state {
+	uint16_t genl_family;             /* id of the generic netlink family "wireguard" */
+	uint32_t seq;
+};
 
 /* ---- builder ---- */
 
@@ -211,8 +218,6 @@ int wg_nl_set_next(struct wg_nl_set_iter *it, void *buf, size_t size)
 }
 
 /* ---- parser ---- */
-
-
 
 static int valid(const struct nlattr *a, enum mnl_attr_data_type type)
 {
@@ -463,22 +468,16 @@ static int msg_status(const struct nlmsghdr *nlh, size_t len)
 int wg_nl_parse_dump(const void *buf, size_t len, uint16_t family, uint32_t seq,
 		     uint32_t portid, struct wg_device *dev)
 {
-	const char *p = buf;
+	const struct nlmsghdr *nlh;
 	size_t off = 0;
-	int more = 1, rc;
+	int more = 1, next, rc;
 
 	if (!len)
 		return -EBADMSG;
-	while (off < len) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(p + off);
-		const struct genlmsghdr *genl;
-		size_t mlen;
+	while ((next = nl_msg_next(buf, len, &off, &nlh)) > 0) {
+		const char *payload = (const char *)nlh + MNL_NLMSG_HDRLEN;
+		size_t plen = nlh->nlmsg_len - MNL_NLMSG_HDRLEN;
 
-		if (len - off < MNL_NLMSG_HDRLEN)
-			return -EBADMSG;
-		mlen = nlh->nlmsg_len;
-		if (mlen < MNL_NLMSG_HDRLEN || mlen > len - off)
-			return -EBADMSG;
 		if ((seq && nlh->nlmsg_seq != seq) || (portid && nlh->nlmsg_pid != portid))
 			return -EPROTO;
 		/* The set of peers changed while the kernel was dumping it. */
@@ -491,17 +490,13 @@ int wg_nl_parse_dump(const void *buf, size_t len, uint16_t family, uint32_t seq,
 			return -ENOBUFS;
 		case NLMSG_DONE:
 		case NLMSG_ERROR:
-			return msg_status(nlh, mlen);
+			return msg_status(nlh, nlh->nlmsg_len);
 		default:
 			if (nlh->nlmsg_type < NLMSG_MIN_TYPE ||
-			    (family && nlh->nlmsg_type != family) ||
-			    mlen < MNL_NLMSG_HDRLEN + GENL_HDRLEN)
+			    (family && nlh->nlmsg_type != family) || plen < GENL_HDRLEN ||
+			    ((const struct genlmsghdr *)payload)->cmd != WG_CMD_GET_DEVICE)
 				return -EBADMSG;
-			genl = (const struct genlmsghdr *)(p + off + MNL_NLMSG_HDRLEN);
-			if (genl->cmd != WG_CMD_GET_DEVICE)
-				return -EBADMSG;
-			rc = nl_attr_walk(p + off + MNL_NLMSG_HDRLEN + GENL_HDRLEN,
-				  mlen - MNL_NLMSG_HDRLEN - GENL_HDRLEN, parse_device_attr, dev);
+			rc = nl_attr_walk_after(payload, plen, GENL_HDRLEN, parse_device_attr, dev);
 			if (rc)
 				return rc;
 			/* A reply that is not part of a multipart dump is the whole answer. */
@@ -509,10 +504,8 @@ int wg_nl_parse_dump(const void *buf, size_t len, uint16_t family, uint32_t seq,
 				more = 0;
 			break;
 		}
-		mlen = MNL_ALIGN(mlen);
-		off = mlen < len - off ? off + mlen : len;
 	}
-	return more;
+	return next < 0 ? next : more;
 }
 
 /* ---- the socket ---- */
@@ -626,25 +619,6 @@ out:
 	return rc;
 }
 
-static int nl_open(struct wg *wg)
-{
-	struct netif *nif;
-	int rc;
-
-	rc = netif_open(&nif);
-	if (rc)
-		return rc;
-	rc = netif_wg_create(nif, wg->ifname);
-	if (rc)
-		goto out;
-	rc = resolve_family(&wg->genl_family);
-	if (rc)
-		netif_delete(nif, wg->ifname);
-out:
-	netif_close(nif);
-	return rc;
-}
-
 static void nl_close(struct wg *wg)
 {
 	struct netif *nif;
@@ -658,10 +632,13 @@ static void nl_close(struct wg *wg)
 	if (rc && rc != -ENODEV)
 		log_warn("cannot delete wireguard interface", "ifname=%s error=\"%s\"",
 			 wg->ifname, strerror(-rc));
+	free(wg->priv);
+	wg->priv = NULL;
 }
 
 static int nl_set_device(struct wg *wg, const struct wg_device *dev)
 {
+	struct nl_state *st = wg->priv;
 	char buf[SET_MSG_SIZE];
 	struct wg_nl_set_iter it;
 	struct mnl_socket *nl;
@@ -671,7 +648,7 @@ static int nl_set_device(struct wg *wg, const struct wg_device *dev)
 	rc = sock_open(&nl, &portid);
 	if (rc)
 		return rc;
-	wg_nl_set_iter_init(&it, dev, wg->ifname, wg->genl_family, ++wg->seq);
+	wg_nl_set_iter_init(&it, dev, wg->ifname, st->genl_family, ++st->seq);
 	for (;;) {
 		uint32_t seq = it.seq;
 
@@ -690,7 +667,7 @@ static int nl_set_device(struct wg *wg, const struct wg_device *dev)
 		if (rc)
 			break;
 	}
-	wg->seq = it.seq;
+	st->seq = it.seq;
 	sodium_memzero(buf, sizeof(buf));
 	mnl_socket_close(nl);
 	log_debug("wireguard set", "ifname=%s backend=kernel peers=%zu messages=%d rc=%d",
@@ -709,10 +686,11 @@ static void dev_reset(struct wg_device *dev)
 
 static int get_once(struct wg *wg, struct wg_device *dev, char *buf)
 {
+	struct nl_state *st = wg->priv;
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct genlmsghdr *genl;
-	uint32_t portid, seq = ++wg->seq;
+	uint32_t portid, seq = ++st->seq;
 	ssize_t n;
 	int rc;
 
@@ -720,7 +698,7 @@ static int get_once(struct wg *wg, struct wg_device *dev, char *buf)
 	if (rc)
 		return rc;
 	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = wg->genl_family;
+	nlh->nlmsg_type = st->genl_family;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	nlh->nlmsg_seq = seq;
 	genl = mnl_nlmsg_put_extra_header(nlh, sizeof(*genl));
@@ -737,7 +715,7 @@ static int get_once(struct wg *wg, struct wg_device *dev, char *buf)
 			rc = recv_errno();
 			break;
 		}
-		rc = wg_nl_parse_dump(buf, (size_t)n, wg->genl_family, seq, portid, dev);
+		rc = wg_nl_parse_dump(buf, (size_t)n, st->genl_family, seq, portid, dev);
 		sodium_memzero(buf, (size_t)n);
 	} while (rc == 1);
 out:
@@ -763,15 +741,18 @@ static int nl_get_device(struct wg *wg, struct wg_device *dev)
 	return rc;
 }
 
-int wg_nl_reclaim(const char *ifname, const uint8_t public_key[WG_KEY_LEN])
+/* A vpnd that died without cleaning up (kill -9, a crash) left its link IFNAME behind:
+ * deletes it when it runs this node's own key. 0: deleted; -EEXIST: the link is someone
+ * else's; -ENODEV: there is no such kernel WireGuard link. */
+static int reclaim(struct netif *nif, const char *ifname, const uint8_t public_key[WG_KEY_LEN])
 {
-	struct wg wg = { .ops = &wg_netlink_ops };
+	struct nl_state st = { 0 };
+	struct wg wg = { .ops = &wg_netlink_ops, .priv = &st };
 	struct wg_device dev = { 0 };
-	struct netif *nif;
 	int rc;
 
 	snprintf(wg.ifname, sizeof(wg.ifname), "%s", ifname);
-	rc = resolve_family(&wg.genl_family);
+	rc = resolve_family(&st.genl_family);
 	if (rc)
 		return rc == -EOPNOTSUPP ? -ENODEV : rc;
 	rc = nl_get_device(&wg, &dev);
@@ -781,11 +762,42 @@ int wg_nl_reclaim(const char *ifname, const uint8_t public_key[WG_KEY_LEN])
 	dev_reset(&dev);
 	if (rc)
 		return rc;
+	return netif_delete(nif, ifname);
+}
+
+static int nl_open(struct wg *wg, const uint8_t own_public_key[WG_KEY_LEN])
+{
+	struct nl_state *st;
+	struct netif *nif;
+	int rc;
+
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
 	rc = netif_open(&nif);
 	if (rc)
-		return rc;
-	rc = netif_delete(nif, ifname);
+		goto err_netif;
+	rc = netif_wg_create(nif, wg->ifname);
+	if (rc == -EEXIST && own_public_key && !reclaim(nif, wg->ifname, own_public_key)) {
+		log_warn("removed a leftover wireguard interface of this node", "ifname=%s",
+			 wg->ifname);
+		rc = netif_wg_create(nif, wg->ifname);
+	}
+	if (rc)
+		goto err_create;
+	rc = resolve_family(&st->genl_family);
+	if (rc)
+		goto err_family;
 	netif_close(nif);
+	wg->priv = st;
+	return 0;
+
+err_family:
+	netif_delete(nif, wg->ifname);
+err_create:
+	netif_close(nif);
+err_netif:
+	free(st);
 	return rc;
 }
 

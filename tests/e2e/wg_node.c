@@ -124,10 +124,10 @@ static int run(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	alarm(LIFETIME_SEC);
 
-	CHECK(wg_open(backend, ifname, &wg));
+	CHECK(wg_open(backend, ifname, NULL, &wg));
 	printf("backend=%s\n", wg_backend_name(wg));
 	/* The name is taken now, here and (userspace) in every namespace. */
-	EXPECT(wg_open(backend, ifname, &dup) == -EEXIST);
+	EXPECT(wg_open(backend, ifname, NULL, &dup) == -EEXIST);
 
 	CHECK(netif_open(&nif));
 	CHECK(ifindex = netif_index(nif, ifname));
@@ -258,7 +258,7 @@ static int stress(int argc, char **argv)
 		p->flags = WG_PEER_REPLACE_ALLOWEDIPS;
 	}
 	sodium_memzero(scratch, sizeof(scratch));
-	CHECK(wg_open(backend, ifname, &wg));
+	CHECK(wg_open(backend, ifname, NULL, &wg));
 	CHECK(wg_set_device(wg, dev));
 	CHECK(wg_get_device(wg, &got));
 	EXPECT(got->n_peers == dev->n_peers);

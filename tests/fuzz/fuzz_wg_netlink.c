@@ -9,7 +9,7 @@
 #include <linux/netlink.h>
 #include <linux/wireguard.h>
 
-#include "vpnd/wg.h"
+#include "vpnd/wg_netlink.h"
 
 #define FAMILY 0x1d
 

@@ -8,7 +8,7 @@
 
 #include <sodium.h>
 
-#include "vpnd/wg.h"
+#include "vpnd/wg_uapi.h"
 
 static void roundtrip(const struct wg_device *dev)
 {

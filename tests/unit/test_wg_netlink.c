@@ -18,7 +18,7 @@
 #include <linux/wireguard.h>
 
 #include "meshvpn/log.h"
-#include "vpnd/wg.h"
+#include "vpnd/wg_netlink.h"
 
 #define FAMILY 0x1d
 #define MSG_SIZE 4096
@@ -732,12 +732,12 @@ static void test_wg_open_bad_args(void **state)
 {
 	struct wg *wg = NULL;
 
-	assert_int_equal(wg_open("userspace", "", &wg), -EINVAL);
-	assert_int_equal(wg_open("userspace", "a/b", &wg), -EINVAL);
-	assert_int_equal(wg_open("userspace", "..", &wg), -EINVAL);
-	assert_int_equal(wg_open("userspace", "has space", &wg), -EINVAL);
-	assert_int_equal(wg_open("userspace", "0123456789abcdef", &wg), -EINVAL);
-	assert_int_equal(wg_open("bogus", "wg0", &wg), -EINVAL);
+	assert_int_equal(wg_open("userspace", "", NULL, &wg), -EINVAL);
+	assert_int_equal(wg_open("userspace", "a/b", NULL, &wg), -EINVAL);
+	assert_int_equal(wg_open("userspace", "..", NULL, &wg), -EINVAL);
+	assert_int_equal(wg_open("userspace", "has space", NULL, &wg), -EINVAL);
+	assert_int_equal(wg_open("userspace", "0123456789abcdef", NULL, &wg), -EINVAL);
+	assert_int_equal(wg_open("bogus", "wg0", NULL, &wg), -EINVAL);
 	assert_null(wg);
 	wg_close(NULL);
 	wg_device_free(NULL);

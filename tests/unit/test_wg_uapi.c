@@ -26,7 +26,7 @@
 #include <sodium.h>
 
 #include "meshvpn/log.h"
-#include "vpnd/wg.h"
+#include "vpnd/wg_uapi.h"
 
 static void fill_key(uint8_t key[WG_KEY_LEN], uint8_t base)
 {
@@ -470,10 +470,10 @@ static void test_wg_uapi_start_failures(void **state)
 	/* A name no other test uses, in a directory every namespace shares. */
 	snprintf(name, sizeof(name), "mvu%d", (int)getpid() % 100000);
 	setenv("MESHVPN_WIREGUARD_GO", "/nonexistent/wireguard-go", 1);
-	assert_int_equal(wg_open("userspace", name, &wg), -ENOENT);
+	assert_int_equal(wg_open("userspace", name, NULL, &wg), -ENOENT);
 	/* It starts and exits at once: no hang until the deadline. */
 	setenv("MESHVPN_WIREGUARD_GO", "/bin/false", 1);
-	assert_int_equal(wg_open("userspace", name, &wg), -ECHILD);
+	assert_int_equal(wg_open("userspace", name, NULL, &wg), -ECHILD);
 	/* Something that never opens the socket: stopped at the deadline, reaped. */
 	char dir[] = "/tmp/test_wg_uapi.XXXXXX", script[64];
 	FILE *f;
@@ -486,7 +486,7 @@ static void test_wg_uapi_start_failures(void **state)
 	fclose(f);
 	assert_int_equal(chmod(script, 0700), 0);
 	setenv("MESHVPN_WIREGUARD_GO", script, 1);
-	assert_int_equal(wg_open("userspace", name, &wg), -ETIMEDOUT);
+	assert_int_equal(wg_open("userspace", name, NULL, &wg), -ETIMEDOUT);
 	assert_null(wg);
 	unlink(script);
 	rmdir(dir);
@@ -790,7 +790,7 @@ static void test_wg_uapi_child_exit_logged(void **state)
 	fake_ifname(name, 'e');
 	use_fake("exit");
 	capture_start(&cap);
-	assert_int_equal(wg_open("userspace", name, &wg), -ECHILD);
+	assert_int_equal(wg_open("userspace", name, NULL, &wg), -ECHILD);
 	text = capture_end(&cap);
 	unuse_fake();
 	assert_null(wg);
@@ -833,10 +833,10 @@ static void test_wg_uapi_child_output_bounded(void **state)
 	fake_ifname(name, 's');
 	use_fake("serve");
 	capture_start(&cap);
-	assert_int_equal(wg_open("userspace", name, &wg), 0);
+	assert_int_equal(wg_open("userspace", name, NULL, &wg), 0);
 	assert_int_equal(wg_get_device(wg, &dev), 0);
 	wg_device_free(dev);
-	assert_int_equal(wg_uapi_exchange(wg->sock_path, "spam=1\n\n", 8, 10000, &resp, &len), 0);
+	assert_int_equal(wg_uapi_exchange(wg_uapi_socket(wg), "spam=1\n\n", 8, 10000, &resp, &len), 0);
 	free(resp);
 	wg_close(wg);
 	text = capture_end(&cap);
@@ -897,8 +897,8 @@ static void test_wg_uapi_child_death_logged(void **state)
 	fake_ifname(name, 'd');
 	use_fake("serve");
 	capture_start(&cap);
-	assert_int_equal(wg_open("userspace", name, &wg), 0);
-	if (!wg_uapi_exchange(wg->sock_path, "die=1\n\n", 7, 5000, &resp, &len))
+	assert_int_equal(wg_open("userspace", name, NULL, &wg), 0);
+	if (!wg_uapi_exchange(wg_uapi_socket(wg), "die=1\n\n", 7, 5000, &resp, &len))
 		free(resp);
 	for (int i = 0; i < 500; i++) {
 		text = capture_read(&cap);
@@ -934,8 +934,8 @@ static void test_wg_uapi_child_killed_socket_removed(void **state)
 	fake_ifname(name, 'k');
 	use_fake("serve-raw");
 	capture_start(&cap);
-	assert_int_equal(wg_open("userspace", name, &wg), 0);
-	snprintf(path, sizeof(path), "%s", wg->sock_path);
+	assert_int_equal(wg_open("userspace", name, NULL, &wg), 0);
+	snprintf(path, sizeof(path), "%s", wg_uapi_socket(wg));
 	assert_int_equal(stat(path, &st), 0);
 	wg_close(wg);
 	text = capture_end(&cap);
