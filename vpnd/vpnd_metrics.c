@@ -82,7 +82,7 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 			{ "vpnd_netmap_bad_lines_total", "counter", "Netmap lines refused and skipped.",
 			  d->stats.netmap_bad_lines },
 			{ "vpnd_wireguard_errors_total", "counter", "WireGuard configuration failures.",
-			  d->stats.wg_errors },
+			  d->stats.wg_errors + d->sync.errors },
 			{ "vpnd_coord_stream_lost_total", "counter",
 			  "Times the netmap stream ended or could not start.", d->stats.coord_stream_lost },
 			{ "vpnd_endpoint_posts_total", "counter", "Endpoint sets coord accepted.",
