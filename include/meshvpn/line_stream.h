@@ -17,7 +17,7 @@ struct tls_config;
 /* ---- line assembly: pure, no I/O (fuzzed) ---- */
 
 struct line_buf {
-	char *line;        /* the line so far, NUL-terminated; grows, kept for the next line */
+	char *line;        /* the line so far; grows, kept for the next line */
 	size_t len, cap;
 	size_t max;        /* longest line taken, in bytes without the newline */
 	size_t need;       /* after -EMSGSIZE or -ENOMEM: the length the line would have had */
