@@ -1,7 +1,7 @@
 /* support.h - helpers shared by the unit tests of lib/ (test_conn, test_tls, test_http,
- * test_line_stream): running a loop until a condition holds, bounded by a deadline, or for
- * a while, and a TCP listener on
- * loopback whose accept queue is full, so that a connect to it hangs. */
+ * test_line_stream): running a loop until a condition holds, bounded by a deadline, or
+ * for a while, and a TCP listener on loopback whose accept queue is full, so that a
+ * connect to it hangs. */
 #ifndef TESTS_UNIT_SUPPORT_H
 #define TESTS_UNIT_SUPPORT_H
 
