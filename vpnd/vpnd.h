@@ -99,11 +99,18 @@ int vpnd_local_endpoints(const char *skip_ifname, const struct in_addr *self4,
 
 /* ---- coord client (coordc.c) ---- */
 
+/* The netmap stream: GET /v1/map as a lib/line_stream.c with vpnd's bounds. */
+#include "meshvpn/line_stream.h"
+
+/* The stream's events (the same values as line_stream's). */
 enum cc_event {
-	CC_CONNECTED,   /* the stream answered 200 */
-	CC_LOST,        /* the stream ended or could not start (detail: -errno); retrying */
-	CC_REFUSED,     /* coord answered the stream with an HTTP error (detail: status);
-			 * 401/403 are not retried (the token is unknown or the node rejected) */
+	CC_CONNECTED = LINE_STREAM_CONNECTED,   /* the stream answered 200 */
+	CC_LOST = LINE_STREAM_LOST,             /* the stream ended or could not start
+						 * (detail: -errno); retrying */
+	CC_REFUSED = LINE_STREAM_REFUSED,       /* coord answered the stream with an HTTP
+						 * error (detail: status); 401/403 are not
+						 * retried (the token is unknown or the node
+						 * rejected) */
 };
 
 struct coordc;
@@ -111,24 +118,12 @@ typedef void (*cc_line_cb)(struct coordc *cc, const char *line, size_t len, void
 typedef void (*cc_event_cb)(struct coordc *cc, enum cc_event ev, int detail, void *arg);
 
 struct coordc {
-	uv_loop_t *loop;
+	struct line_stream ls;
+	int active;                  /* a stream is wanted (ls.active, as of the last call
+				      * or event) */
 	cc_line_cb on_line;
 	cc_event_cb on_event;
 	void *arg;
-	struct tls_config *tls;
-	struct http_url url;
-	char token[COORD_TOKEN_MAX];
-	int active;                  /* a stream is wanted */
-	int connected;               /* answered 200, lines may flow */
-	int http_status;             /* of the current response, 0 before it */
-	unsigned gen;                /* bumps on every stop: stale callbacks look at it */
-	struct conn_connect *attempt; /* connect in flight (cancelled by a drop) */
-	struct http_client *cl;
-	uv_timer_t retry, watchdog;
-	uint64_t backoff_ms, last_rx_ms;
-	char *line;
-	size_t line_len, line_cap;
-	int closing;
 };
 
 #define CC_BACKOFF_MIN_MS 1000
@@ -144,8 +139,6 @@ int coordc_start(struct coordc *cc, const char *url, const char *pin, const char
 void coordc_stop(struct coordc *cc);
 /* Stops and closes the timers (asynchronously: run the loop afterwards). */
 void coordc_close(struct coordc *cc);
-/* The next retry delay (ms) from the current backoff, with jitter; doubles the backoff. */
-uint64_t coordc_next_delay(struct coordc *cc);
 
 /* Blocking calls to coord, run with http_fetch in libuv's threadpool. */
 enum coord_call_kind { CALL_REGISTER, CALL_ENDPOINTS, CALL_LOGOUT };

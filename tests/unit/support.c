@@ -21,6 +21,41 @@ void deadline_cb(uv_timer_t *t)
 	deadline_hit = 1;
 }
 
+static void support_deadline_cb(uv_timer_t *t)
+{
+	struct support_deadline *d = t->data;
+
+	d->hit = 1;
+}
+
+void support_deadline_start(uv_loop_t *loop, struct support_deadline *d, uint64_t ms)
+{
+	d->hit = 0;
+	uv_timer_init(loop, &d->timer);
+	d->timer.data = d;
+	uv_timer_start(&d->timer, support_deadline_cb, ms, 0);
+}
+
+void support_deadline_end(struct support_deadline *d)
+{
+	uv_loop_t *loop = d->timer.loop;
+
+	uv_close((uv_handle_t *)&d->timer, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	assert_false(d->hit);
+}
+
+void support_run_for(uv_loop_t *loop, uint64_t ms)
+{
+	struct support_deadline d;
+
+	support_deadline_start(loop, &d, ms);
+	while (!d.hit)
+		uv_run(loop, UV_RUN_ONCE);
+	d.hit = 0;
+	support_deadline_end(&d);
+}
+
 void support_run_until(uv_loop_t *loop, const int *flag, uint64_t deadline_ms)
 {
 	uv_timer_t deadline;

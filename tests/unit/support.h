@@ -1,6 +1,7 @@
-/* support.h - helpers shared by the unit tests of lib/ (test_conn, test_tls, test_http):
- * running a loop until a condition holds, bounded by a deadline, and a TCP listener on
- * loopback whose accept queue is full, so that a connect to it hangs. */
+/* support.h - helpers shared by the unit tests of lib/ (test_conn, test_tls, test_http,
+ * test_line_stream): running a loop until a condition holds, bounded by a deadline, or
+ * for a while, and a TCP listener on loopback whose accept queue is full, so that a
+ * connect to it hangs. */
 #ifndef TESTS_UNIT_SUPPORT_H
 #define TESTS_UNIT_SUPPORT_H
 
@@ -10,6 +11,27 @@
 /* Set by deadline_cb (a timer callback tests may use for their own timers too). */
 extern int deadline_hit;
 void deadline_cb(uv_timer_t *t);
+
+/* A deadline for SUPPORT_WAIT_FOR: hit is set when it passes. */
+struct support_deadline {
+	uv_timer_t timer;
+	int hit;
+};
+void support_deadline_start(uv_loop_t *loop, struct support_deadline *d, uint64_t ms);
+/* Closes the timer and fails the test if the deadline passed. */
+void support_deadline_end(struct support_deadline *d);
+
+/* Runs the loop until cond holds; fails the test after deadline_ms. */
+#define SUPPORT_WAIT_FOR(loop, cond, deadline_ms) do {				\
+	struct support_deadline sd_;						\
+	support_deadline_start((loop), &sd_, (deadline_ms));			\
+	while (!(cond) && !sd_.hit)						\
+		uv_run((loop), UV_RUN_ONCE);					\
+	support_deadline_end(&sd_);						\
+} while (0)
+
+/* Runs the loop for ms (for "nothing more happens" checks only). */
+void support_run_for(uv_loop_t *loop, uint64_t ms);
 
 /* Runs the loop until *flag is set; fails the test after deadline_ms. */
 void support_run_until(uv_loop_t *loop, const int *flag, uint64_t deadline_ms);

@@ -53,38 +53,11 @@ struct env {
 
 static struct env E;
 
-static void wait_deadline_cb(uv_timer_t *t)
-{
-	*(int *)t->data = 1;
-}
+#define WAIT_FOR(cond) SUPPORT_WAIT_FOR(&E.loop, cond, DEADLINE_MS)
 
-/* Runs the loop until cond holds; fails the test after DEADLINE_MS. */
-#define WAIT_FOR(cond) do {							\
-	uv_timer_t dl_;								\
-	int hit_ = 0;								\
-	uv_timer_init(&E.loop, &dl_);						\
-	dl_.data = &hit_;							\
-	uv_timer_start(&dl_, wait_deadline_cb, DEADLINE_MS, 0);			\
-	while (!(cond) && !hit_)						\
-		uv_run(&E.loop, UV_RUN_ONCE);					\
-	uv_close((uv_handle_t *)&dl_, NULL);					\
-	uv_run(&E.loop, UV_RUN_NOWAIT);						\
-	assert_false(hit_);							\
-} while (0)
-
-/* Runs the loop for ms (for "nothing more happens" checks only). */
 static void run_for(uint64_t ms)
 {
-	uv_timer_t t;
-	int hit = 0;
-
-	uv_timer_init(&E.loop, &t);
-	t.data = &hit;
-	uv_timer_start(&t, wait_deadline_cb, ms, 0);
-	while (!hit)
-		uv_run(&E.loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&E.loop, UV_RUN_NOWAIT);
+	support_run_for(&E.loop, ms);
 }
 
 static void stream_tick(uv_timer_t *t)

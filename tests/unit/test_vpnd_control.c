@@ -288,22 +288,22 @@ static void test_vpnd_backoff(void **state)
 	(void)state;
 	coordc_init(&cc, uv_default_loop(), NULL, NULL, NULL);
 	for (int i = 0; i < 12; i++) {
-		d = coordc_next_delay(&cc);
+		d = line_stream_next_delay(&cc.ls);
 		assert_true(d >= base * 3 / 4);
 		assert_true(d <= base * 5 / 4);
 		assert_true(d <= CC_BACKOFF_MAX_MS * 5 / 4);
 		prev_max = d > prev_max ? d : prev_max;
 		base = base * 2 > CC_BACKOFF_MAX_MS ? CC_BACKOFF_MAX_MS : base * 2;
 	}
-	assert_int_equal(cc.backoff_ms, CC_BACKOFF_MAX_MS);
+	assert_int_equal(cc.ls.backoff_ms, CC_BACKOFF_MAX_MS);
 	assert_true(prev_max >= CC_BACKOFF_MAX_MS * 3 / 4);
 	/* Not every delay the same: there is jitter. */
 	{
-		uint64_t first = coordc_next_delay(&cc);
+		uint64_t first = line_stream_next_delay(&cc.ls);
 		int differs = 0;
 
 		for (int i = 0; i < 20 && !differs; i++)
-			differs = coordc_next_delay(&cc) != first;
+			differs = line_stream_next_delay(&cc.ls) != first;
 		assert_true(differs);
 	}
 	/* Refuses what it cannot stream to; closes cleanly. */

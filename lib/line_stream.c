@@ -1,0 +1,345 @@
+/* line_stream.c - a client that follows a chunked HTTPS response of lines (GET with a
+ * bearer token, TLS 1.2 with an optional pin), reconnected with exponential backoff and
+ * jitter, dropped and reconnected when silent or when a line grows past its bound.
+ * Used for coord's netmap stream (vpnd) and relay stream (relay): coord_proto.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "meshvpn/line_stream.h"
+#include "meshvpn/log.h"
+#include "meshvpn/tls.h"
+
+#define WATCHDOG_EVERY_MS 5000
+#define LINE_BUF_FIRST 4096
+
+/* ---- line assembly ---- */
+
+static int lb_append(struct line_buf *lb, const uint8_t *p, size_t n)
+{
+	if (n > lb->max - lb->len) {
+		lb->need = lb->len + n;
+		return -EMSGSIZE;
+	}
+	if (lb->len + n + 1 > lb->cap) {
+		size_t cap = lb->cap ? lb->cap : LINE_BUF_FIRST;
+		char *nl;
+
+		while (cap < lb->len + n + 1)
+			cap *= 2;
+		nl = realloc(lb->line, cap);
+		if (!nl) {
+			lb->need = lb->len + n;
+			return -ENOMEM;
+		}
+		lb->line = nl;
+		lb->cap = cap;
+	}
+	memcpy(lb->line + lb->len, p, n);
+	lb->len += n;
+	lb->line[lb->len] = 0;
+	return 0;
+}
+
+int line_buf_feed(struct line_buf *lb, const uint8_t *p, size_t len, line_buf_cb cb, void *arg)
+{
+	while (len) {
+		const uint8_t *nl = memchr(p, '\n', len);
+		size_t n = nl ? (size_t)(nl - p) : len;
+		int rc = lb_append(lb, p, n);
+
+		if (rc)
+			return rc;
+		if (!nl)
+			return 0;
+		p += n + 1;
+		len -= n + 1;
+		if (lb->len && cb(lb->line, lb->len, arg))
+			return 1;
+		lb->len = 0;
+	}
+	return 0;
+}
+
+void line_buf_reset(struct line_buf *lb)
+{
+	lb->len = 0;
+}
+
+void line_buf_free(struct line_buf *lb)
+{
+	free(lb->line);
+	lb->line = NULL;
+	lb->cap = lb->len = 0;
+}
+
+/* ---- the stream ---- */
+
+static void ls_schedule(struct line_stream *ls);
+
+/* "<a><b>" for a log message: the caller names the stream and its server. */
+static const char *words(char *buf, size_t size, const char *a, const char *b)
+{
+	snprintf(buf, size, "%s%s", a, b);
+	return buf;
+}
+
+int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_stream_opts *opts)
+{
+	if (!opts->path || opts->path[0] != '/' || !opts->what || !opts->peer ||
+	    !opts->idle_timeout_ms || !opts->backoff_min_ms ||
+	    opts->backoff_min_ms > opts->backoff_max_ms)
+		return -EINVAL;
+	memset(ls, 0, sizeof(*ls));
+	ls->loop = loop;
+	ls->o = *opts;
+	ls->buf.max = opts->max_line;
+	ls->backoff_ms = opts->backoff_min_ms;
+	uv_timer_init(loop, &ls->retry);
+	uv_timer_init(loop, &ls->watchdog);
+	ls->retry.data = ls;
+	ls->watchdog.data = ls;
+	return 0;
+}
+
+uint64_t line_stream_next_delay(struct line_stream *ls)
+{
+	/* 0.75 .. 1.25 of the backoff, so that clients cut off together do not come back
+	 * together. */
+	uint64_t base = ls->backoff_ms, delay;
+
+	delay = base * 3 / 4 + randombytes_uniform((uint32_t)(base / 2 + 1));
+	ls->backoff_ms = base * 2 > ls->o.backoff_max_ms ? ls->o.backoff_max_ms : base * 2;
+	return delay;
+}
+
+/* Drops whatever is open or in flight; stale callbacks see the new generation. */
+static void ls_drop(struct line_stream *ls)
+{
+	ls->gen++;
+	if (ls->attempt) {
+		conn_connect_cancel(ls->attempt);   /* its callback will not run */
+		ls->attempt = NULL;
+	}
+	if (ls->cl) {
+		http_client_cancel(ls->cl);
+		ls->cl = NULL;
+	}
+	ls->connected = 0;
+	ls->http_status = 0;
+	line_buf_reset(&ls->buf);
+	uv_timer_stop(&ls->watchdog);
+}
+
+static void ls_lost(struct line_stream *ls, int err)
+{
+	ls_drop(ls);
+	if (ls->o.on_event)
+		ls->o.on_event(ls, LINE_STREAM_LOST, err, ls->o.arg);
+	ls_schedule(ls);
+}
+
+static int on_whole_line(const char *line, size_t len, void *arg)
+{
+	struct line_stream *ls = arg;
+	unsigned gen = ls->gen;
+
+	/* Something whole arrived: the server is really there. */
+	ls->backoff_ms = ls->o.backoff_min_ms;
+	ls->o.on_line(ls, line, len, ls->o.arg);
+	return gen != ls->gen;   /* the line stopped or restarted the stream */
+}
+
+static void on_body(const uint8_t *p, size_t len, void *arg)
+{
+	struct line_stream *ls = arg;
+	char msg[96];
+	int rc;
+
+	ls->last_rx_ms = uv_now(ls->loop);
+	if (ls->http_status != 200)
+		return;   /* an error body: on_done reports the status */
+	rc = line_buf_feed(&ls->buf, p, len, on_whole_line, ls);
+	if (rc < 0) {
+		log_error(words(msg, sizeof(msg), ls->o.what, " line too long or out of memory"),
+			  "bytes=%zu error=\"%s\"", ls->buf.need, strerror(-rc));
+		ls_lost(ls, rc);
+	}
+}
+
+static void on_response(const struct http_response *resp, void *arg)
+{
+	struct line_stream *ls = arg;
+	char msg[96];
+
+	ls->http_status = resp->status;
+	if (resp->status == 200) {
+		ls->connected = 1;
+		log_info(words(msg, sizeof(msg), ls->o.what, " stream open"), "%s=%s", ls->o.peer,
+			 ls->url.host);
+		if (ls->o.on_event)
+			ls->o.on_event(ls, LINE_STREAM_CONNECTED, 200, ls->o.arg);
+	}
+}
+
+static void on_done(int status, void *arg)
+{
+	struct line_stream *ls = arg;
+	int http = ls->http_status;
+	char msg[96], closed[64];
+
+	ls->cl = NULL;
+	if (http && http != 200) {
+		ls_drop(ls);
+		log_warn(words(msg, sizeof(msg), ls->o.what, " stream refused"), "%s=%s status=%d",
+			 ls->o.peer, ls->url.host, http);
+		if (http == 401 || http == 403) {
+			ls->active = 0;
+		} else {
+			ls_schedule(ls);
+		}
+		if (ls->o.on_event)
+			ls->o.on_event(ls, LINE_STREAM_REFUSED, http, ls->o.arg);
+		return;
+	}
+	log_warn(words(msg, sizeof(msg), ls->o.what, " stream ended"), "%s=%s error=\"%s\"",
+		 ls->o.peer, ls->url.host,
+		 status ? strerror(-status) : words(closed, sizeof(closed), "closed by ", ls->o.peer));
+	ls_lost(ls, status ? status : -ECONNRESET);
+}
+
+static void on_connected(struct conn *c, int status, void *arg)
+{
+	static const struct http_client_cbs cbs = { on_response, on_body, on_done };
+	struct line_stream *ls = arg;
+	char auth[LINE_STREAM_TOKEN_MAX + 32], msg[96];
+	const char *headers[3] = { auth, "Accept: application/x-ndjson", NULL };
+	int rc;
+
+	ls->attempt = NULL;
+	if (status < 0 || !c) {
+		log_warn(words(msg, sizeof(msg), "cannot reach ", ls->o.peer),
+			 "%s=%s port=%u error=\"%s\"", ls->o.peer, ls->url.host, ls->url.port,
+			 status == -EPERM ? "certificate does not match the pin" : strerror(-status));
+		ls_lost(ls, status < 0 ? status : -EIO);
+		return;
+	}
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ls->token);
+	ls->last_rx_ms = uv_now(ls->loop);
+	rc = http_client_start(c, "GET", ls->url.host, ls->o.path, headers, NULL, 0, &cbs, ls,
+			       &ls->cl);
+	sodium_memzero(auth, sizeof(auth));
+	if (rc) {
+		ls->cl = NULL;
+		ls_lost(ls, rc);
+		return;
+	}
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	struct line_stream *ls = t->data;
+	uint64_t idle = uv_now(ls->loop) - ls->last_rx_ms;
+	char msg[96];
+
+	if (!ls->cl && !ls->attempt)
+		return;
+	if (idle >= ls->o.idle_timeout_ms) {
+		log_warn(words(msg, sizeof(msg), ls->o.what, " stream silent, reconnecting"),
+			 "%s=%s idle_ms=%llu", ls->o.peer, ls->url.host, (unsigned long long)idle);
+		ls_lost(ls, -ETIMEDOUT);
+	}
+}
+
+static void ls_connect(struct line_stream *ls)
+{
+	uint64_t every = ls->o.idle_timeout_ms < WATCHDOG_EVERY_MS ? ls->o.idle_timeout_ms
+								    : WATCHDOG_EVERY_MS;
+	char msg[96];
+	int rc;
+
+	if (!ls->active || ls->closing)
+		return;
+	rc = tls_connect(ls->loop, ls->tls, ls->url.host, ls->url.port, on_connected, ls,
+			 &ls->attempt);
+	if (rc) {
+		ls->attempt = NULL;
+		log_warn(words(msg, sizeof(msg), "cannot reach ", ls->o.peer), "%s=%s error=\"%s\"",
+			 ls->o.peer, ls->url.host, strerror(-rc));
+		if (ls->o.on_event)
+			ls->o.on_event(ls, LINE_STREAM_LOST, rc, ls->o.arg);
+		ls_schedule(ls);
+		return;
+	}
+	/* The watchdog also bounds a connect + handshake that hangs. */
+	ls->last_rx_ms = uv_now(ls->loop);
+	uv_timer_start(&ls->watchdog, on_watchdog, every, every);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+	ls_connect(t->data);
+}
+
+static void ls_schedule(struct line_stream *ls)
+{
+	uint64_t delay;
+	char msg[96];
+
+	if (!ls->active || ls->closing)
+		return;
+	delay = line_stream_next_delay(ls);
+	log_info(words(msg, sizeof(msg), "reconnecting to ", ls->o.peer), "%s=%s in_ms=%llu",
+		 ls->o.peer, ls->url.host, (unsigned long long)delay);
+	uv_timer_start(&ls->retry, on_retry, delay, 0);
+}
+
+int line_stream_start(struct line_stream *ls, const char *url, const char *pin, const char *token)
+{
+	struct tls_config *tls = NULL;
+	struct http_url u;
+	int rc;
+
+	if (ls->closing)
+		return -ESHUTDOWN;
+	rc = http_url_parse(url, &u);
+	if (rc || u.scheme != HTTP_SCHEME_HTTPS)
+		return -EINVAL;
+	if (strlen(token) >= sizeof(ls->token))
+		return -EINVAL;
+	rc = tls_config_client_new(NULL, pin && *pin ? pin : NULL, &tls);
+	if (rc)
+		return rc;
+	line_stream_stop(ls);
+	ls->tls = tls;
+	ls->url = u;
+	snprintf(ls->token, sizeof(ls->token), "%s", token);
+	ls->active = 1;
+	ls->backoff_ms = ls->o.backoff_min_ms;
+	ls_connect(ls);
+	return 0;
+}
+
+void line_stream_stop(struct line_stream *ls)
+{
+	ls->active = 0;
+	ls_drop(ls);
+	uv_timer_stop(&ls->retry);
+	if (ls->tls) {
+		tls_config_free(ls->tls);
+		ls->tls = NULL;
+	}
+	sodium_memzero(ls->token, sizeof(ls->token));
+}
+
+void line_stream_close(struct line_stream *ls)
+{
+	line_stream_stop(ls);
+	ls->closing = 1;
+	uv_close((uv_handle_t *)&ls->retry, NULL);
+	uv_close((uv_handle_t *)&ls->watchdog, NULL);
+	line_buf_free(&ls->buf);
+}

@@ -1,0 +1,524 @@
+/* test_line_stream.c - lib/line_stream.c against an HTTPS server on loopback in the same
+ * loop: line assembly across chunks, the line bound, 401/403 not retried, errors and
+ * drops retried with growing backoff, the idle watchdog (a silent stream, a handshake
+ * that hangs), no callback after a stop. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "meshvpn/http.h"
+#include "meshvpn/line_stream.h"
+#include "meshvpn/log.h"
+#include "meshvpn/tls.h"
+#include "support.h"
+
+#define DEADLINE_MS 10000
+#define MAX_SEEN 64
+#define PATH "/v1/test/stream"
+#define TOKEN "tok-1"
+#define MAX_LINE 16
+#define BACKOFF_MIN 40
+#define BACKOFF_MAX 160
+
+enum mode { MODE_STREAM, MODE_END, MODE_STATUS };
+
+struct seen_event {
+	enum line_stream_event ev;
+	int detail;
+};
+
+struct env {
+	uv_loop_t loop;
+	char dir[64], cert[128], key[128], pin[TLS_PIN_LEN], url[64];
+	struct tls_config *tls;
+	uv_tcp_t listener;
+	struct http_server *srv;
+	/* server */
+	enum mode mode;
+	int status;                     /* MODE_STATUS */
+	int requests;
+	uint64_t request_ms[MAX_SEEN];
+	char auth[64], accept[64], path[64];
+	struct http_stream *stream;     /* the latest, NULL once closed */
+	/* client */
+	struct line_stream ls;
+	int have_ls;
+	uint64_t idle_ms;               /* the watchdog's, for the next client_start */
+	char *lines[MAX_SEEN];
+	int n_lines;
+	struct seen_event events[MAX_SEEN];
+	int n_events;
+	int stop_on_line;               /* on_line stops the stream */
+};
+
+static struct env E;
+
+static void on_stream_close(struct http_stream *s, void *arg)
+{
+	if (s == E.stream)
+		E.stream = NULL;
+}
+
+static void copy_header(char *out, size_t size, const struct http_request *req, const char *name)
+{
+	const char *v = http_request_header(req, name);
+
+	snprintf(out, size, "%s", v ? v : "");
+}
+
+static void handler(struct http_request *req, void *arg)
+{
+	if (E.requests < MAX_SEEN)
+		E.request_ms[E.requests] = uv_now(&E.loop);
+	E.requests++;
+	copy_header(E.auth, sizeof(E.auth), req, "Authorization");
+	copy_header(E.accept, sizeof(E.accept), req, "Accept");
+	snprintf(E.path, sizeof(E.path), "%s", req->path);
+	switch (E.mode) {
+	case MODE_STREAM:
+	case MODE_END:
+		assert_int_equal(http_stream_start(req, 200, "application/x-ndjson", on_stream_close,
+						   NULL, &E.stream), 0);
+		if (E.mode == MODE_END) {
+			http_stream_end(E.stream);
+			E.stream = NULL;
+		}
+		break;
+	case MODE_STATUS:
+		assert_int_equal(http_respond_error(req, E.status, "no"), 0);
+		break;
+	}
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+	struct conn *c;
+
+	assert_int_equal(status, 0);
+	assert_int_equal(tls_accept(E.tls, l, &c), 0);
+	http_server_add_conn(E.srv, c);
+}
+
+static void on_line(struct line_stream *ls, const char *line, size_t len, void *arg)
+{
+	assert_ptr_equal(ls, &E.ls);
+	assert_ptr_equal(arg, &E);
+	assert_int_equal(strlen(line), len);
+	assert_true(E.n_lines < MAX_SEEN);
+	E.lines[E.n_lines++] = strdup(line);
+	if (E.stop_on_line)
+		line_stream_stop(ls);
+}
+
+static void on_event(struct line_stream *ls, enum line_stream_event ev, int detail, void *arg)
+{
+	assert_ptr_equal(ls, &E.ls);
+	assert_true(E.n_events < MAX_SEEN);
+	E.events[E.n_events].ev = ev;
+	E.events[E.n_events].detail = detail;
+	E.n_events++;
+}
+
+static struct line_stream_opts client_opts(void)
+{
+	struct line_stream_opts o = {
+		.path = PATH, .what = "test", .peer = "server", .max_line = MAX_LINE,
+		.idle_timeout_ms = E.idle_ms, .backoff_min_ms = BACKOFF_MIN,
+		.backoff_max_ms = BACKOFF_MAX, .on_line = on_line, .on_event = on_event, .arg = &E,
+	};
+
+	return o;
+}
+
+static void client_init(void)
+{
+	struct line_stream_opts o = client_opts();
+
+	if (E.have_ls)
+		return;
+	assert_int_equal(line_stream_init(&E.ls, &E.loop, &o), 0);
+	E.have_ls = 1;
+}
+
+static void client_start(void)
+{
+	client_init();
+	assert_int_equal(line_stream_start(&E.ls, E.url, E.pin, TOKEN), 0);
+}
+
+static int setup(void **state)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	memset(&E, 0, sizeof(E));
+	assert_int_equal(uv_loop_init(&E.loop), 0);
+	snprintf(E.dir, sizeof(E.dir), "/tmp/test_line_stream.XXXXXX");
+	assert_non_null(mkdtemp(E.dir));
+	snprintf(E.cert, sizeof(E.cert), "%s/cert.pem", E.dir);
+	snprintf(E.key, sizeof(E.key), "%s/key.pem", E.dir);
+	assert_int_equal(tls_selfsigned_create(E.cert, E.key, "localhost"), 0);
+	assert_int_equal(tls_cert_pin(E.cert, E.pin), 0);
+	assert_int_equal(tls_config_server_new(E.cert, E.key, &E.tls), 0);
+	assert_int_equal(http_server_new(&E.loop, NULL, handler, &E, &E.srv), 0);
+	assert_int_equal(conn_listen_tcp(&E.loop, "127.0.0.1:0", &E.listener, on_connection), 0);
+	assert_int_equal(uv_tcp_getsockname(&E.listener, (struct sockaddr *)&ss, &len), 0);
+	snprintf(E.url, sizeof(E.url), "https://127.0.0.1:%u",
+		 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	E.idle_ms = 5000;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	if (E.have_ls)
+		line_stream_close(&E.ls);
+	http_server_free(E.srv);
+	uv_close((uv_handle_t *)&E.listener, NULL);
+	tls_config_free(E.tls);
+	loop_finish(&E.loop);
+	for (int i = 0; i < E.n_lines; i++)
+		free(E.lines[i]);
+	unlink(E.cert);
+	unlink(E.key);
+	rmdir(E.dir);
+	return 0;
+}
+
+#define WAIT_FOR(cond) SUPPORT_WAIT_FOR(&E.loop, cond, DEADLINE_MS)
+
+static void run_for(uint64_t ms)
+{
+	support_run_for(&E.loop, ms);
+}
+
+static void server_write(const char *s)
+{
+	assert_non_null(E.stream);
+	assert_int_equal(http_stream_write(E.stream, s, strlen(s)), 0);
+	run_for(15);   /* each write reaches the client on its own */
+}
+
+static void assert_event(int i, enum line_stream_event ev, int detail)
+{
+	assert_true(i < E.n_events);
+	assert_int_equal(E.events[i].ev, ev);
+	assert_int_equal(E.events[i].detail, detail);
+}
+
+static void test_line_stream_lines_across_chunks(void **state)
+{
+	client_start();
+	WAIT_FOR(E.stream && E.n_events == 1);
+	assert_event(0, LINE_STREAM_CONNECTED, 200);
+	assert_int_equal(E.requests, 1);
+	assert_string_equal(E.path, PATH);
+	assert_string_equal(E.auth, "Bearer " TOKEN);
+	assert_string_equal(E.accept, "application/x-ndjson");
+	server_write("a");
+	server_write("bc\nde");
+	server_write("f\n\n\ng");
+	server_write("\nh");
+	WAIT_FOR(E.n_lines == 3);
+	assert_string_equal(E.lines[0], "abc");
+	assert_string_equal(E.lines[1], "def");   /* empty lines skipped */
+	assert_string_equal(E.lines[2], "g");
+	/* Exactly the bound is taken; "h" is still waiting for its newline. */
+	server_write("0123456789abcde\n");
+	WAIT_FOR(E.n_lines == 4);
+	assert_string_equal(E.lines[3], "h0123456789abcde");
+	assert_int_equal(E.n_events, 1);
+}
+
+static void test_line_stream_line_too_long(void **state)
+{
+	client_start();
+	WAIT_FOR(E.stream && E.n_events == 1);
+	/* Past the bound before its newline: dropped, then reconnected. */
+	server_write("0123456789");
+	server_write("abcdefg");
+	WAIT_FOR(E.n_events >= 2);
+	assert_event(1, LINE_STREAM_LOST, -EMSGSIZE);
+	assert_int_equal(E.n_lines, 0);
+	WAIT_FOR(E.requests == 2 && E.stream && E.n_events == 3);
+	assert_event(2, LINE_STREAM_CONNECTED, 200);
+	/* The new stream starts with an empty line buffer. */
+	server_write("ok\n");
+	WAIT_FOR(E.n_lines == 1);
+	assert_string_equal(E.lines[0], "ok");
+}
+
+static void refused_not_retried(int status)
+{
+	E.mode = MODE_STATUS;
+	E.status = status;
+	client_start();
+	WAIT_FOR(E.n_events == 1);
+	assert_event(0, LINE_STREAM_REFUSED, status);
+	assert_false(E.ls.active);
+	run_for(BACKOFF_MAX * 3);
+	assert_int_equal(E.requests, 1);
+	assert_int_equal(E.n_events, 1);
+}
+
+static void test_line_stream_401_not_retried(void **state)
+{
+	refused_not_retried(401);
+}
+
+static void test_line_stream_403_not_retried(void **state)
+{
+	refused_not_retried(403);
+}
+
+/* The gaps between attempts follow the backoff (0.75 of it at least) as it doubles. */
+static void assert_backoff_gaps(int attempts)
+{
+	uint64_t base = BACKOFF_MIN;
+
+	for (int i = 1; i < attempts; i++) {
+		assert_true(E.request_ms[i] - E.request_ms[i - 1] >= base * 3 / 4);
+		base = base * 2 > BACKOFF_MAX ? BACKOFF_MAX : base * 2;
+	}
+}
+
+static void test_line_stream_500_retried(void **state)
+{
+	E.mode = MODE_STATUS;
+	E.status = 500;
+	client_start();
+	WAIT_FOR(E.requests == 4);
+	for (int i = 0; i < 3; i++)
+		assert_event(i, LINE_STREAM_REFUSED, 500);
+	assert_true(E.ls.active);
+	assert_backoff_gaps(4);
+}
+
+static void test_line_stream_drop_retried(void **state)
+{
+	int n;
+
+	E.mode = MODE_END;
+	client_start();
+	WAIT_FOR(E.requests == 4);
+	for (int i = 0; i < 3; i++) {
+		assert_event(2 * i, LINE_STREAM_CONNECTED, 200);
+		assert_event(2 * i + 1, LINE_STREAM_LOST, -ECONNRESET);
+	}
+	assert_backoff_gaps(4);
+	assert_int_equal(E.ls.backoff_ms, BACKOFF_MAX);
+	/* A whole line puts the backoff back to its start. */
+	E.mode = MODE_STREAM;
+	WAIT_FOR(E.stream);
+	server_write("x\n");
+	WAIT_FOR(E.n_lines == 1);
+	assert_int_equal(E.ls.backoff_ms, BACKOFF_MIN);
+	/* The server goes away mid-stream (no end chunk): lost, then back. */
+	n = E.n_events;
+	http_server_free(E.srv);
+	assert_int_equal(http_server_new(&E.loop, NULL, handler, &E, &E.srv), 0);
+	WAIT_FOR(E.n_events == n + 1);
+	assert_int_equal(E.events[n].ev, LINE_STREAM_LOST);
+	assert_true(E.events[n].detail < 0);
+	WAIT_FOR(E.requests == 6 && E.n_events == n + 2);
+	assert_event(n + 1, LINE_STREAM_CONNECTED, 200);
+}
+
+static void test_line_stream_handshake_hangs(void **state)
+{
+	uint16_t port;
+	int fd = idle_listener(8, &port);
+
+	/* The watchdog bounds a connect whose server never answers the handshake. */
+	snprintf(E.url, sizeof(E.url), "https://127.0.0.1:%u", port);
+	E.idle_ms = 200;
+	client_start();
+	WAIT_FOR(E.n_events == 1);
+	assert_event(0, LINE_STREAM_LOST, -ETIMEDOUT);
+	assert_true(E.ls.active);
+	close(fd);
+}
+
+static void test_line_stream_idle_reconnects(void **state)
+{
+	uint64_t t0;
+
+	E.idle_ms = 200;
+	client_start();
+	WAIT_FOR(E.stream && E.n_events == 1);
+	t0 = uv_now(&E.loop);
+	WAIT_FOR(E.n_events == 2);
+	assert_event(1, LINE_STREAM_LOST, -ETIMEDOUT);
+	assert_true(uv_now(&E.loop) - t0 >= 150);
+	WAIT_FOR(E.requests == 2 && E.n_events == 3);
+	assert_event(2, LINE_STREAM_CONNECTED, 200);
+	/* Keepalive traffic holds it open. */
+	for (int i = 0; i < 8; i++) {
+		server_write("\n");
+		run_for(50);
+	}
+	assert_int_equal(E.n_events, 3);
+	assert_int_equal(E.requests, 2);
+}
+
+static void test_line_stream_stop_in_callback(void **state)
+{
+	E.stop_on_line = 1;
+	client_start();
+	WAIT_FOR(E.stream && E.n_events == 1);
+	server_write("one\ntwo\nthr");
+	WAIT_FOR(E.n_lines == 1);
+	assert_string_equal(E.lines[0], "one");
+	assert_false(E.ls.active);
+	run_for(BACKOFF_MAX * 2);
+	assert_int_equal(E.n_lines, 1);
+	assert_int_equal(E.n_events, 1);
+	assert_int_equal(E.requests, 1);
+}
+
+static void test_line_stream_stop_no_callback(void **state)
+{
+	/* Stopped while open: no LOST, no retry. */
+	client_start();
+	WAIT_FOR(E.stream && E.n_events == 1);
+	line_stream_stop(&E.ls);
+	run_for(BACKOFF_MAX * 2);
+	assert_int_equal(E.n_events, 1);
+	assert_int_equal(E.requests, 1);
+	/* Stopped while connecting: nothing at all. */
+	client_start();
+	line_stream_stop(&E.ls);
+	run_for(BACKOFF_MAX * 2);
+	assert_int_equal(E.n_events, 1);
+	assert_int_equal(E.requests, 1);
+	/* Stopped while waiting to retry. */
+	E.mode = MODE_STATUS;
+	E.status = 503;
+	client_start();
+	WAIT_FOR(E.n_events == 2);
+	assert_event(1, LINE_STREAM_REFUSED, 503);
+	line_stream_stop(&E.ls);
+	run_for(BACKOFF_MAX * 2);
+	assert_int_equal(E.n_events, 2);
+	assert_int_equal(E.requests, 2);
+}
+
+static void test_line_stream_wrong_pin(void **state)
+{
+	char other[TLS_PIN_LEN];
+
+	client_init();
+	snprintf(other, sizeof(other), "sha256:%064d", 0);
+	assert_int_equal(line_stream_start(&E.ls, E.url, other, TOKEN), 0);
+	WAIT_FOR(E.n_events == 1);
+	assert_event(0, LINE_STREAM_LOST, -EPERM);
+	assert_int_equal(E.requests, 0);
+	assert_true(E.ls.active);
+}
+
+static void test_line_stream_backoff(void **state)
+{
+	uint64_t base = BACKOFF_MIN, d;
+	int differs = 0;
+
+	client_init();
+	for (int i = 0; i < 6; i++) {
+		d = line_stream_next_delay(&E.ls);
+		assert_true(d >= base * 3 / 4 && d <= base * 5 / 4);
+		base = base * 2 > BACKOFF_MAX ? BACKOFF_MAX : base * 2;
+	}
+	assert_int_equal(E.ls.backoff_ms, BACKOFF_MAX);
+	d = line_stream_next_delay(&E.ls);
+	for (int i = 0; i < 20 && !differs; i++)
+		differs = line_stream_next_delay(&E.ls) != d;
+	assert_true(differs);
+}
+
+static void test_line_stream_bad_args(void **state)
+{
+	struct line_stream ls;
+	struct line_stream_opts o = client_opts();
+	char long_token[LINE_STREAM_TOKEN_MAX + 1];
+
+	o.path = "v1/map";
+	assert_int_equal(line_stream_init(&ls, &E.loop, &o), -EINVAL);
+	o = client_opts();
+	o.backoff_min_ms = o.backoff_max_ms + 1;
+	assert_int_equal(line_stream_init(&ls, &E.loop, &o), -EINVAL);
+	o = client_opts();
+	o.idle_timeout_ms = 0;
+	assert_int_equal(line_stream_init(&ls, &E.loop, &o), -EINVAL);
+	client_init();
+	memset(long_token, 'a', sizeof(long_token) - 1);
+	long_token[sizeof(long_token) - 1] = 0;
+	assert_int_equal(line_stream_start(&E.ls, "http://127.0.0.1:1", NULL, TOKEN), -EINVAL);
+	assert_int_equal(line_stream_start(&E.ls, E.url, "sha256:12", TOKEN), -EINVAL);
+	assert_int_equal(line_stream_start(&E.ls, E.url, E.pin, long_token), -EINVAL);
+	assert_false(E.ls.active);
+	line_stream_close(&E.ls);
+	E.have_ls = 0;
+	assert_int_equal(line_stream_start(&E.ls, E.url, E.pin, TOKEN), -ESHUTDOWN);
+}
+
+static int collect(const char *line, size_t len, void *arg)
+{
+	char *out = arg;
+
+	strcat(out, line);
+	strcat(out, "|");
+	return !strcmp(line, "stop");
+}
+
+static void test_line_stream_buf(void **state)
+{
+	struct line_buf lb = { .max = 4 };
+	char out[64] = "";
+
+	assert_int_equal(line_buf_feed(&lb, (const uint8_t *)"ab", 2, collect, out), 0);
+	assert_int_equal(line_buf_feed(&lb, (const uint8_t *)"cd\n\nx", 5, collect, out), 0);
+	assert_string_equal(out, "abcd|");
+	assert_int_equal(lb.len, 1);
+	assert_int_equal(line_buf_feed(&lb, (const uint8_t *)"\nstop\nz\n", 8, collect, out), 1);
+	assert_string_equal(out, "abcd|x|stop|");
+	line_buf_reset(&lb);
+	assert_int_equal(line_buf_feed(&lb, (const uint8_t *)"abc", 3, collect, out), 0);
+	assert_int_equal(line_buf_feed(&lb, (const uint8_t *)"de\n", 3, collect, out), -EMSGSIZE);
+	assert_int_equal(lb.need, 5);
+	assert_string_equal(out, "abcd|x|stop|");
+	line_buf_free(&lb);
+	assert_null(lb.line);
+	line_buf_free(&lb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_line_stream_buf),
+		cmocka_unit_test_setup_teardown(test_line_stream_lines_across_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_line_too_long, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_401_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_403_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_500_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_drop_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_idle_reconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_handshake_hangs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_stop_in_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_stop_no_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_wrong_pin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_bad_args, setup, teardown),
+	};
+
+	log_set_level(LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
