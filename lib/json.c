@@ -88,3 +88,18 @@ char *json_dump_compact(const json_t *v, size_t *len)
 		*len = strlen(s);
 	return s;
 }
+
+int json_copy_str(const json_t *obj, const char *key, char *out, size_t size, int required)
+{
+	const char *s;
+	int rc = json_get_str(obj, key, &s);
+
+	if (rc == -ENOENT && !required) {
+		out[0] = 0;
+		return 0;
+	}
+	if (rc || strlen(s) >= size)
+		return -EINVAL;
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}

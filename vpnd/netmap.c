@@ -26,21 +26,6 @@ void nm_change_clear(struct nm_change *chg)
 	memset(chg, 0, sizeof(*chg));
 }
 
-static int copy_str(const json_t *o, const char *key, char *out, size_t size, int required)
-{
-	const char *s;
-	int rc = json_get_str(o, key, &s);
-
-	if (rc == -ENOENT && !required) {
-		out[0] = 0;
-		return 0;
-	}
-	if (rc || strlen(s) >= size)
-		return -EINVAL;
-	memcpy(out, s, strlen(s) + 1);
-	return 0;
-}
-
 static int parse_ips(const json_t *o, struct in_addr *ip4, struct in6_addr *ip6)
 {
 	json_t *ips = json_object_get(o, "ips");
@@ -86,12 +71,12 @@ static int parse_peer(const json_t *o, struct nm_peer *p)
 		return -EINVAL;
 	id = v;
 	p->id = id;
-	if (copy_str(o, "name", p->name, sizeof(p->name), 1) ||
-	    copy_str(o, "fqdn", p->fqdn, sizeof(p->fqdn), 0) ||
+	if (json_copy_str(o, "name", p->name, sizeof(p->name), 1) ||
+	    json_copy_str(o, "fqdn", p->fqdn, sizeof(p->fqdn), 0) ||
 	    json_get_key(o, "node_key", p->node_key) || json_get_key(o, "disco_key", p->disco_key) ||
 	    parse_ips(o, &p->ip4, &p->ip6) ||
 	    parse_endpoints(json_object_get(o, "endpoints"), p->endpoints, &p->n_endpoints) ||
-	    copy_str(o, "home_relay", p->home_relay, sizeof(p->home_relay), 0))
+	    json_copy_str(o, "home_relay", p->home_relay, sizeof(p->home_relay), 0))
 		return -EINVAL;
 	if (json_get_bool(o, "online", &p->online) == -EINVAL ||
 	    json_get_int(o, "last_seen", &p->last_seen) == -EINVAL)
@@ -108,9 +93,9 @@ static int parse_relays(const json_t *a, struct netmap *m)
 	if (!json_is_array(a) || json_array_size(a) > NM_MAX_RELAYS)
 		return -EINVAL;
 	json_array_foreach(a, i, v) {
-		if (copy_str(v, "name", r[i].name, sizeof(r[i].name), 1) ||
-		    copy_str(v, "url", r[i].url, sizeof(r[i].url), 1) ||
-		    copy_str(v, "pin", r[i].pin, sizeof(r[i].pin), 0))
+		if (json_copy_str(v, "name", r[i].name, sizeof(r[i].name), 1) ||
+		    json_copy_str(v, "url", r[i].url, sizeof(r[i].url), 1) ||
+		    json_copy_str(v, "pin", r[i].pin, sizeof(r[i].pin), 0))
 			return -EINVAL;
 	}
 	memcpy(m->relays, r, json_array_size(a) * sizeof(r[0]));
@@ -244,9 +229,9 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 
 	memset(&s, 0, sizeof(s));
 	if (!json_is_object(self) || json_get_int(self, "id", &s.id) ||
-	    copy_str(self, "name", s.name, sizeof(s.name), 1) ||
-	    copy_str(self, "fqdn", s.fqdn, sizeof(s.fqdn), 0) ||
-	    copy_str(self, "state", state, sizeof(state), 1) ||
+	    json_copy_str(self, "name", s.name, sizeof(s.name), 1) ||
+	    json_copy_str(self, "fqdn", s.fqdn, sizeof(s.fqdn), 0) ||
+	    json_copy_str(self, "state", state, sizeof(state), 1) ||
 	    parse_ips(self, &s.ip4, &s.ip6) ||
 	    json_get_int(self, "key_expiry", &s.key_expiry) == -EINVAL)
 		return -EINVAL;
@@ -280,7 +265,7 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 		free(np);
 		return -EINVAL;
 	}
-	if (copy_str(o, "domain", tmp.domain, sizeof(tmp.domain), 0)) {
+	if (json_copy_str(o, "domain", tmp.domain, sizeof(tmp.domain), 0)) {
 		free(np);
 		return -EINVAL;
 	}
@@ -359,7 +344,7 @@ static int apply_endpoints(struct netmap *m, const json_t *o, struct nm_change *
 
 	if (json_get_int(o, "id", &id) ||
 	    parse_endpoints(json_object_get(o, "endpoints"), eps, &n) ||
-	    copy_str(o, "home_relay", relay, sizeof(relay), 0))
+	    json_copy_str(o, "home_relay", relay, sizeof(relay), 0))
 		return -EINVAL;
 	i = find_index(m, id);
 	if (i < 0)
@@ -411,7 +396,7 @@ int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_
 		rc = apply_full(m, o, chg);
 	} else if (!strcmp(type, "gone")) {
 		chg->kind = NM_GONE;
-		rc = copy_str(o, "reason", chg->reason, sizeof(chg->reason), 0);
+		rc = json_copy_str(o, "reason", chg->reason, sizeof(chg->reason), 0);
 	} else if (!m->have_full) {
 		rc = -EPROTO;
 	} else if (!strcmp(type, "peer_added")) {

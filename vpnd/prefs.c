@@ -18,21 +18,6 @@
 #define PREFS_FILE "prefs"
 #define PREFS_MAX 65536
 
-static int prefs_str(const json_t *o, const char *key, char *out, size_t size)
-{
-	const char *s;
-	int rc = json_get_str(o, key, &s);
-
-	if (rc == -ENOENT) {
-		out[0] = 0;
-		return 0;
-	}
-	if (rc || strlen(s) >= size)
-		return -EINVAL;
-	memcpy(out, s, strlen(s) + 1);
-	return 0;
-}
-
 int prefs_parse(const char *text, size_t len, struct vpnd_prefs *p)
 {
 	struct vpnd_prefs n;
@@ -44,14 +29,14 @@ int prefs_parse(const char *text, size_t len, struct vpnd_prefs *p)
 	o = json_parse_object(text, len, err, sizeof(err));
 	if (!o)
 		return -EINVAL;
-	if (prefs_str(o, "coord", n.coord, sizeof(n.coord)) ||
-	    prefs_str(o, "pin", n.pin, sizeof(n.pin)) ||
-	    prefs_str(o, "hostname", n.hostname, sizeof(n.hostname)) ||
-	    prefs_str(o, "token", n.token, sizeof(n.token)) ||
-	    prefs_str(o, "node_state", state, sizeof(state)) ||
-	    prefs_str(o, "name", n.name, sizeof(n.name)) ||
-	    prefs_str(o, "ip4", n.ip4, sizeof(n.ip4)) ||
-	    prefs_str(o, "ip6", n.ip6, sizeof(n.ip6)) ||
+	if (json_copy_str(o, "coord", n.coord, sizeof(n.coord), 0) ||
+	    json_copy_str(o, "pin", n.pin, sizeof(n.pin), 0) ||
+	    json_copy_str(o, "hostname", n.hostname, sizeof(n.hostname), 0) ||
+	    json_copy_str(o, "token", n.token, sizeof(n.token), 0) ||
+	    json_copy_str(o, "node_state", state, sizeof(state), 0) ||
+	    json_copy_str(o, "name", n.name, sizeof(n.name), 0) ||
+	    json_copy_str(o, "ip4", n.ip4, sizeof(n.ip4), 0) ||
+	    json_copy_str(o, "ip6", n.ip6, sizeof(n.ip6), 0) ||
 	    json_get_bool(o, "want_up", &up) == -EINVAL)
 		goto out;
 	n.want_up = up;

@@ -16,6 +16,9 @@ int json_get_str(const json_t *obj, const char *key, const char **out);
 int json_get_int(const json_t *obj, const char *key, int64_t *out);
 int json_get_bool(const json_t *obj, const char *key, int *out);
 int json_get_key(const json_t *obj, const char *key, uint8_t out[KEY_LEN]);  /* base64 key */
+/* A string copied into out (size bytes with the NUL): 0; absent: "" and 0 unless
+ * required; -EINVAL for another type, a string that does not fit, or absent and required. */
+int json_copy_str(const json_t *obj, const char *key, char *out, size_t size, int required);
 
 /* Sets obj[key] to the base64 text of a key. */
 int json_set_key(json_t *obj, const char *key, const uint8_t k[KEY_LEN]);

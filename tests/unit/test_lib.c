@@ -148,6 +148,22 @@ static void test_args_duration(void **state)
 	assert_int_equal(args_parse_duration("99999999999999999999d", &s), -EINVAL);
 }
 
+static void test_json_copy_str(void **state)
+{
+	json_t *o = json_pack("{s:s, s:i, s:s}", "name", "alpha", "n", 3, "long", "0123456789");
+	char out[8];
+
+	(void)state;
+	assert_int_equal(json_copy_str(o, "name", out, sizeof(out), 1), 0);
+	assert_string_equal(out, "alpha");
+	assert_int_equal(json_copy_str(o, "absent", out, sizeof(out), 0), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(json_copy_str(o, "absent", out, sizeof(out), 1), -EINVAL);
+	assert_int_equal(json_copy_str(o, "n", out, sizeof(out), 0), -EINVAL);
+	assert_int_equal(json_copy_str(o, "long", out, sizeof(out), 0), -EINVAL);
+	json_decref(o);
+}
+
 static void test_json_getters(void **state)
 {
 	char err[128];
@@ -307,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_args_anywhere),
 		cmocka_unit_test(test_args_duration),
 		cmocka_unit_test(test_json_getters),
+		cmocka_unit_test(test_json_copy_str),
 		cmocka_unit_test(test_log_quote),
 		cmocka_unit_test(test_log_line_cut),
 		cmocka_unit_test(test_file_replace),
