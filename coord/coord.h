@@ -10,7 +10,7 @@
 #include "meshvpn/http.h"
 #include "meshvpn/keys.h"
 #include "meshvpn/tls.h"
-#include "keymap.h"
+#include "meshvpn/keymap.h"
 #include "store.h"
 
 #define COORD_MAX_ENDPOINTS 16

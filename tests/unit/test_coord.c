@@ -1,7 +1,7 @@
-/* test_coord.c - unit tests for coord's model: IP allocation, the key map, names,
+/* test_coord.c - unit tests for coord's model: IP allocation, names,
  * registration (auth keys, challenges, signatures), approval, expiry, deletion, and
  * that everything survives a reopen of the store. Netmap streams are covered end to
- * end in tests/e2e/coord.sh. */
+ * end in tests/e2e/coord.sh; the key map has test_keymap.c. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -102,40 +102,6 @@ static void test_ipalloc_unique_and_reserved(void **state)
 	assert_int_equal(v6[15], 1);
 	ip4_to_text(0x64400001u, text, sizeof(text));
 	assert_string_equal(text, "100.64.0.1");
-}
-
-static void test_keymap_matches_reference(void **state)
-{
-	struct keymap m;
-	static uint8_t keys[2000][32];
-	int present[2000] = { 0 };
-
-	(void)state;
-	keymap_init(&m);
-	for (int i = 0; i < 2000; i++) {
-		memset(keys[i], 0, 32);
-		/* Structured keys that collide in the low bytes. */
-		keys[i][0] = (uint8_t)(i % 7);
-		keys[i][31] = (uint8_t)i;
-		keys[i][30] = (uint8_t)(i >> 8);
-	}
-	srand(1);
-	for (int step = 0; step < 20000; step++) {
-		int i = rand() % 2000;
-		if (present[i]) {
-			assert_int_equal(keymap_del(&m, keys[i]), 0);
-			present[i] = 0;
-		} else {
-			assert_int_equal(keymap_put(&m, keys[i], &present[i]), 0);
-			present[i] = 1;
-		}
-		if (step % 1000 == 0)
-			for (int j = 0; j < 2000; j++)
-				assert_true((keymap_get(&m, keys[j]) != NULL) == present[j]);
-	}
-	for (int j = 0; j < 2000; j++)
-		assert_true((keymap_get(&m, keys[j]) != NULL) == present[j]);
-	keymap_free(&m);
 }
 
 static void test_sanitize_label(void **state)
@@ -393,7 +359,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ipalloc_unique_and_reserved, setup, teardown),
-		cmocka_unit_test(test_keymap_matches_reference),
 		cmocka_unit_test(test_sanitize_label),
 		cmocka_unit_test_setup_teardown(test_coord_register_with_key_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_pending_then_approved, setup, teardown),
