@@ -13,20 +13,6 @@
 
 #define MAX_SEGS 6
 
-static void respond_json(struct http_request *req, int status, json_t *body)
-{
-	size_t len = 0;
-	char *s = body ? json_dump_compact(body, &len) : NULL;
-
-	json_decref(body);
-	if (!s) {
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
-	http_respond(req, status, "application/json", NULL, s, len);
-	free(s);
-}
-
 static const char *bearer(const struct http_request *req)
 {
 	const char *h = http_request_header(req, "Authorization");
@@ -63,7 +49,7 @@ static void on_challenge(struct coord *co, struct http_request *req)
 		return;
 	}
 	hex_encode(ch, sizeof(ch), hex);
-	respond_json(req, 200, json_pack("{s:s, s:i}", "challenge", hex, "expires_in",
+	http_respond_json(req, 200, json_pack("{s:s, s:i}", "challenge", hex, "expires_in",
 					 COORD_CHALLENGE_TTL));
 }
 
@@ -82,7 +68,7 @@ static void on_register(struct coord *co, struct http_request *req)
 		http_respond_error(req, status, err);
 		return;
 	}
-	respond_json(req, 200, resp);
+	http_respond_json(req, 200, resp);
 }
 
 static struct node *node_auth(struct coord *co, struct http_request *req)
@@ -119,7 +105,7 @@ static void on_endpoints(struct coord *co, struct http_request *req)
 	if (coord_node_set_endpoints(co, n, b, err, sizeof(err)))
 		http_respond_error(req, 400, err);
 	else
-		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 	json_decref(b);
 }
 
@@ -132,7 +118,7 @@ static void on_logout(struct coord *co, struct http_request *req)
 	if (coord_node_delete(co, n))
 		http_respond_error(req, 500, "could not delete the node");
 	else
-		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
 
 static void on_relay_stream(struct coord *co, struct http_request *req)
@@ -161,7 +147,7 @@ static void on_relay_pin(struct coord *co, struct http_request *req)
 	if (json_get_str(b, "pin", &pin) || coord_relay_set_pin(co, r, pin))
 		http_respond_error(req, 400, "pin must be sha256:<64 hex digits>");
 	else
-		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 	json_decref(b);
 }
 
@@ -186,7 +172,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		json_t *a = json_array();
 		for (n = co->nodes_head; n; n = n->next)
 			json_array_append_new(a, admin_node_json(co, n));
-		respond_json(req, 200, json_pack("{s:o}", "nodes", a));
+		http_respond_json(req, 200, json_pack("{s:o}", "nodes", a));
 		return;
 	}
 	if (nseg < 4 || !(n = coord_node_find(co, seg[3]))) {
@@ -194,7 +180,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		return;
 	}
 	if (nseg == 4 && !strcmp(req->method, "GET")) {
-		respond_json(req, 200, admin_node_json(co, n));
+		http_respond_json(req, 200, admin_node_json(co, n));
 		return;
 	}
 	if (nseg == 4 && !strcmp(req->method, "DELETE")) {
@@ -202,7 +188,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		if (rc)
 			http_respond_error(req, 500, "could not delete the node");
 		else
-			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+			http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 		return;
 	}
 	if (nseg != 5 || strcmp(req->method, "POST")) {
@@ -242,7 +228,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 	if (rc)
 		http_respond_error(req, 500, "could not store the change");
 	else
-		respond_json(req, 200, admin_node_json(co, n));
+		http_respond_json(req, 200, admin_node_json(co, n));
 }
 
 static json_t *authkey_json(const struct authkey *k)
@@ -285,7 +271,7 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 		json_t *a = json_array();
 		for (struct authkey *k = co->authkeys; k; k = k->next)
 			json_array_insert_new(a, 0, authkey_json(k));
-		respond_json(req, 200, json_pack("{s:o}", "keys", a));
+		http_respond_json(req, 200, json_pack("{s:o}", "keys", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
 		json_t *b = body_json(co, req);
 		int reusable = 0, ephemeral = 0;
@@ -312,7 +298,7 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 		json_decref(b);
 		json_t *o = authkey_json(k);
 		json_object_set_new(o, "key", json_string(key));
-		respond_json(req, 200, o);
+		http_respond_json(req, 200, o);
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
 		char *end;
 		long long id = strtoll(seg[3], &end, 10);
@@ -324,7 +310,7 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 		if (coord_authkey_revoke(co, k))
 			http_respond_error(req, 500, "could not store the change");
 		else
-			respond_json(req, 200, authkey_json(k));
+			http_respond_json(req, 200, authkey_json(k));
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -339,7 +325,7 @@ static void admin_apikeys(struct coord *co, struct http_request *req, char **seg
 				"id", (json_int_t)k->rec.id, "prefix", k->rec.prefix,
 				"created", (json_int_t)k->rec.created, "expiry", (json_int_t)k->rec.expiry,
 				"revoked", k->rec.revoked));
-		respond_json(req, 200, json_pack("{s:o}", "apikeys", a));
+		http_respond_json(req, 200, json_pack("{s:o}", "apikeys", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
 		json_t *b = body_json(co, req);
 		int64_t expiry = 0;
@@ -356,7 +342,7 @@ static void admin_apikeys(struct coord *co, struct http_request *req, char **seg
 		if (coord_apikey_create(co, expiry, key, sizeof(key)))
 			http_respond_error(req, 500, "could not store the key");
 		else
-			respond_json(req, 200, json_pack("{s:s}", "key", key));
+			http_respond_json(req, 200, json_pack("{s:s}", "key", key));
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
 		int rc = coord_apikey_revoke(co, seg[3]);
 		if (rc == -ENOENT)
@@ -364,7 +350,7 @@ static void admin_apikeys(struct coord *co, struct http_request *req, char **seg
 		else if (rc)
 			http_respond_error(req, 500, "could not store the change");
 		else
-			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+			http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -383,7 +369,7 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 					connected = 1;
 			json_object_set_new(v, "connected", json_boolean(connected));
 		}
-		respond_json(req, 200, json_pack("{s:o}", "relays", a));
+		http_respond_json(req, 200, json_pack("{s:o}", "relays", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
 		json_t *b = body_json(co, req);
 		const char *name, *url;
@@ -401,7 +387,7 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 		if (rc)
 			http_respond_error(req, rc == -EEXIST ? 409 : rc == -EINVAL ? 400 : 500, err);
 		else
-			respond_json(req, 200, json_pack("{s:s, s:s}", "name", name, "token", token));
+			http_respond_json(req, 200, json_pack("{s:s, s:s}", "name", name, "token", token));
 		json_decref(b);
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
 		int rc = coord_relay_remove(co, seg[3]);
@@ -410,7 +396,7 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 		else if (rc)
 			http_respond_error(req, 500, "could not store the change");
 		else
-			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+			http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -432,7 +418,7 @@ static void admin_netmap(struct coord *co, struct http_request *req, const char 
 				json_array_append_new(peers, netmap_node_json(co, p, 0));
 	o = json_pack("{s:o, s:o, s:o, s:s}", "self", netmap_node_json(co, n, 1), "peers", peers,
 		      "relays", netmap_relays_json(co), "domain", co->domain);
-	respond_json(req, 200, o);
+	http_respond_json(req, 200, o);
 }
 
 static int split_path(char *path, char **seg, int max)
@@ -477,7 +463,7 @@ void api_handle(struct coord *co, struct http_request *req, int admin)
 	nseg = split_path(path, seg, MAX_SEGS);
 	if (nseg < 0 || nseg == 0 || strcmp(seg[0], "v1")) {
 		if (nseg == 1 && !strcmp(seg[0], "healthz"))
-			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+			http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 		else
 			http_respond_error(req, 404, "no such route");
 		return;

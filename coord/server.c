@@ -1,12 +1,10 @@
 /* server.c - `coord serve`: the event loop, the TLS listener for nodes and relays,
  * the admin socket (0600) for the CLI, Prometheus metrics, timers and signals. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +12,7 @@
 
 #include "coord.h"
 #include "meshvpn/args.h"
+#include "meshvpn/file.h"
 #include "meshvpn/log.h"
 #include "meshvpn/metrics.h"
 
@@ -123,22 +122,6 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_stop(s->loop);
 }
 
-static int lock_state(const char *dir)
-{
-	char path[4096];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/coord.lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		close(fd);
-		return -EBUSY;
-	}
-	return fd;
-}
-
 static int setup_tls(struct server *s, const char *dir, const char *cert, const char *key)
 {
 	char cpath[4096], kpath[4096], pin[TLS_PIN_LEN];
@@ -233,7 +216,7 @@ int coord_serve_main(int argc, char **argv)
 		fprintf(stderr, "coord: cannot create state dir %s: %s\n", state, strerror(errno));
 		return 1;
 	}
-	s.lock_fd = lock_state(state);
+	s.lock_fd = file_lock_dir(state, "coord.lock");
 	if (s.lock_fd < 0) {
 		fprintf(stderr, "coord: %s\n", s.lock_fd == -EBUSY
 			? "another coord is already serving this state dir" : strerror(-s.lock_fd));
