@@ -23,6 +23,16 @@
 
 struct watcher;
 
+/* What a node is, as it and admins see it: derived from the stored enum node_state and
+ * the key expiry. Text ("running", ...) only at the JSON and log edges. */
+enum coord_node_state {
+	COORD_NODE_RUNNING,
+	COORD_NODE_NEEDS_APPROVAL,
+	COORD_NODE_EXPIRED,
+	COORD_NODE_REJECTED,
+	COORD_NODE_STATES,              /* how many */
+};
+
 struct node {
 	struct node_rec rec;
 	struct node *prev, *next;       /* all nodes, in id order */
@@ -112,7 +122,10 @@ int64_t coord_now(void);
 struct node *coord_node_find(struct coord *co, const char *name_or_id);
 struct node *coord_node_by_token(struct coord *co, const char *token);
 int coord_node_visible(const struct node *n);   /* approved and not expired */
-const char *coord_node_state(const struct node *n); /* running|needs-approval|expired|rejected */
+enum coord_node_state coord_node_state(const struct node *n);
+/* "running", "needs-approval", "expired", "rejected"; parse: 0 or -EINVAL. */
+const char *coord_node_state_name(enum coord_node_state s);
+int coord_node_state_parse(const char *text, enum coord_node_state *out);
 /* Registration: req is the JSON body; on success *resp is the JSON answer. On failure
  * returns an HTTP status (4xx) with a message in err. */
 int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen);

@@ -54,7 +54,7 @@ json_t *netmap_node_json(struct coord *co, const struct node *n, int self)
 	json_set_key(o, "node_key", n->rec.node_key);
 	json_set_key(o, "disco_key", n->rec.disco_key);
 	if (self) {
-		json_object_set_new(o, "state", json_string(coord_node_state(n)));
+		json_object_set_new(o, "state", json_string(coord_node_state_name(coord_node_state(n))));
 		json_object_set_new(o, "hostname", json_string(n->rec.hostname));
 		json_object_set_new(o, "key_expiry", json_integer(n->rec.key_expiry));
 		json_object_set_new(o, "ephemeral", json_boolean(n->rec.ephemeral));

@@ -48,18 +48,16 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 {
 	struct server *s = arg;
 	struct coord *co = &s->co;
-	size_t counts[4] = { 0 }, online = 0;
+	size_t counts[COORD_NODE_STATES] = { 0 }, online = 0;
 
 	for (struct node *nd = co->nodes_head; nd; nd = nd->next) {
-		const char *st = coord_node_state(nd);
-		counts[!strcmp(st, "running") ? 0 : !strcmp(st, "needs-approval") ? 1 :
-		       !strcmp(st, "expired") ? 2 : 3]++;
+		counts[coord_node_state(nd)]++;
 		online += netmap_node_online(nd);
 	}
+	metrics_printf(t, "# HELP coord_nodes Nodes by state.\n# TYPE coord_nodes gauge\n");
+	for (int st = 0; st < COORD_NODE_STATES; st++)
+		metrics_printf(t, "coord_nodes{state=\"%s\"} %zu\n", coord_node_state_name(st), counts[st]);
 	metrics_printf(t,
-		"# HELP coord_nodes Nodes by state.\n# TYPE coord_nodes gauge\n"
-		"coord_nodes{state=\"running\"} %zu\ncoord_nodes{state=\"needs-approval\"} %zu\n"
-		"coord_nodes{state=\"expired\"} %zu\ncoord_nodes{state=\"rejected\"} %zu\n"
 		"# HELP coord_nodes_online Nodes holding a netmap stream.\n# TYPE coord_nodes_online gauge\n"
 		"coord_nodes_online %zu\n"
 		"# TYPE coord_watchers gauge\ncoord_watchers %zu\n"
@@ -71,7 +69,7 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		"# TYPE coord_http_requests_total counter\ncoord_http_requests_total %llu\n"
 		"# TYPE coord_http_bad_requests_total counter\ncoord_http_bad_requests_total %llu\n"
 		"# TYPE coord_http_connections gauge\ncoord_http_connections %zu\n",
-		counts[0], counts[1], counts[2], counts[3], online, co->n_watchers,
+		online, co->n_watchers,
 		(unsigned long long)co->stats.registrations, (unsigned long long)co->stats.deltas_sent,
 		(unsigned long long)co->stats.bytes_sent, (unsigned long long)co->stats.slow_watchers_cut,
 		(unsigned long long)co->stats.requests, (unsigned long long)co->stats.bad_requests,

@@ -36,15 +36,38 @@ int coord_node_visible(const struct node *n)
 	return n->rec.state == NODE_APPROVED && !node_expired(n);
 }
 
-const char *coord_node_state(const struct node *n)
+static const char *const state_names[COORD_NODE_STATES] = {
+	[COORD_NODE_RUNNING] = "running",
+	[COORD_NODE_NEEDS_APPROVAL] = "needs-approval",
+	[COORD_NODE_EXPIRED] = "expired",
+	[COORD_NODE_REJECTED] = "rejected",
+};
+
+enum coord_node_state coord_node_state(const struct node *n)
 {
 	if (n->rec.state == NODE_REJECTED)
-		return "rejected";
+		return COORD_NODE_REJECTED;
 	if (n->rec.state == NODE_PENDING)
-		return "needs-approval";
+		return COORD_NODE_NEEDS_APPROVAL;
 	if (node_expired(n))
-		return "expired";
-	return "running";
+		return COORD_NODE_EXPIRED;
+	return COORD_NODE_RUNNING;
+}
+
+const char *coord_node_state_name(enum coord_node_state s)
+{
+	return (unsigned)s < COORD_NODE_STATES ? state_names[s] : "unknown";
+}
+
+int coord_node_state_parse(const char *text, enum coord_node_state *out)
+{
+	for (int s = 0; s < COORD_NODE_STATES; s++) {
+		if (!strcmp(text, state_names[s])) {
+			*out = (enum coord_node_state)s;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 static void name_hash(const char *name, uint8_t out[HASH_LEN])
@@ -551,7 +574,7 @@ static json_t *coord_register_answer(struct coord *co, const struct node *n, con
 	ip6_to_text(n->rec.ipv6, v6, sizeof(v6));
 	json_t *a = json_pack("{s:I, s:s, s:s, s:s, s:s, s:[s,s], s:I}",
 			      "id", (json_int_t)n->rec.id, "name", n->rec.name,
-			      "state", coord_node_state(n), "token", token,
+			      "state", coord_node_state_name(coord_node_state(n)), "token", token,
 			      "domain", co->domain, "ips", v4, v6,
 			      "key_expiry", (json_int_t)n->rec.key_expiry);
 	char cmd[128];
@@ -705,7 +728,8 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 		link_node(co, n);
 		co->stats.registrations++;
 		log_info("node registered", "id=%lld name=%s state=%s auth_key=%lld",
-			 (long long)r.id, r.name, coord_node_state(n), (long long)r.auth_key_id);
+			 (long long)r.id, r.name, coord_node_state_name(coord_node_state(n)),
+			 (long long)r.auth_key_id);
 		if (coord_node_visible(n))
 			netmap_peer_added(co, n);
 	} else {
@@ -717,7 +741,7 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 		index_node(co, n);
 		netmap_invalidate(n);
 		log_info("node re-registered", "id=%lld name=%s state=%s key_changed=%d",
-			 (long long)r.id, r.name, coord_node_state(n), key_changed);
+			 (long long)r.id, r.name, coord_node_state_name(coord_node_state(n)), key_changed);
 		if (coord_node_visible(n) && (!was_visible || key_changed))
 			netmap_peer_added(co, n);
 		else if (was_visible && !coord_node_visible(n) && !key_changed)

@@ -121,6 +121,24 @@ static void test_sanitize_label(void **state)
 	assert_string_equal(out, "node");
 }
 
+/* The state names are the JSON and metrics text: they must not change. */
+static void test_coord_node_state_names(void **state)
+{
+	static const char *const names[] = { "running", "needs-approval", "expired", "rejected" };
+	enum coord_node_state st;
+
+	(void)state;
+	assert_int_equal(COORD_NODE_STATES, 4);
+	for (int i = 0; i < COORD_NODE_STATES; i++) {
+		assert_string_equal(coord_node_state_name(i), names[i]);
+		assert_int_equal(coord_node_state_parse(names[i], &st), 0);
+		assert_int_equal(st, i);
+	}
+	assert_int_equal(coord_node_state_parse("approved", &st), -EINVAL);
+	assert_int_equal(coord_node_state_parse("", &st), -EINVAL);
+	assert_string_equal(coord_node_state_name(COORD_NODE_STATES), "unknown");
+}
+
 static void test_coord_register_with_key_runs(void **state)
 {
 	struct fixture *f = *state;
@@ -164,7 +182,8 @@ static void test_coord_pending_then_approved(void **state)
 	assert_false(coord_node_visible(n));
 	assert_int_equal(coord_node_approve(&f->co, n), 0);
 	assert_true(coord_node_visible(n));
-	assert_string_equal(coord_node_state(n), "running");
+	assert_int_equal(coord_node_state(n), COORD_NODE_RUNNING);
+	assert_string_equal(coord_node_state_name(coord_node_state(n)), "running");
 	json_decref(a);
 }
 
@@ -256,7 +275,8 @@ static void test_coord_expire_and_reauth(void **state)
 	json_decref(a);
 	n = coord_node_find(&f->co, "exp");
 	assert_int_equal(coord_node_expire(&f->co, n), 0);
-	assert_string_equal(coord_node_state(n), "expired");
+	assert_int_equal(coord_node_state(n), COORD_NODE_EXPIRED);
+	assert_string_equal(coord_node_state_name(coord_node_state(n)), "expired");
 	assert_false(coord_node_visible(n));
 	/* Back with a fresh node key and no auth key: an admin must approve again. */
 	node_keys_rotate(f->dir, &k);
@@ -360,6 +380,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ipalloc_unique_and_reserved, setup, teardown),
 		cmocka_unit_test(test_sanitize_label),
+		cmocka_unit_test(test_coord_node_state_names),
 		cmocka_unit_test_setup_teardown(test_coord_register_with_key_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_pending_then_approved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_challenge_is_single_use, setup, teardown),
