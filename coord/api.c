@@ -13,6 +13,28 @@
 
 #define MAX_SEGS 6
 
+int api_status(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 200;
+	case -EINVAL:
+		return 400;
+	case -EACCES:
+		return 401;
+	case -EPERM:
+		return 403;
+	case -ENOENT:
+		return 404;
+	case -EEXIST:
+		return 409;
+	case -ENOSPC:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
 static const char *bearer(const struct http_request *req)
 {
 	const char *h = http_request_header(req, "Authorization");
@@ -57,13 +79,14 @@ static void on_register(struct coord *co, struct http_request *req)
 {
 	json_t *b = body_json(co, req), *resp = NULL;
 	char err[200];
-	int status;
+	int rc, status;
 
 	if (!b)
 		return;
-	status = coord_register(co, b, &resp, err, sizeof(err));
+	rc = coord_register(co, b, &resp, err, sizeof(err));
 	json_decref(b);
-	if (status) {
+	if (rc) {
+		status = api_status(rc);
 		log_info("registration refused", "peer=%s status=%d reason=\"%s\"", req->peer, status, err);
 		http_respond_error(req, status, err);
 		return;
@@ -385,7 +408,7 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 		}
 		rc = coord_relay_add(co, name, url, token, sizeof(token), err, sizeof(err));
 		if (rc)
-			http_respond_error(req, rc == -EEXIST ? 409 : rc == -EINVAL ? 400 : 500, err);
+			http_respond_error(req, api_status(rc), err);
 		else
 			http_respond_json(req, 200, json_pack("{s:s, s:s}", "name", name, "token", token));
 		json_decref(b);

@@ -126,9 +126,27 @@ enum coord_node_state coord_node_state(const struct node *n);
 /* "running", "needs-approval", "expired", "rejected"; parse: 0 or -EINVAL. */
 const char *coord_node_state_name(enum coord_node_state s);
 int coord_node_state_parse(const char *text, enum coord_node_state *out);
+/* A registration request (POST /v1/register) as coord_register_parse leaves it: the
+ * strings point into the JSON body, which must outlive it. verify fills ak and node. */
+struct coord_reg {
+	const char *challenge_hex, *node_b64, *disco_b64, *machine_b64;  /* as signed */
+	const char *hostname, *os, *auth_key;   /* auth_key NULL when absent */
+	uint8_t challenge[32];
+	uint8_t node_key[KEY_LEN], disco_key[KEY_LEN], machine_key[KEY_LEN];
+	uint8_t sig[SIG_LEN];
+	struct authkey *ak;                     /* the auth key presented, if any */
+	struct node *node;                      /* the machine's node, if it has one */
+};
 /* Registration: req is the JSON body; on success *resp is the JSON answer. On failure
- * returns an HTTP status (4xx) with a message in err. */
+ * a message in err and -EINVAL (malformed), -EACCES (challenge, signature or auth key),
+ * -EPERM (machine rejected), -EEXIST (node key taken), -ENOSPC (no address left), or
+ * -EIO / -ENOMEM. api_status() turns these into HTTP statuses. */
 int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen);
+/* The steps of coord_register: the form of the request (no side effects; -EINVAL) ... */
+int coord_register_parse(const json_t *req, struct coord_reg *g, char *err, size_t errlen);
+/* ... and whether it may register: uses up the challenge, checks the signature and the
+ * auth key, finds the machine's node (-EACCES, -EEXIST, -EPERM). */
+int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size_t errlen);
 int coord_challenge_new(struct coord *co, uint8_t out[32]);
 int coord_node_approve(struct coord *co, struct node *n);
 int coord_node_reject(struct coord *co, struct node *n);
@@ -185,6 +203,9 @@ int netmap_node_online(const struct node *n);
 
 /* api.c: HTTP routes. admin is set for the admin socket. */
 void api_handle(struct coord *co, struct http_request *req, int admin);
+/* The HTTP status for a coord_* result: 0 -> 200, -EINVAL 400, -EACCES 401, -EPERM 403,
+ * -ENOENT 404, -EEXIST 409, -ENOSPC 503, anything else 500. */
+int api_status(int rc);
 
 /* server.c / cli.c */
 int coord_serve_main(int argc, char **argv);

@@ -586,116 +586,131 @@ static json_t *coord_register_answer(struct coord *co, const struct node *n, con
 	return a;
 }
 
-int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen)
-{
-	const char *challenge, *node_b64, *disco_b64, *machine_b64, *hostname, *os = "", *auth = NULL;
-	const char *sighex;
-	uint8_t ch[32], sig[SIG_LEN];
-	char msg[1024], token[COORD_TOKEN_MAX];
-	struct node_rec r;
-	struct node *n, *other;
-	struct authkey *ak = NULL;
-	int m, rc, was_visible = 0, is_new, key_changed = 0;
+/* --- registration: parse (form only), verify (who may), apply (store, index, fan out) --- */
 
-	memset(&r, 0, sizeof(r));
-	if (json_get_str(req, "challenge", &challenge) || hex_decode(challenge, ch, sizeof(ch)) ||
-	    json_get_str(req, "node_key", &node_b64) || key_from_base64(node_b64, r.node_key) ||
-	    json_get_str(req, "disco_key", &disco_b64) || key_from_base64(disco_b64, r.disco_key) ||
-	    json_get_str(req, "machine_key", &machine_b64) ||
-	    key_from_base64(machine_b64, r.machine_key) ||
-	    json_get_str(req, "hostname", &hostname) || !valid_text(hostname, 255) ||
-	    json_get_str(req, "signature", &sighex) || hex_decode(sighex, sig, sizeof(sig))) {
+int coord_register_parse(const json_t *req, struct coord_reg *g, char *err, size_t errlen)
+{
+	const char *sighex;
+
+	memset(g, 0, sizeof(*g));
+	g->os = "";
+	if (json_get_str(req, "challenge", &g->challenge_hex) ||
+	    hex_decode(g->challenge_hex, g->challenge, sizeof(g->challenge)) ||
+	    json_get_str(req, "node_key", &g->node_b64) || key_from_base64(g->node_b64, g->node_key) ||
+	    json_get_str(req, "disco_key", &g->disco_b64) || key_from_base64(g->disco_b64, g->disco_key) ||
+	    json_get_str(req, "machine_key", &g->machine_b64) ||
+	    key_from_base64(g->machine_b64, g->machine_key) ||
+	    json_get_str(req, "hostname", &g->hostname) || !valid_text(g->hostname, 255) ||
+	    json_get_str(req, "signature", &sighex) || hex_decode(sighex, g->sig, sizeof(g->sig))) {
 		snprintf(err, errlen, "registration needs challenge, node_key, disco_key, machine_key, hostname and signature, well-formed");
-		return 400;
+		return -EINVAL;
 	}
-	if ((json_get_str(req, "os", &os) == -EINVAL) || !valid_text(os, 31) ||
-	    (json_get_str(req, "auth_key", &auth) == -EINVAL) || (auth && !valid_text(auth, 128))) {
+	if ((json_get_str(req, "os", &g->os) == -EINVAL) || !valid_text(g->os, 31) ||
+	    (json_get_str(req, "auth_key", &g->auth_key) == -EINVAL) ||
+	    (g->auth_key && !valid_text(g->auth_key, 128))) {
 		snprintf(err, errlen, "os and auth_key must be short strings");
-		return 400;
+		return -EINVAL;
 	}
-	if (key_is_zero(r.node_key) || key_is_zero(r.disco_key)) {
+	if (key_is_zero(g->node_key) || key_is_zero(g->disco_key)) {
 		snprintf(err, errlen, "all-zero keys are not accepted");
-		return 400;
+		return -EINVAL;
 	}
-	rc = challenge_take(co, ch);
+	return 0;
+}
+
+int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size_t errlen)
+{
+	char msg[1024];
+	const char *problem;
+	struct node *other;
+	int m, rc;
+
+	rc = challenge_take(co, g->challenge);
 	if (rc) {
 		snprintf(err, errlen, rc == -ETIMEDOUT ? "challenge expired: ask for a new one"
 			 : "unknown or already used challenge: ask for a new one");
-		return 401;
+		return -EACCES;
 	}
-	m = coord_register_message(challenge, node_b64, disco_b64, machine_b64, hostname, os, auth,
-				   msg, sizeof(msg));
-	if (m < 0 || keys_verify(r.machine_key, msg, (size_t)m, sig)) {
+	m = coord_register_message(g->challenge_hex, g->node_b64, g->disco_b64, g->machine_b64,
+				   g->hostname, g->os, g->auth_key, msg, sizeof(msg));
+	if (m < 0 || keys_verify(g->machine_key, msg, (size_t)m, g->sig)) {
 		snprintf(err, errlen, "signature does not verify with the machine key");
-		return 401;
+		return -EACCES;
 	}
-	if (auth) {
-		const char *problem;
-		ak = authkey_lookup(co, auth);
-		problem = authkey_problem(ak);
+	if (g->auth_key) {
+		g->ak = authkey_lookup(co, g->auth_key);
+		problem = authkey_problem(g->ak);
 		if (problem) {
 			snprintf(err, errlen, "%s", problem);
-			return 401;
+			return -EACCES;
 		}
 	}
-
-	n = keymap_get(&co->by_machine_key, r.machine_key);
-	other = keymap_get(&co->by_node_key, r.node_key);
-	if (other && other != n) {
+	g->node = keymap_get(&co->by_machine_key, g->machine_key);
+	other = keymap_get(&co->by_node_key, g->node_key);
+	if (other && other != g->node) {
 		snprintf(err, errlen, "node key already belongs to another node");
-		return 409;
+		return -EEXIST;
 	}
-	is_new = !n;
-	if (n) {
-		if (n->rec.state == NODE_REJECTED) {
-			snprintf(err, errlen, "this machine was rejected by an admin");
-			return 403;
-		}
-		was_visible = coord_node_visible(n);
-		key_changed = memcmp(n->rec.node_key, r.node_key, KEY_LEN) != 0;
-		memcpy(r.machine_key, n->rec.machine_key, KEY_LEN);
-		uint8_t nk[KEY_LEN], dk[KEY_LEN];
-		memcpy(nk, r.node_key, KEY_LEN);
-		memcpy(dk, r.disco_key, KEY_LEN);
-		r = n->rec;
-		memcpy(r.node_key, nk, KEY_LEN);
-		memcpy(r.disco_key, dk, KEY_LEN);
-		snprintf(r.hostname, sizeof(r.hostname), "%.63s", hostname);
-		snprintf(r.os, sizeof(r.os), "%s", os);
-		if (ak) {
-			r.state = NODE_APPROVED;
-			r.auth_key_id = ak->rec.id;
-			r.key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
-		} else if (key_changed || node_expired(n)) {
-			/* A new key, or one past its expiry, must be vouched for again. */
-			r.state = NODE_PENDING;
-			r.key_expiry = 0;
-		}
-	} else {
-		snprintf(r.hostname, sizeof(r.hostname), "%.63s", hostname);
-		snprintf(r.os, sizeof(r.os), "%s", os);
-		unique_name(co, hostname, NULL, r.name);
-		rc = ipalloc_take(co, &r.ipv4);
-		if (rc) {
-			snprintf(err, errlen, "no free addresses left in 100.64.0.0/10");
-			return 503;
-		}
-		ipalloc_v6(co, r.ipv4, r.ipv6);
-		r.created = coord_now();
-		r.state = ak ? NODE_APPROVED : NODE_PENDING;
-		if (ak) {
-			r.auth_key_id = ak->rec.id;
-			r.ephemeral = ak->rec.ephemeral;
-			snprintf(r.tags, sizeof(r.tags), "%s", ak->rec.tags);
-			r.key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
-		}
+	if (g->node && g->node->rec.state == NODE_REJECTED) {
+		snprintf(err, errlen, "this machine was rejected by an admin");
+		return -EPERM;
 	}
-	r.last_seen = coord_now();
-	new_token(&r, token, sizeof(token));
+	return 0;
+}
 
-	rc = store_begin(co->st);
+/* A known machine keeps its id, name and addresses; a new or expired node key without
+ * an auth key must be vouched for again. */
+static void reg_record_existing(struct coord *co, const struct coord_reg *g, int key_changed,
+				struct node_rec *r)
+{
+	*r = g->node->rec;
+	memcpy(r->node_key, g->node_key, KEY_LEN);
+	memcpy(r->disco_key, g->disco_key, KEY_LEN);
+	snprintf(r->hostname, sizeof(r->hostname), "%.63s", g->hostname);
+	snprintf(r->os, sizeof(r->os), "%s", g->os);
+	if (g->ak) {
+		r->state = NODE_APPROVED;
+		r->auth_key_id = g->ak->rec.id;
+		r->key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
+	} else if (key_changed || node_expired(g->node)) {
+		r->state = NODE_PENDING;
+		r->key_expiry = 0;
+	}
+}
+
+static int reg_record_new(struct coord *co, const struct coord_reg *g, struct node_rec *r,
+			  char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	memcpy(r->node_key, g->node_key, KEY_LEN);
+	memcpy(r->disco_key, g->disco_key, KEY_LEN);
+	memcpy(r->machine_key, g->machine_key, KEY_LEN);
+	snprintf(r->hostname, sizeof(r->hostname), "%.63s", g->hostname);
+	snprintf(r->os, sizeof(r->os), "%s", g->os);
+	unique_name(co, g->hostname, NULL, r->name);
+	if (ipalloc_take(co, &r->ipv4)) {
+		snprintf(err, errlen, "no free addresses left in 100.64.0.0/10");
+		return -ENOSPC;
+	}
+	ipalloc_v6(co, r->ipv4, r->ipv6);
+	r->created = coord_now();
+	r->state = g->ak ? NODE_APPROVED : NODE_PENDING;
+	if (g->ak) {
+		r->auth_key_id = g->ak->rec.id;
+		r->ephemeral = g->ak->rec.ephemeral;
+		snprintf(r->tags, sizeof(r->tags), "%s", g->ak->rec.tags);
+		r->key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
+	}
+	return 0;
+}
+
+/* The node and its auth key's use count go to the store together or not at all. */
+static int reg_store(struct coord *co, struct node_rec *r, int is_new, struct authkey *ak)
+{
+	int rc = store_begin(co->st);
+
 	if (!rc)
-		rc = is_new ? store_node_insert(co->st, &r) : store_node_update(co->st, &r);
+		rc = is_new ? store_node_insert(co->st, r) : store_node_update(co->st, r);
 	if (!rc && ak) {
 		struct authkey_rec kr = ak->rec;
 		kr.uses++;
@@ -707,52 +722,101 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 	} else if (!rc) {
 		rc = store_commit(co->st);
 	}
-	if (rc) {
+	if (rc)
 		store_rollback(co->st);
-		if (is_new)
+	return rc;
+}
+
+static struct node *reg_add_node(struct coord *co, const struct node_rec *r)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n || (n->rec = *r, index_node(co, n))) {
+		/* Stored but not indexable: only possible on allocation failure; a restart
+		 * loads it. */
+		free(n);
+		return NULL;
+	}
+	link_node(co, n);
+	co->stats.registrations++;
+	log_info("node registered", "id=%lld name=%s state=%s auth_key=%lld", (long long)r->id,
+		 r->name, coord_node_state_name(coord_node_state(n)), (long long)r->auth_key_id);
+	if (coord_node_visible(n))
+		netmap_peer_added(co, n);
+	return n;
+}
+
+static void reg_update_node(struct coord *co, struct node *n, const struct node_rec *r,
+			    int was_visible, int key_changed)
+{
+	if (was_visible && key_changed)
+		netmap_peer_removed(co, n);   /* under its old key */
+	unindex_node(co, n);
+	n->rec = *r;
+	n->expired_notified = node_expired(n);
+	index_node(co, n);
+	netmap_invalidate(n);
+	log_info("node re-registered", "id=%lld name=%s state=%s key_changed=%d", (long long)r->id,
+		 r->name, coord_node_state_name(coord_node_state(n)), key_changed);
+	if (coord_node_visible(n) && (!was_visible || key_changed))
+		netmap_peer_added(co, n);
+	else if (was_visible && !coord_node_visible(n) && !key_changed)
+		netmap_peer_removed(co, n);
+	else if (coord_node_visible(n))
+		netmap_peer_changed(co, n);
+	netmap_send_full(co, n);
+}
+
+static int reg_apply(struct coord *co, const struct coord_reg *g, json_t **resp, char *err,
+		     size_t errlen)
+{
+	char token[COORD_TOKEN_MAX];
+	struct node_rec r;
+	struct node *n = g->node;
+	int was_visible = n && coord_node_visible(n);
+	int key_changed = n && memcmp(n->rec.node_key, g->node_key, KEY_LEN) != 0;
+	int rc;
+
+	if (n) {
+		reg_record_existing(co, g, key_changed, &r);
+	} else {
+		rc = reg_record_new(co, g, &r, err, errlen);
+		if (rc)
+			return rc;
+	}
+	r.last_seen = coord_now();
+	new_token(&r, token, sizeof(token));
+	if (reg_store(co, &r, !n, g->ak)) {
+		if (!n)
 			ipalloc_release(co, r.ipv4);
 		sodium_memzero(token, sizeof(token));
 		snprintf(err, errlen, "could not store the node");
-		return 500;
+		return -EIO;
 	}
-
-	if (is_new) {
-		n = calloc(1, sizeof(*n));
-		if (!n || (n->rec = r, index_node(co, n))) {
-			/* Stored but not indexable: only possible on allocation failure; a restart
-			 * loads it. */
-			free(n);
-			snprintf(err, errlen, "out of memory");
-			return 500;
-		}
-		link_node(co, n);
-		co->stats.registrations++;
-		log_info("node registered", "id=%lld name=%s state=%s auth_key=%lld",
-			 (long long)r.id, r.name, coord_node_state_name(coord_node_state(n)),
-			 (long long)r.auth_key_id);
-		if (coord_node_visible(n))
-			netmap_peer_added(co, n);
-	} else {
-		if (was_visible && key_changed)
-			netmap_peer_removed(co, n);   /* under its old key */
-		unindex_node(co, n);
-		n->rec = r;
-		n->expired_notified = node_expired(n);
-		index_node(co, n);
-		netmap_invalidate(n);
-		log_info("node re-registered", "id=%lld name=%s state=%s key_changed=%d",
-			 (long long)r.id, r.name, coord_node_state_name(coord_node_state(n)), key_changed);
-		if (coord_node_visible(n) && (!was_visible || key_changed))
-			netmap_peer_added(co, n);
-		else if (was_visible && !coord_node_visible(n) && !key_changed)
-			netmap_peer_removed(co, n);
-		else if (coord_node_visible(n))
-			netmap_peer_changed(co, n);
-		netmap_send_full(co, n);
-	}
-	*resp = coord_register_answer(co, n, token);
+	if (n)
+		reg_update_node(co, n, &r, was_visible, key_changed);
+	else
+		n = reg_add_node(co, &r);
+	*resp = n ? coord_register_answer(co, n, token) : NULL;
 	sodium_memzero(token, sizeof(token));
-	return *resp ? 0 : 500;
+	if (!*resp) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen)
+{
+	struct coord_reg g;
+	int rc;
+
+	rc = coord_register_parse(req, &g, err, errlen);
+	if (!rc)
+		rc = coord_register_verify(co, &g, err, errlen);
+	if (!rc)
+		rc = reg_apply(co, &g, resp, err, errlen);
+	return rc;
 }
 
 static int save_node(struct coord *co, const struct node_rec *r, struct node *n)

@@ -58,7 +58,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Registers k as hostname; returns the HTTP-like status (0 = ok) and the answer. */
+/* Registers k as hostname; returns the HTTP status it is answered with (0 = ok) and the
+ * answer. */
 static int reg(struct fixture *f, struct node_keys *k, const char *host, const char *auth,
 	       json_t **ans)
 {
@@ -73,7 +74,7 @@ static int reg(struct fixture *f, struct node_keys *k, const char *host, const c
 	*ans = NULL;
 	rc = coord_register(&f->co, body, ans, err, sizeof(err));
 	json_decref(body);
-	return rc;
+	return rc ? api_status(rc) : 0;
 }
 
 static const char *ans_str(json_t *a, const char *k)
@@ -202,13 +203,13 @@ static void test_coord_challenge_is_single_use(void **state)
 	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 0);
 	json_decref(a);
 	a = NULL;
-	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	assert_int_equal(api_status(coord_register(&f->co, body, &a, err, sizeof(err))), 401);
 	assert_null(a);
 	/* An unknown challenge, validly signed, is refused too. */
 	json_decref(body);
 	body = coord_register_body(&k, "0000000000000000000000000000000000000000000000000000000000000000",
 				   "replay", "linux", NULL);
-	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	assert_int_equal(api_status(coord_register(&f->co, body, &a, err, sizeof(err))), 401);
 	json_decref(body);
 }
 
@@ -228,12 +229,107 @@ static void test_coord_bad_signature_refused(void **state)
 	/* Claim someone else's machine key. */
 	key_to_base64(other.machine_pub, b64);
 	json_object_set_new(body, "machine_key", json_string(b64));
-	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	assert_int_equal(api_status(coord_register(&f->co, body, &a, err, sizeof(err))), 401);
 	json_decref(body);
 	/* Malformed fields are a 400. */
 	body = json_pack("{s:s}", "challenge", "zz");
-	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 400);
+	assert_int_equal(api_status(coord_register(&f->co, body, &a, err, sizeof(err))), 400);
 	json_decref(body);
+}
+
+/* A fresh challenge's hex and a body for k signed over it. */
+static json_t *signed_body(struct fixture *f, const struct node_keys *k, const char *host)
+{
+	uint8_t ch[32];
+	char hex[65];
+
+	assert_int_equal(coord_challenge_new(&f->co, ch), 0);
+	hex_encode(ch, 32, hex);
+	return coord_register_body(k, hex, host, "linux", NULL);
+}
+
+/* parse checks form only, in a fixed order, and says what is wrong. */
+static void test_coord_register_parse(void **state)
+{
+	struct fixture *f = *state;
+	struct coord_reg g;
+	struct node_keys k;
+	char err[200];
+	json_t *body;
+
+	node_keys_generate(&k);
+	body = signed_body(f, &k, "parsed");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_string_equal(g.hostname, "parsed");
+	assert_string_equal(g.os, "linux");
+	assert_null(g.auth_key);
+	assert_memory_equal(g.node_key, k.node_pub, KEY_LEN);
+	assert_memory_equal(g.machine_key, k.machine_pub, KEY_LEN);
+	assert_null(g.node);
+	assert_null(g.ak);
+
+	json_object_set_new(body, "os", json_string("an os name far longer than thirty-one chars"));
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "os and auth_key must be short strings");
+	json_object_set_new(body, "os", json_integer(1));
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), -EINVAL);
+	json_object_del(body, "os");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_string_equal(g.os, "");
+
+	json_object_set_new(body, "disco_key", json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "all-zero keys are not accepted");
+	json_object_del(body, "signature");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "registration needs challenge"));
+	json_decref(body);
+}
+
+/* verify: the challenge is used up even when a later check fails; a taken node key and
+ * a rejected machine have their own errors. */
+static void test_coord_register_verify(void **state)
+{
+	struct fixture *f = *state;
+	struct node_keys k1, k2;
+	struct coord_reg g;
+	char err[200];
+	json_t *body, *a;
+	struct node *n;
+
+	node_keys_generate(&k1);
+	node_keys_generate(&k2);
+	assert_int_equal(reg(f, &k1, "first", NULL, &a), 0);
+	json_decref(a);
+	n = coord_node_find(&f->co, "first");
+
+	body = signed_body(f, &k1, "first");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_int_equal(coord_register_verify(&f->co, &g, err, sizeof(err)), 0);
+	assert_ptr_equal(g.node, n);
+	assert_int_equal(coord_register_verify(&f->co, &g, err, sizeof(err)), -EACCES);
+	assert_string_equal(err, "unknown or already used challenge: ask for a new one");
+	json_decref(body);
+
+	/* Another machine claiming first's node key. */
+	memcpy(k2.node_pub, k1.node_pub, KEY_LEN);
+	body = signed_body(f, &k2, "second");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_int_equal(coord_register_verify(&f->co, &g, err, sizeof(err)), -EEXIST);
+	assert_string_equal(err, "node key already belongs to another node");
+	json_decref(body);
+
+	assert_int_equal(coord_node_reject(&f->co, n), 0);
+	body = signed_body(f, &k1, "first");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_int_equal(coord_register_verify(&f->co, &g, err, sizeof(err)), -EPERM);
+	assert_string_equal(err, "this machine was rejected by an admin");
+	assert_int_equal(api_status(coord_register_verify(&f->co, &g, err, sizeof(err))), 401);
+	json_decref(body);
+	assert_int_equal(api_status(-EPERM), 403);
+	assert_int_equal(api_status(-EEXIST), 409);
+	assert_int_equal(api_status(-ENOSPC), 503);
+	assert_int_equal(api_status(-EIO), 500);
 }
 
 static void test_coord_names_are_unique(void **state)
@@ -385,6 +481,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_coord_pending_then_approved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_challenge_is_single_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_bad_signature_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_register_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_register_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_names_are_unique, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_expire_and_reauth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_delete_invalidates_token, setup, teardown),
