@@ -1,6 +1,7 @@
 /* api.c - coord's HTTP API: the node protocol (challenge, register, netmap stream,
- * endpoints, logout), the relay admission stream, and the admin API that the CLI uses
- * over the admin socket (or over HTTPS with an API key). Bodies are JSON. */
+ * endpoints, logout), routes to the relay admission stream (relay_stream.c), and the
+ * admin API that the CLI uses over the admin socket (or over HTTPS with an API key).
+ * Bodies are JSON; coord_* results (-errno) become HTTP statuses here. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ int api_status(int rc)
 	}
 }
 
-static const char *bearer(const struct http_request *req)
+const char *api_bearer(const struct http_request *req)
 {
 	const char *h = http_request_header(req, "Authorization");
 
@@ -44,7 +45,7 @@ static const char *bearer(const struct http_request *req)
 	return h + 7;
 }
 
-static json_t *body_json(struct coord *co, struct http_request *req)
+json_t *api_body_json(struct coord *co, struct http_request *req)
 {
 	char err[160];
 	json_t *b;
@@ -77,7 +78,7 @@ static void on_challenge(struct coord *co, struct http_request *req)
 
 static void on_register(struct coord *co, struct http_request *req)
 {
-	json_t *b = body_json(co, req), *resp = NULL;
+	json_t *b = api_body_json(co, req), *resp = NULL;
 	char err[200];
 	int rc, status;
 
@@ -96,7 +97,7 @@ static void on_register(struct coord *co, struct http_request *req)
 
 static struct node *node_auth(struct coord *co, struct http_request *req)
 {
-	struct node *n = coord_node_by_token(co, bearer(req));
+	struct node *n = coord_node_by_token(co, api_bearer(req));
 
 	if (!n) {
 		http_respond_error(req, 401, "unknown node token: register again");
@@ -123,7 +124,7 @@ static void on_endpoints(struct coord *co, struct http_request *req)
 	char err[160];
 	json_t *b;
 
-	if (!n || !(b = body_json(co, req)))
+	if (!n || !(b = api_body_json(co, req)))
 		return;
 	if (coord_node_set_endpoints(co, n, b, err, sizeof(err)))
 		http_respond_error(req, 400, err);
@@ -142,36 +143,6 @@ static void on_logout(struct coord *co, struct http_request *req)
 		http_respond_error(req, 500, "could not delete the node");
 	else
 		http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
-}
-
-static void on_relay_stream(struct coord *co, struct http_request *req)
-{
-	struct relay *r = coord_relay_by_token(co, bearer(req));
-
-	if (!r) {
-		http_respond_error(req, 401, "unknown relay token");
-		return;
-	}
-	netmap_relay_attach(co, r, req);
-}
-
-static void on_relay_pin(struct coord *co, struct http_request *req)
-{
-	struct relay *r = coord_relay_by_token(co, bearer(req));
-	const char *pin;
-	json_t *b;
-
-	if (!r) {
-		http_respond_error(req, 401, "unknown relay token");
-		return;
-	}
-	if (!(b = body_json(co, req)))
-		return;
-	if (json_get_str(b, "pin", &pin) || coord_relay_set_pin(co, r, pin))
-		http_respond_error(req, 400, "pin must be sha256:<64 hex digits>");
-	else
-		http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
-	json_decref(b);
 }
 
 /* --- admin --- */
@@ -229,7 +200,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 	} else if (!strcmp(seg[4], "expire")) {
 		rc = coord_node_expire(co, n);
 	} else if (!strcmp(seg[4], "rename")) {
-		json_t *b = body_json(co, req);
+		json_t *b = api_body_json(co, req);
 		const char *name;
 		if (!b)
 			return;
@@ -296,7 +267,7 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 			json_array_insert_new(a, 0, authkey_json(k));
 		http_respond_json(req, 200, json_pack("{s:o}", "keys", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
-		json_t *b = body_json(co, req);
+		json_t *b = api_body_json(co, req);
 		int reusable = 0, ephemeral = 0;
 		int64_t expiry = 0;
 		const char *tags = "";
@@ -350,7 +321,7 @@ static void admin_apikeys(struct coord *co, struct http_request *req, char **seg
 				"revoked", k->rec.revoked));
 		http_respond_json(req, 200, json_pack("{s:o}", "apikeys", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
-		json_t *b = body_json(co, req);
+		json_t *b = api_body_json(co, req);
 		int64_t expiry = 0;
 		char key[COORD_TOKEN_MAX];
 
@@ -386,15 +357,12 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 		size_t i;
 		json_t *v;
 		json_array_foreach(a, i, v) {
-			int connected = 0;
-			for (struct watcher *w = co->relay_watchers; w; w = w->next)
-				if (w->relay && !w->dead && w->relay->rec.id == json_integer_value(json_object_get(v, "id")))
-					connected = 1;
-			json_object_set_new(v, "connected", json_boolean(connected));
+			int64_t id = json_integer_value(json_object_get(v, "id"));
+			json_object_set_new(v, "connected", json_boolean(relay_stream_connected(co, id)));
 		}
 		http_respond_json(req, 200, json_pack("{s:o}", "relays", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
-		json_t *b = body_json(co, req);
+		json_t *b = api_body_json(co, req);
 		const char *name, *url;
 		char token[COORD_TOKEN_MAX], err[200];
 		int rc;
@@ -492,7 +460,7 @@ void api_handle(struct coord *co, struct http_request *req, int admin)
 		return;
 	}
 	if (nseg >= 3 && !strcmp(seg[1], "admin")) {
-		if (!admin && coord_apikey_check(co, bearer(req))) {
+		if (!admin && coord_apikey_check(co, api_bearer(req))) {
 			http_respond_error(req, 401, "admin API needs an API key (coord apikeys create)");
 			return;
 		}
@@ -510,9 +478,9 @@ void api_handle(struct coord *co, struct http_request *req, int admin)
 	else if (nseg == 2 && post && !strcmp(seg[1], "logout"))
 		on_logout(co, req);
 	else if (nseg == 3 && get && !strcmp(seg[1], "relay") && !strcmp(seg[2], "stream"))
-		on_relay_stream(co, req);
+		relay_stream_on_stream(co, req);
 	else if (nseg == 3 && post && !strcmp(seg[1], "relay") && !strcmp(seg[2], "pin"))
-		on_relay_pin(co, req);
+		relay_stream_on_pin(co, req);
 	else
 		http_respond_error(req, 404, "no such route");
 }

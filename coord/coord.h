@@ -181,12 +181,11 @@ void ip6_to_text(const uint8_t ip[16], char *out, size_t size);
 /* Hostname → DNS label (lowercase a-z0-9-, 1..63, no leading/trailing '-'); "node" if empty. */
 void coord_sanitize_label(const char *in, char *out, size_t size);
 
-/* netmap.c: what nodes and relays see; every fan-out costs O(watchers that see it). */
+/* netmap.c: what nodes see; every fan-out costs O(watchers that see it). */
 json_t *netmap_node_json(struct coord *co, const struct node *n, int self);
 json_t *netmap_relays_json(struct coord *co);
-/* Turn the request into the node's (relay's) stream and send the full netmap. */
+/* Turn the request into the node's stream and send the full netmap. */
 void netmap_attach(struct coord *co, struct node *n, struct http_request *req);
-void netmap_relay_attach(struct coord *co, struct relay *r, struct http_request *req);
 void netmap_send_full(struct coord *co, struct node *n);
 void netmap_peer_added(struct coord *co, struct node *n);    /* became visible */
 void netmap_peer_changed(struct coord *co, struct node *n);  /* name, keys */
@@ -194,18 +193,41 @@ void netmap_peer_removed(struct coord *co, struct node *n);  /* stopped being vi
 void netmap_endpoints_changed(struct coord *co, struct node *n);
 void netmap_online_changed(struct coord *co, struct node *n);
 void netmap_relays_changed(struct coord *co);
-void netmap_relay_detach(struct coord *co, struct relay *r);  /* relay removed */
 void netmap_node_gone(struct coord *co, struct node *n, const char *reason); /* ends its stream */
 void netmap_keepalive(struct coord *co);
 void netmap_close_all(struct coord *co);
 void netmap_invalidate(struct node *n);  /* after any change to what peers see */
 int netmap_node_online(const struct node *n);
+/* The stream plumbing netmap.c and relay_stream.c share. A watcher is never freed while
+ * a fan-out iterates (co->broadcasting > 0): kill marks it dead, reap frees the dead. */
+struct watcher *netmap_stream_start(struct coord *co, struct http_request *req); /* or answered */
+int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, size_t len);
+void netmap_stream_kill(struct coord *co, struct watcher *w);
+void netmap_reap(struct coord *co);
+void watcher_list_add(struct watcher **head, struct watcher *w);
+void watcher_list_remove(struct watcher **head, struct watcher *w);
+
+/* relay_stream.c: GET /v1/relay/stream (the visible node keys: full, then add / remove)
+ * and POST /v1/relay/pin; it alone walks co->relay_watchers. */
+void relay_stream_on_stream(struct coord *co, struct http_request *req);
+void relay_stream_on_pin(struct coord *co, struct http_request *req);
+void relay_stream_key_added(struct coord *co, const uint8_t key[KEY_LEN]);   /* node visible */
+void relay_stream_key_removed(struct coord *co, const uint8_t key[KEY_LEN]); /* no longer */
+int relay_stream_connected(struct coord *co, int64_t relay_id);
+void relay_stream_detach(struct coord *co, struct relay *r);   /* relay removed */
+void relay_stream_keepalive(struct coord *co);
+void relay_stream_close_all(struct coord *co);
+void relay_stream_reap(struct coord *co);   /* netmap_reap's part for relays */
 
 /* api.c: HTTP routes. admin is set for the admin socket. */
 void api_handle(struct coord *co, struct http_request *req, int admin);
 /* The HTTP status for a coord_* result: 0 -> 200, -EINVAL 400, -EACCES 401, -EPERM 403,
  * -ENOENT 404, -EEXIST 409, -ENOSPC 503, anything else 500. */
 int api_status(int rc);
+/* The bearer token of the request, or NULL. */
+const char *api_bearer(const struct http_request *req);
+/* The JSON object body ({} when empty), or NULL after answering 400. */
+json_t *api_body_json(struct coord *co, struct http_request *req);
 
 /* server.c / cli.c */
 int coord_serve_main(int argc, char **argv);

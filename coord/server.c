@@ -110,6 +110,7 @@ static void on_keepalive(uv_timer_t *t)
 	struct server *s = t->data;
 
 	netmap_keepalive(&s->co);
+	relay_stream_keepalive(&s->co);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -294,6 +295,7 @@ int coord_serve_main(int argc, char **argv)
 	rc = 0;
 
 	netmap_close_all(&s.co);
+	relay_stream_close_all(&s.co);
 	uv_close((uv_handle_t *)&s.tick, NULL);
 	uv_close((uv_handle_t *)&s.keepalive, NULL);
 	uv_close((uv_handle_t *)&s.sigint, NULL);

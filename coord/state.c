@@ -1066,7 +1066,7 @@ int coord_relay_remove(struct coord *co, const char *name)
 		if (rc && rc != -ENOENT)
 			return rc;
 		*p = r->next;
-		netmap_relay_detach(co, r);   /* it is no longer one of ours */
+		relay_stream_detach(co, r);   /* it is no longer one of ours */
 		log_info("relay removed", "name=%s", name);
 		free(r);
 		netmap_relays_changed(co);
