@@ -60,6 +60,22 @@ json_t *api_body_json(struct coord *co, struct http_request *req)
 	return b;
 }
 
+static void respond_ok(struct http_request *req)
+{
+	http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* The answer to a DELETE by name or id. */
+static void respond_deleted(struct http_request *req, int rc, const char *not_found)
+{
+	if (rc == -ENOENT)
+		http_respond_error(req, 404, not_found);
+	else if (rc)
+		http_respond_error(req, 500, "could not store the change");
+	else
+		respond_ok(req);
+}
+
 /* --- node protocol --- */
 
 static void on_challenge(struct coord *co, struct http_request *req)
@@ -129,7 +145,7 @@ static void on_endpoints(struct coord *co, struct http_request *req)
 	if (coord_node_set_endpoints(co, n, b, err, sizeof(err)))
 		http_respond_error(req, 400, err);
 	else
-		http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		respond_ok(req);
 	json_decref(b);
 }
 
@@ -142,7 +158,7 @@ static void on_logout(struct coord *co, struct http_request *req)
 	if (coord_node_delete(co, n))
 		http_respond_error(req, 500, "could not delete the node");
 	else
-		http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		respond_ok(req);
 }
 
 /* --- admin --- */
@@ -182,7 +198,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		if (rc)
 			http_respond_error(req, 500, "could not delete the node");
 		else
-			http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+			respond_ok(req);
 		return;
 	}
 	if (nseg != 5 || strcmp(req->method, "POST")) {
@@ -338,13 +354,7 @@ static void admin_apikeys(struct coord *co, struct http_request *req, char **seg
 		else
 			http_respond_json(req, 200, json_pack("{s:s}", "key", key));
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
-		int rc = coord_apikey_revoke(co, seg[3]);
-		if (rc == -ENOENT)
-			http_respond_error(req, 404, "no such API key");
-		else if (rc)
-			http_respond_error(req, 500, "could not store the change");
-		else
-			http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		respond_deleted(req, coord_apikey_revoke(co, seg[3]), "no such API key");
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -381,13 +391,7 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 			http_respond_json(req, 200, json_pack("{s:s, s:s}", "name", name, "token", token));
 		json_decref(b);
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
-		int rc = coord_relay_remove(co, seg[3]);
-		if (rc == -ENOENT)
-			http_respond_error(req, 404, "no such relay");
-		else if (rc)
-			http_respond_error(req, 500, "could not store the change");
-		else
-			http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		respond_deleted(req, coord_relay_remove(co, seg[3]), "no such relay");
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -454,7 +458,7 @@ void api_handle(struct coord *co, struct http_request *req, int admin)
 	nseg = split_path(path, seg, MAX_SEGS);
 	if (nseg < 0 || nseg == 0 || strcmp(seg[0], "v1")) {
 		if (nseg == 1 && !strcmp(seg[0], "healthz"))
-			http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+			respond_ok(req);
 		else
 			http_respond_error(req, 404, "no such route");
 		return;

@@ -20,6 +20,7 @@
 #define COORD_STREAM_MAX_PENDING (8u << 20) /* a watcher further behind is cut off */
 #define COORD_MAX_CHALLENGES 65536
 #define COORD_CHALLENGE_TTL 60          /* seconds */
+#define COORD_KEEPALIVE_LINE "{\"type\":\"keepalive\"}\n"   /* on every stream */
 
 struct watcher;
 
@@ -202,6 +203,8 @@ int netmap_node_online(const struct node *n);
  * a fan-out iterates (co->broadcasting > 0): kill marks it dead, reap frees the dead. */
 struct watcher *netmap_stream_start(struct coord *co, struct http_request *req); /* or answered */
 int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, size_t len);
+/* To every live watcher of the list head, then reaps. */
+void netmap_stream_send_all(struct coord *co, struct watcher *head, const char *line, size_t len);
 void netmap_stream_kill(struct coord *co, struct watcher *w);
 void netmap_reap(struct coord *co);
 void watcher_list_add(struct watcher **head, struct watcher *w);

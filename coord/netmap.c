@@ -427,15 +427,19 @@ void netmap_node_gone(struct coord *co, struct node *n, const char *reason)
 	netmap_reap(co);
 }
 
-void netmap_keepalive(struct coord *co)
+void netmap_stream_send_all(struct coord *co, struct watcher *head, const char *line, size_t len)
 {
-	static const char line[] = "{\"type\":\"keepalive\"}\n";
-
 	co->broadcasting++;
-	for (struct watcher *w = co->node_watchers; w; w = w->next)
-		netmap_stream_send(co, w, line, sizeof(line) - 1);
+	for (struct watcher *w = head; w; w = w->next)
+		netmap_stream_send(co, w, line, len);
 	co->broadcasting--;
 	netmap_reap(co);
+}
+
+void netmap_keepalive(struct coord *co)
+{
+	netmap_stream_send_all(co, co->node_watchers, COORD_KEEPALIVE_LINE,
+			       sizeof(COORD_KEEPALIVE_LINE) - 1);
 }
 
 void netmap_close_all(struct coord *co)

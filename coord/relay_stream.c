@@ -85,16 +85,6 @@ void relay_stream_on_pin(struct coord *co, struct http_request *req)
 	json_decref(b);
 }
 
-static void broadcast(struct coord *co, const char *line, size_t len)
-{
-	co->broadcasting++;
-	for (struct watcher *w = co->relay_watchers; w; w = w->next)
-		if (!w->dead)
-			netmap_stream_send(co, w, line, len);
-	co->broadcasting--;
-	netmap_reap(co);
-}
-
 static void key_line(struct coord *co, const char *type, const uint8_t key[KEY_LEN])
 {
 	char b64[KEY_B64_LEN], line[128];
@@ -102,7 +92,7 @@ static void key_line(struct coord *co, const char *type, const uint8_t key[KEY_L
 
 	key_to_base64(key, b64);
 	n = snprintf(line, sizeof(line), "{\"type\":\"%s\",\"node_key\":\"%s\"}\n", type, b64);
-	broadcast(co, line, (size_t)n);
+	netmap_stream_send_all(co, co->relay_watchers, line, (size_t)n);
 }
 
 void relay_stream_key_added(struct coord *co, const uint8_t key[KEY_LEN])
@@ -117,13 +107,8 @@ void relay_stream_key_removed(struct coord *co, const uint8_t key[KEY_LEN])
 
 void relay_stream_keepalive(struct coord *co)
 {
-	static const char line[] = "{\"type\":\"keepalive\"}\n";
-
-	co->broadcasting++;
-	for (struct watcher *w = co->relay_watchers; w; w = w->next)
-		netmap_stream_send(co, w, line, sizeof(line) - 1);
-	co->broadcasting--;
-	netmap_reap(co);
+	netmap_stream_send_all(co, co->relay_watchers, COORD_KEEPALIVE_LINE,
+			       sizeof(COORD_KEEPALIVE_LINE) - 1);
 }
 
 int relay_stream_connected(struct coord *co, int64_t relay_id)
