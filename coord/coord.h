@@ -158,13 +158,18 @@ int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *bod
 /* Periodic: expiries, ephemeral clean-up, stale challenges. */
 void coord_tick(struct coord *co);
 
+/* authkeys.c */
 int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
 			 const char *tags, char *key_out, size_t key_size, struct authkey **out);
 struct authkey *coord_authkey_find(struct coord *co, int64_t id_or_zero, const char *prefix);
 int coord_authkey_revoke(struct coord *co, struct authkey *k);
+/* The auth key with this text, or NULL; then why it cannot be used now, or NULL. */
+struct authkey *coord_authkey_lookup(struct coord *co, const char *key);
+const char *coord_authkey_problem(const struct authkey *k);
 int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size);
 int coord_apikey_check(struct coord *co, const char *key);
 int coord_apikey_revoke(struct coord *co, const char *prefix_or_id);
+/* relays.c */
 int coord_relay_add(struct coord *co, const char *name, const char *url, char *token_out,
 		    size_t token_size, char *err, size_t errlen);
 int coord_relay_remove(struct coord *co, const char *name);

@@ -1,6 +1,7 @@
-/* state.c - the tailnet as coord holds it: nodes, auth and API keys, relays. Every
- * change is written through to the store before anyone is told, then fanned out by
- * netmap.c to just the watchers it concerns. */
+/* state.c - the tailnet as coord holds it: nodes and their registration (auth and API
+ * keys are in authkeys.c, relays in relays.c). Every change is written through to the
+ * store before anyone is told, then fanned out by netmap.c to just the watchers it
+ * concerns. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -17,9 +18,6 @@
 #include "meshvpn/log.h"
 
 #define TOKEN_NODE "mvpn-node-"
-#define TOKEN_AUTH "mvpn-auth-"
-#define TOKEN_API "mvpn-api-"
-#define TOKEN_RELAY "mvpn-relay-"
 
 int64_t coord_now(void)
 {
@@ -390,146 +388,6 @@ static int challenge_take(struct coord *co, const uint8_t value[32])
 	return c->expires > coord_now() ? 0 : -ETIMEDOUT;
 }
 
-/* --- auth keys --- */
-
-static struct authkey *authkey_lookup(struct coord *co, const char *key)
-{
-	uint8_t h[HASH_LEN];
-
-	keys_hash(key, strlen(key), h);
-	for (struct authkey *k = co->authkeys; k; k = k->next)
-		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
-			return k;
-	return NULL;
-}
-
-static const char *authkey_problem(const struct authkey *k)
-{
-	if (!k)
-		return "invalid auth key";
-	if (k->rec.revoked)
-		return "auth key revoked";
-	if (k->rec.expiry && coord_now() >= k->rec.expiry)
-		return "auth key expired";
-	if (!k->rec.reusable && k->rec.uses > 0)
-		return "auth key already used (create a --reusable key for several nodes)";
-	return NULL;
-}
-
-int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
-			 const char *tags, char *key_out, size_t key_size, struct authkey **out)
-{
-	struct authkey *k = calloc(1, sizeof(*k));
-	int rc;
-
-	if (!k)
-		return -ENOMEM;
-	keys_random_token(TOKEN_AUTH, key_out, key_size);
-	keys_hash(key_out, strlen(key_out), k->rec.hash);
-	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_AUTH));
-	k->rec.reusable = reusable;
-	k->rec.ephemeral = ephemeral;
-	snprintf(k->rec.tags, sizeof(k->rec.tags), "%s", tags ? tags : "");
-	k->rec.created = coord_now();
-	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
-	rc = store_authkey_insert(co->st, &k->rec);
-	if (rc) {
-		sodium_memzero(key_out, key_size);
-		free(k);
-		return rc;
-	}
-	k->next = co->authkeys;
-	co->authkeys = k;
-	if (out)
-		*out = k;
-	log_info("auth key created", "id=%lld reusable=%d ephemeral=%d", (long long)k->rec.id,
-		 reusable, ephemeral);
-	return 0;
-}
-
-struct authkey *coord_authkey_find(struct coord *co, int64_t id, const char *prefix)
-{
-	for (struct authkey *k = co->authkeys; k; k = k->next) {
-		if (id && k->rec.id == id)
-			return k;
-		if (prefix && *prefix && strlen(prefix) >= 6 &&
-		    !strncmp(k->rec.prefix, prefix, strlen(prefix)))
-			return k;
-	}
-	return NULL;
-}
-
-int coord_authkey_revoke(struct coord *co, struct authkey *k)
-{
-	struct authkey_rec r = k->rec;
-	int rc;
-
-	r.revoked = 1;
-	rc = store_authkey_update(co->st, &r);
-	if (!rc) {
-		k->rec = r;
-		log_info("auth key revoked", "id=%lld", (long long)r.id);
-	}
-	return rc;
-}
-
-/* --- API keys (admin over HTTPS) --- */
-
-int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size)
-{
-	struct apikey *k = calloc(1, sizeof(*k));
-	int rc;
-
-	if (!k)
-		return -ENOMEM;
-	keys_random_token(TOKEN_API, key_out, key_size);
-	keys_hash(key_out, strlen(key_out), k->rec.hash);
-	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_API));
-	k->rec.created = coord_now();
-	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
-	rc = store_apikey_insert(co->st, &k->rec);
-	if (rc) {
-		free(k);
-		return rc;
-	}
-	k->next = co->apikeys;
-	co->apikeys = k;
-	return 0;
-}
-
-int coord_apikey_check(struct coord *co, const char *key)
-{
-	uint8_t h[HASH_LEN];
-
-	if (!key || strncmp(key, TOKEN_API, strlen(TOKEN_API)))
-		return -EPERM;
-	keys_hash(key, strlen(key), h);
-	for (struct apikey *k = co->apikeys; k; k = k->next)
-		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
-			return k->rec.revoked || (k->rec.expiry && coord_now() >= k->rec.expiry)
-				? -EPERM : 0;
-	return -EPERM;
-}
-
-int coord_apikey_revoke(struct coord *co, const char *prefix_or_id)
-{
-	long long id = atoll(prefix_or_id);
-
-	for (struct apikey *k = co->apikeys; k; k = k->next) {
-		if ((id > 0 && k->rec.id == id) ||
-		    (strlen(prefix_or_id) >= 6 && !strncmp(k->rec.prefix, prefix_or_id, strlen(prefix_or_id)))) {
-			struct apikey_rec r = k->rec;
-			int rc;
-			r.revoked = 1;
-			rc = store_apikey_update(co->st, &r);
-			if (!rc)
-				k->rec = r;
-			return rc;
-		}
-	}
-	return -ENOENT;
-}
-
 /* --- nodes --- */
 
 static int valid_text(const char *s, size_t max)
@@ -638,8 +496,8 @@ int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size
 		return -EACCES;
 	}
 	if (g->auth_key) {
-		g->ak = authkey_lookup(co, g->auth_key);
-		problem = authkey_problem(g->ak);
+		g->ak = coord_authkey_lookup(co, g->auth_key);
+		problem = coord_authkey_problem(g->ak);
 		if (problem) {
 			snprintf(err, errlen, "%s", problem);
 			return -EACCES;
@@ -1005,104 +863,4 @@ void coord_tick(struct coord *co)
 		}
 	}
 	challenges_expire(co, now);
-}
-
-/* --- relays --- */
-
-int coord_relay_add(struct coord *co, const char *name, const char *url, char *token_out,
-		    size_t token_size, char *err, size_t errlen)
-{
-	struct relay *r, **tail;
-	char label[STORE_NAME_LEN];
-	struct http_url u;
-	int rc;
-
-	coord_sanitize_label(name, label, sizeof(label));
-	if (strcmp(label, name)) {
-		snprintf(err, errlen, "relay name must be a DNS label (try '%s')", label);
-		return -EINVAL;
-	}
-	if (http_url_parse(url, &u) || u.scheme != HTTP_SCHEME_HTTPS) {
-		snprintf(err, errlen, "relay URL must look like https://host[:port]");
-		return -EINVAL;
-	}
-	for (r = co->relays; r; r = r->next) {
-		if (!strcmp(r->rec.name, name)) {
-			snprintf(err, errlen, "a relay called '%s' exists already", name);
-			return -EEXIST;
-		}
-	}
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	snprintf(r->rec.name, sizeof(r->rec.name), "%s", name);
-	snprintf(r->rec.url, sizeof(r->rec.url), "%s", url);
-	keys_random_token(TOKEN_RELAY, token_out, token_size);
-	keys_hash(token_out, strlen(token_out), r->rec.token_hash);
-	r->rec.created = coord_now();
-	rc = store_relay_insert(co->st, &r->rec);
-	if (rc) {
-		snprintf(err, errlen, "could not store the relay");
-		sodium_memzero(token_out, token_size);
-		free(r);
-		return rc;
-	}
-	for (tail = &co->relays; *tail; tail = &(*tail)->next)
-		;
-	*tail = r;
-	log_info("relay added", "name=%s url=%s", name, url);
-	netmap_relays_changed(co);
-	return 0;
-}
-
-int coord_relay_remove(struct coord *co, const char *name)
-{
-	for (struct relay **p = &co->relays; *p; p = &(*p)->next) {
-		struct relay *r = *p;
-		int rc;
-		if (strcmp(r->rec.name, name))
-			continue;
-		rc = store_relay_delete(co->st, r->rec.id);
-		if (rc && rc != -ENOENT)
-			return rc;
-		*p = r->next;
-		relay_stream_detach(co, r);   /* it is no longer one of ours */
-		log_info("relay removed", "name=%s", name);
-		free(r);
-		netmap_relays_changed(co);
-		return 0;
-	}
-	return -ENOENT;
-}
-
-struct relay *coord_relay_by_token(struct coord *co, const char *token)
-{
-	uint8_t h[HASH_LEN];
-
-	if (!token || strncmp(token, TOKEN_RELAY, strlen(TOKEN_RELAY)))
-		return NULL;
-	keys_hash(token, strlen(token), h);
-	for (struct relay *r = co->relays; r; r = r->next)
-		if (!keys_equal_ct(r->rec.token_hash, h, HASH_LEN))
-			return r;
-	return NULL;
-}
-
-int coord_relay_set_pin(struct coord *co, struct relay *r, const char *pin)
-{
-	struct relay_rec rec = r->rec;
-	uint8_t raw[32];
-	int rc;
-
-	if (tls_pin_parse(pin, raw))
-		return -EINVAL;
-	if (!strcmp(rec.pin, pin))
-		return 0;
-	snprintf(rec.pin, sizeof(rec.pin), "%s", pin);
-	rc = store_relay_update(co->st, &rec);
-	if (rc)
-		return rc;
-	r->rec = rec;
-	netmap_relays_changed(co);
-	return 0;
 }
