@@ -89,7 +89,7 @@ static void on_challenge(struct coord *co, struct http_request *req)
 	}
 	hex_encode(ch, sizeof(ch), hex);
 	http_respond_json(req, 200, json_pack("{s:s, s:i}", "challenge", hex, "expires_in",
-					 COORD_CHALLENGE_TTL));
+					      COORD_CHALLENGE_TTL));
 }
 
 static void on_register(struct coord *co, struct http_request *req)
