@@ -1,6 +1,7 @@
 /* api.c - coord's HTTP API: the node protocol (challenge, register, netmap stream,
- * endpoints, logout), the relay admission stream, and the admin API that the CLI uses
- * over the admin socket (or over HTTPS with an API key). Bodies are JSON. */
+ * endpoints, logout), routes to the relay admission stream (relay_stream.c), and the
+ * admin API that the CLI uses over the admin socket (or over HTTPS with an API key).
+ * Bodies are JSON; coord_* results (-errno) become HTTP statuses here. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,21 +14,29 @@
 
 #define MAX_SEGS 6
 
-static void respond_json(struct http_request *req, int status, json_t *body)
+int api_status(int rc)
 {
-	size_t len = 0;
-	char *s = body ? json_dump_compact(body, &len) : NULL;
-
-	json_decref(body);
-	if (!s) {
-		http_respond_error(req, 500, "out of memory");
-		return;
+	switch (rc) {
+	case 0:
+		return 200;
+	case -EINVAL:
+		return 400;
+	case -EACCES:
+		return 401;
+	case -EPERM:
+		return 403;
+	case -ENOENT:
+		return 404;
+	case -EEXIST:
+		return 409;
+	case -ENOSPC:
+		return 503;
+	default:
+		return 500;
 	}
-	http_respond(req, status, "application/json", NULL, s, len);
-	free(s);
 }
 
-static const char *bearer(const struct http_request *req)
+const char *api_bearer(const struct http_request *req)
 {
 	const char *h = http_request_header(req, "Authorization");
 
@@ -36,7 +45,7 @@ static const char *bearer(const struct http_request *req)
 	return h + 7;
 }
 
-static json_t *body_json(struct coord *co, struct http_request *req)
+json_t *api_body_json(struct coord *co, struct http_request *req)
 {
 	char err[160];
 	json_t *b;
@@ -51,6 +60,22 @@ static json_t *body_json(struct coord *co, struct http_request *req)
 	return b;
 }
 
+static void respond_ok(struct http_request *req)
+{
+	http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* The answer to a DELETE by name or id. */
+static void respond_deleted(struct http_request *req, int rc, const char *not_found)
+{
+	if (rc == -ENOENT)
+		http_respond_error(req, 404, not_found);
+	else if (rc)
+		http_respond_error(req, 500, "could not store the change");
+	else
+		respond_ok(req);
+}
+
 /* --- node protocol --- */
 
 static void on_challenge(struct coord *co, struct http_request *req)
@@ -63,31 +88,32 @@ static void on_challenge(struct coord *co, struct http_request *req)
 		return;
 	}
 	hex_encode(ch, sizeof(ch), hex);
-	respond_json(req, 200, json_pack("{s:s, s:i}", "challenge", hex, "expires_in",
-					 COORD_CHALLENGE_TTL));
+	http_respond_json(req, 200, json_pack("{s:s, s:i}", "challenge", hex, "expires_in",
+					      COORD_CHALLENGE_TTL));
 }
 
 static void on_register(struct coord *co, struct http_request *req)
 {
-	json_t *b = body_json(co, req), *resp = NULL;
+	json_t *b = api_body_json(co, req), *resp = NULL;
 	char err[200];
-	int status;
+	int rc, status;
 
 	if (!b)
 		return;
-	status = coord_register(co, b, &resp, err, sizeof(err));
+	rc = coord_register(co, b, &resp, err, sizeof(err));
 	json_decref(b);
-	if (status) {
+	if (rc) {
+		status = api_status(rc);
 		log_info("registration refused", "peer=%s status=%d reason=\"%s\"", req->peer, status, err);
 		http_respond_error(req, status, err);
 		return;
 	}
-	respond_json(req, 200, resp);
+	http_respond_json(req, 200, resp);
 }
 
 static struct node *node_auth(struct coord *co, struct http_request *req)
 {
-	struct node *n = coord_node_by_token(co, bearer(req));
+	struct node *n = coord_node_by_token(co, api_bearer(req));
 
 	if (!n) {
 		http_respond_error(req, 401, "unknown node token: register again");
@@ -114,12 +140,12 @@ static void on_endpoints(struct coord *co, struct http_request *req)
 	char err[160];
 	json_t *b;
 
-	if (!n || !(b = body_json(co, req)))
+	if (!n || !(b = api_body_json(co, req)))
 		return;
 	if (coord_node_set_endpoints(co, n, b, err, sizeof(err)))
 		http_respond_error(req, 400, err);
 	else
-		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		respond_ok(req);
 	json_decref(b);
 }
 
@@ -132,37 +158,7 @@ static void on_logout(struct coord *co, struct http_request *req)
 	if (coord_node_delete(co, n))
 		http_respond_error(req, 500, "could not delete the node");
 	else
-		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
-}
-
-static void on_relay_stream(struct coord *co, struct http_request *req)
-{
-	struct relay *r = coord_relay_by_token(co, bearer(req));
-
-	if (!r) {
-		http_respond_error(req, 401, "unknown relay token");
-		return;
-	}
-	netmap_relay_attach(co, r, req);
-}
-
-static void on_relay_pin(struct coord *co, struct http_request *req)
-{
-	struct relay *r = coord_relay_by_token(co, bearer(req));
-	const char *pin;
-	json_t *b;
-
-	if (!r) {
-		http_respond_error(req, 401, "unknown relay token");
-		return;
-	}
-	if (!(b = body_json(co, req)))
-		return;
-	if (json_get_str(b, "pin", &pin) || coord_relay_set_pin(co, r, pin))
-		http_respond_error(req, 400, "pin must be sha256:<64 hex digits>");
-	else
-		respond_json(req, 200, json_pack("{s:b}", "ok", 1));
-	json_decref(b);
+		respond_ok(req);
 }
 
 /* --- admin --- */
@@ -186,7 +182,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		json_t *a = json_array();
 		for (n = co->nodes_head; n; n = n->next)
 			json_array_append_new(a, admin_node_json(co, n));
-		respond_json(req, 200, json_pack("{s:o}", "nodes", a));
+		http_respond_json(req, 200, json_pack("{s:o}", "nodes", a));
 		return;
 	}
 	if (nseg < 4 || !(n = coord_node_find(co, seg[3]))) {
@@ -194,7 +190,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		return;
 	}
 	if (nseg == 4 && !strcmp(req->method, "GET")) {
-		respond_json(req, 200, admin_node_json(co, n));
+		http_respond_json(req, 200, admin_node_json(co, n));
 		return;
 	}
 	if (nseg == 4 && !strcmp(req->method, "DELETE")) {
@@ -202,7 +198,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		if (rc)
 			http_respond_error(req, 500, "could not delete the node");
 		else
-			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+			respond_ok(req);
 		return;
 	}
 	if (nseg != 5 || strcmp(req->method, "POST")) {
@@ -220,7 +216,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 	} else if (!strcmp(seg[4], "expire")) {
 		rc = coord_node_expire(co, n);
 	} else if (!strcmp(seg[4], "rename")) {
-		json_t *b = body_json(co, req);
+		json_t *b = api_body_json(co, req);
 		const char *name;
 		if (!b)
 			return;
@@ -242,7 +238,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 	if (rc)
 		http_respond_error(req, 500, "could not store the change");
 	else
-		respond_json(req, 200, admin_node_json(co, n));
+		http_respond_json(req, 200, admin_node_json(co, n));
 }
 
 static json_t *authkey_json(const struct authkey *k)
@@ -285,9 +281,9 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 		json_t *a = json_array();
 		for (struct authkey *k = co->authkeys; k; k = k->next)
 			json_array_insert_new(a, 0, authkey_json(k));
-		respond_json(req, 200, json_pack("{s:o}", "keys", a));
+		http_respond_json(req, 200, json_pack("{s:o}", "keys", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
-		json_t *b = body_json(co, req);
+		json_t *b = api_body_json(co, req);
 		int reusable = 0, ephemeral = 0;
 		int64_t expiry = 0;
 		const char *tags = "";
@@ -312,7 +308,7 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 		json_decref(b);
 		json_t *o = authkey_json(k);
 		json_object_set_new(o, "key", json_string(key));
-		respond_json(req, 200, o);
+		http_respond_json(req, 200, o);
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
 		char *end;
 		long long id = strtoll(seg[3], &end, 10);
@@ -324,7 +320,7 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 		if (coord_authkey_revoke(co, k))
 			http_respond_error(req, 500, "could not store the change");
 		else
-			respond_json(req, 200, authkey_json(k));
+			http_respond_json(req, 200, authkey_json(k));
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -339,9 +335,9 @@ static void admin_apikeys(struct coord *co, struct http_request *req, char **seg
 				"id", (json_int_t)k->rec.id, "prefix", k->rec.prefix,
 				"created", (json_int_t)k->rec.created, "expiry", (json_int_t)k->rec.expiry,
 				"revoked", k->rec.revoked));
-		respond_json(req, 200, json_pack("{s:o}", "apikeys", a));
+		http_respond_json(req, 200, json_pack("{s:o}", "apikeys", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
-		json_t *b = body_json(co, req);
+		json_t *b = api_body_json(co, req);
 		int64_t expiry = 0;
 		char key[COORD_TOKEN_MAX];
 
@@ -356,15 +352,9 @@ static void admin_apikeys(struct coord *co, struct http_request *req, char **seg
 		if (coord_apikey_create(co, expiry, key, sizeof(key)))
 			http_respond_error(req, 500, "could not store the key");
 		else
-			respond_json(req, 200, json_pack("{s:s}", "key", key));
+			http_respond_json(req, 200, json_pack("{s:s}", "key", key));
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
-		int rc = coord_apikey_revoke(co, seg[3]);
-		if (rc == -ENOENT)
-			http_respond_error(req, 404, "no such API key");
-		else if (rc)
-			http_respond_error(req, 500, "could not store the change");
-		else
-			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		respond_deleted(req, coord_apikey_revoke(co, seg[3]), "no such API key");
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -377,15 +367,12 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 		size_t i;
 		json_t *v;
 		json_array_foreach(a, i, v) {
-			int connected = 0;
-			for (struct watcher *w = co->relay_watchers; w; w = w->next)
-				if (w->relay && !w->dead && w->relay->rec.id == json_integer_value(json_object_get(v, "id")))
-					connected = 1;
-			json_object_set_new(v, "connected", json_boolean(connected));
+			int64_t id = json_integer_value(json_object_get(v, "id"));
+			json_object_set_new(v, "connected", json_boolean(relay_stream_connected(co, id)));
 		}
-		respond_json(req, 200, json_pack("{s:o}", "relays", a));
+		http_respond_json(req, 200, json_pack("{s:o}", "relays", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
-		json_t *b = body_json(co, req);
+		json_t *b = api_body_json(co, req);
 		const char *name, *url;
 		char token[COORD_TOKEN_MAX], err[200];
 		int rc;
@@ -399,18 +386,12 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 		}
 		rc = coord_relay_add(co, name, url, token, sizeof(token), err, sizeof(err));
 		if (rc)
-			http_respond_error(req, rc == -EEXIST ? 409 : rc == -EINVAL ? 400 : 500, err);
+			http_respond_error(req, api_status(rc), err);
 		else
-			respond_json(req, 200, json_pack("{s:s, s:s}", "name", name, "token", token));
+			http_respond_json(req, 200, json_pack("{s:s, s:s}", "name", name, "token", token));
 		json_decref(b);
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
-		int rc = coord_relay_remove(co, seg[3]);
-		if (rc == -ENOENT)
-			http_respond_error(req, 404, "no such relay");
-		else if (rc)
-			http_respond_error(req, 500, "could not store the change");
-		else
-			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		respond_deleted(req, coord_relay_remove(co, seg[3]), "no such relay");
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -432,7 +413,7 @@ static void admin_netmap(struct coord *co, struct http_request *req, const char 
 				json_array_append_new(peers, netmap_node_json(co, p, 0));
 	o = json_pack("{s:o, s:o, s:o, s:s}", "self", netmap_node_json(co, n, 1), "peers", peers,
 		      "relays", netmap_relays_json(co), "domain", co->domain);
-	respond_json(req, 200, o);
+	http_respond_json(req, 200, o);
 }
 
 static int split_path(char *path, char **seg, int max)
@@ -477,13 +458,13 @@ void api_handle(struct coord *co, struct http_request *req, int admin)
 	nseg = split_path(path, seg, MAX_SEGS);
 	if (nseg < 0 || nseg == 0 || strcmp(seg[0], "v1")) {
 		if (nseg == 1 && !strcmp(seg[0], "healthz"))
-			respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+			respond_ok(req);
 		else
 			http_respond_error(req, 404, "no such route");
 		return;
 	}
 	if (nseg >= 3 && !strcmp(seg[1], "admin")) {
-		if (!admin && coord_apikey_check(co, bearer(req))) {
+		if (!admin && coord_apikey_check(co, api_bearer(req))) {
 			http_respond_error(req, 401, "admin API needs an API key (coord apikeys create)");
 			return;
 		}
@@ -501,9 +482,9 @@ void api_handle(struct coord *co, struct http_request *req, int admin)
 	else if (nseg == 2 && post && !strcmp(seg[1], "logout"))
 		on_logout(co, req);
 	else if (nseg == 3 && get && !strcmp(seg[1], "relay") && !strcmp(seg[2], "stream"))
-		on_relay_stream(co, req);
+		relay_stream_on_stream(co, req);
 	else if (nseg == 3 && post && !strcmp(seg[1], "relay") && !strcmp(seg[2], "pin"))
-		on_relay_pin(co, req);
+		relay_stream_on_pin(co, req);
 	else
 		http_respond_error(req, 404, "no such route");
 }

@@ -14,8 +14,18 @@
 
 struct cli {
 	const char *state, *server, *api_key, *pin;
-	int json;
+	int json, reusable, ephemeral;
+	const char *expiry, *tags;
 	char base[4200];
+};
+
+/* One subcommand: `coord GROUP VERB ARG...`. path and done are for the handlers that
+ * share one shape: the admin route and what success prints, "%s" being arg[0]. */
+struct cli_cmd {
+	const char *group, *verb;
+	int nargs;
+	int (*fn)(struct cli *c, const struct cli_cmd *cmd, char **arg);
+	const char *path, *done;
 };
 
 /* Sends one admin request; prints the server's error and returns 1 on failure. */
@@ -110,20 +120,48 @@ static const char *str(const json_t *o, const char *k)
 	return s ? s : "";
 }
 
-static int nodes_list(struct cli *c)
+/* GET for a table: 1 on failure; with --json the answer is printed and *out is NULL. */
+static int list_get(struct cli *c, const char *path, json_t **out)
+{
+	*out = NULL;
+	if (call(c, "GET", path, NULL, out))
+		return 1;
+	if (c->json) {
+		print_json(*out);
+		json_decref(*out);
+		*out = NULL;
+	}
+	return 0;
+}
+
+static int table_done(struct table *t, json_t *v)
+{
+	table_print(t, stdout);
+	table_free(t);
+	json_decref(v);
+	return 0;
+}
+
+/* The admin route of cmd for arg: 0, or 1 when arg would leave its path segment. */
+static int route(const struct cli_cmd *cmd, const char *arg, char *path, size_t size)
+{
+	if (strchr(arg, '/'))
+		return 1;
+	snprintf(path, size, cmd->path, arg);
+	return 0;
+}
+
+static int nodes_list(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
 	json_t *v, *n;
 	struct table t;
 	size_t i;
 	char seen[32], exp[40], id[24];
 
-	if (call(c, "GET", "/v1/admin/nodes", NULL, &v))
+	if (list_get(c, "/v1/admin/nodes", &v))
 		return 1;
-	if (c->json) {
-		print_json(v);
-		json_decref(v);
-		return 0;
-	}
+	if (!v)
+		return 0;   /* printed as JSON */
 	table_init(&t, 8);
 	table_add(&t, "ID", "NAME", "IPV4", "IPV6", "STATE", "ONLINE", "LAST SEEN", "EXPIRES");
 	json_array_foreach(json_object_get(v, "nodes"), i, n) {
@@ -143,32 +181,25 @@ static int nodes_list(struct cli *c)
 			  ago(json_integer_value(json_object_get(n, "last_seen")), seen, sizeof(seen)),
 			  exp);
 	}
-	table_print(&t, stdout);
-	table_free(&t);
-	json_decref(v);
-	return 0;
+	return table_done(&t, v);
 }
 
-static int nodes_action(struct cli *c, const char *action, const char *node, const char *arg)
+/* approve, reject, expire, rename, delete, show, netmap: one node by name or id. */
+static int nodes_action(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
-	char path[256];
+	static const struct { const char *verb, *method; } methods[] = {
+		{ "delete", "DELETE" }, { "show", "GET" }, { "netmap", "GET" },
+	};
+	const char *node = arg[0], *method = "POST";
 	json_t *v, *body = NULL;
-	const char *method = "POST";
+	char path[256];
 
-	if (!strcmp(action, "delete")) {
-		snprintf(path, sizeof(path), "/v1/admin/nodes/%s", node);
-		method = "DELETE";
-	} else if (!strcmp(action, "netmap")) {
-		snprintf(path, sizeof(path), "/v1/admin/nodes/%s/netmap", node);
-		method = "GET";
-	} else if (!strcmp(action, "show")) {
-		snprintf(path, sizeof(path), "/v1/admin/nodes/%s", node);
-		method = "GET";
-	} else {
-		snprintf(path, sizeof(path), "/v1/admin/nodes/%s/%s", node, action);
-	}
-	if (arg)
-		body = json_pack("{s:s}", "name", arg);
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (!strcmp(cmd->verb, methods[i].verb))
+			method = methods[i].method;
+	snprintf(path, sizeof(path), cmd->path, node);
+	if (cmd->nargs == 2)
+		body = json_pack("{s:s}", "name", arg[1]);
 	if (strchr(node, '/') || strchr(node, '?')) {
 		fprintf(stderr, "coord: '%s' is not a node name or id\n", node);
 		json_decref(body);
@@ -176,177 +207,162 @@ static int nodes_action(struct cli *c, const char *action, const char *node, con
 	}
 	if (call(c, method, path, body, &v))
 		return 1;
-	if (c->json || !strcmp(action, "netmap") || !strcmp(action, "show"))
+	if (c->json || !strcmp(method, "GET"))
 		print_json(v);
-	else if (!strcmp(action, "delete"))
-		printf("node %s deleted\n", node);
+	else if (cmd->done)
+		printf(cmd->done, node);
 	else
 		printf("node %s: %s\n", str(v, "name"), str(v, "state"));
 	json_decref(v);
 	return 0;
 }
 
-static int keys_main(struct cli *c, char **w, int n, int reusable, int ephemeral,
-		     const char *expiry, const char *tags)
+/* DELETE of one thing by name or id; success prints cmd->done. */
+static int delete_one(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
-	json_t *v, *k;
-	int64_t secs = 0;
-	size_t i;
-
-	if (n == 2 && !strcmp(w[1], "create")) {
-		if (expiry && args_parse_duration(expiry, &secs)) {
-			fprintf(stderr, "coord: --expiry takes a duration like 90d, 12h, 30m\n");
-			return 2;
-		}
-		if (call(c, "POST", "/v1/admin/keys", json_pack("{s:b, s:b, s:I, s:s}", "reusable",
-			 reusable, "ephemeral", ephemeral, "expiry", (json_int_t)secs, "tags",
-			 tags ? tags : ""), &v))
-			return 1;
-		if (c->json) {
-			print_json(v);
-		} else {
-			printf("auth key %lld created (%s%s%s)\n", (long long)json_integer_value(json_object_get(v, "id")),
-			       reusable ? "reusable" : "single use", ephemeral ? ", ephemeral" : "",
-			       secs ? ", expires" : "");
-			printf("%s\n", str(v, "key"));
-		}
-		json_decref(v);
-		return 0;
-	}
-	if (n == 2 && !strcmp(w[1], "list")) {
-		struct table t;
-		char id[24], uses[24], created[32], exp[32];
-		if (call(c, "GET", "/v1/admin/keys", NULL, &v))
-			return 1;
-		if (c->json) {
-			print_json(v);
-			json_decref(v);
-			return 0;
-		}
-		table_init(&t, 8);
-		table_add(&t, "ID", "PREFIX", "REUSABLE", "EPHEMERAL", "USES", "CREATED", "EXPIRES", "USABLE");
-		json_array_foreach(json_object_get(v, "keys"), i, k) {
-			int64_t e = json_integer_value(json_object_get(k, "expiry"));
-			snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(k, "id")));
-			snprintf(uses, sizeof(uses), "%lld", (long long)json_integer_value(json_object_get(k, "uses")));
-			ago(json_integer_value(json_object_get(k, "created")), created, sizeof(created));
-			if (!e)
-				snprintf(exp, sizeof(exp), "never");
-			else
-				ago(e, exp, sizeof(exp));
-			table_add(&t, id, str(k, "prefix"),
-				  json_is_true(json_object_get(k, "reusable")) ? "yes" : "no",
-				  json_is_true(json_object_get(k, "ephemeral")) ? "yes" : "no", uses,
-				  created, exp,
-				  json_is_true(json_object_get(k, "revoked")) ? "revoked" :
-				  json_is_true(json_object_get(k, "usable")) ? "yes" : "no");
-		}
-		table_print(&t, stdout);
-		table_free(&t);
-		json_decref(v);
-		return 0;
-	}
-	if (n == 3 && !strcmp(w[1], "revoke")) {
-		char path[128];
-		snprintf(path, sizeof(path), "/v1/admin/keys/%s", w[2]);
-		if (strchr(w[2], '/') || call(c, "DELETE", path, NULL, &v))
-			return 1;
-		printf("auth key %lld revoked\n", (long long)json_integer_value(json_object_get(v, "id")));
-		json_decref(v);
-		return 0;
-	}
-	fprintf(stderr, "usage: coord keys create [--reusable] [--ephemeral] [--expiry DUR] [--tags tag:a,tag:b] [--json]\n"
-		"       coord keys list [--json]\n       coord keys revoke ID|PREFIX\n");
-	return 2;
-}
-
-static int relays_main(struct cli *c, char **w, int n)
-{
-	json_t *v, *r;
-	size_t i;
 	char path[160];
 
-	if (n == 4 && !strcmp(w[1], "add")) {
-		if (call(c, "POST", "/v1/admin/relays", json_pack("{s:s, s:s}", "name", w[2], "url", w[3]), &v))
-			return 1;
-		if (c->json) {
-			print_json(v);
-		} else {
-			printf("relay %s added; start it with: relay --coord URL --token TOKEN\n", w[2]);
-			printf("%s\n", str(v, "token"));
-		}
-		json_decref(v);
-		return 0;
-	}
-	if (n == 2 && !strcmp(w[1], "list")) {
-		struct table t;
-		if (call(c, "GET", "/v1/admin/relays", NULL, &v))
-			return 1;
-		if (c->json) {
-			print_json(v);
-			json_decref(v);
-			return 0;
-		}
-		table_init(&t, 4);
-		table_add(&t, "NAME", "URL", "CONNECTED", "PIN");
-		json_array_foreach(json_object_get(v, "relays"), i, r)
-			table_add(&t, str(r, "name"), str(r, "url"),
-				  json_is_true(json_object_get(r, "connected")) ? "yes" : "no", str(r, "pin"));
-		table_print(&t, stdout);
-		table_free(&t);
-		json_decref(v);
-		return 0;
-	}
-	if (n == 3 && !strcmp(w[1], "remove")) {
-		snprintf(path, sizeof(path), "/v1/admin/relays/%s", w[2]);
-		if (strchr(w[2], '/') || call(c, "DELETE", path, NULL, NULL))
-			return 1;
-		printf("relay %s removed\n", w[2]);
-		return 0;
-	}
-	fprintf(stderr, "usage: coord relays add NAME https://HOST[:PORT] | list [--json] | remove NAME\n");
-	return 2;
+	if (route(cmd, arg[0], path, sizeof(path)) || call(c, "DELETE", path, NULL, NULL))
+		return 1;
+	printf(cmd->done, arg[0]);
+	return 0;
 }
 
-static int apikeys_main(struct cli *c, char **w, int n, const char *expiry)
+static int keys_create(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
 	json_t *v;
 	int64_t secs = 0;
-	char path[160];
 
-	if (n == 2 && !strcmp(w[1], "create")) {
-		if (expiry && args_parse_duration(expiry, &secs)) {
-			fprintf(stderr, "coord: --expiry takes a duration like 90d\n");
-			return 2;
-		}
-		if (call(c, "POST", "/v1/admin/apikeys", json_pack("{s:I}", "expiry", (json_int_t)secs), &v))
-			return 1;
-		if (c->json)
-			print_json(v);
-		else
-			printf("%s\n", str(v, "key"));
-		json_decref(v);
-		return 0;
+	if (c->expiry && args_parse_duration(c->expiry, &secs)) {
+		fprintf(stderr, "coord: --expiry takes a duration like 90d, 12h, 30m\n");
+		return 2;
 	}
-	if (n == 2 && !strcmp(w[1], "list")) {
-		if (call(c, "GET", "/v1/admin/apikeys", NULL, &v))
-			return 1;
+	if (call(c, "POST", "/v1/admin/keys", json_pack("{s:b, s:b, s:I, s:s}", "reusable",
+		 c->reusable, "ephemeral", c->ephemeral, "expiry", (json_int_t)secs, "tags",
+		 c->tags ? c->tags : ""), &v))
+		return 1;
+	if (c->json) {
 		print_json(v);
-		json_decref(v);
-		return 0;
+	} else {
+		printf("auth key %lld created (%s%s%s)\n", (long long)json_integer_value(json_object_get(v, "id")),
+		       c->reusable ? "reusable" : "single use", c->ephemeral ? ", ephemeral" : "",
+		       secs ? ", expires" : "");
+		printf("%s\n", str(v, "key"));
 	}
-	if (n == 3 && !strcmp(w[1], "revoke")) {
-		snprintf(path, sizeof(path), "/v1/admin/apikeys/%s", w[2]);
-		if (strchr(w[2], '/') || call(c, "DELETE", path, NULL, NULL))
-			return 1;
-		printf("API key %s revoked\n", w[2]);
-		return 0;
-	}
-	fprintf(stderr, "usage: coord apikeys create [--expiry DUR] | list | revoke ID|PREFIX\n");
-	return 2;
+	json_decref(v);
+	return 0;
 }
 
-static int pin_main(struct cli *c)
+static int keys_list(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	struct table t;
+	char id[24], uses[24], created[32], exp[32];
+	json_t *v, *k;
+	size_t i;
+
+	if (list_get(c, "/v1/admin/keys", &v))
+		return 1;
+	if (!v)
+		return 0;   /* printed as JSON */
+	table_init(&t, 8);
+	table_add(&t, "ID", "PREFIX", "REUSABLE", "EPHEMERAL", "USES", "CREATED", "EXPIRES", "USABLE");
+	json_array_foreach(json_object_get(v, "keys"), i, k) {
+		int64_t e = json_integer_value(json_object_get(k, "expiry"));
+		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(k, "id")));
+		snprintf(uses, sizeof(uses), "%lld", (long long)json_integer_value(json_object_get(k, "uses")));
+		ago(json_integer_value(json_object_get(k, "created")), created, sizeof(created));
+		if (!e)
+			snprintf(exp, sizeof(exp), "never");
+		else
+			ago(e, exp, sizeof(exp));
+		table_add(&t, id, str(k, "prefix"),
+			  json_is_true(json_object_get(k, "reusable")) ? "yes" : "no",
+			  json_is_true(json_object_get(k, "ephemeral")) ? "yes" : "no", uses,
+			  created, exp,
+			  json_is_true(json_object_get(k, "revoked")) ? "revoked" :
+			  json_is_true(json_object_get(k, "usable")) ? "yes" : "no");
+	}
+	return table_done(&t, v);
+}
+
+static int keys_revoke(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	char path[128];
+	json_t *v;
+
+	if (route(cmd, arg[0], path, sizeof(path)) || call(c, "DELETE", path, NULL, &v))
+		return 1;
+	printf("auth key %lld revoked\n", (long long)json_integer_value(json_object_get(v, "id")));
+	json_decref(v);
+	return 0;
+}
+
+static int relays_add(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	json_t *v;
+
+	if (call(c, "POST", "/v1/admin/relays", json_pack("{s:s, s:s}", "name", arg[0], "url", arg[1]), &v))
+		return 1;
+	if (c->json) {
+		print_json(v);
+	} else {
+		printf("relay %s added; start it with: relay --coord URL --token TOKEN\n", arg[0]);
+		printf("%s\n", str(v, "token"));
+	}
+	json_decref(v);
+	return 0;
+}
+
+static int relays_list(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	struct table t;
+	json_t *v, *r;
+	size_t i;
+
+	if (list_get(c, "/v1/admin/relays", &v))
+		return 1;
+	if (!v)
+		return 0;   /* printed as JSON */
+	table_init(&t, 4);
+	table_add(&t, "NAME", "URL", "CONNECTED", "PIN");
+	json_array_foreach(json_object_get(v, "relays"), i, r)
+		table_add(&t, str(r, "name"), str(r, "url"),
+			  json_is_true(json_object_get(r, "connected")) ? "yes" : "no", str(r, "pin"));
+	return table_done(&t, v);
+}
+
+static int apikeys_create(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	json_t *v;
+	int64_t secs = 0;
+
+	if (c->expiry && args_parse_duration(c->expiry, &secs)) {
+		fprintf(stderr, "coord: --expiry takes a duration like 90d\n");
+		return 2;
+	}
+	if (call(c, "POST", "/v1/admin/apikeys", json_pack("{s:I}", "expiry", (json_int_t)secs), &v))
+		return 1;
+	if (c->json)
+		print_json(v);
+	else
+		printf("%s\n", str(v, "key"));
+	json_decref(v);
+	return 0;
+}
+
+/* The answer as JSON whatever --json says (there is no table for it). */
+static int print_get(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	json_t *v;
+
+	if (call(c, "GET", cmd->path, NULL, &v))
+		return 1;
+	print_json(v);
+	json_decref(v);
+	return 0;
+}
+
+static int pin_main(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
 	char path[4096], pin[TLS_PIN_LEN];
 
@@ -360,19 +376,67 @@ static int pin_main(struct cli *c)
 	return 0;
 }
 
+static const struct cli_cmd cmds[] = {
+	{ "nodes", "list", 0, nodes_list, NULL, NULL },
+	{ "nodes", "approve", 1, nodes_action, "/v1/admin/nodes/%s/approve", NULL },
+	{ "nodes", "reject", 1, nodes_action, "/v1/admin/nodes/%s/reject", NULL },
+	{ "nodes", "expire", 1, nodes_action, "/v1/admin/nodes/%s/expire", NULL },
+	{ "nodes", "delete", 1, nodes_action, "/v1/admin/nodes/%s", "node %s deleted\n" },
+	{ "nodes", "show", 1, nodes_action, "/v1/admin/nodes/%s", NULL },
+	{ "nodes", "netmap", 1, nodes_action, "/v1/admin/nodes/%s/netmap", NULL },
+	{ "nodes", "rename", 2, nodes_action, "/v1/admin/nodes/%s/rename", NULL },
+	{ "keys", "create", 0, keys_create, NULL, NULL },
+	{ "keys", "list", 0, keys_list, NULL, NULL },
+	{ "keys", "revoke", 1, keys_revoke, "/v1/admin/keys/%s", NULL },
+	{ "relays", "add", 2, relays_add, NULL, NULL },
+	{ "relays", "list", 0, relays_list, NULL, NULL },
+	{ "relays", "remove", 1, delete_one, "/v1/admin/relays/%s", "relay %s removed\n" },
+	{ "apikeys", "create", 0, apikeys_create, NULL, NULL },
+	{ "apikeys", "list", 0, print_get, "/v1/admin/apikeys", NULL },
+	{ "apikeys", "revoke", 1, delete_one, "/v1/admin/apikeys/%s", "API key %s revoked\n" },
+	{ "pin", NULL, 0, pin_main, NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};
+
+/* What a group prints when no subcommand matches ("pin" prints nothing). */
+static const struct { const char *group, *text; } usages[] = {
+	{ "nodes", "usage: coord nodes list [--json]\n"
+	  "       coord nodes approve|reject|expire|delete|show|netmap NODE\n"
+	  "       coord nodes rename NODE NEW-NAME\n"
+	  "NODE is a node's name or id; add --state DIR or --server URL --api-key K\n" },
+	{ "keys", "usage: coord keys create [--reusable] [--ephemeral] [--expiry DUR] [--tags tag:a,tag:b] [--json]\n"
+	  "       coord keys list [--json]\n       coord keys revoke ID|PREFIX\n" },
+	{ "relays", "usage: coord relays add NAME https://HOST[:PORT] | list [--json] | remove NAME\n" },
+	{ "apikeys", "usage: coord apikeys create [--expiry DUR] | list | revoke ID|PREFIX\n" },
+};
+
+/* w[0] is the group, w[1] the verb, then the arguments. */
+static int dispatch(struct cli *c, const char *group, char **w, int n)
+{
+	for (const struct cli_cmd *cmd = cmds; cmd->group; cmd++) {
+		if (strcmp(cmd->group, group))
+			continue;
+		if (!cmd->verb ? n == 1 : n == 2 + cmd->nargs && !strcmp(w[1], cmd->verb))
+			return cmd->fn(c, cmd, w + (cmd->verb ? 2 : 1));
+	}
+	for (size_t i = 0; i < sizeof(usages) / sizeof(usages[0]); i++)
+		if (!strcmp(usages[i].group, group))
+			fputs(usages[i].text, stderr);
+	return 2;
+}
+
 int coord_cli_main(const char *group, int argc, char **argv)
 {
 	struct cli c = { .state = "./coord-state" };
-	const char *expiry = NULL, *tags = NULL;
-	int reusable = 0, ephemeral = 0, n;
 	const struct arg_opt opts[] = {
 		{ "state", &c.state, NULL, 0 }, { "server", &c.server, NULL, 0 },
 		{ "api-key", &c.api_key, NULL, 0 }, { "pin", &c.pin, NULL, 0 },
-		{ "json", NULL, &c.json, 0 }, { "reusable", NULL, &reusable, 0 },
-		{ "ephemeral", NULL, &ephemeral, 0 }, { "expiry", &expiry, NULL, 0 },
-		{ "tags", &tags, NULL, 0 }, { NULL, NULL, NULL, 0 },
+		{ "json", NULL, &c.json, 0 }, { "reusable", NULL, &c.reusable, 0 },
+		{ "ephemeral", NULL, &c.ephemeral, 0 }, { "expiry", &c.expiry, NULL, 0 },
+		{ "tags", &c.tags, NULL, 0 }, { NULL, NULL, NULL, 0 },
 	};
 	char *w[8], err[256];
+	int n;
 
 	n = args_parse(argc, argv, opts, w, 8, err, sizeof(err));
 	if (n < 0) {
@@ -390,25 +454,5 @@ int coord_cli_main(const char *group, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!strcmp(group, "pin"))
-		return n == 1 ? pin_main(&c) : 2;
-	if (!strcmp(group, "keys"))
-		return keys_main(&c, w, n, reusable, ephemeral, expiry, tags);
-	if (!strcmp(group, "relays"))
-		return relays_main(&c, w, n);
-	if (!strcmp(group, "apikeys"))
-		return apikeys_main(&c, w, n, expiry);
-	/* nodes */
-	if (n == 2 && !strcmp(w[1], "list"))
-		return nodes_list(&c);
-	if (n == 3 && (!strcmp(w[1], "approve") || !strcmp(w[1], "reject") || !strcmp(w[1], "expire") ||
-		       !strcmp(w[1], "delete") || !strcmp(w[1], "netmap") || !strcmp(w[1], "show")))
-		return nodes_action(&c, w[1], w[2], NULL);
-	if (n == 4 && !strcmp(w[1], "rename"))
-		return nodes_action(&c, w[1], w[2], w[3]);
-	fprintf(stderr, "usage: coord nodes list [--json]\n"
-		"       coord nodes approve|reject|expire|delete|show|netmap NODE\n"
-		"       coord nodes rename NODE NEW-NAME\n"
-		"NODE is a node's name or id; add --state DIR or --server URL --api-key K\n");
-	return 2;
+	return dispatch(&c, group, w, n);
 }

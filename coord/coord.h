@@ -10,7 +10,8 @@
 #include "meshvpn/http.h"
 #include "meshvpn/keys.h"
 #include "meshvpn/tls.h"
-#include "keymap.h"
+#include "meshvpn/keymap.h"
+#include "meshvpn/coord_proto.h"
 #include "store.h"
 
 #define COORD_MAX_ENDPOINTS 16
@@ -20,6 +21,7 @@
 #define COORD_STREAM_MAX_PENDING (8u << 20) /* a watcher further behind is cut off */
 #define COORD_MAX_CHALLENGES 65536
 #define COORD_CHALLENGE_TTL 60          /* seconds */
+#define COORD_KEEPALIVE_LINE "{\"type\":\"keepalive\"}\n"   /* on every stream */
 
 struct watcher;
 
@@ -112,10 +114,31 @@ int64_t coord_now(void);
 struct node *coord_node_find(struct coord *co, const char *name_or_id);
 struct node *coord_node_by_token(struct coord *co, const char *token);
 int coord_node_visible(const struct node *n);   /* approved and not expired */
-const char *coord_node_state(const struct node *n); /* running|needs-approval|expired|rejected */
+/* What a node is, as it and admins see it (the protocol's enum, meshvpn/coord_proto.h):
+ * derived from the stored enum node_state and the key expiry. Text only at the JSON and
+ * log edges (node_status_name). */
+enum node_status coord_node_state(const struct node *n);
+/* A registration request (POST /v1/register) as coord_register_parse leaves it: the
+ * strings point into the JSON body, which must outlive it. verify fills ak and node. */
+struct coord_reg {
+	const char *challenge_hex, *node_b64, *disco_b64, *machine_b64;  /* as signed */
+	const char *hostname, *os, *auth_key;   /* auth_key NULL when absent */
+	uint8_t challenge[32];
+	uint8_t node_key[KEY_LEN], disco_key[KEY_LEN], machine_key[KEY_LEN];
+	uint8_t sig[SIG_LEN];
+	struct authkey *ak;                     /* the auth key presented, if any */
+	struct node *node;                      /* the machine's node, if it has one */
+};
 /* Registration: req is the JSON body; on success *resp is the JSON answer. On failure
- * returns an HTTP status (4xx) with a message in err. */
+ * a message in err and -EINVAL (malformed), -EACCES (challenge, signature or auth key),
+ * -EPERM (machine rejected), -EEXIST (node key taken), -ENOSPC (no address left), or
+ * -EIO / -ENOMEM. api_status() turns these into HTTP statuses. */
 int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen);
+/* The steps of coord_register: the form of the request (no side effects; -EINVAL) ... */
+int coord_register_parse(const json_t *req, struct coord_reg *g, char *err, size_t errlen);
+/* ... and whether it may register: uses up the challenge, checks the signature and the
+ * auth key, finds the machine's node (-EACCES, -EEXIST, -EPERM). */
+int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size_t errlen);
 int coord_challenge_new(struct coord *co, uint8_t out[32]);
 int coord_node_approve(struct coord *co, struct node *n);
 int coord_node_reject(struct coord *co, struct node *n);
@@ -126,13 +149,18 @@ int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *bod
 /* Periodic: expiries, ephemeral clean-up, stale challenges. */
 void coord_tick(struct coord *co);
 
+/* authkeys.c */
 int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
 			 const char *tags, char *key_out, size_t key_size, struct authkey **out);
 struct authkey *coord_authkey_find(struct coord *co, int64_t id_or_zero, const char *prefix);
 int coord_authkey_revoke(struct coord *co, struct authkey *k);
+/* The auth key with this text, or NULL; then why it cannot be used now, or NULL. */
+struct authkey *coord_authkey_lookup(struct coord *co, const char *key);
+const char *coord_authkey_problem(const struct authkey *k);
 int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size);
 int coord_apikey_check(struct coord *co, const char *key);
 int coord_apikey_revoke(struct coord *co, const char *prefix_or_id);
+/* relays.c */
 int coord_relay_add(struct coord *co, const char *name, const char *url, char *token_out,
 		    size_t token_size, char *err, size_t errlen);
 int coord_relay_remove(struct coord *co, const char *name);
@@ -150,12 +178,11 @@ void ip6_to_text(const uint8_t ip[16], char *out, size_t size);
 /* Hostname → DNS label (lowercase a-z0-9-, 1..63, no leading/trailing '-'); "node" if empty. */
 void coord_sanitize_label(const char *in, char *out, size_t size);
 
-/* netmap.c: what nodes and relays see; every fan-out costs O(watchers that see it). */
+/* netmap.c: what nodes see; every fan-out costs O(watchers that see it). */
 json_t *netmap_node_json(struct coord *co, const struct node *n, int self);
 json_t *netmap_relays_json(struct coord *co);
-/* Turn the request into the node's (relay's) stream and send the full netmap. */
+/* Turn the request into the node's stream and send the full netmap. */
 void netmap_attach(struct coord *co, struct node *n, struct http_request *req);
-void netmap_relay_attach(struct coord *co, struct relay *r, struct http_request *req);
 void netmap_send_full(struct coord *co, struct node *n);
 void netmap_peer_added(struct coord *co, struct node *n);    /* became visible */
 void netmap_peer_changed(struct coord *co, struct node *n);  /* name, keys */
@@ -163,15 +190,43 @@ void netmap_peer_removed(struct coord *co, struct node *n);  /* stopped being vi
 void netmap_endpoints_changed(struct coord *co, struct node *n);
 void netmap_online_changed(struct coord *co, struct node *n);
 void netmap_relays_changed(struct coord *co);
-void netmap_relay_detach(struct coord *co, struct relay *r);  /* relay removed */
 void netmap_node_gone(struct coord *co, struct node *n, const char *reason); /* ends its stream */
 void netmap_keepalive(struct coord *co);
 void netmap_close_all(struct coord *co);
 void netmap_invalidate(struct node *n);  /* after any change to what peers see */
 int netmap_node_online(const struct node *n);
+/* The stream plumbing netmap.c and relay_stream.c share. A watcher is never freed while
+ * a fan-out iterates (co->broadcasting > 0): kill marks it dead, reap frees the dead. */
+struct watcher *netmap_stream_start(struct coord *co, struct http_request *req); /* or answered */
+int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, size_t len);
+/* To every live watcher of the list head, then reaps. */
+void netmap_stream_send_all(struct coord *co, struct watcher *head, const char *line, size_t len);
+void netmap_stream_kill(struct coord *co, struct watcher *w);
+void netmap_reap(struct coord *co);
+void watcher_list_add(struct watcher **head, struct watcher *w);
+void watcher_list_remove(struct watcher **head, struct watcher *w);
+
+/* relay_stream.c: GET /v1/relay/stream (the visible node keys: full, then add / remove)
+ * and POST /v1/relay/pin; it alone walks co->relay_watchers. */
+void relay_stream_on_stream(struct coord *co, struct http_request *req);
+void relay_stream_on_pin(struct coord *co, struct http_request *req);
+void relay_stream_key_added(struct coord *co, const uint8_t key[KEY_LEN]);   /* node visible */
+void relay_stream_key_removed(struct coord *co, const uint8_t key[KEY_LEN]); /* no longer */
+int relay_stream_connected(struct coord *co, int64_t relay_id);
+void relay_stream_detach(struct coord *co, struct relay *r);   /* relay removed */
+void relay_stream_keepalive(struct coord *co);
+void relay_stream_close_all(struct coord *co);
+void relay_stream_reap(struct coord *co);   /* netmap_reap's part for relays */
 
 /* api.c: HTTP routes. admin is set for the admin socket. */
 void api_handle(struct coord *co, struct http_request *req, int admin);
+/* The HTTP status for a coord_* result: 0 -> 200, -EINVAL 400, -EACCES 401, -EPERM 403,
+ * -ENOENT 404, -EEXIST 409, -ENOSPC 503, anything else 500. */
+int api_status(int rc);
+/* The bearer token of the request, or NULL. */
+const char *api_bearer(const struct http_request *req);
+/* The JSON object body ({} when empty), or NULL after answering 400. */
+json_t *api_body_json(struct coord *co, struct http_request *req);
 
 /* server.c / cli.c */
 int coord_serve_main(int argc, char **argv);

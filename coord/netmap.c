@@ -1,7 +1,8 @@
-/* netmap.c - what every node and relay is told, as JSON lines on a chunked stream:
- * one "full" netmap, then deltas. A change is serialised once and written to the
- * watchers that see it: O(watchers), never a recompute of the whole tailnet. Each
- * node's peer entry is cached as text, so a full netmap is a concatenation. */
+/* netmap.c - what every node is told, as JSON lines on a chunked stream: one "full"
+ * netmap, then deltas. A change is serialised once and written to the watchers that see
+ * it: O(watchers), never a recompute of the whole tailnet. Each node's peer entry is
+ * cached as text, so a full netmap is a concatenation. Also the stream plumbing that
+ * relay_stream.c shares: writes with the slow-reader cut, and the deferred free. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ json_t *netmap_node_json(struct coord *co, const struct node *n, int self)
 	json_set_key(o, "node_key", n->rec.node_key);
 	json_set_key(o, "disco_key", n->rec.disco_key);
 	if (self) {
-		json_object_set_new(o, "state", json_string(coord_node_state(n)));
+		json_object_set_new(o, "state", json_string(node_status_name(coord_node_state(n))));
 		json_object_set_new(o, "hostname", json_string(n->rec.hostname));
 		json_object_set_new(o, "key_expiry", json_integer(n->rec.key_expiry));
 		json_object_set_new(o, "ephemeral", json_boolean(n->rec.ephemeral));
@@ -94,7 +95,7 @@ static json_t *dns_json(struct coord *co)
 
 /* --- watcher lifetime: never freed while a fan-out iterates --- */
 
-static void list_remove(struct watcher **head, struct watcher *w)
+void watcher_list_remove(struct watcher **head, struct watcher *w)
 {
 	if (w->prev)
 		w->prev->next = w->next;
@@ -105,7 +106,7 @@ static void list_remove(struct watcher **head, struct watcher *w)
 	w->prev = w->next = NULL;
 }
 
-static void list_add(struct watcher **head, struct watcher *w)
+void watcher_list_add(struct watcher **head, struct watcher *w)
 {
 	w->prev = NULL;
 	w->next = *head;
@@ -114,8 +115,7 @@ static void list_add(struct watcher **head, struct watcher *w)
 	*head = w;
 }
 
-static void reap(struct coord *co);
-
+/* A node's stream is over: from now on it is offline. */
 static void watcher_finish(struct coord *co, struct watcher *w)
 {
 	struct node *n = w->node;
@@ -124,22 +124,19 @@ static void watcher_finish(struct coord *co, struct watcher *w)
 		http_stream_end(w->stream);
 		w->stream = NULL;
 	}
-	if (n) {
-		list_remove(&co->node_watchers, w);
-		co->n_watchers--;
-		n->watcher = NULL;
-		n->disconnected_at = coord_now();
-		n->rec.last_seen = coord_now();
-		netmap_invalidate(n);
-		if (!w->quiet && coord_node_visible(n))
-			netmap_online_changed(co, n);
-	} else {
-		list_remove(&co->relay_watchers, w);
-	}
+	watcher_list_remove(&co->node_watchers, w);
+	co->n_watchers--;
+	n->watcher = NULL;
+	n->disconnected_at = coord_now();
+	n->rec.last_seen = coord_now();
+	netmap_invalidate(n);
+	if (!w->quiet && coord_node_visible(n))
+		netmap_online_changed(co, n);
 	free(w);
 }
 
-static void reap(struct coord *co)
+/* Frees the dead watchers, unless a fan-out is iterating the lists. */
+void netmap_reap(struct coord *co)
 {
 	struct watcher *w;
 
@@ -153,15 +150,10 @@ again:
 			goto again;   /* finishing fans out, which may change the list */
 		}
 	}
-	for (w = co->relay_watchers; w; w = w->next) {
-		if (w->dead) {
-			watcher_finish(co, w);
-			goto again;
-		}
-	}
+	relay_stream_reap(co);
 }
 
-static void mark_dead(struct coord *co, struct watcher *w)
+void netmap_stream_kill(struct coord *co, struct watcher *w)
 {
 	w->dead = 1;
 	co->dead_pending = 1;
@@ -173,16 +165,16 @@ static void on_stream_close(struct http_stream *s, void *arg)
 
 	(void)s;
 	w->stream = NULL;   /* the server frees it */
-	mark_dead(w->co, w);
-	reap(w->co);
+	netmap_stream_kill(w->co, w);
+	netmap_reap(w->co);
 }
 
-static int send_to(struct coord *co, struct watcher *w, const char *line, size_t len)
+int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, size_t len)
 {
 	if (w->dead || !w->stream)
 		return -EPIPE;
 	if (http_stream_write(w->stream, line, len)) {
-		mark_dead(co, w);
+		netmap_stream_kill(co, w);
 		return -EPIPE;
 	}
 	co->stats.deltas_sent++;
@@ -193,7 +185,7 @@ static int send_to(struct coord *co, struct watcher *w, const char *line, size_t
 		co->stats.slow_watchers_cut++;
 		log_warn("slow netmap reader cut off", "node=%s pending=%zu",
 			 w->node ? w->node->rec.name : "relay", http_stream_pending(w->stream));
-		mark_dead(co, w);
+		netmap_stream_kill(co, w);
 		return -ENOBUFS;
 	}
 	return 0;
@@ -205,19 +197,9 @@ static void broadcast(struct coord *co, const char *line, size_t len, const stru
 	co->broadcasting++;
 	for (struct watcher *w = co->node_watchers; w; w = w->next)
 		if (w->node != about && !w->dead && coord_node_visible(w->node))
-			send_to(co, w, line, len);
+			netmap_stream_send(co, w, line, len);
 	co->broadcasting--;
-	reap(co);
-}
-
-static void broadcast_relays(struct coord *co, const char *line, size_t len)
-{
-	co->broadcasting++;
-	for (struct watcher *w = co->relay_watchers; w; w = w->next)
-		if (!w->dead)
-			send_to(co, w, line, len);
-	co->broadcasting--;
-	reap(co);
+	netmap_reap(co);
 }
 
 static void broadcast_json(struct coord *co, json_t *msg, const struct node *about)
@@ -237,16 +219,6 @@ static void broadcast_json(struct coord *co, json_t *msg, const struct node *abo
 		broadcast(co, s, len + 1, about);
 	}
 	free(s);
-}
-
-static void relay_key_line(struct coord *co, const char *type, const uint8_t key[KEY_LEN])
-{
-	char b64[KEY_B64_LEN], line[128];
-	int n;
-
-	key_to_base64(key, b64);
-	n = snprintf(line, sizeof(line), "{\"type\":\"%s\",\"node_key\":\"%s\"}\n", type, b64);
-	broadcast_relays(co, line, (size_t)n);
 }
 
 /* A peer entry wrapped as {"type":T,"peer":{...}}. */
@@ -274,7 +246,7 @@ static void broadcast_peer(struct coord *co, struct node *n, const char *type)
 void netmap_peer_added(struct coord *co, struct node *n)
 {
 	broadcast_peer(co, n, "peer_added");
-	relay_key_line(co, "add", n->rec.node_key);
+	relay_stream_key_added(co, n->rec.node_key);
 }
 
 void netmap_peer_changed(struct coord *co, struct node *n)
@@ -291,7 +263,7 @@ void netmap_peer_removed(struct coord *co, struct node *n)
 	len = snprintf(line, sizeof(line), "{\"type\":\"peer_removed\",\"id\":%lld,\"node_key\":\"%s\"}\n",
 		       (long long)n->rec.id, b64);
 	broadcast(co, line, (size_t)len, n);
-	relay_key_line(co, "remove", n->rec.node_key);
+	relay_stream_key_removed(co, n->rec.node_key);
 }
 
 void netmap_endpoints_changed(struct coord *co, struct node *n)
@@ -383,13 +355,13 @@ void netmap_send_full(struct coord *co, struct node *n)
 		return;
 	}
 	co->broadcasting++;
-	send_to(co, n->watcher, text, len);
+	netmap_stream_send(co, n->watcher, text, len);
 	co->broadcasting--;
 	free(text);
-	reap(co);
+	netmap_reap(co);
 }
 
-static struct watcher *start_stream(struct coord *co, struct http_request *req)
+struct watcher *netmap_stream_start(struct coord *co, struct http_request *req)
 {
 	struct watcher *w = calloc(1, sizeof(*w));
 
@@ -408,7 +380,7 @@ static struct watcher *start_stream(struct coord *co, struct http_request *req)
 void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
 {
 	int was_online = netmap_node_online(n);
-	struct watcher *w = start_stream(co, req);
+	struct watcher *w = netmap_stream_start(co, req);
 
 	if (!w)
 		return;
@@ -421,13 +393,13 @@ void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
 			old->stream = NULL;
 		}
 		old->node = n;
-		list_remove(&co->node_watchers, old);
+		watcher_list_remove(&co->node_watchers, old);
 		co->n_watchers--;
 		n->watcher = NULL;
 		free(old);
 	}
 	w->node = n;
-	list_add(&co->node_watchers, w);
+	watcher_list_add(&co->node_watchers, w);
 	co->n_watchers++;
 	n->watcher = w;
 	n->disconnected_at = 0;
@@ -436,50 +408,6 @@ void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
 	netmap_send_full(co, n);
 	if (!was_online && coord_node_visible(n) && netmap_node_online(n))
 		netmap_online_changed(co, n);
-}
-
-void netmap_relay_attach(struct coord *co, struct relay *r, struct http_request *req)
-{
-	struct watcher *w = start_stream(co, req);
-	char b64[KEY_B64_LEN];
-	size_t len = 0, cap = 64;
-	char *buf;
-
-	if (!w)
-		return;
-	w->relay = r;
-	list_add(&co->relay_watchers, w);
-	for (struct node *n = co->nodes_head; n; n = n->next)
-		cap += KEY_B64_LEN + 3;
-	buf = malloc(cap);
-	if (!buf) {
-		mark_dead(co, w);
-		reap(co);
-		return;
-	}
-	len = (size_t)snprintf(buf, cap, "{\"type\":\"full\",\"nodes\":[");
-	for (struct node *n = co->nodes_head; n; n = n->next) {
-		if (!coord_node_visible(n))
-			continue;
-		key_to_base64(n->rec.node_key, b64);
-		len += (size_t)snprintf(buf + len, cap - len, "%s\"%s\"",
-					buf[len - 1] == '[' ? "" : ",", b64);
-	}
-	len += (size_t)snprintf(buf + len, cap - len, "]}\n");
-	co->broadcasting++;
-	send_to(co, w, buf, len);
-	co->broadcasting--;
-	free(buf);
-	reap(co);
-	log_info("relay connected", "name=%s", r->rec.name);
-}
-
-void netmap_relay_detach(struct coord *co, struct relay *r)
-{
-	for (struct watcher *w = co->relay_watchers; w; w = w->next)
-		if (w->relay == r)
-			mark_dead(co, w);
-	reap(co);
 }
 
 void netmap_node_gone(struct coord *co, struct node *n, const char *reason)
@@ -491,32 +419,32 @@ void netmap_node_gone(struct coord *co, struct node *n, const char *reason)
 		return;
 	len = snprintf(line, sizeof(line), "{\"type\":\"gone\",\"reason\":\"%s\"}\n", reason);
 	co->broadcasting++;
-	send_to(co, n->watcher, line, (size_t)len);
+	netmap_stream_send(co, n->watcher, line, (size_t)len);
 	co->broadcasting--;
 	/* Its stream ends; it is no longer a peer, so nobody hears about its going offline. */
 	n->watcher->quiet = 1;
-	mark_dead(co, n->watcher);
-	reap(co);
+	netmap_stream_kill(co, n->watcher);
+	netmap_reap(co);
+}
+
+void netmap_stream_send_all(struct coord *co, struct watcher *head, const char *line, size_t len)
+{
+	co->broadcasting++;
+	for (struct watcher *w = head; w; w = w->next)
+		netmap_stream_send(co, w, line, len);
+	co->broadcasting--;
+	netmap_reap(co);
 }
 
 void netmap_keepalive(struct coord *co)
 {
-	static const char line[] = "{\"type\":\"keepalive\"}\n";
-
-	co->broadcasting++;
-	for (struct watcher *w = co->node_watchers; w; w = w->next)
-		send_to(co, w, line, sizeof(line) - 1);
-	for (struct watcher *w = co->relay_watchers; w; w = w->next)
-		send_to(co, w, line, sizeof(line) - 1);
-	co->broadcasting--;
-	reap(co);
+	netmap_stream_send_all(co, co->node_watchers, COORD_KEEPALIVE_LINE,
+			       sizeof(COORD_KEEPALIVE_LINE) - 1);
 }
 
 void netmap_close_all(struct coord *co)
 {
 	for (struct watcher *w = co->node_watchers; w; w = w->next)
-		mark_dead(co, w);
-	for (struct watcher *w = co->relay_watchers; w; w = w->next)
-		mark_dead(co, w);
-	reap(co);
+		netmap_stream_kill(co, w);
+	netmap_reap(co);
 }

@@ -1,12 +1,10 @@
 /* server.c - `coord serve`: the event loop, the TLS listener for nodes and relays,
  * the admin socket (0600) for the CLI, Prometheus metrics, timers and signals. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +12,7 @@
 
 #include "coord.h"
 #include "meshvpn/args.h"
+#include "meshvpn/file.h"
 #include "meshvpn/log.h"
 #include "meshvpn/metrics.h"
 
@@ -49,18 +48,20 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 {
 	struct server *s = arg;
 	struct coord *co = &s->co;
-	size_t counts[4] = { 0 }, online = 0;
+	/* the order of the metrics text as it always was */
+	static const enum node_status order[] = { NODE_STATUS_RUNNING, NODE_STATUS_NEEDS_APPROVAL,
+						  NODE_STATUS_EXPIRED, NODE_STATUS_REJECTED };
+	size_t counts[NODE_STATUS_REJECTED + 1] = { 0 }, online = 0;
 
 	for (struct node *nd = co->nodes_head; nd; nd = nd->next) {
-		const char *st = coord_node_state(nd);
-		counts[!strcmp(st, "running") ? 0 : !strcmp(st, "needs-approval") ? 1 :
-		       !strcmp(st, "expired") ? 2 : 3]++;
+		counts[coord_node_state(nd)]++;
 		online += netmap_node_online(nd);
 	}
+	metrics_printf(t, "# HELP coord_nodes Nodes by state.\n# TYPE coord_nodes gauge\n");
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		metrics_printf(t, "coord_nodes{state=\"%s\"} %zu\n", node_status_name(order[i]),
+			       counts[order[i]]);
 	metrics_printf(t,
-		"# HELP coord_nodes Nodes by state.\n# TYPE coord_nodes gauge\n"
-		"coord_nodes{state=\"running\"} %zu\ncoord_nodes{state=\"needs-approval\"} %zu\n"
-		"coord_nodes{state=\"expired\"} %zu\ncoord_nodes{state=\"rejected\"} %zu\n"
 		"# HELP coord_nodes_online Nodes holding a netmap stream.\n# TYPE coord_nodes_online gauge\n"
 		"coord_nodes_online %zu\n"
 		"# TYPE coord_watchers gauge\ncoord_watchers %zu\n"
@@ -72,7 +73,7 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		"# TYPE coord_http_requests_total counter\ncoord_http_requests_total %llu\n"
 		"# TYPE coord_http_bad_requests_total counter\ncoord_http_bad_requests_total %llu\n"
 		"# TYPE coord_http_connections gauge\ncoord_http_connections %zu\n",
-		counts[0], counts[1], counts[2], counts[3], online, co->n_watchers,
+		online, co->n_watchers,
 		(unsigned long long)co->stats.registrations, (unsigned long long)co->stats.deltas_sent,
 		(unsigned long long)co->stats.bytes_sent, (unsigned long long)co->stats.slow_watchers_cut,
 		(unsigned long long)co->stats.requests, (unsigned long long)co->stats.bad_requests,
@@ -113,6 +114,7 @@ static void on_keepalive(uv_timer_t *t)
 	struct server *s = t->data;
 
 	netmap_keepalive(&s->co);
+	relay_stream_keepalive(&s->co);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -121,22 +123,6 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 	log_info("shutting down", "signal=%d", signum);
 	uv_stop(s->loop);
-}
-
-static int lock_state(const char *dir)
-{
-	char path[4096];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/coord.lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		close(fd);
-		return -EBUSY;
-	}
-	return fd;
 }
 
 static int setup_tls(struct server *s, const char *dir, const char *cert, const char *key)
@@ -233,7 +219,7 @@ int coord_serve_main(int argc, char **argv)
 		fprintf(stderr, "coord: cannot create state dir %s: %s\n", state, strerror(errno));
 		return 1;
 	}
-	s.lock_fd = lock_state(state);
+	s.lock_fd = file_lock_dir(state, "coord.lock");
 	if (s.lock_fd < 0) {
 		fprintf(stderr, "coord: %s\n", s.lock_fd == -EBUSY
 			? "another coord is already serving this state dir" : strerror(-s.lock_fd));
@@ -313,6 +299,7 @@ int coord_serve_main(int argc, char **argv)
 	rc = 0;
 
 	netmap_close_all(&s.co);
+	relay_stream_close_all(&s.co);
 	uv_close((uv_handle_t *)&s.tick, NULL);
 	uv_close((uv_handle_t *)&s.keepalive, NULL);
 	uv_close((uv_handle_t *)&s.sigint, NULL);

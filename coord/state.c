@@ -1,6 +1,7 @@
-/* state.c - the tailnet as coord holds it: nodes, auth and API keys, relays. Every
- * change is written through to the store before anyone is told, then fanned out by
- * netmap.c to just the watchers it concerns. */
+/* state.c - the tailnet as coord holds it: nodes and their registration (auth and API
+ * keys are in authkeys.c, relays in relays.c). Every change is written through to the
+ * store before anyone is told, then fanned out by netmap.c to just the watchers it
+ * concerns. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,9 +19,6 @@
 #include "meshvpn/log.h"
 
 #define TOKEN_NODE "mvpn-node-"
-#define TOKEN_AUTH "mvpn-auth-"
-#define TOKEN_API "mvpn-api-"
-#define TOKEN_RELAY "mvpn-relay-"
 
 int64_t coord_now(void)
 {
@@ -37,15 +35,15 @@ int coord_node_visible(const struct node *n)
 	return n->rec.state == NODE_APPROVED && !node_expired(n);
 }
 
-const char *coord_node_state(const struct node *n)
+enum node_status coord_node_state(const struct node *n)
 {
 	if (n->rec.state == NODE_REJECTED)
-		return "rejected";
+		return NODE_STATUS_REJECTED;
 	if (n->rec.state == NODE_PENDING)
-		return "needs-approval";
+		return NODE_STATUS_NEEDS_APPROVAL;
 	if (node_expired(n))
-		return "expired";
-	return "running";
+		return NODE_STATUS_EXPIRED;
+	return NODE_STATUS_RUNNING;
 }
 
 static void name_hash(const char *name, uint8_t out[HASH_LEN])
@@ -368,146 +366,6 @@ static int challenge_take(struct coord *co, const uint8_t value[32])
 	return c->expires > coord_now() ? 0 : -ETIMEDOUT;
 }
 
-/* --- auth keys --- */
-
-static struct authkey *authkey_lookup(struct coord *co, const char *key)
-{
-	uint8_t h[HASH_LEN];
-
-	keys_hash(key, strlen(key), h);
-	for (struct authkey *k = co->authkeys; k; k = k->next)
-		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
-			return k;
-	return NULL;
-}
-
-static const char *authkey_problem(const struct authkey *k)
-{
-	if (!k)
-		return "invalid auth key";
-	if (k->rec.revoked)
-		return "auth key revoked";
-	if (k->rec.expiry && coord_now() >= k->rec.expiry)
-		return "auth key expired";
-	if (!k->rec.reusable && k->rec.uses > 0)
-		return "auth key already used (create a --reusable key for several nodes)";
-	return NULL;
-}
-
-int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
-			 const char *tags, char *key_out, size_t key_size, struct authkey **out)
-{
-	struct authkey *k = calloc(1, sizeof(*k));
-	int rc;
-
-	if (!k)
-		return -ENOMEM;
-	keys_random_token(TOKEN_AUTH, key_out, key_size);
-	keys_hash(key_out, strlen(key_out), k->rec.hash);
-	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_AUTH));
-	k->rec.reusable = reusable;
-	k->rec.ephemeral = ephemeral;
-	snprintf(k->rec.tags, sizeof(k->rec.tags), "%s", tags ? tags : "");
-	k->rec.created = coord_now();
-	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
-	rc = store_authkey_insert(co->st, &k->rec);
-	if (rc) {
-		sodium_memzero(key_out, key_size);
-		free(k);
-		return rc;
-	}
-	k->next = co->authkeys;
-	co->authkeys = k;
-	if (out)
-		*out = k;
-	log_info("auth key created", "id=%lld reusable=%d ephemeral=%d", (long long)k->rec.id,
-		 reusable, ephemeral);
-	return 0;
-}
-
-struct authkey *coord_authkey_find(struct coord *co, int64_t id, const char *prefix)
-{
-	for (struct authkey *k = co->authkeys; k; k = k->next) {
-		if (id && k->rec.id == id)
-			return k;
-		if (prefix && *prefix && strlen(prefix) >= 6 &&
-		    !strncmp(k->rec.prefix, prefix, strlen(prefix)))
-			return k;
-	}
-	return NULL;
-}
-
-int coord_authkey_revoke(struct coord *co, struct authkey *k)
-{
-	struct authkey_rec r = k->rec;
-	int rc;
-
-	r.revoked = 1;
-	rc = store_authkey_update(co->st, &r);
-	if (!rc) {
-		k->rec = r;
-		log_info("auth key revoked", "id=%lld", (long long)r.id);
-	}
-	return rc;
-}
-
-/* --- API keys (admin over HTTPS) --- */
-
-int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size)
-{
-	struct apikey *k = calloc(1, sizeof(*k));
-	int rc;
-
-	if (!k)
-		return -ENOMEM;
-	keys_random_token(TOKEN_API, key_out, key_size);
-	keys_hash(key_out, strlen(key_out), k->rec.hash);
-	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_API));
-	k->rec.created = coord_now();
-	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
-	rc = store_apikey_insert(co->st, &k->rec);
-	if (rc) {
-		free(k);
-		return rc;
-	}
-	k->next = co->apikeys;
-	co->apikeys = k;
-	return 0;
-}
-
-int coord_apikey_check(struct coord *co, const char *key)
-{
-	uint8_t h[HASH_LEN];
-
-	if (!key || strncmp(key, TOKEN_API, strlen(TOKEN_API)))
-		return -EPERM;
-	keys_hash(key, strlen(key), h);
-	for (struct apikey *k = co->apikeys; k; k = k->next)
-		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
-			return k->rec.revoked || (k->rec.expiry && coord_now() >= k->rec.expiry)
-				? -EPERM : 0;
-	return -EPERM;
-}
-
-int coord_apikey_revoke(struct coord *co, const char *prefix_or_id)
-{
-	long long id = atoll(prefix_or_id);
-
-	for (struct apikey *k = co->apikeys; k; k = k->next) {
-		if ((id > 0 && k->rec.id == id) ||
-		    (strlen(prefix_or_id) >= 6 && !strncmp(k->rec.prefix, prefix_or_id, strlen(prefix_or_id)))) {
-			struct apikey_rec r = k->rec;
-			int rc;
-			r.revoked = 1;
-			rc = store_apikey_update(co->st, &r);
-			if (!rc)
-				k->rec = r;
-			return rc;
-		}
-	}
-	return -ENOENT;
-}
-
 /* --- nodes --- */
 
 static int valid_text(const char *s, size_t max)
@@ -552,7 +410,7 @@ static json_t *coord_register_answer(struct coord *co, const struct node *n, con
 	ip6_to_text(n->rec.ipv6, v6, sizeof(v6));
 	json_t *a = json_pack("{s:I, s:s, s:s, s:s, s:s, s:[s,s], s:I}",
 			      "id", (json_int_t)n->rec.id, "name", n->rec.name,
-			      "state", coord_node_state(n), "token", token,
+			      "state", node_status_name(coord_node_state(n)), "token", token,
 			      "domain", co->domain, "ips", v4, v6,
 			      "key_expiry", (json_int_t)n->rec.key_expiry);
 	char cmd[128];
@@ -564,116 +422,131 @@ static json_t *coord_register_answer(struct coord *co, const struct node *n, con
 	return a;
 }
 
-int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen)
-{
-	const char *challenge, *node_b64, *disco_b64, *machine_b64, *hostname, *os = "", *auth = NULL;
-	const char *sighex;
-	uint8_t ch[32], sig[SIG_LEN];
-	char msg[1024], token[COORD_TOKEN_MAX];
-	struct node_rec r;
-	struct node *n, *other;
-	struct authkey *ak = NULL;
-	int m, rc, was_visible = 0, is_new, key_changed = 0;
+/* --- registration: parse (form only), verify (who may), apply (store, index, fan out) --- */
 
-	memset(&r, 0, sizeof(r));
-	if (json_get_str(req, "challenge", &challenge) || hex_decode(challenge, ch, sizeof(ch)) ||
-	    json_get_str(req, "node_key", &node_b64) || key_from_base64(node_b64, r.node_key) ||
-	    json_get_str(req, "disco_key", &disco_b64) || key_from_base64(disco_b64, r.disco_key) ||
-	    json_get_str(req, "machine_key", &machine_b64) ||
-	    key_from_base64(machine_b64, r.machine_key) ||
-	    json_get_str(req, "hostname", &hostname) || !valid_text(hostname, 255) ||
-	    json_get_str(req, "signature", &sighex) || hex_decode(sighex, sig, sizeof(sig))) {
+int coord_register_parse(const json_t *req, struct coord_reg *g, char *err, size_t errlen)
+{
+	const char *sighex;
+
+	memset(g, 0, sizeof(*g));
+	g->os = "";
+	if (json_get_str(req, "challenge", &g->challenge_hex) ||
+	    hex_decode(g->challenge_hex, g->challenge, sizeof(g->challenge)) ||
+	    json_get_str(req, "node_key", &g->node_b64) || key_from_base64(g->node_b64, g->node_key) ||
+	    json_get_str(req, "disco_key", &g->disco_b64) || key_from_base64(g->disco_b64, g->disco_key) ||
+	    json_get_str(req, "machine_key", &g->machine_b64) ||
+	    key_from_base64(g->machine_b64, g->machine_key) ||
+	    json_get_str(req, "hostname", &g->hostname) || !valid_text(g->hostname, 255) ||
+	    json_get_str(req, "signature", &sighex) || hex_decode(sighex, g->sig, sizeof(g->sig))) {
 		snprintf(err, errlen, "registration needs challenge, node_key, disco_key, machine_key, hostname and signature, well-formed");
-		return 400;
+		return -EINVAL;
 	}
-	if ((json_get_str(req, "os", &os) == -EINVAL) || !valid_text(os, 31) ||
-	    (json_get_str(req, "auth_key", &auth) == -EINVAL) || (auth && !valid_text(auth, 128))) {
+	if ((json_get_str(req, "os", &g->os) == -EINVAL) || !valid_text(g->os, 31) ||
+	    (json_get_str(req, "auth_key", &g->auth_key) == -EINVAL) ||
+	    (g->auth_key && !valid_text(g->auth_key, 128))) {
 		snprintf(err, errlen, "os and auth_key must be short strings");
-		return 400;
+		return -EINVAL;
 	}
-	if (key_is_zero(r.node_key) || key_is_zero(r.disco_key)) {
+	if (key_is_zero(g->node_key) || key_is_zero(g->disco_key)) {
 		snprintf(err, errlen, "all-zero keys are not accepted");
-		return 400;
+		return -EINVAL;
 	}
-	rc = challenge_take(co, ch);
+	return 0;
+}
+
+int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size_t errlen)
+{
+	char msg[1024];
+	const char *problem;
+	struct node *other;
+	int m, rc;
+
+	rc = challenge_take(co, g->challenge);
 	if (rc) {
 		snprintf(err, errlen, rc == -ETIMEDOUT ? "challenge expired: ask for a new one"
 			 : "unknown or already used challenge: ask for a new one");
-		return 401;
+		return -EACCES;
 	}
-	m = coord_register_message(challenge, node_b64, disco_b64, machine_b64, hostname, os, auth,
-				   msg, sizeof(msg));
-	if (m < 0 || keys_verify(r.machine_key, msg, (size_t)m, sig)) {
+	m = coord_register_message(g->challenge_hex, g->node_b64, g->disco_b64, g->machine_b64,
+				   g->hostname, g->os, g->auth_key, msg, sizeof(msg));
+	if (m < 0 || keys_verify(g->machine_key, msg, (size_t)m, g->sig)) {
 		snprintf(err, errlen, "signature does not verify with the machine key");
-		return 401;
+		return -EACCES;
 	}
-	if (auth) {
-		const char *problem;
-		ak = authkey_lookup(co, auth);
-		problem = authkey_problem(ak);
+	if (g->auth_key) {
+		g->ak = coord_authkey_lookup(co, g->auth_key);
+		problem = coord_authkey_problem(g->ak);
 		if (problem) {
 			snprintf(err, errlen, "%s", problem);
-			return 401;
+			return -EACCES;
 		}
 	}
-
-	n = keymap_get(&co->by_machine_key, r.machine_key);
-	other = keymap_get(&co->by_node_key, r.node_key);
-	if (other && other != n) {
+	g->node = keymap_get(&co->by_machine_key, g->machine_key);
+	other = keymap_get(&co->by_node_key, g->node_key);
+	if (other && other != g->node) {
 		snprintf(err, errlen, "node key already belongs to another node");
-		return 409;
+		return -EEXIST;
 	}
-	is_new = !n;
-	if (n) {
-		if (n->rec.state == NODE_REJECTED) {
-			snprintf(err, errlen, "this machine was rejected by an admin");
-			return 403;
-		}
-		was_visible = coord_node_visible(n);
-		key_changed = memcmp(n->rec.node_key, r.node_key, KEY_LEN) != 0;
-		memcpy(r.machine_key, n->rec.machine_key, KEY_LEN);
-		uint8_t nk[KEY_LEN], dk[KEY_LEN];
-		memcpy(nk, r.node_key, KEY_LEN);
-		memcpy(dk, r.disco_key, KEY_LEN);
-		r = n->rec;
-		memcpy(r.node_key, nk, KEY_LEN);
-		memcpy(r.disco_key, dk, KEY_LEN);
-		snprintf(r.hostname, sizeof(r.hostname), "%.63s", hostname);
-		snprintf(r.os, sizeof(r.os), "%s", os);
-		if (ak) {
-			r.state = NODE_APPROVED;
-			r.auth_key_id = ak->rec.id;
-			r.key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
-		} else if (key_changed || node_expired(n)) {
-			/* A new key, or one past its expiry, must be vouched for again. */
-			r.state = NODE_PENDING;
-			r.key_expiry = 0;
-		}
-	} else {
-		snprintf(r.hostname, sizeof(r.hostname), "%.63s", hostname);
-		snprintf(r.os, sizeof(r.os), "%s", os);
-		unique_name(co, hostname, NULL, r.name);
-		rc = ipalloc_take(co, &r.ipv4);
-		if (rc) {
-			snprintf(err, errlen, "no free addresses left in 100.64.0.0/10");
-			return 503;
-		}
-		ipalloc_v6(co, r.ipv4, r.ipv6);
-		r.created = coord_now();
-		r.state = ak ? NODE_APPROVED : NODE_PENDING;
-		if (ak) {
-			r.auth_key_id = ak->rec.id;
-			r.ephemeral = ak->rec.ephemeral;
-			snprintf(r.tags, sizeof(r.tags), "%s", ak->rec.tags);
-			r.key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
-		}
+	if (g->node && g->node->rec.state == NODE_REJECTED) {
+		snprintf(err, errlen, "this machine was rejected by an admin");
+		return -EPERM;
 	}
-	r.last_seen = coord_now();
-	new_token(&r, token, sizeof(token));
+	return 0;
+}
 
-	rc = store_begin(co->st);
+/* A known machine keeps its id, name and addresses; a new or expired node key without
+ * an auth key must be vouched for again. */
+static void reg_record_existing(struct coord *co, const struct coord_reg *g, int key_changed,
+				struct node_rec *r)
+{
+	*r = g->node->rec;
+	memcpy(r->node_key, g->node_key, KEY_LEN);
+	memcpy(r->disco_key, g->disco_key, KEY_LEN);
+	snprintf(r->hostname, sizeof(r->hostname), "%.63s", g->hostname);
+	snprintf(r->os, sizeof(r->os), "%s", g->os);
+	if (g->ak) {
+		r->state = NODE_APPROVED;
+		r->auth_key_id = g->ak->rec.id;
+		r->key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
+	} else if (key_changed || node_expired(g->node)) {
+		r->state = NODE_PENDING;
+		r->key_expiry = 0;
+	}
+}
+
+static int reg_record_new(struct coord *co, const struct coord_reg *g, struct node_rec *r,
+			  char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	memcpy(r->node_key, g->node_key, KEY_LEN);
+	memcpy(r->disco_key, g->disco_key, KEY_LEN);
+	memcpy(r->machine_key, g->machine_key, KEY_LEN);
+	snprintf(r->hostname, sizeof(r->hostname), "%.63s", g->hostname);
+	snprintf(r->os, sizeof(r->os), "%s", g->os);
+	unique_name(co, g->hostname, NULL, r->name);
+	if (ipalloc_take(co, &r->ipv4)) {
+		snprintf(err, errlen, "no free addresses left in 100.64.0.0/10");
+		return -ENOSPC;
+	}
+	ipalloc_v6(co, r->ipv4, r->ipv6);
+	r->created = coord_now();
+	r->state = g->ak ? NODE_APPROVED : NODE_PENDING;
+	if (g->ak) {
+		r->auth_key_id = g->ak->rec.id;
+		r->ephemeral = g->ak->rec.ephemeral;
+		snprintf(r->tags, sizeof(r->tags), "%s", g->ak->rec.tags);
+		r->key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
+	}
+	return 0;
+}
+
+/* The node and its auth key's use count go to the store together or not at all. */
+static int reg_store(struct coord *co, struct node_rec *r, int is_new, struct authkey *ak)
+{
+	int rc = store_begin(co->st);
+
 	if (!rc)
-		rc = is_new ? store_node_insert(co->st, &r) : store_node_update(co->st, &r);
+		rc = is_new ? store_node_insert(co->st, r) : store_node_update(co->st, r);
 	if (!rc && ak) {
 		struct authkey_rec kr = ak->rec;
 		kr.uses++;
@@ -685,51 +558,101 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 	} else if (!rc) {
 		rc = store_commit(co->st);
 	}
-	if (rc) {
+	if (rc)
 		store_rollback(co->st);
-		if (is_new)
+	return rc;
+}
+
+static struct node *reg_add_node(struct coord *co, const struct node_rec *r)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n || (n->rec = *r, index_node(co, n))) {
+		/* Stored but not indexable: only possible on allocation failure; a restart
+		 * loads it. */
+		free(n);
+		return NULL;
+	}
+	link_node(co, n);
+	co->stats.registrations++;
+	log_info("node registered", "id=%lld name=%s state=%s auth_key=%lld", (long long)r->id,
+		 r->name, node_status_name(coord_node_state(n)), (long long)r->auth_key_id);
+	if (coord_node_visible(n))
+		netmap_peer_added(co, n);
+	return n;
+}
+
+static void reg_update_node(struct coord *co, struct node *n, const struct node_rec *r,
+			    int was_visible, int key_changed)
+{
+	if (was_visible && key_changed)
+		netmap_peer_removed(co, n);   /* under its old key */
+	unindex_node(co, n);
+	n->rec = *r;
+	n->expired_notified = node_expired(n);
+	index_node(co, n);
+	netmap_invalidate(n);
+	log_info("node re-registered", "id=%lld name=%s state=%s key_changed=%d", (long long)r->id,
+		 r->name, node_status_name(coord_node_state(n)), key_changed);
+	if (coord_node_visible(n) && (!was_visible || key_changed))
+		netmap_peer_added(co, n);
+	else if (was_visible && !coord_node_visible(n) && !key_changed)
+		netmap_peer_removed(co, n);
+	else if (coord_node_visible(n))
+		netmap_peer_changed(co, n);
+	netmap_send_full(co, n);
+}
+
+static int reg_apply(struct coord *co, const struct coord_reg *g, json_t **resp, char *err,
+		     size_t errlen)
+{
+	char token[COORD_TOKEN_MAX];
+	struct node_rec r;
+	struct node *n = g->node;
+	int was_visible = n && coord_node_visible(n);
+	int key_changed = n && memcmp(n->rec.node_key, g->node_key, KEY_LEN) != 0;
+	int rc;
+
+	if (n) {
+		reg_record_existing(co, g, key_changed, &r);
+	} else {
+		rc = reg_record_new(co, g, &r, err, errlen);
+		if (rc)
+			return rc;
+	}
+	r.last_seen = coord_now();
+	new_token(&r, token, sizeof(token));
+	if (reg_store(co, &r, !n, g->ak)) {
+		if (!n)
 			ipalloc_release(co, r.ipv4);
 		sodium_memzero(token, sizeof(token));
 		snprintf(err, errlen, "could not store the node");
-		return 500;
+		return -EIO;
 	}
-
-	if (is_new) {
-		n = calloc(1, sizeof(*n));
-		if (!n || (n->rec = r, index_node(co, n))) {
-			/* Stored but not indexable: only possible on allocation failure; a restart
-			 * loads it. */
-			free(n);
-			snprintf(err, errlen, "out of memory");
-			return 500;
-		}
-		link_node(co, n);
-		co->stats.registrations++;
-		log_info("node registered", "id=%lld name=%s state=%s auth_key=%lld",
-			 (long long)r.id, r.name, coord_node_state(n), (long long)r.auth_key_id);
-		if (coord_node_visible(n))
-			netmap_peer_added(co, n);
-	} else {
-		if (was_visible && key_changed)
-			netmap_peer_removed(co, n);   /* under its old key */
-		unindex_node(co, n);
-		n->rec = r;
-		n->expired_notified = node_expired(n);
-		index_node(co, n);
-		netmap_invalidate(n);
-		log_info("node re-registered", "id=%lld name=%s state=%s key_changed=%d",
-			 (long long)r.id, r.name, coord_node_state(n), key_changed);
-		if (coord_node_visible(n) && (!was_visible || key_changed))
-			netmap_peer_added(co, n);
-		else if (was_visible && !coord_node_visible(n) && !key_changed)
-			netmap_peer_removed(co, n);
-		else if (coord_node_visible(n))
-			netmap_peer_changed(co, n);
-		netmap_send_full(co, n);
-	}
-	*resp = coord_register_answer(co, n, token);
+	if (n)
+		reg_update_node(co, n, &r, was_visible, key_changed);
+	else
+		n = reg_add_node(co, &r);
+	*resp = n ? coord_register_answer(co, n, token) : NULL;
 	sodium_memzero(token, sizeof(token));
-	return *resp ? 0 : 500;
+	if (!*resp) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err, size_t errlen)
+{
+	struct coord_reg g;
+	int rc;
+
+	rc = coord_register_parse(req, &g, err, errlen);
+	if (!rc)
+		rc = coord_register_verify(co, &g, err, errlen);
+	if (!rc)
+		rc = reg_apply(co, &g, resp, err, errlen);
+	return rc;
 }
 
 static int save_node(struct coord *co, const struct node_rec *r, struct node *n)
@@ -913,104 +836,4 @@ void coord_tick(struct coord *co)
 		}
 	}
 	challenges_expire(co, now);
-}
-
-/* --- relays --- */
-
-int coord_relay_add(struct coord *co, const char *name, const char *url, char *token_out,
-		    size_t token_size, char *err, size_t errlen)
-{
-	struct relay *r, **tail;
-	char label[STORE_NAME_LEN];
-	struct http_url u;
-	int rc;
-
-	coord_sanitize_label(name, label, sizeof(label));
-	if (strcmp(label, name)) {
-		snprintf(err, errlen, "relay name must be a DNS label (try '%s')", label);
-		return -EINVAL;
-	}
-	if (http_url_parse(url, &u) || u.scheme != HTTP_SCHEME_HTTPS) {
-		snprintf(err, errlen, "relay URL must look like https://host[:port]");
-		return -EINVAL;
-	}
-	for (r = co->relays; r; r = r->next) {
-		if (!strcmp(r->rec.name, name)) {
-			snprintf(err, errlen, "a relay called '%s' exists already", name);
-			return -EEXIST;
-		}
-	}
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	snprintf(r->rec.name, sizeof(r->rec.name), "%s", name);
-	snprintf(r->rec.url, sizeof(r->rec.url), "%s", url);
-	keys_random_token(TOKEN_RELAY, token_out, token_size);
-	keys_hash(token_out, strlen(token_out), r->rec.token_hash);
-	r->rec.created = coord_now();
-	rc = store_relay_insert(co->st, &r->rec);
-	if (rc) {
-		snprintf(err, errlen, "could not store the relay");
-		sodium_memzero(token_out, token_size);
-		free(r);
-		return rc;
-	}
-	for (tail = &co->relays; *tail; tail = &(*tail)->next)
-		;
-	*tail = r;
-	log_info("relay added", "name=%s url=%s", name, url);
-	netmap_relays_changed(co);
-	return 0;
-}
-
-int coord_relay_remove(struct coord *co, const char *name)
-{
-	for (struct relay **p = &co->relays; *p; p = &(*p)->next) {
-		struct relay *r = *p;
-		int rc;
-		if (strcmp(r->rec.name, name))
-			continue;
-		rc = store_relay_delete(co->st, r->rec.id);
-		if (rc && rc != -ENOENT)
-			return rc;
-		*p = r->next;
-		netmap_relay_detach(co, r);   /* it is no longer one of ours */
-		log_info("relay removed", "name=%s", name);
-		free(r);
-		netmap_relays_changed(co);
-		return 0;
-	}
-	return -ENOENT;
-}
-
-struct relay *coord_relay_by_token(struct coord *co, const char *token)
-{
-	uint8_t h[HASH_LEN];
-
-	if (!token || strncmp(token, TOKEN_RELAY, strlen(TOKEN_RELAY)))
-		return NULL;
-	keys_hash(token, strlen(token), h);
-	for (struct relay *r = co->relays; r; r = r->next)
-		if (!keys_equal_ct(r->rec.token_hash, h, HASH_LEN))
-			return r;
-	return NULL;
-}
-
-int coord_relay_set_pin(struct coord *co, struct relay *r, const char *pin)
-{
-	struct relay_rec rec = r->rec;
-	uint8_t raw[32];
-	int rc;
-
-	if (tls_pin_parse(pin, raw))
-		return -EINVAL;
-	if (!strcmp(rec.pin, pin))
-		return 0;
-	snprintf(rec.pin, sizeof(rec.pin), "%s", pin);
-	rc = store_relay_update(co->st, &rec);
-	if (rc)
-		return rc;
-	r->rec = rec;
-	netmap_relays_changed(co);
-	return 0;
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "meshvpn/http.h"
+#include "meshvpn/json.h"
 #include "meshvpn/log.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
@@ -857,6 +858,20 @@ int http_respond_error(struct http_request *req, int status, const char *message
 		return http_respond(req, status, "application/json", NULL, "{}", 2);
 	r = http_respond(req, status, "application/json", NULL, body, len);
 	free(body);
+	return r;
+}
+
+int http_respond_json(struct http_request *req, int status, json_t *body)
+{
+	size_t len = 0;
+	char *s = body ? json_dump_compact(body, &len) : NULL;
+	int r;
+
+	json_decref(body);
+	if (!s)
+		return http_respond_error(req, 500, "out of memory");
+	r = http_respond(req, status, "application/json", NULL, s, len);
+	free(s);
 	return r;
 }
 

@@ -123,20 +123,6 @@ out:
 	return rc;
 }
 
-static void respond_json(struct http_request *req, int status, json_t *body)
-{
-	size_t len = 0;
-	char *s = body ? json_dump_compact(body, &len) : NULL;
-
-	json_decref(body);
-	if (!s) {
-		http_respond_error(req, 500, "out of memory");
-		return;
-	}
-	http_respond(req, status, "application/json", NULL, s, len);
-	free(s);
-}
-
 /* The daemon's outcomes as HTTP statuses: the one place that picks them. */
 static int status_of(int err)
 {
@@ -183,7 +169,7 @@ static void answer_up(struct vpnd *d, struct http_request *req, int err, const c
 		snprintf(cmd, sizeof(cmd), "coord nodes approve %s", d->prefs.name);
 		json_object_set_new(o, "approve_command", json_string(cmd));
 	}
-	respond_json(req, 200, o);
+	http_respond_json(req, 200, o);
 }
 
 /* ---- `up` requests waiting for the outcome ---- */
@@ -253,7 +239,7 @@ static void on_event(struct vpnd *d, const struct vpnd_event *ev, void *arg)
 	case VPND_EV_LOGOUT_DONE:
 		d->ctl.logout_req = NULL;
 		if (req)
-			respond_json(req, 200, json_pack("{s:b, s:b}", "ok", 1, "coord_notified",
+			http_respond_json(req, 200, json_pack("{s:b, s:b}", "ok", 1, "coord_notified",
 							 ev->coord_notified));
 		break;
 	}
@@ -290,7 +276,7 @@ static void route_logout(struct vpnd *d, struct http_request *req)
 	else if (rc)
 		http_respond_error(req, status_of(rc), err);
 	else
-		respond_json(req, 200, json_pack("{s:b, s:b}", "ok", 1, "coord_notified", 0));
+		http_respond_json(req, 200, json_pack("{s:b, s:b}", "ok", 1, "coord_notified", 0));
 }
 
 static void on_request(struct http_request *req, void *arg)
@@ -315,7 +301,7 @@ static void on_request(struct http_request *req, void *arg)
 		if (!get)
 			http_respond_error(req, 405, "status takes GET");
 		else
-			respond_json(req, 200, vpnd_status_json(d));
+			http_respond_json(req, 200, vpnd_status_json(d));
 	} else if (!strcmp(path, VPND_CTL_UP)) {
 		if (!post)
 			http_respond_error(req, 405, "up takes POST");
@@ -326,7 +312,7 @@ static void on_request(struct http_request *req, void *arg)
 			http_respond_error(req, 405, "down takes POST");
 		} else {
 			vpnd_down(d);
-			respond_json(req, 200, json_pack("{s:s}", "state", "stopped"));
+			http_respond_json(req, 200, json_pack("{s:s}", "state", "stopped"));
 		}
 	} else if (!strcmp(path, VPND_CTL_LOGOUT)) {
 		if (!post)

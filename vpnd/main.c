@@ -1,18 +1,17 @@
 /* main.c - `vpnd`: the node daemon's entry. One libuv loop; options, the state dir and
  * its lock, signals (SIGTERM/SIGINT: clean shutdown with the interface removed). */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "meshvpn/args.h"
+#include "meshvpn/file.h"
 #include "meshvpn/keys.h"
 #include "meshvpn/log.h"
 #include "vpnd.h"
@@ -49,22 +48,6 @@ static int mkdirs(const char *path, mode_t mode)
 	if (mkdir(buf, mode) && errno != EEXIST)
 		return -errno;
 	return 0;
-}
-
-static int lock_state(const char *dir)
-{
-	char path[4096];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/vpnd.lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		close(fd);
-		return -EBUSY;
-	}
-	return fd;
 }
 
 /* Another daemon answering on the socket must not lose it to us. */
@@ -176,7 +159,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vpnd: cannot create state dir %s: %s\n", state, strerror(-rc));
 		return 1;
 	}
-	lock_fd = lock_state(state);
+	lock_fd = file_lock_dir(state, "vpnd.lock");
 	if (lock_fd < 0) {
 		fprintf(stderr, "vpnd: %s\n", lock_fd == -EBUSY
 			? "another vpnd already runs on this state dir (see --state)" : strerror(-lock_fd));

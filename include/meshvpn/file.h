@@ -1,5 +1,6 @@
 /* file.h - state files written so that a crash leaves the old or the new one, never a
- * mix: PATH.tmp written, fsynced, renamed over PATH, the directory fsynced. */
+ * mix: PATH.tmp written, fsynced, renamed over PATH, the directory fsynced; and the
+ * lock that keeps a state dir to one daemon. */
 #ifndef MESHVPN_FILE_H
 #define MESHVPN_FILE_H
 
@@ -14,5 +15,10 @@ int file_write_all(int fd, const void *p, size_t len);
  * the file stays open for appending and *keep_fd gets it; else it is closed. 0 or -errno
  * (the old file is then untouched and no .tmp is left). */
 int file_replace(const char *path, const struct iovec *iov, int iovcnt, mode_t mode, int *keep_fd);
+
+/* Takes an exclusive flock on DIR/NAME (created 0600), so that one daemon at a time
+ * runs on a state dir. The open descriptor holds the lock until closed (or the process
+ * ends); -EBUSY when another process holds it, else -errno. */
+int file_lock_dir(const char *dir, const char *name);
 
 #endif

@@ -59,6 +59,10 @@ int http_respond(struct http_request *req, int status, const char *content_type,
 		 const char *extra_headers, const void *body, size_t len);
 /* {"error": message} with the status. */
 int http_respond_error(struct http_request *req, int status, const char *message);
+/* body as compact JSON with the status; body is stolen (freed here). A NULL body (a
+ * failed json_pack) or one that cannot be dumped is answered 500 "out of memory". */
+struct json_t;
+int http_respond_json(struct http_request *req, int status, struct json_t *body);
 
 /* A chunked response that stays open (netmap stream, relay stream). */
 struct http_stream;

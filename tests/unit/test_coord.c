@@ -1,7 +1,7 @@
-/* test_coord.c - unit tests for coord's model: IP allocation, the key map, names,
+/* test_coord.c - unit tests for coord's model: IP allocation, names,
  * registration (auth keys, challenges, signatures), approval, expiry, deletion, and
  * that everything survives a reopen of the store. Netmap streams are covered end to
- * end in tests/e2e/coord.sh. */
+ * end in tests/e2e/coord.sh; the key map has test_keymap.c. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,7 +58,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Registers k as hostname; returns the HTTP-like status (0 = ok) and the answer. */
+/* Registers k as hostname; returns the HTTP status it is answered with (0 = ok) and the
+ * answer. */
 static int reg(struct fixture *f, struct node_keys *k, const char *host, const char *auth,
 	       json_t **ans)
 {
@@ -73,7 +74,7 @@ static int reg(struct fixture *f, struct node_keys *k, const char *host, const c
 	*ans = NULL;
 	rc = coord_register(&f->co, body, ans, err, sizeof(err));
 	json_decref(body);
-	return rc;
+	return rc ? api_status(rc) : 0;
 }
 
 static const char *ans_str(json_t *a, const char *k)
@@ -104,40 +105,6 @@ static void test_ipalloc_unique_and_reserved(void **state)
 	assert_string_equal(text, "100.64.0.1");
 }
 
-static void test_keymap_matches_reference(void **state)
-{
-	struct keymap m;
-	static uint8_t keys[2000][32];
-	int present[2000] = { 0 };
-
-	(void)state;
-	keymap_init(&m);
-	for (int i = 0; i < 2000; i++) {
-		memset(keys[i], 0, 32);
-		/* Structured keys that collide in the low bytes. */
-		keys[i][0] = (uint8_t)(i % 7);
-		keys[i][31] = (uint8_t)i;
-		keys[i][30] = (uint8_t)(i >> 8);
-	}
-	srand(1);
-	for (int step = 0; step < 20000; step++) {
-		int i = rand() % 2000;
-		if (present[i]) {
-			assert_int_equal(keymap_del(&m, keys[i]), 0);
-			present[i] = 0;
-		} else {
-			assert_int_equal(keymap_put(&m, keys[i], &present[i]), 0);
-			present[i] = 1;
-		}
-		if (step % 1000 == 0)
-			for (int j = 0; j < 2000; j++)
-				assert_true((keymap_get(&m, keys[j]) != NULL) == present[j]);
-	}
-	for (int j = 0; j < 2000; j++)
-		assert_true((keymap_get(&m, keys[j]) != NULL) == present[j]);
-	keymap_free(&m);
-}
-
 static void test_sanitize_label(void **state)
 {
 	char out[64];
@@ -153,6 +120,23 @@ static void test_sanitize_label(void **state)
 	assert_string_equal(out, "node");
 	coord_sanitize_label("\xff\xfe", out, sizeof(out));
 	assert_string_equal(out, "node");
+}
+
+/* The state names are the JSON and metrics text: they must not change. */
+static void test_coord_node_state_names(void **state)
+{
+	static const char *const names[] = { "needs-approval", "running", "expired", "rejected" };
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		assert_string_equal(node_status_name(NODE_STATUS_NEEDS_APPROVAL + i), names[i]);
+		assert_int_equal(node_status_parse(names[i]), NODE_STATUS_NEEDS_APPROVAL + i);
+	}
+	assert_int_equal(node_status_parse("approved"), NODE_STATUS_UNKNOWN);
+	assert_int_equal(node_status_parse(""), NODE_STATUS_UNKNOWN);
+	assert_int_equal(node_status_parse(NULL), NODE_STATUS_UNKNOWN);
+	assert_string_equal(node_status_name(NODE_STATUS_UNKNOWN), "");
+	assert_string_equal(node_status_name((enum node_status)99), "");
 }
 
 static void test_coord_register_with_key_runs(void **state)
@@ -198,7 +182,8 @@ static void test_coord_pending_then_approved(void **state)
 	assert_false(coord_node_visible(n));
 	assert_int_equal(coord_node_approve(&f->co, n), 0);
 	assert_true(coord_node_visible(n));
-	assert_string_equal(coord_node_state(n), "running");
+	assert_int_equal(coord_node_state(n), NODE_STATUS_RUNNING);
+	assert_string_equal(node_status_name(coord_node_state(n)), "running");
 	json_decref(a);
 }
 
@@ -217,13 +202,13 @@ static void test_coord_challenge_is_single_use(void **state)
 	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 0);
 	json_decref(a);
 	a = NULL;
-	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	assert_int_equal(api_status(coord_register(&f->co, body, &a, err, sizeof(err))), 401);
 	assert_null(a);
 	/* An unknown challenge, validly signed, is refused too. */
 	json_decref(body);
 	body = coord_register_body(&k, "0000000000000000000000000000000000000000000000000000000000000000",
 				   "replay", "linux", NULL);
-	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	assert_int_equal(api_status(coord_register(&f->co, body, &a, err, sizeof(err))), 401);
 	json_decref(body);
 }
 
@@ -243,12 +228,107 @@ static void test_coord_bad_signature_refused(void **state)
 	/* Claim someone else's machine key. */
 	key_to_base64(other.machine_pub, b64);
 	json_object_set_new(body, "machine_key", json_string(b64));
-	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 401);
+	assert_int_equal(api_status(coord_register(&f->co, body, &a, err, sizeof(err))), 401);
 	json_decref(body);
 	/* Malformed fields are a 400. */
 	body = json_pack("{s:s}", "challenge", "zz");
-	assert_int_equal(coord_register(&f->co, body, &a, err, sizeof(err)), 400);
+	assert_int_equal(api_status(coord_register(&f->co, body, &a, err, sizeof(err))), 400);
 	json_decref(body);
+}
+
+/* A fresh challenge's hex and a body for k signed over it. */
+static json_t *signed_body(struct fixture *f, const struct node_keys *k, const char *host)
+{
+	uint8_t ch[32];
+	char hex[65];
+
+	assert_int_equal(coord_challenge_new(&f->co, ch), 0);
+	hex_encode(ch, 32, hex);
+	return coord_register_body(k, hex, host, "linux", NULL);
+}
+
+/* parse checks form only, in a fixed order, and says what is wrong. */
+static void test_coord_register_parse(void **state)
+{
+	struct fixture *f = *state;
+	struct coord_reg g;
+	struct node_keys k;
+	char err[200];
+	json_t *body;
+
+	node_keys_generate(&k);
+	body = signed_body(f, &k, "parsed");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_string_equal(g.hostname, "parsed");
+	assert_string_equal(g.os, "linux");
+	assert_null(g.auth_key);
+	assert_memory_equal(g.node_key, k.node_pub, KEY_LEN);
+	assert_memory_equal(g.machine_key, k.machine_pub, KEY_LEN);
+	assert_null(g.node);
+	assert_null(g.ak);
+
+	json_object_set_new(body, "os", json_string("an os name far longer than thirty-one chars"));
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "os and auth_key must be short strings");
+	json_object_set_new(body, "os", json_integer(1));
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), -EINVAL);
+	json_object_del(body, "os");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_string_equal(g.os, "");
+
+	json_object_set_new(body, "disco_key", json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "all-zero keys are not accepted");
+	json_object_del(body, "signature");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "registration needs challenge"));
+	json_decref(body);
+}
+
+/* verify: the challenge is used up even when a later check fails; a taken node key and
+ * a rejected machine have their own errors. */
+static void test_coord_register_verify(void **state)
+{
+	struct fixture *f = *state;
+	struct node_keys k1, k2;
+	struct coord_reg g;
+	char err[200];
+	json_t *body, *a;
+	struct node *n;
+
+	node_keys_generate(&k1);
+	node_keys_generate(&k2);
+	assert_int_equal(reg(f, &k1, "first", NULL, &a), 0);
+	json_decref(a);
+	n = coord_node_find(&f->co, "first");
+
+	body = signed_body(f, &k1, "first");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_int_equal(coord_register_verify(&f->co, &g, err, sizeof(err)), 0);
+	assert_ptr_equal(g.node, n);
+	assert_int_equal(coord_register_verify(&f->co, &g, err, sizeof(err)), -EACCES);
+	assert_string_equal(err, "unknown or already used challenge: ask for a new one");
+	json_decref(body);
+
+	/* Another machine claiming first's node key. */
+	memcpy(k2.node_pub, k1.node_pub, KEY_LEN);
+	body = signed_body(f, &k2, "second");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_int_equal(coord_register_verify(&f->co, &g, err, sizeof(err)), -EEXIST);
+	assert_string_equal(err, "node key already belongs to another node");
+	json_decref(body);
+
+	assert_int_equal(coord_node_reject(&f->co, n), 0);
+	body = signed_body(f, &k1, "first");
+	assert_int_equal(coord_register_parse(body, &g, err, sizeof(err)), 0);
+	assert_int_equal(coord_register_verify(&f->co, &g, err, sizeof(err)), -EPERM);
+	assert_string_equal(err, "this machine was rejected by an admin");
+	assert_int_equal(api_status(coord_register_verify(&f->co, &g, err, sizeof(err))), 401);
+	json_decref(body);
+	assert_int_equal(api_status(-EPERM), 403);
+	assert_int_equal(api_status(-EEXIST), 409);
+	assert_int_equal(api_status(-ENOSPC), 503);
+	assert_int_equal(api_status(-EIO), 500);
 }
 
 static void test_coord_names_are_unique(void **state)
@@ -290,7 +370,8 @@ static void test_coord_expire_and_reauth(void **state)
 	json_decref(a);
 	n = coord_node_find(&f->co, "exp");
 	assert_int_equal(coord_node_expire(&f->co, n), 0);
-	assert_string_equal(coord_node_state(n), "expired");
+	assert_int_equal(coord_node_state(n), NODE_STATUS_EXPIRED);
+	assert_string_equal(node_status_name(coord_node_state(n)), "expired");
 	assert_false(coord_node_visible(n));
 	/* Back with a fresh node key and no auth key: an admin must approve again. */
 	node_keys_rotate(f->dir, &k);
@@ -393,12 +474,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ipalloc_unique_and_reserved, setup, teardown),
-		cmocka_unit_test(test_keymap_matches_reference),
 		cmocka_unit_test(test_sanitize_label),
+		cmocka_unit_test(test_coord_node_state_names),
 		cmocka_unit_test_setup_teardown(test_coord_register_with_key_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_pending_then_approved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_challenge_is_single_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_bad_signature_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_register_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_register_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_names_are_unique, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_expire_and_reauth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_delete_invalidates_token, setup, teardown),

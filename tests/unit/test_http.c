@@ -110,6 +110,10 @@ static void handler(struct http_request *req, void *arg)
 		assert_int_equal(http_respond_error(req, 409, "name \"x\" taken\n\\ \x01 caf\xc3\xa9"), 0);
 	} else if (!strcmp(req->path, "/badutf8")) {
 		assert_int_equal(http_respond_error(req, 400, "bad \xff\xfe byte"), 0);
+	} else if (!strcmp(req->path, "/json")) {
+		assert_int_equal(http_respond_json(req, 201, json_pack("{s:i}", "n", 1)), 0);
+	} else if (!strcmp(req->path, "/nojson")) {
+		assert_int_equal(http_respond_json(req, 200, NULL), 0);
 	} else if (!strcmp(req->path, "/nocontent")) {
 		assert_int_equal(http_respond(req, 204, NULL, NULL, NULL, 0), 0);
 	} else {
@@ -457,6 +461,26 @@ static void test_http_error_json(void **state)
 	assert_non_null(v);
 	assert_string_equal(json_string_value(json_object_get(v, "error")), "bad ?? byte");
 	json_decref(v);
+	raw_free(r);
+}
+
+/* http_respond_json: the body compact with the status; a NULL body is a 500. */
+static void test_http_respond_json(void **state)
+{
+	struct raw *r = raw_open();
+	const char *body;
+
+	raw_send(r, "GET /json HTTP/1.1\r\nHost: x\r\n\r\n");
+	WAIT_FOR((body = strstr(r->buf, "\r\n\r\n")) && strchr(body, '}'));
+	assert_non_null(strstr(r->buf, "HTTP/1.1 201 Created\r\n"));
+	assert_non_null(strstr(r->buf, "Content-Type: application/json\r\n"));
+	assert_string_equal(body + 4, "{\"n\":1}");
+	r->len = 0;
+	r->buf[0] = 0;
+	raw_send(r, "GET /nojson HTTP/1.1\r\nHost: x\r\n\r\n");
+	WAIT_FOR((body = strstr(r->buf, "\r\n\r\n")) && strchr(body, '}'));
+	assert_non_null(strstr(r->buf, "HTTP/1.1 500 "));
+	assert_non_null(strstr(body, "out of memory"));
 	raw_free(r);
 }
 
@@ -1444,6 +1468,7 @@ int main(void)
 		T(test_http_http10),
 		T(test_http_expect_continue),
 		T(test_http_error_json),
+		T(test_http_respond_json),
 		T(test_http_body_too_large),
 		T(test_http_too_many_headers),
 		T(test_http_oversized_headers),

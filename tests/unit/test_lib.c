@@ -249,6 +249,31 @@ static void test_file_replace(void **state)
 	assert_int_not_equal(access(tmp, F_OK), 0);
 }
 
+/* file_lock_dir: one holder at a time (flock is per open file, so a second open in this
+ * process competes like another daemon would); closing hands it on; 0600. */
+static void test_file_lock_dir(void **state)
+{
+	char dir[] = "/tmp/test_lib_lock.XXXXXX", path[64];
+	struct stat st;
+	int a, b;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	a = file_lock_dir(dir, "d.lock");
+	assert_true(a >= 0);
+	assert_int_equal(file_lock_dir(dir, "d.lock"), -EBUSY);
+	snprintf(path, sizeof(path), "%s/d.lock", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	close(a);
+	b = file_lock_dir(dir, "d.lock");
+	assert_true(b >= 0);
+	close(b);
+	unlink(path);
+	rmdir(dir);
+	assert_int_equal(file_lock_dir(dir, "d.lock"), -ENOENT);
+}
+
 /* A line whose key=value part is too long stays one record: cut, quote closed, marked. */
 static void test_log_line_cut(void **state)
 {
@@ -327,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_log_quote),
 		cmocka_unit_test(test_log_line_cut),
 		cmocka_unit_test(test_file_replace),
+		cmocka_unit_test(test_file_lock_dir),
 		cmocka_unit_test(test_coord_proto_signature_binds_fields),
 	};
 

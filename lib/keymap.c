@@ -4,9 +4,9 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "keymap.h"
+#include "meshvpn/keymap.h"
 
-static size_t home(const uint8_t key[32], size_t cap)
+static size_t home(const uint8_t key[KEYMAP_KEY_LEN], size_t cap)
 {
 	uint64_t h;
 
@@ -50,19 +50,19 @@ static int grow(struct keymap *m)
 	return 0;
 }
 
-static ssize_t find(const struct keymap *m, const uint8_t key[32])
+static ssize_t find(const struct keymap *m, const uint8_t key[KEYMAP_KEY_LEN])
 {
 	if (!m->cap)
 		return -1;
 	for (size_t i = home(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
 		if (!m->slots[i].key)
 			return -1;
-		if (!memcmp(m->slots[i].key, key, 32))
+		if (!memcmp(m->slots[i].key, key, KEYMAP_KEY_LEN))
 			return (ssize_t)i;
 	}
 }
 
-int keymap_put(struct keymap *m, const uint8_t key[32], void *value)
+int keymap_put(struct keymap *m, const uint8_t key[KEYMAP_KEY_LEN], void *value)
 {
 	size_t i;
 
@@ -79,14 +79,14 @@ int keymap_put(struct keymap *m, const uint8_t key[32], void *value)
 	return 0;
 }
 
-void *keymap_get(const struct keymap *m, const uint8_t key[32])
+void *keymap_get(const struct keymap *m, const uint8_t key[KEYMAP_KEY_LEN])
 {
 	ssize_t i = find(m, key);
 
 	return i < 0 ? NULL : m->slots[i].value;
 }
 
-int keymap_del(struct keymap *m, const uint8_t key[32])
+int keymap_del(struct keymap *m, const uint8_t key[KEYMAP_KEY_LEN])
 {
 	ssize_t found = find(m, key);
 	size_t i, j;
@@ -107,4 +107,9 @@ int keymap_del(struct keymap *m, const uint8_t key[32])
 		}
 	}
 	return 0;
+}
+
+size_t keymap_count(const struct keymap *m)
+{
+	return m->count;
 }

@@ -1,0 +1,154 @@
+/* authkeys.c - auth keys (a node that presents one is approved at once) and API keys
+ * (the admin API over HTTPS). Only their SHA-256 is kept, in memory and in the store. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "coord.h"
+#include "meshvpn/log.h"
+
+#define TOKEN_AUTH "mvpn-auth-"
+#define TOKEN_API "mvpn-api-"
+
+/* --- auth keys --- */
+
+struct authkey *coord_authkey_lookup(struct coord *co, const char *key)
+{
+	uint8_t h[HASH_LEN];
+
+	keys_hash(key, strlen(key), h);
+	for (struct authkey *k = co->authkeys; k; k = k->next)
+		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
+			return k;
+	return NULL;
+}
+
+const char *coord_authkey_problem(const struct authkey *k)
+{
+	if (!k)
+		return "invalid auth key";
+	if (k->rec.revoked)
+		return "auth key revoked";
+	if (k->rec.expiry && coord_now() >= k->rec.expiry)
+		return "auth key expired";
+	if (!k->rec.reusable && k->rec.uses > 0)
+		return "auth key already used (create a --reusable key for several nodes)";
+	return NULL;
+}
+
+int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
+			 const char *tags, char *key_out, size_t key_size, struct authkey **out)
+{
+	struct authkey *k = calloc(1, sizeof(*k));
+	int rc;
+
+	if (!k)
+		return -ENOMEM;
+	keys_random_token(TOKEN_AUTH, key_out, key_size);
+	keys_hash(key_out, strlen(key_out), k->rec.hash);
+	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_AUTH));
+	k->rec.reusable = reusable;
+	k->rec.ephemeral = ephemeral;
+	snprintf(k->rec.tags, sizeof(k->rec.tags), "%s", tags ? tags : "");
+	k->rec.created = coord_now();
+	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
+	rc = store_authkey_insert(co->st, &k->rec);
+	if (rc) {
+		sodium_memzero(key_out, key_size);
+		free(k);
+		return rc;
+	}
+	k->next = co->authkeys;
+	co->authkeys = k;
+	if (out)
+		*out = k;
+	log_info("auth key created", "id=%lld reusable=%d ephemeral=%d", (long long)k->rec.id,
+		 reusable, ephemeral);
+	return 0;
+}
+
+struct authkey *coord_authkey_find(struct coord *co, int64_t id, const char *prefix)
+{
+	for (struct authkey *k = co->authkeys; k; k = k->next) {
+		if (id && k->rec.id == id)
+			return k;
+		if (prefix && *prefix && strlen(prefix) >= 6 &&
+		    !strncmp(k->rec.prefix, prefix, strlen(prefix)))
+			return k;
+	}
+	return NULL;
+}
+
+int coord_authkey_revoke(struct coord *co, struct authkey *k)
+{
+	struct authkey_rec r = k->rec;
+	int rc;
+
+	r.revoked = 1;
+	rc = store_authkey_update(co->st, &r);
+	if (!rc) {
+		k->rec = r;
+		log_info("auth key revoked", "id=%lld", (long long)r.id);
+	}
+	return rc;
+}
+
+/* --- API keys (admin over HTTPS) --- */
+
+int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size)
+{
+	struct apikey *k = calloc(1, sizeof(*k));
+	int rc;
+
+	if (!k)
+		return -ENOMEM;
+	keys_random_token(TOKEN_API, key_out, key_size);
+	keys_hash(key_out, strlen(key_out), k->rec.hash);
+	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_API));
+	k->rec.created = coord_now();
+	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
+	rc = store_apikey_insert(co->st, &k->rec);
+	if (rc) {
+		free(k);
+		return rc;
+	}
+	k->next = co->apikeys;
+	co->apikeys = k;
+	return 0;
+}
+
+int coord_apikey_check(struct coord *co, const char *key)
+{
+	uint8_t h[HASH_LEN];
+
+	if (!key || strncmp(key, TOKEN_API, strlen(TOKEN_API)))
+		return -EPERM;
+	keys_hash(key, strlen(key), h);
+	for (struct apikey *k = co->apikeys; k; k = k->next)
+		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
+			return k->rec.revoked || (k->rec.expiry && coord_now() >= k->rec.expiry)
+				? -EPERM : 0;
+	return -EPERM;
+}
+
+int coord_apikey_revoke(struct coord *co, const char *prefix_or_id)
+{
+	long long id = atoll(prefix_or_id);
+
+	for (struct apikey *k = co->apikeys; k; k = k->next) {
+		if ((id > 0 && k->rec.id == id) ||
+		    (strlen(prefix_or_id) >= 6 && !strncmp(k->rec.prefix, prefix_or_id, strlen(prefix_or_id)))) {
+			struct apikey_rec r = k->rec;
+			int rc;
+			r.revoked = 1;
+			rc = store_apikey_update(co->st, &r);
+			if (!rc)
+				k->rec = r;
+			return rc;
+		}
+	}
+	return -ENOENT;
+}
