@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "coord.h"
+#include "meshvpn/addr.h"
 #include "meshvpn/args.h"
 #include "meshvpn/file.h"
 #include "meshvpn/log.h"
@@ -163,6 +164,48 @@ static int setup_tls(struct server *s, const char *dir, const char *cert, const 
 	return 0;
 }
 
+/* Every node holds a stream: allow as many descriptors as the system lets us. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void start_timers(struct server *s, int64_t keepalive_s)
+{
+	uv_timer_init(s->loop, &s->tick);
+	s->tick.data = s;
+	uv_timer_start(&s->tick, on_tick, 1000, 1000);
+	uv_timer_init(s->loop, &s->keepalive);
+	s->keepalive.data = s;
+	uv_timer_start(&s->keepalive, on_keepalive, (uint64_t)keepalive_s * 1000,
+		       (uint64_t)keepalive_s * 1000);
+	uv_signal_init(s->loop, &s->sigint);
+	s->sigint.data = s;
+	uv_signal_start(&s->sigint, on_signal, SIGINT);
+	uv_signal_init(s->loop, &s->sigterm);
+	s->sigterm.data = s;
+	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+}
+
+/* The bound address, so that --listen 127.0.0.1:0 (tests) says its port. */
+static void print_listening(struct server *s, const char *sock)
+{
+	struct sockaddr_storage ss;
+	struct addr_port a = { 0 };
+	int len = sizeof(ss);
+	char text[ADDR_TEXT_LEN] = "?:0";
+
+	if (!uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) &&
+	    !addr_from_sockaddr((struct sockaddr *)&ss, &a))
+		addr_format(&a, text, sizeof(text));
+	printf("coord: listening on %s, admin socket %s\n", text, sock);
+}
+
 int coord_serve_main(int argc, char **argv)
 {
 	const char *state = "./coord-state", *listen = ":8443", *cert = NULL, *key = NULL;
@@ -203,14 +246,7 @@ int coord_serve_main(int argc, char **argv)
 	if (level)
 		log_set_level(lvl);
 	signal(SIGPIPE, SIG_IGN);
-	{
-		/* Every node holds a stream: allow as many descriptors as the system lets us. */
-		struct rlimit rl;
-		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
-		}
-	}
+	raise_nofile();
 	if (keys_init()) {
 		fprintf(stderr, "coord: libsodium failed to initialise\n");
 		return 1;
@@ -260,39 +296,9 @@ int coord_serve_main(int argc, char **argv)
 		fprintf(stderr, "coord: cannot listen for metrics on %s\n", metrics);
 		goto out_handles;
 	}
-	uv_timer_init(s.loop, &s.tick);
-	s.tick.data = &s;
-	uv_timer_start(&s.tick, on_tick, 1000, 1000);
-	uv_timer_init(s.loop, &s.keepalive);
-	s.keepalive.data = &s;
-	uv_timer_start(&s.keepalive, on_keepalive, (uint64_t)ka_s * 1000, (uint64_t)ka_s * 1000);
-	uv_signal_init(s.loop, &s.sigint);
-	s.sigint.data = &s;
-	uv_signal_start(&s.sigint, on_signal, SIGINT);
-	uv_signal_init(s.loop, &s.sigterm);
-	s.sigterm.data = &s;
-	uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+	start_timers(&s, ka_s);
 
-	{
-		/* The bound address, so that --listen 127.0.0.1:0 (tests) says its port. */
-		struct sockaddr_storage ss;
-		int len = sizeof(ss);
-		char ip[64] = "?";
-		int port = 0;
-		if (!uv_tcp_getsockname(&s.tcp, (struct sockaddr *)&ss, &len)) {
-			if (ss.ss_family == AF_INET6) {
-				struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-				uv_ip6_name(a, ip, sizeof(ip));
-				port = ntohs(a->sin6_port);
-			} else {
-				struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-				uv_ip4_name(a, ip, sizeof(ip));
-				port = ntohs(a->sin_port);
-			}
-		}
-		printf("coord: listening on %s%s%s:%d, admin socket %s\n",
-		       ss.ss_family == AF_INET6 ? "[" : "", ip, ss.ss_family == AF_INET6 ? "]" : "", port, sock);
-	}
+	print_listening(&s, sock);
 	fflush(stdout);
 	log_info("coord serving", "listen=%s state=%s nodes=%zu", listen, state, s.co.n_nodes);
 	uv_run(s.loop, UV_RUN_DEFAULT);
