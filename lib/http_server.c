@@ -1,4 +1,4 @@
-/* http_server.c - HTTP/1.1 server on struct conn (RFC 9112 framing via http-parser, RFC 9110 semantics): bounded requests, timeouts, keep-alive, chunked streams. */
+/* http_server.c - HTTP/1.1 server connections on struct conn (RFC 9112 framing via http-parser): bounded requests, timeouts, keep-alive, pipelining. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,11 +6,9 @@
 #include <strings.h>
 
 #include <http_parser.h>
-#include <jansson.h>
 
-#include "meshvpn/http.h"
-#include "meshvpn/json.h"
 #include "meshvpn/log.h"
+#include "http_int.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
@@ -19,106 +17,7 @@
 #define MAX_NAME_LEN 256                /* one header name */
 #define HEADER_OVERHEAD 4               /* ": " and CRLF, counted against max_header_bytes */
 #define PAUSED_INPUT_MAX (256 * 1024)   /* pipelined input held while a handler works */
-#define STREAM_INPUT_MAX (64 * 1024)    /* what a stream's client may send before it is cut */
-#define COPY_BODY_MAX (64 * 1024)       /* smaller bodies go out in one write with the head */
 #define BODY_PREALLOC_MAX (64 * 1024)
-
-enum hc_state { HC_READ, HC_HANDLING, HC_STREAM, HC_DEAD };
-enum hc_timer { T_NONE, T_HEADER, T_IDLE, T_RESUME, T_STREAM_GONE };
-enum part { P_NONE, P_URL, P_FIELD, P_VALUE };
-
-struct http_stream {
-	struct http_conn *hc;
-	http_stream_close_cb on_close;
-	void *arg;
-	unsigned chunked : 1;
-	unsigned finished : 1;      /* ended by the owner, or on_close delivered */
-};
-
-struct http_conn {
-	struct http_server *srv;
-	struct http_conn *prev, *next;
-	struct conn *c;             /* NULL once the transport is closed */
-	uv_timer_t timer;
-	enum hc_timer timer_kind;
-	enum hc_state state;
-	http_parser parser;
-	struct http_request req;
-	struct http_stream stream;
-
-	/* Request line and headers: offsets into arena until the headers are complete,
-	 * because arena moves while it grows. */
-	char *arena;
-	size_t arena_len, arena_cap;
-	size_t url_off, name_off[HTTP_MAX_HEADERS], value_off[HTTP_MAX_HEADERS];
-	enum part part;
-	size_t header_bytes;
-	int reject;                 /* status for a request refused while parsing */
-	const char *reject_msg;
-
-	uint8_t *body;
-	size_t body_cap;
-	uint8_t *inbuf;             /* input that arrived while a handler worked */
-	size_t inlen;
-	size_t stream_input;
-
-	unsigned started : 1;       /* bytes of a request have arrived */
-	unsigned have_url : 1;
-	unsigned headers_done : 1;
-	unsigned keep_alive : 1;
-	unsigned head : 1;          /* HEAD: no body in the response */
-	unsigned http10 : 1;
-	unsigned gone : 1;          /* transport closed while the handler works */
-	unsigned in_dispatch : 1;
-	char empty[1];
-	char peer[64];
-};
-
-struct http_server {
-	uv_loop_t *loop;
-	struct http_server_opts opts;
-	http_handler handler;
-	void *arg;
-	struct http_conn *head;
-	size_t n_conns;
-};
-
-static const char *reason(int status)
-{
-	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
-	}
-}
 
 const char *http_request_header(const struct http_request *req, const char *name)
 {
@@ -142,7 +41,7 @@ static void hc_free_cb(uv_handle_t *h)
 
 /* Closes the transport and unlinks; the memory goes when libuv has closed the timer,
  * so callers up the stack may still look at hc->state. */
-static void hc_destroy(struct http_conn *hc)
+void http_conn_destroy(struct http_conn *hc)
 {
 	struct http_server *srv = hc->srv;
 
@@ -168,7 +67,7 @@ static void hc_destroy(struct http_conn *hc)
 static void hc_abort(struct http_conn *hc)
 {
 	if (hc->state != HC_HANDLING) {
-		hc_destroy(hc);
+		http_conn_destroy(hc);
 		return;
 	}
 	if (hc->c) {
@@ -179,10 +78,8 @@ static void hc_abort(struct http_conn *hc)
 	hc->gone = 1;
 }
 
-static void timer_set(struct http_conn *hc, enum hc_timer kind, uint64_t ms);
-
 /* Forgets the request just answered; the next one starts from scratch. */
-static void req_reset(struct http_conn *hc)
+void http_conn_req_reset(struct http_conn *hc)
 {
 	free(hc->arena);
 	hc->arena = NULL;
@@ -214,84 +111,25 @@ static void stream_gone(struct http_conn *hc)
 		if (s->on_close)
 			s->on_close(s, s->arg);
 	}
-	hc_destroy(hc);
+	http_conn_destroy(hc);
 }
 
-/* -- writing responses -- */
-
-static char *error_json(const char *message, size_t *len)
+/* The request has been answered: keep the connection for the next one, or close. */
+void http_conn_answered(struct http_conn *hc)
 {
-	json_t *o = json_object(), *v;
-	char *s = NULL, *clean = NULL;
-
-	if (!o)
-		return NULL;
-	v = json_string(message);
-	if (!v) {
-		/* Not UTF-8: keep the ASCII and mark the rest. */
-		clean = strdup(message);
-		if (!clean)
-			goto out;
-		for (char *p = clean; *p; p++)
-			if ((unsigned char)*p >= 0x80)
-				*p = '?';
-		v = json_string(clean);
+	if (!hc->keep_alive || !hc->c) {
+		http_conn_destroy(hc);
+		return;
 	}
-	if (!v || json_object_set_new(o, "error", v))
-		goto out;
-	s = json_dumps(o, JSON_COMPACT);
-	if (s)
-		*len = strlen(s);
-out:
-	free(clean);
-	json_decref(o);
-	return s;
-}
-
-static int write_response(struct http_conn *hc, int status, const char *content_type,
-			  const char *extra, const void *body, size_t len)
-{
-	size_t elen = extra ? strlen(extra) : 0, clen = content_type ? strlen(content_type) : 0;
-	int no_body = status < 200 || status == 204 || status == 304;
-	size_t send_len = no_body || hc->head ? 0 : len;
-	size_t inline_len = send_len <= COPY_BODY_MAX ? send_len : 0;
-	size_t cap = 200 + clen + elen + inline_len, n;
-	char *buf;
-	int r;
-
-	if (!hc->c)
-		return -EPIPE;
-	buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	n = (size_t)snprintf(buf, cap, "HTTP/1.1 %d %s\r\n", status, reason(status));
-	if (content_type && !no_body)
-		n += (size_t)snprintf(buf + n, cap - n, "Content-Type: %s\r\n", content_type);
-	if (!no_body)
-		n += (size_t)snprintf(buf + n, cap - n, "Content-Length: %zu\r\n", len);
-	if (!hc->keep_alive)
-		n += (size_t)snprintf(buf + n, cap - n, "Connection: close\r\n");
-	else if (hc->http10)
-		n += (size_t)snprintf(buf + n, cap - n, "Connection: keep-alive\r\n");
-	if (elen) {
-		memcpy(buf + n, extra, elen);
-		n += elen;
-		if (elen < 2 || extra[elen - 2] != '\r' || extra[elen - 1] != '\n') {
-			memcpy(buf + n, "\r\n", 2);
-			n += 2;
-		}
+	hc->state = HC_READ;
+	if (hc->in_dispatch) {
+		/* hc_process() goes on with the input it holds. */
+		http_conn_timer_set(hc, T_IDLE, hc->srv->opts.idle_timeout_ms);
+		return;
 	}
-	memcpy(buf + n, "\r\n", 2);
-	n += 2;
-	if (inline_len) {
-		memcpy(buf + n, body, inline_len);
-		n += inline_len;
-	}
-	r = conn_write(hc->c, buf, n);
-	if (r == 0 && send_len && !inline_len)
-		r = conn_write(hc->c, body, send_len);
-	free(buf);
-	return r;
+	/* Answered later: go on from the loop, not from inside the caller. */
+	http_conn_req_reset(hc);
+	http_conn_timer_set(hc, T_RESUME, 0);
 }
 
 /* A request refused while it was being read: answer and close. */
@@ -303,10 +141,10 @@ static void hc_reject(struct http_conn *hc, int status, const char *message)
 	log_info("http request rejected", "peer=%s status=%d reason=\"%s\"", hc->peer, status, message);
 	hc->keep_alive = 0;
 	hc->head = 0;
-	body = error_json(message, &len);
-	write_response(hc, status, "application/json", NULL, body ? body : "", len);
+	body = http_error_json(message, &len);
+	http_write_response(hc, status, "application/json", NULL, body ? body : "", len);
 	free(body);
-	hc_destroy(hc);
+	http_conn_destroy(hc);
 }
 
 /* -- reading requests (http-parser callbacks) -- */
@@ -363,7 +201,7 @@ static int on_message_begin(http_parser *p)
 	/* From the first byte of a kept-alive connection's next request, the whole request
 	 * must arrive within header_timeout. */
 	if (hc->timer_kind != T_HEADER)
-		timer_set(hc, T_HEADER, hc->srv->opts.header_timeout_ms);
+		http_conn_timer_set(hc, T_HEADER, hc->srv->opts.header_timeout_ms);
 	return 0;
 }
 
@@ -554,7 +392,7 @@ static void hc_dispatch(struct http_conn *hc)
 		break;
 	case HC_READ:
 	case HC_STREAM:
-		req_reset(hc);
+		http_conn_req_reset(hc);
 		break;
 	case HC_DEAD:
 		break;
@@ -564,7 +402,7 @@ static void hc_dispatch(struct http_conn *hc)
 static void stream_input(struct http_conn *hc, size_t len)
 {
 	hc->stream_input += len;
-	if (hc->stream_input > STREAM_INPUT_MAX) {
+	if (hc->stream_input > HTTP_STREAM_INPUT_MAX) {
 		log_info("http stream client sent too much", "peer=%s bytes=%zu", hc->peer, hc->stream_input);
 		stream_gone(hc);
 	}
@@ -635,7 +473,7 @@ static void resume(struct http_conn *hc)
 
 	hc->inbuf = NULL;
 	hc->inlen = 0;
-	timer_set(hc, T_IDLE, hc->srv->opts.idle_timeout_ms);
+	http_conn_timer_set(hc, T_IDLE, hc->srv->opts.idle_timeout_ms);
 	if (hc->c)
 		conn_read_start(hc->c);
 	if (in)
@@ -654,13 +492,13 @@ static void timer_cb(uv_timer_t *t)
 			hc_reject(hc, 408, "request not received in time");
 		} else {
 			log_debug("http connection sent nothing in time", "peer=%s", hc->peer);
-			hc_destroy(hc);
+			http_conn_destroy(hc);
 		}
 		break;
 	case T_IDLE:
 		hc->timer_kind = T_NONE;
 		log_debug("http keep-alive connection idle", "peer=%s", hc->peer);
-		hc_destroy(hc);
+		http_conn_destroy(hc);
 		break;
 	case T_RESUME:
 		hc->timer_kind = T_NONE;
@@ -675,7 +513,7 @@ static void timer_cb(uv_timer_t *t)
 	}
 }
 
-static void timer_set(struct http_conn *hc, enum hc_timer kind, uint64_t ms)
+void http_conn_timer_set(struct http_conn *hc, enum hc_timer kind, uint64_t ms)
 {
 	hc->timer_kind = kind;
 	uv_timer_start(&hc->timer, timer_cb, ms, 0);
@@ -764,14 +602,14 @@ void http_server_add_conn(struct http_server *srv, struct conn *c)
 	http_parser_init(&hc->parser, HTTP_REQUEST);
 	hc->parser.data = hc;
 	hc->stream.hc = hc;
-	req_reset(hc);
+	http_conn_req_reset(hc);
 	hc->next = srv->head;
 	if (srv->head)
 		srv->head->prev = hc;
 	srv->head = hc;
 	srv->n_conns++;
 	conn_set_callbacks(c, hc_on_read, hc_on_end, hc);
-	timer_set(hc, T_HEADER, srv->opts.header_timeout_ms);
+	http_conn_timer_set(hc, T_HEADER, srv->opts.header_timeout_ms);
 	conn_read_start(c);
 }
 
@@ -786,7 +624,7 @@ void http_server_free(struct http_server *srv)
 		if (hc->state == HC_STREAM)
 			stream_gone(hc);
 		else
-			hc_destroy(hc);
+			http_conn_destroy(hc);
 	}
 	free(srv);
 }
@@ -794,193 +632,4 @@ void http_server_free(struct http_server *srv)
 size_t http_server_conn_count(const struct http_server *srv)
 {
 	return srv ? srv->n_conns : 0;
-}
-
-/* -- answering -- */
-
-/* The request has been answered: keep the connection for the next one, or close. */
-static void request_done(struct http_conn *hc)
-{
-	if (!hc->keep_alive || !hc->c) {
-		hc_destroy(hc);
-		return;
-	}
-	hc->state = HC_READ;
-	if (hc->in_dispatch) {
-		/* hc_process() goes on with the input it holds. */
-		timer_set(hc, T_IDLE, hc->srv->opts.idle_timeout_ms);
-		return;
-	}
-	/* Answered later: go on from the loop, not from inside the caller. */
-	req_reset(hc);
-	timer_set(hc, T_RESUME, 0);
-}
-
-/* The handler answered a request whose client has gone: nothing to send. */
-static int answered_gone(struct http_conn *hc)
-{
-	hc_destroy(hc);
-	return -EPIPE;
-}
-
-int http_respond(struct http_request *req, int status, const char *content_type,
-		 const char *extra_headers, const void *body, size_t len)
-{
-	struct http_conn *hc = req ? req->priv : NULL;
-	int r;
-
-	if (!hc || hc->state != HC_HANDLING)
-		return -EINVAL;
-	if (hc->gone)
-		return answered_gone(hc);
-	if (status < 100 || status > 999)
-		status = 500;
-	if (!body)
-		len = 0;
-	r = write_response(hc, status, content_type, extra_headers, body ? body : "", len);
-	if (r < 0) {
-		log_debug("http response not sent", "peer=%s status=%d err=%d", hc->peer, status, r);
-		hc_destroy(hc);
-		return r;
-	}
-	request_done(hc);
-	return 0;
-}
-
-int http_respond_error(struct http_request *req, int status, const char *message)
-{
-	char *body;
-	size_t len = 0;
-	int r;
-
-	body = error_json(message ? message : reason(status), &len);
-	if (!body)
-		return http_respond(req, status, "application/json", NULL, "{}", 2);
-	r = http_respond(req, status, "application/json", NULL, body, len);
-	free(body);
-	return r;
-}
-
-int http_respond_json(struct http_request *req, int status, json_t *body)
-{
-	size_t len = 0;
-	char *s = body ? json_dump_compact(body, &len) : NULL;
-	int r;
-
-	json_decref(body);
-	if (!s)
-		return http_respond_error(req, 500, "out of memory");
-	r = http_respond(req, status, "application/json", NULL, s, len);
-	free(s);
-	return r;
-}
-
-/* -- streams -- */
-
-int http_stream_start(struct http_request *req, int status, const char *content_type,
-		      http_stream_close_cb on_close, void *arg, struct http_stream **out)
-{
-	struct http_conn *hc = req ? req->priv : NULL;
-	char head[512];
-	int n, r;
-
-	if (!hc || hc->state != HC_HANDLING || !out)
-		return -EINVAL;
-	if (hc->gone)
-		return answered_gone(hc);
-	hc->stream.chunked = !hc->http10;
-	/* The stream ends with the connection: say so, for HTTP/1.0 it is the framing. */
-	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%sCache-Control: no-store\r\n"
-		     "Connection: close\r\n\r\n",
-		     status, reason(status), content_type ? content_type : "application/octet-stream",
-		     hc->stream.chunked ? "Transfer-Encoding: chunked\r\n" : "");
-	if (n < 0 || (size_t)n >= sizeof(head)) {
-		hc_destroy(hc);
-		return -EINVAL;
-	}
-	r = conn_write(hc->c, head, (size_t)n);
-	if (r < 0) {
-		hc_destroy(hc);
-		return r;
-	}
-	hc->state = HC_STREAM;
-	hc->stream.on_close = on_close;
-	hc->stream.arg = arg;
-	hc->stream.finished = 0;
-	/* Input after the request only counts against the limit: nothing is buffered. */
-	hc->stream_input = hc->inlen;
-	free(hc->inbuf);
-	hc->inbuf = NULL;
-	hc->inlen = 0;
-	if (!hc->in_dispatch)
-		req_reset(hc);
-	/* Keep reading: that is how a client's disconnect shows. */
-	conn_read_start(hc->c);
-	*out = &hc->stream;
-	if (hc->stream_input > STREAM_INPUT_MAX) {
-		/* on_close from the loop: the owner has not seen *out yet. */
-		timer_set(hc, T_STREAM_GONE, 0);
-	}
-	return 0;
-}
-
-int http_stream_write(struct http_stream *s, const void *buf, size_t len)
-{
-	struct http_conn *hc = s->hc;
-	char head[24];
-	uint8_t *frame;
-	size_t hl;
-	int r;
-
-	if (s->finished || hc->state != HC_STREAM || !hc->c)
-		return -EPIPE;
-	if (!len)
-		return 0;   /* an empty chunk would end the response */
-	if (!s->chunked) {
-		r = conn_write(hc->c, buf, len);
-	} else {
-		hl = (size_t)snprintf(head, sizeof(head), "%zx\r\n", len);
-		frame = malloc(hl + len + 2);
-		if (!frame)
-			return -ENOMEM;
-		memcpy(frame, head, hl);
-		memcpy(frame + hl, buf, len);
-		memcpy(frame + hl + len, "\r\n", 2);
-		r = conn_write(hc->c, frame, hl + len + 2);
-		free(frame);
-	}
-	if (r == -ENOMEM || r == -ENOBUFS)
-		return r;
-	if (r < 0) {
-		/* Broken: on_close comes from the loop, never from inside this call. */
-		if (hc->timer_kind != T_STREAM_GONE)
-			timer_set(hc, T_STREAM_GONE, 0);
-		return -EPIPE;
-	}
-	return 0;
-}
-
-size_t http_stream_pending(const struct http_stream *s)
-{
-	const struct http_conn *hc = s->hc;
-
-	if (s->finished || hc->state != HC_STREAM || !hc->c)
-		return 0;
-	return conn_pending(hc->c);
-}
-
-void http_stream_end(struct http_stream *s)
-{
-	struct http_conn *hc;
-
-	if (!s || s->finished)
-		return;
-	hc = s->hc;
-	s->finished = 1;
-	if (hc->state != HC_STREAM)
-		return;
-	if (s->chunked && hc->c)
-		conn_write(hc->c, "0\r\n\r\n", 5);
-	hc_destroy(hc);
 }

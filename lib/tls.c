@@ -1,73 +1,22 @@
-/* tls.c - TLS 1.2 (RFC 5246, mbedtls) over a plain conn; peers checked by CA chain + name (RFC 5280, 6125) or SPKI pin;
- * session resumption with tickets (RFC 5077). */
+/* tls.c - TLS 1.2 (RFC 5246, mbedtls) as a struct conn over a plain one: handshake, records, flow control; the SPKI pin check after the handshake. */
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/platform_time.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
-#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
 #include "meshvpn/keys.h"
 #include "meshvpn/log.h"
-#include "meshvpn/tls.h"
+#include "tls_int.h"
 
-#define DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 #define HANDSHAKE_TIMEOUT_MS 15000
 #define PLAIN_CHUNK 16384   /* one record's plaintext at most */
 #define EARLY_MAX (1 << 20) /* plaintext queued during the handshake */
-/* Tickets are accepted for this long after the full handshake that made the session
- * (resumptions keep its start time); the server's ticket keys rotate at the same pace
- * and live twice as long. The client holds a session no longer either, so a
- * verification is reused for an hour at most. */
-#define TICKET_LIFETIME_S 3600
-#define SESSION_CACHE_SIZE 16
-#define SESSION_HOST_MAX 256
-
-#if !defined(MBEDTLS_SSL_SESSION_TICKETS) || !defined(MBEDTLS_SSL_TICKET_C) || \
-	!defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE) || !defined(MBEDTLS_HAVE_TIME)
-/* Without the kept peer certificate a resumed session could not be pinned. */
-#error "mbedtls needs SSL_SESSION_TICKETS, SSL_TICKET_C, SSL_KEEP_PEER_CERTIFICATE and HAVE_TIME"
-#endif
-
-/* ECDHE only (forward secrecy); ECDSA first since our own certificates are P-256,
- * RSA after for certificates from public CAs. */
-static const int ciphersuites[] = {
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	0
-};
-
-struct tls_config {
-	atomic_int refs;            /* the owner's plus one per connection */
-	int is_server;
-	int has_pin;
-	uint8_t pin[32];
-	/* Client: what the peer was checked against (the pin, or a hash of the CA chain):
-	 * part of the session cache key, so a session is reused only under the same trust. */
-	uint8_t trust[32];
-	mbedtls_ssl_config conf;
-	mbedtls_ssl_ticket_context ticket;  /* server */
-	mbedtls_entropy_context entropy;
-	mbedtls_ctr_drbg_context drbg;
-	mbedtls_x509_crt certs;     /* server: own chain; client: CA bundle */
-	mbedtls_pk_context key;
-};
 
 enum tls_state { TLS_HANDSHAKE, TLS_OPEN, TLS_ENDED };
 
@@ -104,7 +53,7 @@ struct tls_conn {
 	unsigned saw_cert : 1;      /* the handshake went through a Certificate: not resumed */
 	unsigned done : 1;          /* the handshake completed */
 	unsigned offered : 1;       /* client: a cached session was offered */
-	struct session_key *key;    /* client: its entry in the session cache */
+	struct tls_session_key *key;  /* client: its entry in the session cache */
 	conn_connect_cb connect_cb;
 	void *connect_arg;
 	struct conn_connect connecting;  /* client: the owner's handle until connect_cb */
@@ -120,20 +69,7 @@ struct tls_conn {
 static void pump(struct tls_conn *t);
 static void tls_free(struct tls_conn *t);
 
-static void config_unref(struct tls_config *cfg)
-{
-	if (atomic_fetch_sub(&cfg->refs, 1) != 1)
-		return;
-	mbedtls_ssl_config_free(&cfg->conf);
-	mbedtls_ssl_ticket_free(&cfg->ticket);
-	mbedtls_x509_crt_free(&cfg->certs);
-	mbedtls_pk_free(&cfg->key);
-	mbedtls_ctr_drbg_free(&cfg->drbg);
-	mbedtls_entropy_free(&cfg->entropy);
-	free(cfg);
-}
-
-static const char *mbed_err(int err, char *buf, size_t size)
+const char *tls_mbed_err(int err, char *buf, size_t size)
 {
 	char msg[128], *p;
 
@@ -143,151 +79,6 @@ static const char *mbed_err(int err, char *buf, size_t size)
 			*p = '\'';
 	snprintf(buf, size, "\"%s (-0x%04x)\"", msg, (unsigned)-err);
 	return buf;
-}
-
-/* -- client session cache -- */
-
-/* Per process, not per config: http_fetch makes a config per call, in threadpool threads,
- * hence the lock. The key holds the trust the session was verified under (pin, or CA
- * chain and host name), so it is never offered to a config that would not have accepted
- * the full handshake. */
-struct session_key {
-	char host[SESSION_HOST_MAX];
-	uint16_t port;
-	uint8_t has_pin;
-	uint8_t trust[32];
-};
-
-struct session_entry {
-	struct session_key key;
-	uint64_t used;              /* LRU stamp; 0: a free slot */
-	mbedtls_ssl_session session;
-};
-
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct session_entry cache[SESSION_CACHE_SIZE];
-static uint64_t cache_clock;
-
-static int key_equal(const struct session_key *a, const struct session_key *b)
-{
-	return a->port == b->port && a->has_pin == b->has_pin && !strcmp(a->host, b->host) &&
-	       !memcmp(a->trust, b->trust, sizeof(a->trust));
-}
-
-/* Called with cache_lock held. */
-static struct session_entry *cache_find(const struct session_key *key)
-{
-	for (int i = 0; i < SESSION_CACHE_SIZE; i++)
-		if (cache[i].used && key_equal(&cache[i].key, key))
-			return &cache[i];
-	return NULL;
-}
-
-/* Called with cache_lock held. mbedtls wipes the master secret. */
-static void entry_clear(struct session_entry *e)
-{
-	mbedtls_ssl_session_free(&e->session);
-	memset(e, 0, sizeof(*e));
-}
-
-static int session_fresh(const mbedtls_ssl_session *s)
-{
-	mbedtls_time_t now = mbedtls_time(NULL);
-
-	return s->start <= now && now - s->start < TICKET_LIFETIME_S;
-}
-
-/* Offers the session saved under the connection's key. A server that does not take it
- * (restarted, other ticket key, expired ticket) answers with a full handshake. */
-static int session_offer(struct tls_conn *t)
-{
-	struct session_entry *e;
-	int r = 0;
-
-	pthread_mutex_lock(&cache_lock);
-	e = cache_find(t->key);
-	if (e && !session_fresh(&e->session)) {
-		entry_clear(e);
-		e = NULL;
-	}
-	if (e) {
-		r = mbedtls_ssl_set_session(&t->ssl, &e->session);
-		if (r == 0) {
-			e->used = ++cache_clock;
-			t->offered = 1;
-		} else if (t->ssl.session_negotiate &&
-			   t->ssl.session_negotiate->ticket == e->session.ticket) {
-			/* A copy that failed half-way may share the ticket buffer. */
-			t->ssl.session_negotiate->ticket = NULL;
-			t->ssl.session_negotiate->ticket_len = 0;
-		}
-	}
-	pthread_mutex_unlock(&cache_lock);
-	return r ? -ENOMEM : 0;
-}
-
-static void session_forget(const struct session_key *key)
-{
-	struct session_entry *e;
-
-	pthread_mutex_lock(&cache_lock);
-	e = cache_find(key);
-	if (e)
-		entry_clear(e);
-	pthread_mutex_unlock(&cache_lock);
-}
-
-/* After a verified handshake: keeps its session for the next connection to the same
- * key, in the least recently used slot. */
-static void session_save(struct tls_conn *t, int resumed)
-{
-	const mbedtls_ssl_session *cur = mbedtls_ssl_get_session_pointer(&t->ssl);
-	struct session_entry *e, *slot;
-	mbedtls_ssl_session s, old;
-
-	if (!cur || (!cur->ticket_len && !cur->id_len))
-		return;                 /* nothing a server could resume */
-	mbedtls_ssl_session_init(&s);
-	mbedtls_ssl_session_init(&old);
-	if (mbedtls_ssl_get_session(&t->ssl, &s) != 0) {
-		if (s.ticket == cur->ticket)
-			s.ticket = NULL;   /* as in session_offer */
-		mbedtls_ssl_session_free(&s);
-		return;
-	}
-	pthread_mutex_lock(&cache_lock);
-	e = cache_find(t->key);
-	/* A full handshake without a NewSessionTicket leaves the ticket offered with the
-	 * old master secret beside the new one: useless, drop both. */
-	if (!resumed && e && s.ticket_len && e->session.ticket_len == s.ticket_len &&
-	    !memcmp(e->session.ticket, s.ticket, s.ticket_len)) {
-		entry_clear(e);
-		pthread_mutex_unlock(&cache_lock);
-		mbedtls_ssl_session_free(&s);
-		return;
-	}
-	slot = e;
-	if (!slot) {
-		slot = &cache[0];
-		for (int i = 1; i < SESSION_CACHE_SIZE; i++)
-			if (cache[i].used < slot->used)   /* a free slot (0) first */
-				slot = &cache[i];
-	}
-	old = slot->session;        /* freed outside the lock */
-	memset(slot, 0, sizeof(*slot));
-	slot->key = *t->key;
-	slot->session = s;          /* the entry owns its buffers now */
-	slot->used = ++cache_clock;
-	pthread_mutex_unlock(&cache_lock);
-	mbedtls_ssl_session_free(&old);
-}
-
-void tls_session_cache_clear(void)
-{
-	pthread_mutex_lock(&cache_lock);
-	for (int i = 0; i < SESSION_CACHE_SIZE; i++)
-		entry_clear(&cache[i]);
-	pthread_mutex_unlock(&cache_lock);
 }
 
 /* -- timers -- */
@@ -360,7 +151,7 @@ static void tls_free(struct tls_conn *t)
 	free(t->in);
 	free(t->early);
 	free(t->key);
-	config_unref(t->cfg);
+	tls_config_unref(t->cfg);
 	free(t);
 }
 
@@ -480,25 +271,11 @@ static void handshake_fail(struct tls_conn *t, int status, const char *why)
 		 t->is_client ? "client" : "server", why);
 	/* Whatever went wrong, the next attempt starts afresh. */
 	if (t->offered)
-		session_forget(t->key);
+		tls_session_forget(t->key);
 	if (t->is_client)
 		connect_fail(t, status);
 	else
 		end(t, status);
-}
-
-static int spki_pin(const mbedtls_x509_crt *crt, uint8_t out[32])
-{
-	unsigned char der[2048];   /* an RSA-8192 key's SPKI is ~1.1 KB */
-	int n;
-
-	/* mbedtls writes the DER at the end of the buffer. */
-	n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&crt->pk, der, sizeof(der));
-	if (n <= 0)
-		return -EINVAL;
-	if (mbedtls_sha256_ret(der + sizeof(der) - n, (size_t)n, out, 0))
-		return -EIO;
-	return 0;
 }
 
 static int verify_peer(struct tls_conn *t)
@@ -510,7 +287,7 @@ static int verify_peer(struct tls_conn *t)
 	if (!t->cfg->has_pin)
 		return 0;               /* authmode REQUIRED: mbedtls checked chain and name */
 	crt = mbedtls_ssl_get_peer_cert(&t->ssl);
-	if (!crt || spki_pin(crt, got) < 0) {
+	if (!crt || tls_cert_spki_hash(crt, got) < 0) {
 		log_warn("tls peer has no usable certificate", "peer=%s", t->base.peer);
 		return -EPERM;
 	}
@@ -537,7 +314,7 @@ static int write_all(struct tls_conn *t, const unsigned char *p, size_t len)
 		/* Our bio queues everything it is given, so WANT_WRITE cannot happen. */
 		if (r != MBEDTLS_ERR_NET_SEND_FAILED)
 			log_info("tls write failed", "peer=%s err=%s", t->base.peer,
-				 mbed_err(r, why, sizeof(why)));
+				 tls_mbed_err(r, why, sizeof(why)));
 		t->broken = 1;
 		return -EPIPE;
 	}
@@ -580,7 +357,7 @@ static void handshake_step(struct tls_conn *t)
 					*p = *p == '\n' ? ';' : '\'';
 			snprintf(why, sizeof(why), "\"certificate not trusted: %s\"", info);
 		} else {
-			mbed_err(r, why, sizeof(why));
+			tls_mbed_err(r, why, sizeof(why));
 		}
 		handshake_fail(t, map_mbed_err(r), why);
 		return;
@@ -593,12 +370,12 @@ static void handshake_step(struct tls_conn *t)
 		r = verify_peer(t);
 		if (r < 0) {
 			if (t->offered)
-				session_forget(t->key);
+				tls_session_forget(t->key);
 			connect_fail(t, r);
 			return;
 		}
 		if (t->key)
-			session_save(t, !t->saw_cert);
+			tls_session_save(&t->ssl, t->key, !t->saw_cert);
 	}
 	t->state = TLS_OPEN;
 	if (t->early_len) {
@@ -638,7 +415,8 @@ static void read_records(struct tls_conn *t)
 			end(t, UV_EOF);
 			break;
 		}
-		log_info("tls read failed", "peer=%s err=%s", t->base.peer, mbed_err(r, why, sizeof(why)));
+		log_info("tls read failed", "peer=%s err=%s", t->base.peer,
+			 tls_mbed_err(r, why, sizeof(why)));
 		t->broken = 1;
 		end(t, map_mbed_err(r));
 	}
@@ -823,7 +601,7 @@ static struct tls_conn *tls_new(uv_loop_t *loop, struct tls_config *cfg, int *er
 		return NULL;
 	}
 	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
-	atomic_fetch_add(&cfg->refs, 1);
+	tls_config_ref(cfg);
 	t->cfg = cfg;
 	return t;
 }
@@ -925,7 +703,7 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 		r = -EINVAL;
 		goto err_free;
 	}
-	if (strlen(host) < SESSION_HOST_MAX) {
+	if (strlen(host) < TLS_SESSION_HOST_MAX) {
 		t->key = calloc(1, sizeof(*t->key));
 		if (!t->key) {
 			r = -ENOMEM;
@@ -935,9 +713,10 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 		t->key->port = port;
 		t->key->has_pin = (uint8_t)cfg->has_pin;
 		memcpy(t->key->trust, cfg->trust, sizeof(t->key->trust));
-		r = session_offer(t);
+		r = tls_session_offer(&t->ssl, t->key);
 		if (r < 0)
 			goto err_free;
+		t->offered = r == 1;
 	}
 	r = conn_tcp_connect(loop, host, port, client_connected, t, &t->tcp);
 	if (r < 0)
@@ -949,159 +728,4 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 err_free:
 	tls_free(t);
 	return r;
-}
-
-/* -- configuration -- */
-
-static int config_new(int endpoint, struct tls_config **out)
-{
-	static const char pers[] = "meshvpn-tls";
-	struct tls_config *cfg = calloc(1, sizeof(*cfg));
-	int r;
-
-	if (!cfg)
-		return -ENOMEM;
-	atomic_init(&cfg->refs, 1);
-	cfg->is_server = endpoint == MBEDTLS_SSL_IS_SERVER;
-	mbedtls_ssl_config_init(&cfg->conf);
-	mbedtls_entropy_init(&cfg->entropy);
-	mbedtls_ctr_drbg_init(&cfg->drbg);
-	mbedtls_ssl_ticket_init(&cfg->ticket);
-	mbedtls_x509_crt_init(&cfg->certs);
-	mbedtls_pk_init(&cfg->key);
-	*out = cfg;
-	r = mbedtls_ctr_drbg_seed(&cfg->drbg, mbedtls_entropy_func, &cfg->entropy,
-				  (const unsigned char *)pers, sizeof(pers) - 1);
-	if (r)
-		return -EIO;
-	r = mbedtls_ssl_config_defaults(&cfg->conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
-					MBEDTLS_SSL_PRESET_DEFAULT);
-	if (r)
-		return -ENOMEM;
-	mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_max_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_ciphersuites(&cfg->conf, ciphersuites);
-	mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
-	return 0;
-}
-
-int tls_config_server_new(const char *cert_file, const char *key_file, struct tls_config **out)
-{
-	struct tls_config *cfg = NULL;
-	char why[160];
-	int r;
-
-	if (!cert_file || !key_file || !out)
-		return -EINVAL;
-	r = config_new(MBEDTLS_SSL_IS_SERVER, &cfg);
-	if (r < 0)
-		goto err;
-	r = mbedtls_x509_crt_parse_file(&cfg->certs, cert_file);
-	if (r) {
-		log_error("cannot load certificate", "file=%s err=%s", cert_file, mbed_err(r, why, sizeof(why)));
-		r = r == MBEDTLS_ERR_PK_FILE_IO_ERROR ? -ENOENT : -EINVAL;
-		goto err;
-	}
-	r = mbedtls_pk_parse_keyfile(&cfg->key, key_file, NULL);
-	if (r) {
-		log_error("cannot load key", "file=%s err=%s", key_file, mbed_err(r, why, sizeof(why)));
-		r = r == MBEDTLS_ERR_PK_FILE_IO_ERROR ? -ENOENT : -EINVAL;
-		goto err;
-	}
-	if (mbedtls_pk_check_pair(&cfg->certs.pk, &cfg->key)) {
-		log_error("key does not match certificate", "cert=%s key=%s", cert_file, key_file);
-		r = -EINVAL;
-		goto err;
-	}
-	if (mbedtls_ssl_conf_own_cert(&cfg->conf, &cfg->certs, &cfg->key)) {
-		r = -ENOMEM;
-		goto err;
-	}
-	/* Each config has its own random ticket key: a restarted server does not accept
-	 * old tickets, and clients fall back to a full handshake. */
-	if (mbedtls_ssl_ticket_setup(&cfg->ticket, mbedtls_ctr_drbg_random, &cfg->drbg,
-				     MBEDTLS_CIPHER_AES_256_GCM, TICKET_LIFETIME_S)) {
-		r = -EIO;
-		goto err;
-	}
-	mbedtls_ssl_conf_session_tickets_cb(&cfg->conf, mbedtls_ssl_ticket_write,
-					    mbedtls_ssl_ticket_parse, &cfg->ticket);
-	*out = cfg;
-	return 0;
-
-err:
-	if (cfg)
-		config_unref(cfg);
-	return r;
-}
-
-/* Identifies a set of trust anchors: a session verified under one bundle is not
- * offered under another. */
-static int chain_hash(const mbedtls_x509_crt *crt, uint8_t out[32])
-{
-	mbedtls_sha256_context h;
-	int r;
-
-	mbedtls_sha256_init(&h);
-	r = mbedtls_sha256_starts_ret(&h, 0);
-	for (; !r && crt && crt->raw.len; crt = crt->next)
-		r = mbedtls_sha256_update_ret(&h, crt->raw.p, crt->raw.len);
-	if (!r)
-		r = mbedtls_sha256_finish_ret(&h, out);
-	mbedtls_sha256_free(&h);
-	return r ? -EIO : 0;
-}
-
-int tls_config_client_new(const char *ca_file, const char *pin, struct tls_config **out)
-{
-	struct tls_config *cfg = NULL;
-	char why[160];
-	int r;
-
-	if (!out)
-		return -EINVAL;
-	r = config_new(MBEDTLS_SSL_IS_CLIENT, &cfg);
-	if (r < 0)
-		goto err;
-	if (pin) {
-		r = tls_pin_parse(pin, cfg->pin);
-		if (r < 0)
-			goto err;
-		cfg->has_pin = 1;
-		memcpy(cfg->trust, cfg->pin, sizeof(cfg->trust));
-		/* The chain is not checked (self-signed); the pin, checked after the
-		 * handshake, is the trust. The handshake itself proves key possession. */
-		mbedtls_ssl_conf_authmode(&cfg->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
-	} else {
-		if (!ca_file)
-			ca_file = DEFAULT_CA_FILE;
-		r = mbedtls_x509_crt_parse_file(&cfg->certs, ca_file);
-		if (r < 0 || !cfg->certs.version) {
-			/* r > 0 counts certificates that failed to parse: bundles may hold a
-			 * few, but at least one must load. */
-			log_error("cannot load CA certificates", "file=%s err=%s", ca_file,
-				  r < 0 ? mbed_err(r, why, sizeof(why)) : "\"no valid certificate\"");
-			r = r == MBEDTLS_ERR_PK_FILE_IO_ERROR ? -ENOENT : -EINVAL;
-			goto err;
-		}
-		r = chain_hash(&cfg->certs, cfg->trust);
-		if (r < 0)
-			goto err;
-		mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->certs, NULL);
-		mbedtls_ssl_conf_authmode(&cfg->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-	}
-	mbedtls_ssl_conf_session_tickets(&cfg->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
-	*out = cfg;
-	return 0;
-
-err:
-	if (cfg)
-		config_unref(cfg);
-	return r;
-}
-
-void tls_config_free(struct tls_config *cfg)
-{
-	if (cfg)
-		config_unref(cfg);
 }

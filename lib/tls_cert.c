@@ -24,6 +24,7 @@
 #include "meshvpn/keys.h"
 #include "meshvpn/log.h"
 #include "meshvpn/tls.h"
+#include "tls_int.h"
 
 #define PIN_PREFIX "sha256:"
 #define VALID_YEARS 10
@@ -239,12 +240,27 @@ out:
 	return r;
 }
 
+/* The same bytes for a certificate file and for a TLS peer: the leaf's key, re-encoded
+ * as SubjectPublicKeyInfo DER. */
+int tls_cert_spki_hash(const mbedtls_x509_crt *crt, uint8_t out[32])
+{
+	unsigned char der[2048];   /* an RSA-8192 key's SPKI is ~1.1 KB */
+	int n;
+
+	/* mbedtls writes the DER at the end of the buffer. */
+	n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&crt->pk, der, sizeof(der));
+	if (n <= 0)
+		return -EINVAL;
+	if (mbedtls_sha256_ret(der + sizeof(der) - n, (size_t)n, out, 0))
+		return -EIO;
+	return 0;
+}
+
 int tls_cert_pin(const char *cert_path, char out[TLS_PIN_LEN])
 {
 	mbedtls_x509_crt crt;
-	unsigned char der[2048];
 	uint8_t hash[32];
-	int n, r;
+	int r;
 
 	mbedtls_x509_crt_init(&crt);
 	r = mbedtls_x509_crt_parse_file(&crt, cert_path);
@@ -252,17 +268,9 @@ int tls_cert_pin(const char *cert_path, char out[TLS_PIN_LEN])
 		r = r == MBEDTLS_ERR_PK_FILE_IO_ERROR ? -ENOENT : -EINVAL;
 		goto out;
 	}
-	/* The same bytes a TLS client sees: the leaf's key, re-encoded as
-	 * SubjectPublicKeyInfo DER (written at the end of der). */
-	n = mbedtls_pk_write_pubkey_der(&crt.pk, der, sizeof(der));
-	if (n <= 0) {
-		r = -EINVAL;
+	r = tls_cert_spki_hash(&crt, hash);
+	if (r < 0)
 		goto out;
-	}
-	if (mbedtls_sha256_ret(der + sizeof(der) - n, (size_t)n, hash, 0)) {
-		r = -EIO;
-		goto out;
-	}
 	memcpy(out, PIN_PREFIX, sizeof(PIN_PREFIX) - 1);
 	hex_encode(hash, sizeof(hash), out + sizeof(PIN_PREFIX) - 1);
 	r = 0;

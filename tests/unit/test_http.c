@@ -1,4 +1,4 @@
-/* test_http.c - http_server.c, http_client.c and http_fetch.c on loopback Unix/TCP/TLS sockets: limits, timeouts, pipelining, streams, URL parsing. */
+/* test_http.c - http_server.c, http_response.c, http_client.c and http_fetch.c on loopback Unix/TCP/TLS sockets: limits, timeouts, pipelining, streams, URL parsing. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>

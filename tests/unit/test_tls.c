@@ -1,4 +1,4 @@
-/* test_tls.c - tls.c and tls_cert.c on loopback: echo, 1 MiB writes, pins, CA checks, garbage, flow control,
+/* test_tls.c - tls.c, tls_config.c, tls_session.c and tls_cert.c on loopback: echo, 1 MiB writes, pins, CA checks, garbage, flow control,
  * session resumption (RFC 5077 tickets), cancelled connects. */
 #include <dirent.h>
 #include <errno.h>
