@@ -49,6 +49,7 @@ struct http_conn {
 	uint8_t *inbuf;             /* input that arrived while a handler worked */
 	size_t inlen;
 	size_t stream_input;
+	struct conn *upgraded;      /* handed over by http_upgrade: gets the input left over */
 
 	unsigned started : 1;       /* bytes of a request have arrived */
 	unsigned have_url : 1;

@@ -296,3 +296,32 @@ void http_stream_end(struct http_stream *s)
 		conn_write(hc->c, "0\r\n\r\n", 5);
 	http_conn_destroy(hc);
 }
+
+int http_upgrade(struct http_request *req, const char *protocol, conn_read_cb on_read,
+		 conn_end_cb on_end, void *arg, struct conn **out)
+{
+	struct http_conn *hc = req ? req->priv : NULL;
+	char head[256];
+	struct conn *c;
+	int n;
+
+	if (!hc || hc->state != HC_HANDLING || !hc->in_dispatch || hc->gone || !hc->c ||
+	    !hc->parser.upgrade || strpbrk(protocol, "\r\n"))
+		return -EINVAL;
+	n = snprintf(head, sizeof(head), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\n"
+		     "Connection: Upgrade\r\n\r\n", protocol);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -EINVAL;
+	c = hc->c;
+	if (conn_write(c, head, (size_t)n)) {
+		http_conn_destroy(hc);
+		return -EPIPE;
+	}
+	conn_set_callbacks(c, on_read, on_end, arg);
+	hc->c = NULL;
+	hc->srv->n_conns--;
+	hc->upgraded = c;
+	http_conn_destroy(hc);
+	*out = c;
+	return 0;
+}

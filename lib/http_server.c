@@ -349,7 +349,8 @@ static int on_message_complete(http_parser *p)
 {
 	struct http_conn *hc = p->data;
 
-	/* No upgrades (CONNECT, WebSocket): the bytes after such a request are not HTTP. */
+	/* After an upgrade request the bytes are not HTTP: the handler takes the connection
+	 * (http_upgrade) or it is closed once answered. */
 	hc->keep_alive = !p->upgrade && http_should_keep_alive(p);
 	/* One request at a time: the rest of the input waits until this one is answered. */
 	http_parser_pause(p, 1);
@@ -457,6 +458,15 @@ static void hc_process(struct http_conn *hc, const uint8_t *data, size_t len)
 			hc_reject(hc, 400, "unparsed input");
 			return;
 		}
+	}
+	if (hc->upgraded) {
+		/* What a client sent right after its upgrade request is the new protocol's. */
+		struct conn *c = hc->upgraded;
+
+		hc->upgraded = NULL;
+		if (len)
+			c->on_read(c, data, len, c->arg);
+		return;
 	}
 	if (!len)
 		return;

@@ -64,6 +64,15 @@ int http_respond_error(struct http_request *req, int status, const char *message
 struct json_t;
 int http_respond_json(struct http_request *req, int status, struct json_t *body);
 
+/* Hands the connection over to another protocol (the relay's `GET /relay`): answers
+ * "101 Switching Protocols" with Upgrade: protocol, sets the callbacks and gives up the
+ * conn, which *out owns from now on. Only from inside the handler, for a request that
+ * asked for an upgrade (Connection: Upgrade). Bytes the client sent after the request
+ * come to on_read after the handler returns. 0, -EINVAL, or -EPIPE (the client left; the
+ * request is gone). */
+int http_upgrade(struct http_request *req, const char *protocol, conn_read_cb on_read,
+		 conn_end_cb on_end, void *arg, struct conn **out);
+
 /* A chunked response that stays open (netmap stream, relay stream). */
 struct http_stream;
 typedef void (*http_stream_close_cb)(struct http_stream *s, void *arg);

@@ -49,6 +49,11 @@ struct env {
 	size_t canned_len;
 	int canned_close;               /* and closes when the request arrives */
 	struct conn *raw_peer;
+	/* "/upgrade": the connection taken over */
+	struct conn *up;
+	char upbuf[256];
+	size_t uplen;
+	int up_ended;
 };
 
 static struct env E;
@@ -78,6 +83,26 @@ static void on_stream_close(struct http_stream *s, void *arg)
 	assert_ptr_equal(arg, &E);
 	E.stream_closed++;
 	E.stream = NULL;
+}
+
+static void up_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
+{
+	struct env *e = arg;
+
+	assert_ptr_equal(c, e->up);
+	assert_true(e->uplen + len < sizeof(e->upbuf));
+	memcpy(e->upbuf + e->uplen, buf, len);
+	e->uplen += len;
+	e->upbuf[e->uplen] = 0;
+}
+
+static void up_end(struct conn *c, int status, void *arg)
+{
+	struct env *e = arg;
+
+	e->up_ended = 1;
+	conn_close(c);
+	e->up = NULL;
 }
 
 static void handler(struct http_request *req, void *arg)
@@ -114,6 +139,12 @@ static void handler(struct http_request *req, void *arg)
 		assert_int_equal(http_respond_json(req, 201, json_pack("{s:i}", "n", 1)), 0);
 	} else if (!strcmp(req->path, "/nojson")) {
 		assert_int_equal(http_respond_json(req, 200, NULL), 0);
+	} else if (!strcmp(req->path, "/upgrade")) {
+		if (http_upgrade(req, "test-proto", up_read, up_end, e, &e->up)) {
+			assert_int_equal(http_respond_error(req, 400, "no upgrade asked for"), 0);
+			return;
+		}
+		assert_int_equal(conn_write(e->up, "HELLO", 5), 0);
 	} else if (!strcmp(req->path, "/nocontent")) {
 		assert_int_equal(http_respond(req, 204, NULL, NULL, NULL, 0), 0);
 	} else {
@@ -485,6 +516,36 @@ static void test_http_respond_json(void **state)
 }
 
 /* -- server: limits -- */
+
+/* The relay's GET /relay: the connection changes hands, and what the client sent right
+ * after the request (fast start) reaches the new owner, as does everything later. */
+static void test_http_upgrade(void **state)
+{
+	struct raw *r = raw_open();
+
+	raw_send(r, "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+		    "Upgrade: test-proto\r\n\r\nFAST");
+	WAIT_FOR(strstr(r->buf, "\r\n\r\nHELLO") && E.uplen == 4);
+	assert_non_null(strstr(r->buf, "HTTP/1.1 101 Switching Protocols\r\n"));
+	assert_non_null(strstr(r->buf, "Upgrade: test-proto\r\n"));
+	assert_string_equal(E.upbuf, "FAST");
+	assert_int_equal(http_server_conn_count(E.srv), 0);   /* not the server's any more */
+	raw_send(r, "GET / HTTP/1.1\r\n\r\n");                   /* not HTTP now */
+	WAIT_FOR(E.uplen == 4 + 18);
+	assert_string_equal(E.upbuf, "FASTGET / HTTP/1.1\r\n\r\n");
+	assert_int_equal(E.requests, 1);
+	raw_free(r);
+	WAIT_FOR(E.up_ended);
+
+	/* Without Connection: Upgrade it is a plain request, and refused. */
+	r = raw_open();
+	E.uplen = 0;
+	raw_send(r, "GET /upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: test-proto\r\n\r\n");
+	WAIT_FOR(strstr(r->buf, "no upgrade asked for"));
+	assert_non_null(strstr(r->buf, "HTTP/1.1 400 "));
+	assert_int_equal(E.uplen, 0);
+	raw_free(r);
+}
 
 static void test_http_body_too_large(void **state)
 {
@@ -1469,6 +1530,7 @@ int main(void)
 		T(test_http_expect_continue),
 		T(test_http_error_json),
 		T(test_http_respond_json),
+		T(test_http_upgrade),
 		T(test_http_body_too_large),
 		T(test_http_too_many_headers),
 		T(test_http_oversized_headers),
