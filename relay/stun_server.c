@@ -42,7 +42,8 @@ static void unmap_v4(struct addr_port *a)
 	*a = v4;
 }
 
-static void answer(struct stun_server *s, const uint8_t *p, size_t len, const struct sockaddr *from)
+static void answer(struct stun_server *s, const uint8_t *p, size_t len,
+		   const struct sockaddr *from)
 {
 	uint8_t out[STUN_RESPONSE_MAX];
 	struct addr_port src;

@@ -82,46 +82,56 @@ static void expect_mapped(uv_loop_t *loop, int fd, const struct addr_port *local
 	assert_false(r.flags & STUN_HAS_FINGERPRINT);
 }
 
-static void test_stun_server_ipv4(void **state)
-{
+/* A server on listen and a client socket from ip to it. */
+struct fx {
 	uv_loop_t loop;
 	struct stun_server *s;
-	struct addr_port local;
 	int fd;
+	struct addr_port local;
+};
+
+/* 0, or -1 when this host cannot (no IPv6): the caller skips. */
+static int fx_start(struct fx *f, const char *listen, const char *ip)
+{
+	uv_loop_init(&f->loop);
+	if (stun_server_start(&f->loop, listen, &f->s)) {
+		uv_loop_close(&f->loop);
+		return -1;
+	}
+	assert_int_not_equal(stun_server_port(f->s), 0);
+	f->fd = client(ip, ip, stun_server_port(f->s), &f->local);
+	assert_true(f->fd >= 0);
+	return 0;
+}
+
+static void fx_end(struct fx *f)
+{
+	close(f->fd);
+	stun_server_stop(f->s);
+	loop_finish(&f->loop);
+}
+
+static void test_stun_server_ipv4(void **state)
+{
+	struct fx f;
 
 	(void)state;
-	uv_loop_init(&loop);
-	assert_int_equal(stun_server_start(&loop, "127.0.0.1:0", &s), 0);
-	assert_int_not_equal(stun_server_port(s), 0);
-	fd = client("127.0.0.1", "127.0.0.1", stun_server_port(s), &local);
-	assert_true(fd >= 0);
-	expect_mapped(&loop, fd, &local);
-	assert_int_equal(stun_server_stats(s)->requests, 2);
-	assert_int_equal(stun_server_stats(s)->responses, 2);
-	close(fd);
-	stun_server_stop(s);
-	loop_finish(&loop);
+	assert_int_equal(fx_start(&f, "127.0.0.1:0", "127.0.0.1"), 0);
+	expect_mapped(&f.loop, f.fd, &f.local);
+	assert_int_equal(stun_server_stats(f.s)->requests, 2);
+	assert_int_equal(stun_server_stats(f.s)->responses, 2);
+	fx_end(&f);
 }
 
 static void test_stun_server_ipv6(void **state)
 {
-	uv_loop_t loop;
-	struct stun_server *s;
-	struct addr_port local;
-	int fd;
+	struct fx f;
 
 	(void)state;
-	uv_loop_init(&loop);
-	if (stun_server_start(&loop, "[::1]:0", &s)) {
-		uv_loop_close(&loop);
+	if (fx_start(&f, "[::1]:0", "::1"))
 		skip();                        /* no IPv6 loopback here */
-	}
-	fd = client("::1", "::1", stun_server_port(s), &local);
-	assert_true(fd >= 0);
-	expect_mapped(&loop, fd, &local);
-	close(fd);
-	stun_server_stop(s);
-	loop_finish(&loop);
+	expect_mapped(&f.loop, f.fd, &f.local);
+	fx_end(&f);
 }
 
 /* One [::] socket: an IPv4 client hears its IPv4 address, not ::ffff:127.0.0.1. */
@@ -169,17 +179,14 @@ static void test_stun_server_bad_listen(void **state)
 /* Garbage, a response and an indication get nothing; the next request is answered. */
 static void test_stun_server_drops(void **state)
 {
-	uv_loop_t loop;
-	struct stun_server *s;
-	struct addr_port local;
+	struct fx f;
 	struct stun_msg r;
 	uint8_t buf[64];
 	int fd, n;
 
 	(void)state;
-	uv_loop_init(&loop);
-	assert_int_equal(stun_server_start(&loop, "127.0.0.1:0", &s), 0);
-	fd = client("127.0.0.1", "127.0.0.1", stun_server_port(s), &local);
+	assert_int_equal(fx_start(&f, "127.0.0.1:0", "127.0.0.1"), 0);
+	fd = f.fd;
 	assert_int_equal(send(fd, "hello", 5, 0), 5);
 	assert_int_equal(send(fd, "", 0, 0), 0);
 	n = stun_build_binding_request(txid, 1, buf, sizeof(buf));
@@ -191,51 +198,44 @@ static void test_stun_server_drops(void **state)
 	buf[0] = 0x01;
 	buf[1] = 0x01;                         /* a success response */
 	assert_int_equal(send(fd, buf, (size_t)n, 0), n);
-	exchange(&loop, fd, 0, &r);
+	exchange(&f.loop, fd, 0, &r);
 	assert_int_equal(r.type, STUN_BINDING_SUCCESS);
-	assert_int_equal(stun_server_stats(s)->malformed, 3);
-	assert_int_equal(stun_server_stats(s)->ignored, 2);
-	assert_int_equal(stun_server_stats(s)->requests, 1);
-	assert_int_equal(stun_server_stats(s)->responses, 1);
-	close(fd);
-	stun_server_stop(s);
-	loop_finish(&loop);
+	assert_int_equal(stun_server_stats(f.s)->malformed, 3);
+	assert_int_equal(stun_server_stats(f.s)->ignored, 2);
+	assert_int_equal(stun_server_stats(f.s)->requests, 1);
+	assert_int_equal(stun_server_stats(f.s)->responses, 1);
+	fx_end(&f);
 }
 
 /* An RFC 3489 request gets MAPPED-ADDRESS under its own id; an unknown attribute a 420. */
 static void test_stun_server_classic_and_420(void **state)
 {
-	uv_loop_t loop;
-	struct stun_server *s;
-	struct addr_port local;
+	struct fx f;
 	struct stun_msg r;
 	uint8_t buf[128];
 	ssize_t n = 0;
 	int fd;
 
 	(void)state;
-	uv_loop_init(&loop);
-	assert_int_equal(stun_server_start(&loop, "127.0.0.1:0", &s), 0);
-	fd = client("127.0.0.1", "127.0.0.1", stun_server_port(s), &local);
+	assert_int_equal(fx_start(&f, "127.0.0.1:0", "127.0.0.1"), 0);
+	fd = f.fd;
 	memcpy(buf, "\x00\x01\x00\x00" "ABCDEFGHIJKLMNOP", 20);
 	assert_int_equal(send(fd, buf, 20, 0), 20);
-	SUPPORT_WAIT_FOR(&loop, got_reply(fd, buf, sizeof(buf), &n), 2000);
+	SUPPORT_WAIT_FOR(&f.loop, got_reply(fd, buf, sizeof(buf), &n), 2000);
 	assert_int_equal(n, 44);
 	assert_memory_equal(buf, "\x01\x01\x00\x18" "ABCDEFGHIJKLMNOP" "\x00\x01\x00\x08\x00\x01", 26);
-	assert_int_equal(buf[26] << 8 | buf[27], local.port);
-	assert_memory_equal(buf + 28, &local.v4, 4);
+	assert_int_equal(buf[26] << 8 | buf[27], f.local.port);
+	assert_memory_equal(buf + 28, &f.local.v4, 4);
 
 	n = stun_build_binding_request(txid, 0, buf, sizeof(buf));
 	memcpy(buf + 20, "\x00\x02\x00\x08\x00\x01\x00\x35\x7f\x00\x00\x01", 12); /* RESPONSE-ADDRESS */
 	buf[3] = 12;
 	assert_int_equal(send(fd, buf, 32, 0), 32);
-	SUPPORT_WAIT_FOR(&loop, got_reply(fd, buf, sizeof(buf), &n), 2000);
+	SUPPORT_WAIT_FOR(&f.loop, got_reply(fd, buf, sizeof(buf), &n), 2000);
 	assert_int_equal(stun_parse(buf, (size_t)n, &r), 0);
 	assert_int_equal(r.type, STUN_BINDING_ERROR);
 	assert_int_equal(r.error_code, 420);
-	close(fd);
-	stun_server_stop(s);
-	loop_finish(&loop);
+	fx_end(&f);
 }
 
 static size_t drain(int fd)
@@ -254,37 +254,33 @@ static size_t drain(int fd)
 static void test_stun_server_rate_limit(void **state)
 {
 	const struct stun_stats *st;
-	uv_loop_t loop;
-	struct stun_server *s;
-	struct addr_port local, other;
+	struct fx f;
+	struct addr_port other;
 	struct stun_msg r;
 	uint8_t buf[64];
 	size_t answered;
 	int fd, fd2, n;
 
 	(void)state;
-	uv_loop_init(&loop);
-	assert_int_equal(stun_server_start(&loop, "127.0.0.1:0", &s), 0);
-	st = stun_server_stats(s);
-	fd = client("127.0.0.1", "127.0.0.1", stun_server_port(s), &local);
+	assert_int_equal(fx_start(&f, "127.0.0.1:0", "127.0.0.1"), 0);
+	st = stun_server_stats(f.s);
+	fd = f.fd;
 	n = stun_build_binding_request(txid, 0, buf, sizeof(buf));
 	for (int i = 0; i < 60; i++)
 		assert_int_equal(send(fd, buf, (size_t)n, 0), n);
-	SUPPORT_WAIT_FOR(&loop, st->requests == 60, 2000);
+	SUPPORT_WAIT_FOR(&f.loop, st->requests == 60, 2000);
 	answered = drain(fd);
 	assert_int_equal(answered, st->responses);
 	/* 20/s refills one per 50 ms: a slow machine may earn a few while it reads. */
 	assert_true(answered >= STUN_SERVER_BURST && answered <= STUN_SERVER_BURST + 5);
 	assert_int_equal(st->rate_limited, 60 - answered);
 
-	fd2 = client("127.0.0.2", "127.0.0.1", stun_server_port(s), &other);
+	fd2 = client("127.0.0.2", "127.0.0.1", stun_server_port(f.s), &other);
 	if (fd2 >= 0) {
-		exchange(&loop, fd2, 0, &r);
+		exchange(&f.loop, fd2, 0, &r);
 		close(fd2);
 	}
-	close(fd);
-	stun_server_stop(s);
-	loop_finish(&loop);
+	fx_end(&f);
 }
 
 static struct addr_port src(const char *text)
