@@ -66,6 +66,18 @@ int relay_client_connected(const struct relay_client *rc);
 size_t relay_client_pending(const struct relay_client *rc);
 /* The relay's key as its hello said (all zero before the first). */
 const uint8_t *relay_client_relay_key(const struct relay_client *rc);
+
+/* Counters since relay_client_new. */
+struct relay_client_stats {
+	uint64_t packets_sent, bytes_sent;         /* queued towards the relay */
+	uint64_t packets_dropped;                  /* refused by relay_client_send (-ENOBUFS,
+						    * or the connection was breaking) */
+	uint64_t packets_received, bytes_received;
+	uint64_t peer_gone;                        /* PEER_GONE for other keys */
+	uint64_t connects;                         /* times admitted */
+	uint64_t losses;                           /* connections or attempts that ended */
+};
+void relay_client_get_stats(const struct relay_client *rc, struct relay_client_stats *out);
 /* Stops, wipes the key and frees (handles close on the loop: run it afterwards). NULL ok. */
 void relay_client_free(struct relay_client *rc);
 
