@@ -80,7 +80,6 @@ static int peer_text(struct coord *co, struct node *n)
 json_t *netmap_relays_json(struct coord *co)
 {
 	json_t *a = json_array();
-
 	char stun[COORD_STUN_TEXT_MAX];
 
 	for (struct relay *r = co->relays; r; r = r->next) {

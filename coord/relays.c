@@ -48,8 +48,9 @@ void coord_relay_stun(const struct relay_rec *r, char *out, size_t size)
 		snprintf(out, size, "%s", r->stun);
 		return;
 	}
-	if (http_url_parse(r->url, &u)) {   /* checked when added; a damaged store row */
-		snprintf(out, size, "%s", "");
+	if (http_url_parse(r->url, &u)) {   /* checked when added: only a damaged store row */
+		if (size)
+			out[0] = 0;
 		return;
 	}
 	/* http_url keeps an IPv6 literal without its brackets. */
