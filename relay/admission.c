@@ -29,7 +29,8 @@
 static void set_free(struct keymap *m)
 {
 	for (size_t i = 0; i < m->cap; i++)
-		free(m->slots[i].value);
+		if (m->slots[i].key)   /* an emptied slot keeps a stale value */
+			free(m->slots[i].value);
 	keymap_free(m);
 }
 
