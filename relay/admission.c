@@ -2,8 +2,9 @@
  * (`full` replaces it, `add` / `remove` change it; a removed or no longer listed key is
  * disconnected at once), followed with lib/line_stream.c, which reconnects with backoff
  * while the last set keeps serving. Nobody is admitted before the first full list, unless
- * STATE/admitted (the last full list, saved atomically) lets a restarted relay serve while
- * coord is down. */
+ * STATE/admitted (the set as of the last full list and the changes since, saved
+ * atomically: at each full, and at most a second after a change) lets a restarted relay
+ * serve while coord is down. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #define IDLE_TIMEOUT_MS 90000      /* coord keeps the stream alive every 30 s */
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
+#define SAVE_DELAY_MS 1000        /* changes are saved together, this long after the first */
 
 /* ---- the set ---- */
 
@@ -205,6 +207,30 @@ int relay_admission_load(struct relay_admission *a)
 	return rc;
 }
 
+static void save_now(struct relay_admission *a)
+{
+	int rc = saved_write(a);
+
+	a->dirty = 0;
+	uv_timer_stop(&a->save);
+	if (rc)
+		log_warn("cannot save the admission list", "path=%s error=\"%s\"", a->path,
+			 strerror(-rc));
+}
+
+static void on_save(uv_timer_t *t)
+{
+	save_now(t->data);
+}
+
+static void save_soon(struct relay_admission *a)
+{
+	if (a->dirty)
+		return;
+	a->dirty = 1;
+	uv_timer_start(&a->save, on_save, SAVE_DELAY_MS, 0);
+}
+
 /* ---- coord's stream ---- */
 
 static int on_full(struct relay_admission *a, const json_t *nodes)
@@ -230,10 +256,7 @@ static int on_full(struct relay_admission *a, const json_t *nodes)
 	if (rc)
 		return rc;
 	a->fulls++;
-	rc = saved_write(a);
-	if (rc)
-		log_warn("cannot save the admission list", "path=%s error=\"%s\"", a->path,
-			 strerror(-rc));
+	save_now(a);
 	log_info("admission list", "keys=%zu", n);
 	return 0;
 }
@@ -263,6 +286,7 @@ int relay_admission_line(struct relay_admission *a, const char *line, size_t len
 			rc = 0;
 		}
 		a->deltas++;
+		save_soon(a);
 		log_info(type[0] == 'a' ? "node admitted" : "node no longer admitted", "node=%s", who);
 	} else {
 		rc = 0;   /* keepalive, and types of later versions */
@@ -305,11 +329,18 @@ int relay_admission_init(struct relay_admission *a, struct relay_server *s, cons
 		.arg = a,
 	};
 
+	int rc;
+
 	memset(a, 0, sizeof(*a));
 	a->srv = s;
 	if ((size_t)snprintf(a->path, sizeof(a->path), "%s/admitted", state_dir) >= sizeof(a->path))
 		return -ENAMETOOLONG;
-	return line_stream_init(&a->ls, s->loop, &opts);
+	rc = line_stream_init(&a->ls, s->loop, &opts);
+	if (rc)
+		return rc;
+	uv_timer_init(s->loop, &a->save);
+	a->save.data = a;
+	return 0;
 }
 
 int relay_admission_start(struct relay_admission *a, const char *url, const char *pin,
@@ -320,6 +351,9 @@ int relay_admission_start(struct relay_admission *a, const char *url, const char
 
 void relay_admission_close(struct relay_admission *a)
 {
+	if (a->dirty)
+		save_now(a);
+	uv_close((uv_handle_t *)&a->save, NULL);
 	line_stream_close(&a->ls);
 	a->connected = 0;
 }

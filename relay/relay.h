@@ -162,6 +162,8 @@ struct relay_admission {
 	struct line_stream ls;
 	char path[4096];                /* STATE/admitted */
 	int connected;                  /* the stream answered 200 and is open */
+	uv_timer_t save;                /* changes since the last save go SAVE_DELAY_MS later */
+	int dirty;
 	uint64_t fulls, deltas;
 };
 int relay_admission_init(struct relay_admission *a, struct relay_server *s, const char *state_dir);
@@ -172,6 +174,7 @@ int relay_admission_start(struct relay_admission *a, const char *url, const char
 			  const char *token);
 /* One stream line (public for tests): 0, or -EBADMSG for a line not understood. */
 int relay_admission_line(struct relay_admission *a, const char *line, size_t len);
+/* Saves pending changes, stops the stream and the timer (run the loop afterwards). */
 void relay_admission_close(struct relay_admission *a);
 
 /* ---- relay_key.c ---- */

@@ -596,7 +596,14 @@ static void test_admission_lines(void **state)
 	fclose(f);
 	assert_int_equal(relay_admission_load(&adm), -EINVAL);
 	unlink(line);
+	/* a change is saved too (by close at the latest): a removed key stays removed */
+	snprintf(line, sizeof(line), "{\"type\":\"remove\",\"node_key\":\"%s\"}", b2);
+	assert_int_equal(relay_admission_line(&adm, line, strlen(line)), 0);
 	relay_admission_close(&adm);
+	relay_admit_free(&E.srv);
+	assert_int_equal(relay_admission_load(&adm), 0);
+	assert_true(relay_admitted(&E.srv, k1));
+	assert_false(relay_admitted(&E.srv, k2));
 	env_stop();
 }
 
