@@ -37,6 +37,21 @@ struct app {
 	int have_adm, have_pin, stopping;
 };
 
+/* Closes everything the loop runs, so that uv_run returns once it is done. */
+static void app_stop(struct app *a, int restarting)
+{
+	relay_server_stop(&a->srv, restarting);
+	if (a->have_adm)
+		relay_admission_close(&a->adm);
+	if (a->have_pin)
+		relay_pin_report_close(&a->pin);
+	a->have_adm = a->have_pin = 0;
+	stun_server_stop(a->stun);
+	a->stun = NULL;
+	metrics_server_free(a->metrics);
+	a->metrics = NULL;
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
 	struct app *a = sig->data;
@@ -45,15 +60,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 		return;
 	a->stopping = 1;
 	log_info("shutting down", "signal=%d", signum);
-	relay_server_stop(&a->srv, 1);
-	if (a->have_adm)
-		relay_admission_close(&a->adm);
-	if (a->have_pin)
-		relay_pin_report_close(&a->pin);
-	stun_server_stop(a->stun);
-	a->stun = NULL;
-	metrics_server_free(a->metrics);
-	a->metrics = NULL;
+	app_stop(a, 1);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 }
@@ -263,13 +270,7 @@ static int serve(struct app *a, const struct opts *o)
 	relay_server_close(&a->srv);
 	return 0;
 fail:
-	/* the signal handler's stop, without the signals */
-	relay_server_stop(&a->srv, 0);
-	if (a->have_adm)
-		relay_admission_close(&a->adm);
-	if (a->have_pin)
-		relay_pin_report_close(&a->pin);
-	stun_server_stop(a->stun);
+	app_stop(a, 0);
 	uv_run(a->loop, UV_RUN_DEFAULT);
 	relay_server_close(&a->srv);
 	return 1;
