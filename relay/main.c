@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,59 +62,6 @@ static void on_signal(uv_signal_t *sig, int signum)
 	app_stop(a, 1);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
-}
-
-/* The given certificate, or a self-signed one made in the state dir on the first start
- * (whose pin coord hands to nodes: *self is set and pin filled). */
-static int setup_tls(const struct opts *o, struct tls_config **tls, char pin[TLS_PIN_LEN],
-		     int *self)
-{
-	char cpath[4096], kpath[4096];
-	const char *cert = o->cert, *key = o->key;
-	int rc;
-
-	*self = !cert;
-	if (!cert) {
-		snprintf(cpath, sizeof(cpath), "%s/tls.crt", o->state);
-		snprintf(kpath, sizeof(kpath), "%s/tls.key", o->state);
-		if (access(cpath, R_OK) || access(kpath, R_OK)) {
-			char host[256] = "meshvpn-relay";
-
-			gethostname(host, sizeof(host) - 1);
-			rc = tls_selfsigned_create(cpath, kpath, host);
-			if (rc) {
-				fprintf(stderr, "relay: cannot create a self-signed certificate in %s: %s\n",
-					o->state, strerror(-rc));
-				return rc;
-			}
-			log_info("self-signed certificate created", "cert=%s", cpath);
-		}
-		cert = cpath;
-		key = kpath;
-	}
-	rc = tls_config_server_new(cert, key, tls);
-	if (rc) {
-		fprintf(stderr, "relay: cannot load certificate %s / key %s: %s\n", cert, key,
-			strerror(-rc));
-		return rc;
-	}
-	pin[0] = 0;
-	if (!tls_cert_pin(cert, pin)) {
-		printf("relay: certificate pin %s\n", pin);
-		log_info("certificate", "pin=%s", pin);
-	}
-	return 0;
-}
-
-/* Every node holds a connection: allow as many descriptors as the system lets us. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -191,7 +137,7 @@ static int start_listeners(struct app *a, const struct opts *o)
 	int self = 0;
 
 	if (strcmp(o->listen, "off")) {
-		if (setup_tls(o, &tls, pin, &self))
+		if (tls_server_setup("relay", o->state, o->cert, o->key, &tls, pin, &self))
 			return -1;
 		if (relay_server_listen_tls(&a->srv, o->listen, tls)) {
 			fprintf(stderr, "relay: cannot listen on %s\n", o->listen);
@@ -295,7 +241,7 @@ int main(int argc, char **argv)
 	if (parse(argc, argv, &o))
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	file_raise_nofile();
 	if (keys_init()) {
 		fprintf(stderr, "relay: libsodium failed to initialise\n");
 		return 1;

@@ -24,6 +24,12 @@ void tls_config_free(struct tls_config *cfg);
 /* Creates an ECDSA P-256 key (0600) and a self-signed certificate for common_name,
  * valid ten years, written atomically. */
 int tls_selfsigned_create(const char *cert_path, const char *key_path, const char *common_name);
+/* A daemon's server TLS: cert and key as given, or DIR/tls.crt and DIR/tls.key, made
+ * self-signed on the first start (*self_signed set: the daemon reports the pin itself).
+ * Prints "PROG: certificate pin sha256:..." on stdout and fills pin; errors go to stderr
+ * with what to do. 0 or -errno. */
+int tls_server_setup(const char *prog, const char *dir, const char *cert, const char *key,
+		     struct tls_config **out, char pin[TLS_PIN_LEN], int *self_signed);
 /* The pin of a PEM certificate file. */
 int tls_cert_pin(const char *cert_path, char out[TLS_PIN_LEN]);
 /* Parses and checks "sha256:<64 hex>". */
