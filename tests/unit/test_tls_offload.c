@@ -210,6 +210,15 @@ static void echo_random(uv_loop_t *loop, struct cli *k, size_t size)
 	assert_memory_equal(k->got, k->expect, size);
 }
 
+/* The client closes (close_notify): the server sees EOF; then the server stops. */
+static void close_pair(uv_loop_t *loop, struct cli *k, struct srv *s)
+{
+	cli_close(k);
+	run_until(loop, &s->ended);
+	assert_int_equal(s->end_status, UV_EOF);
+	srv_stop(s);
+}
+
 /* -- a TCP proxy: coalesces what the client sends (20 ms batches) and may flip a byte -- */
 
 struct proxy {
@@ -342,10 +351,7 @@ static void forced(const char *suite)
 	echo_random(&loop, &k, 8u << 20);
 	assert_string_equal(s.suite, suite);
 	assert_int_equal(s.offloaded, 1);
-	cli_close(&k);
-	run_until(&loop, &s.ended);
-	assert_int_equal(s.end_status, UV_EOF);
-	srv_stop(&s);
+	close_pair(&loop, &k, &s);
 	loop_finish(&loop);
 }
 
@@ -375,9 +381,7 @@ static void test_offload_default_suite(void **state)
 	assert_int_equal(k.offloaded, 1);
 	assert_string_equal(k.suite, crypto_aead_aes256gcm_is_available() ? AES : CHACHA);
 	echo_random(&loop, &k, 100000);
-	cli_close(&k);
-	run_until(&loop, &s.ended);
-	srv_stop(&s);
+	close_pair(&loop, &k, &s);
 	loop_finish(&loop);
 }
 
@@ -402,10 +406,7 @@ static void mixed(int server_offloads, const char *suite)
 	assert_int_equal(k.offloaded, !server_offloads);
 	echo_random(&loop, &k, 3u << 20);
 	assert_int_equal(s.offloaded, server_offloads);
-	cli_close(&k);
-	run_until(&loop, &s.ended);
-	assert_int_equal(s.end_status, UV_EOF);
-	srv_stop(&s);
+	close_pair(&loop, &k, &s);
 	loop_finish(&loop);
 }
 
@@ -434,9 +435,7 @@ static void test_offload_fallback(void **state)
 	assert_int_equal(k.offloaded, 0);
 	echo_random(&loop, &k, 1u << 20);
 	assert_int_equal(s.offloaded, 0);
-	cli_close(&k);
-	run_until(&loop, &s.ended);
-	srv_stop(&s);
+	close_pair(&loop, &k, &s);
 
 	setenv("MESHVPN_TLS_OFFLOAD", "0", 1);
 	port = srv_start(&loop, &s2, NULL);
@@ -445,9 +444,7 @@ static void test_offload_fallback(void **state)
 	assert_int_equal(k2.offloaded, 0);
 	echo_random(&loop, &k2, 1u << 20);
 	assert_int_equal(s2.offloaded, 0);
-	cli_close(&k2);
-	run_until(&loop, &s2.ended);
-	srv_stop(&s2);
+	close_pair(&loop, &k2, &s2);
 	loop_finish(&loop);
 }
 
@@ -469,9 +466,7 @@ static void test_offload_greeting_after_finished(void **state)
 	assert_int_equal(k.offloaded, 1);
 	run_until(&loop, &k.got_all);
 	assert_memory_equal(k.got, hello, strlen(hello));
-	cli_close(&k);
-	run_until(&loop, &s.ended);
-	srv_stop(&s);
+	close_pair(&loop, &k, &s);
 	loop_finish(&loop);
 }
 
