@@ -21,6 +21,7 @@
  * verification is reused for an hour at most. */
 #define TLS_TICKET_LIFETIME_S 3600
 #define TLS_SESSION_HOST_MAX 256
+#define TLS_SUITES_MAX 16
 
 #if !defined(MBEDTLS_SSL_SESSION_TICKETS) || !defined(MBEDTLS_SSL_TICKET_C) || \
 	!defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE) || !defined(MBEDTLS_HAVE_TIME)
@@ -43,6 +44,10 @@ struct tls_config {
 	mbedtls_ctr_drbg_context drbg;
 	mbedtls_x509_crt certs;     /* server: own chain; client: CA bundle */
 	mbedtls_pk_context key;
+	/* After the handshake, AES-256-GCM and ChaCha20-Poly1305 records are protected by
+	 * libsodium (tls_record.c) instead of mbedtls: off with MESHVPN_TLS_OFFLOAD=0. */
+	int offload;
+	int suites[TLS_SUITES_MAX + 1];  /* the offer, in order, 0-terminated */
 };
 
 void tls_config_ref(struct tls_config *cfg);
@@ -70,5 +75,10 @@ int tls_cert_spki_hash(const mbedtls_x509_crt *crt, uint8_t out[32]);
 
 /* tls.c: an mbedtls error as a quoted log value. */
 const char *tls_mbed_err(int err, char *buf, size_t size);
+/* tls.c: mbedtls' key export callback (mbedtls_ssl_export_keys_ext_t): keeps the key
+ * block for the connection whose handshake step is running on this thread. */
+int tls_export_keys(void *arg, const unsigned char *ms, const unsigned char *kb, size_t maclen,
+		    size_t keylen, size_t ivlen, const unsigned char client_random[32],
+		    const unsigned char server_random[32], mbedtls_tls_prf_types prf);
 
 #endif
