@@ -20,73 +20,6 @@
 #define PLAIN_CHUNK 16384   /* one record's plaintext at most */
 #define EARLY_MAX (1 << 20) /* plaintext queued during the handshake */
 
-enum tls_state { TLS_HANDSHAKE, TLS_OPEN, TLS_ENDED };
-
-/* The key block (RFC 5246 6.3) as mbedtls exported it during the handshake, until the
- * records switch to libsodium. */
-#define KEYBLOCK_MAX (2 * 32 + 2 * 12)
-struct tls_keyblock {
-	uint8_t kb[KEYBLOCK_MAX];
-	size_t keylen, ivlen;       /* AEAD suites have no MAC keys */
-};
-
-/* Records protected by libsodium: both directions. */
-struct tls_offload {
-	struct tls_rec_dir rd, wd;
-};
-
-struct tls_conn;
-
-/* Timers live apart from the connection so it can be freed at once on close. */
-struct tls_timer {
-	uv_timer_t timer;
-	struct tls_conn *t;
-	void (*fn)(struct tls_conn *t);
-	struct tls_timer **slot;
-};
-
-struct tls_conn {
-	struct conn base;
-	struct tls_config *cfg;
-	struct conn *lower;
-	mbedtls_ssl_context ssl;
-	enum tls_state state;
-	/* Ciphertext not yet given to mbedtls: the lower read buffer while a read is
-	 * processed, and a heap copy of what is left when reading pauses. */
-	const uint8_t *chunk;
-	size_t chunk_len;
-	uint8_t *in;
-	size_t in_off, in_len;
-	uint8_t *early;             /* plaintext written before the handshake completed */
-	size_t early_len;
-	int lower_end;              /* the lower conn ended with this status (0: not) */
-	unsigned depth;             /* nesting of pump() on the stack */
-	unsigned reading : 1;
-	unsigned closed : 1;
-	unsigned broken : 1;
-	unsigned is_client : 1;
-	unsigned saw_cert : 1;      /* the handshake went through a Certificate: not resumed */
-	unsigned done : 1;          /* the handshake completed */
-	unsigned offered : 1;       /* client: a cached session was offered */
-	struct tls_session_key *key;  /* client: its entry in the session cache */
-	conn_connect_cb connect_cb;
-	void *connect_arg;
-	struct conn_connect connecting;  /* client: the owner's handle until connect_cb */
-	struct conn_connect *tcp;   /* client: the TCP connect under it, until it completes */
-	struct tls_timer *hs_timer;
-	struct tls_timer *kick;
-	struct tls_keyblock *kb;    /* exported by the handshake, while it runs */
-	struct tls_offload *off;    /* set: libsodium protects the records, ssl is reset */
-	const char *suite;          /* mbedtls' static name, from the handshake on */
-};
-
-/* The connection whose handshake step runs on this thread: mbedtls' key export callback
- * is per config and is not told which context it serves. */
-static _Thread_local struct tls_conn *hs_current;
-/* Records sealed for one lower write: sixteen full records (about 256 KiB). */
-#define SEAL_RECORDS 16
-static _Thread_local uint8_t seal_buf[SEAL_RECORDS * (TLS_REC_PLAIN_MAX + TLS_REC_OVERHEAD_MAX)];
-
 #define tls_of(c) ((struct tls_conn *)(void *)(c))
 #define tls_of_connecting(cc) \
 	((struct tls_conn *)(void *)((char *)(cc) - offsetof(struct tls_conn, connecting)))
@@ -177,11 +110,7 @@ static void tls_free(struct tls_conn *t)
 		sodium_memzero(t->kb, sizeof(*t->kb));
 		free(t->kb);
 	}
-	if (t->off) {
-		tls_rec_dir_wipe(&t->off->rd);
-		tls_rec_dir_wipe(&t->off->wd);
-		free(t->off);
-	}
+	tls_offload_free(t);
 	free(t->in);
 	free(t->early);
 	free(t->key);
@@ -257,7 +186,7 @@ static int buffered(struct tls_conn *t)
 	       mbedtls_ssl_get_bytes_avail(&t->ssl);
 }
 
-static void end(struct tls_conn *t, int status)
+void tls_conn_end(struct tls_conn *t, int status)
 {
 	if (t->state == TLS_ENDED)
 		return;
@@ -311,7 +240,7 @@ static void handshake_fail(struct tls_conn *t, int status, const char *why)
 	if (t->is_client)
 		connect_fail(t, status);
 	else
-		end(t, status);
+		tls_conn_end(t, status);
 }
 
 static int verify_peer(struct tls_conn *t)
@@ -335,42 +264,13 @@ static int verify_peer(struct tls_conn *t)
 	return 0;
 }
 
-/* Seals as many records as fit the scratch buffer, then hands them down in one write:
- * per-record writes would cost a syscall (or a queued copy) each. */
-static int write_offload(struct tls_conn *t, uint8_t type, const uint8_t *p, size_t len)
-{
-	size_t n, o;
-
-	while (len) {
-		for (o = 0; len && o + TLS_REC_PLAIN_MAX + TLS_REC_OVERHEAD_MAX <= sizeof(seal_buf);) {
-			n = len < TLS_REC_PLAIN_MAX ? len : TLS_REC_PLAIN_MAX;
-			o += tls_record_seal(&t->off->wd, type, p, n, seal_buf + o);
-			p += n;
-			len -= n;
-		}
-		if (!t->lower || conn_write(t->lower, seal_buf, o) < 0) {
-			t->broken = 1;
-			return -EPIPE;
-		}
-	}
-	return 0;
-}
-
-static void send_alert(struct tls_conn *t, uint8_t level, uint8_t desc)
-{
-	uint8_t a[2] = { level, desc };
-
-	if (!t->broken)
-		write_offload(t, TLS_REC_ALERT, a, sizeof(a));
-}
-
 static int write_all(struct tls_conn *t, const unsigned char *p, size_t len)
 {
 	char why[160];
 	int r;
 
 	if (t->off)
-		return len ? write_offload(t, TLS_REC_APPDATA, p, len) : 0;
+		return len ? tls_offload_write(t, p, len) : 0;
 
 	while (len) {
 		r = mbedtls_ssl_write(&t->ssl, p, len);
@@ -389,99 +289,6 @@ static int write_all(struct tls_conn *t, const unsigned char *p, size_t len)
 	return 0;
 }
 
-int tls_export_keys(void *arg, const unsigned char *ms, const unsigned char *kb, size_t maclen,
-		    size_t keylen, size_t ivlen, const unsigned char client_random[32],
-		    const unsigned char server_random[32], mbedtls_tls_prf_types prf)
-{
-	struct tls_conn *t = hs_current;
-
-	/* Only AEAD key blocks are of use (no MAC keys); a full and an abbreviated
-	 * handshake both derive keys once. */
-	if (!t || !t->cfg->offload || maclen || keylen > 32 || ivlen > 12)
-		return 0;
-	if (!t->kb && !(t->kb = malloc(sizeof(*t->kb))))
-		return 0;               /* mbedtls keeps the records */
-	memcpy(t->kb->kb, kb, 2 * keylen + 2 * ivlen);
-	t->kb->keylen = keylen;
-	t->kb->ivlen = ivlen;
-	return 0;
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static enum tls_rec_suite offload_suite(int id)
-{
-	switch (id) {
-	case MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384:
-	case MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:
-		return crypto_aead_aes256gcm_is_available() ? TLS_REC_AES256GCM : TLS_REC_NONE;
-	case MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256:
-	case MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256:
-		return TLS_REC_CHACHAPOLY;
-	default:
-		return TLS_REC_NONE;
-	}
-}
-
-/* Right after the handshake: the records go to libsodium when the suite allows it.
- * The keys are the exported block's (client write key, server write key, client IV,
- * server IV) and the sequence numbers mbedtls' own (Finished took 0 each way): in_ctr
- * is the next to read; out_ctr only shows the last record written, cur_out_ctr the next
- * one. mbedtls
- * reads a stream record by record, header then body, so every byte past the Finished is
- * still in our buffers; should it ever hold more (a record buffered, plaintext unread),
- * it keeps the connection. Then its context is reset, freeing its record buffers. */
-static void offload_start(struct tls_conn *t)
-{
-	enum tls_rec_suite suite = offload_suite(mbedtls_ssl_get_ciphersuite_id(t->suite));
-	struct tls_keyblock *kb = t->kb;
-	const uint8_t *ck, *sk, *civ, *siv;
-	struct tls_offload *off;
-	int r;
-
-	t->kb = NULL;
-	if (!kb || suite == TLS_REC_NONE || !t->cfg->offload)
-		goto out;
-	if (t->ssl.in_left || mbedtls_ssl_check_pending(&t->ssl) ||
-	    mbedtls_ssl_get_bytes_avail(&t->ssl) || t->ssl.out_left) {
-		log_debug("tls offload skipped", "peer=%s why=\"mbedtls holds data\"", t->base.peer);
-		goto out;
-	}
-	off = calloc(1, sizeof(*off));
-	if (!off)
-		goto out;
-	ck = kb->kb;
-	sk = ck + kb->keylen;
-	civ = sk + kb->keylen;
-	siv = civ + kb->ivlen;
-	r = tls_rec_dir_init(&off->rd, suite, t->is_client ? sk : ck, kb->keylen,
-			     t->is_client ? siv : civ, kb->ivlen, get_be64(t->ssl.in_ctr));
-	if (!r)
-		r = tls_rec_dir_init(&off->wd, suite, t->is_client ? ck : sk, kb->keylen,
-				     t->is_client ? civ : siv, kb->ivlen, get_be64(t->ssl.cur_out_ctr));
-	if (r < 0) {
-		tls_rec_dir_wipe(&off->rd);
-		tls_rec_dir_wipe(&off->wd);
-		free(off);
-		goto out;
-	}
-	t->off = off;
-	mbedtls_ssl_free(&t->ssl);
-	mbedtls_ssl_init(&t->ssl);
-out:
-	if (kb) {
-		sodium_memzero(kb, sizeof(*kb));
-		free(kb);
-	}
-}
-
 /* mbedtls_ssl_handshake() step by step, to see which way it went: only a full handshake
  * passes the server's Certificate; an abbreviated one (RFC 5077 3.1) goes from
  * ServerHello to ChangeCipherSpec. */
@@ -490,9 +297,9 @@ static int handshake_run(struct tls_conn *t)
 	int r = 0;
 
 	while (t->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
-		hs_current = t;
+		tls_hs_current = t;
 		r = mbedtls_ssl_handshake_step(&t->ssl);
-		hs_current = NULL;
+		tls_hs_current = NULL;
 		if (t->ssl.state == MBEDTLS_SSL_SERVER_CERTIFICATE)
 			t->saw_cert = 1;
 		if (r)
@@ -541,7 +348,7 @@ static void handshake_step(struct tls_conn *t)
 			tls_session_save(&t->ssl, t->key, !t->saw_cert);
 	}
 	t->suite = mbedtls_ssl_get_ciphersuite(&t->ssl);
-	offload_start(t);
+	tls_offload_start(t);
 	t->state = TLS_OPEN;
 	if (t->early_len) {
 		write_all(t, t->early, t->early_len);   /* a failure shows on the next write */
@@ -561,124 +368,6 @@ static void handshake_step(struct tls_conn *t)
 	}
 }
 
-/* The next whole record: from the saved bytes (completed from the current read if need
- * be), else from the current read. Its length, 0 when it is not all here, or the
- * parser's error. The record stays valid until the next call. */
-static int next_record(struct tls_conn *t, const uint8_t **rec)
-{
-	struct tls_rec_hdr h;
-	size_t have, want;
-	uint8_t *p;
-	int n;
-
-	while ((have = t->in_len - t->in_off) > 0) {
-		n = tls_record_parse(t->in + t->in_off, have, &h);
-		if (n > 0) {
-			*rec = t->in + t->in_off;
-			t->in_off += (size_t)n;
-			return n;
-		}
-		if (n < 0 || !t->chunk_len)
-			return n;
-		want = (have < TLS_REC_HDR ? TLS_REC_HDR : TLS_REC_HDR + h.len) - have;
-		if (want > t->chunk_len)
-			want = t->chunk_len;
-		memmove(t->in, t->in + t->in_off, have);
-		p = realloc(t->in, have + want);
-		if (!p)
-			return -ENOMEM;
-		memcpy(p + have, t->chunk, want);
-		t->in = p;
-		t->in_off = 0;
-		t->in_len = have + want;
-		t->chunk += want;
-		t->chunk_len -= want;
-	}
-	if (t->in) {
-		free(t->in);
-		t->in = NULL;
-		t->in_off = t->in_len = 0;
-	}
-	n = tls_record_parse(t->chunk, t->chunk_len, &h);
-	if (n > 0) {
-		*rec = t->chunk;
-		t->chunk += n;
-		t->chunk_len -= (size_t)n;
-	}
-	return n;
-}
-
-static void fail_offload(struct tls_conn *t, int status, uint8_t alert, const char *why)
-{
-	log_info("tls read failed", "peer=%s err=\"%s\"", t->base.peer, why);
-	if (alert)
-		send_alert(t, TLS_ALERT_FATAL, alert);
-	t->broken = 1;
-	end(t, status);
-}
-
-/* One opened record: application data goes to the owner, a close_notify ends the
- * stream, anything else ends the connection. */
-static void on_record(struct tls_conn *t, uint8_t type, const uint8_t *p, size_t len)
-{
-	uint8_t level, desc;
-
-	switch (type) {
-	case TLS_REC_APPDATA:
-		if (len && t->base.on_read)
-			t->base.on_read(&t->base, p, len, t->base.arg);
-		return;
-	case TLS_REC_ALERT:
-		if (tls_record_alert_parse(p, len, &level, &desc) < 0) {
-			fail_offload(t, -EPROTO, TLS_ALERT_UNEXPECTED_MESSAGE, "malformed alert");
-		} else if (desc == TLS_ALERT_CLOSE_NOTIFY) {
-			end(t, UV_EOF);
-		} else {
-			log_info("tls alert received", "peer=%s level=%u desc=%u", t->base.peer,
-				 level, desc);
-			t->broken = 1;
-			end(t, -ECONNRESET);
-		}
-		return;
-	case TLS_REC_HANDSHAKE:
-		fail_offload(t, -EPROTO, TLS_ALERT_UNEXPECTED_MESSAGE,
-			     "handshake message after the handshake (renegotiation refused)");
-		return;
-	default:
-		fail_offload(t, -EPROTO, TLS_ALERT_UNEXPECTED_MESSAGE, "unexpected record type");
-	}
-}
-
-static void read_offload(struct tls_conn *t)
-{
-	uint8_t buf[TLS_REC_BODY_MAX];
-	const uint8_t *rec;
-	size_t len;
-	int n, r;
-
-	while (t->state == TLS_OPEN && t->reading && !t->closed) {
-		n = next_record(t, &rec);
-		if (n == 0)
-			break;
-		if (n < 0) {
-			fail_offload(t, n == -ENOMEM ? -ENOMEM : -EPROTO,
-				     n == -EMSGSIZE ? TLS_ALERT_RECORD_OVERFLOW :
-				     n == -ENOMEM ? 0 : TLS_ALERT_UNEXPECTED_MESSAGE,
-				     n == -EMSGSIZE ? "record too long" : n == -ENOMEM ?
-				     "out of memory" : "malformed record header");
-			break;
-		}
-		r = tls_record_open(&t->off->rd, rec, (size_t)n, buf, &len);
-		if (r < 0) {
-			fail_offload(t, -EPROTO, r == -EMSGSIZE ? TLS_ALERT_RECORD_OVERFLOW :
-				     TLS_ALERT_BAD_RECORD_MAC, r == -EMSGSIZE ?
-				     "record too long" : "bad record mac");
-			break;
-		}
-		on_record(t, rec[0], buf, len);
-	}
-}
-
 static void read_records(struct tls_conn *t)
 {
 	uint8_t buf[PLAIN_CHUNK];
@@ -686,7 +375,7 @@ static void read_records(struct tls_conn *t)
 	int r;
 
 	if (t->off) {
-		read_offload(t);
+		tls_offload_read(t);
 		return;
 	}
 
@@ -700,13 +389,13 @@ static void read_records(struct tls_conn *t)
 		if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
 			break;
 		if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
-			end(t, UV_EOF);
+			tls_conn_end(t, UV_EOF);
 			break;
 		}
 		log_info("tls read failed", "peer=%s err=%s", t->base.peer,
 			 tls_mbed_err(r, why, sizeof(why)));
 		t->broken = 1;
-		end(t, map_mbed_err(r));
+		tls_conn_end(t, map_mbed_err(r));
 	}
 }
 
@@ -725,12 +414,12 @@ static void pump(struct tls_conn *t)
 			/* read_records() consumed everything it could; a partial record left
 			 * is a truncation. TCP closed without close_notify: the owner's
 			 * framing decides whether that cut anything short. */
-			end(t, t->lower_end);
+			tls_conn_end(t, t->lower_end);
 		}
 	}
 	if (!t->closed && t->state != TLS_ENDED && save_chunk(t) < 0) {
 		t->broken = 1;
-		end(t, -ENOMEM);
+		tls_conn_end(t, -ENOMEM);
 	}
 	t->chunk = NULL;
 	t->chunk_len = 0;
@@ -795,7 +484,8 @@ static size_t tls_pending(const struct conn *c)
 {
 	const struct tls_conn *t = tls_of(c);
 
-	return t->early_len + (t->lower ? conn_pending(t->lower) : 0);
+	return t->early_len + (t->off ? t->off->cork_len : 0) +
+	       (t->lower ? conn_pending(t->lower) : 0);
 }
 
 static void tls_close(struct conn *c)
@@ -810,7 +500,7 @@ static void tls_close(struct conn *c)
 	timer_drop(&t->hs_timer);
 	timer_drop(&t->kick);
 	if (t->state == TLS_OPEN && !t->broken && t->off)
-		send_alert(t, TLS_ALERT_WARNING, TLS_ALERT_CLOSE_NOTIFY);
+		tls_offload_alert(t, TLS_ALERT_WARNING, TLS_ALERT_CLOSE_NOTIFY);
 	else if (t->state == TLS_OPEN && !t->broken)
 		mbedtls_ssl_close_notify(&t->ssl);   /* queued; the lower close flushes it */
 	if (t->lower) {
