@@ -237,10 +237,12 @@ static void handshake_fail(struct tls_conn *t, int status, const char *why)
 	/* Whatever went wrong, the next attempt starts afresh. */
 	if (t->offered)
 		tls_session_forget(t->key);
-	if (t->is_client)
+	if (t->is_client) {
 		connect_fail(t, status);
-	else
+	} else {
+		atomic_fetch_add(&t->cfg->handshake_failures, 1);
 		tls_conn_end(t, status);
+	}
 }
 
 static int verify_peer(struct tls_conn *t)

@@ -283,3 +283,8 @@ void tls_config_free(struct tls_config *cfg)
 	if (cfg)
 		tls_config_unref(cfg);
 }
+
+uint64_t tls_config_handshake_failures(const struct tls_config *cfg)
+{
+	return cfg ? atomic_load(&cfg->handshake_failures) : 0;
+}

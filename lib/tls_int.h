@@ -34,6 +34,7 @@
 /* tls_config.c */
 struct tls_config {
 	atomic_int refs;            /* the owner's plus one per connection */
+	atomic_ulong handshake_failures;  /* server: handshakes that failed (garbage, timeouts) */
 	int is_server;
 	int has_pin;
 	uint8_t pin[32];

@@ -39,6 +39,9 @@ void relay_metrics_fill(struct metrics_text *t, void *arg)
 		  relay_refuse_names, st->refused, REFUSE_N);
 	by_reason(t, "relay_connections_closed_total", "Admitted connections ended.",
 		  relay_close_names, st->closed, CLOSE_N);
+	counter(t, "relay_tls_handshake_failures_total",
+		"TLS handshakes that failed (garbage, a client that never finished).",
+		tls_config_handshake_failures(s->tls));
 	counter(t, "relay_packets_forwarded_total", "Packets forwarded.", st->packets);
 	counter(t, "relay_bytes_forwarded_total", "Packet bytes forwarded.", st->bytes);
 	by_reason(t, "relay_drops_total", "Packets not forwarded.", relay_drop_names, st->drops,

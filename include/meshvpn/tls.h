@@ -22,6 +22,9 @@ int tls_config_client_new(const char *ca_file, const char *pin, struct tls_confi
  * separated by ':' or ','), in this order: -ENOENT for a name mbedtls does not know.
  * Applies to connections started afterwards. For tests, benchmarks and interop. */
 int tls_config_set_ciphersuites(struct tls_config *cfg, const char *names);
+/* Server: handshakes that failed on connections of this config (TLS garbage, a client
+ * that never finished), for metrics. */
+uint64_t tls_config_handshake_failures(const struct tls_config *cfg);
 /* Connections hold a reference: the config may be freed while they still run. */
 void tls_config_free(struct tls_config *cfg);
 

@@ -108,6 +108,11 @@ NOBODY=$(head -c 32 /dev/urandom | base64)
 check "to an absent node: peer-gone" bash -c "'$PROBE' send --url https://127.0.0.1:$RPORT --pin $RPIN \
 	--state '$E2E_TMP/a' --to '$NOBODY' --data x | grep -qx 'gone not_here'"
 check_within "metrics count the forwarded packet" 5 bash -c "curl -s http://127.0.0.1:$MPORT/metrics | grep -q '^relay_packets_forwarded_total [1-9]'"
+# TLS garbage and a client that connects and says nothing: only those go, counted.
+tls_garbage() { exec 3<>/dev/tcp/127.0.0.1/"$RPORT" && printf 'GARBAGE\r\n\r\n\x16\x03\x01\x00\xff%0300d' 0 >&3; exec 3<&-; }
+check "TLS garbage on the relay's port is answered by a close" tls_garbage
+check_within "metrics count the failed handshake" 5 bash -c "curl -s http://127.0.0.1:$MPORT/metrics | grep -q '^relay_tls_handshake_failures_total [1-9]'"
+check "the relay still admits after the garbage" probe hello --state "$E2E_TMP/a"
 
 # --- removal ---
 T0=$(date +%s%N)
