@@ -644,13 +644,15 @@ static int opts_parse(int argc, char **argv)
 {
 	const char *server = NULL, *pairs = "1", *seconds = "10", *size = "1280", *threads = "2";
 	const char *coalesce = "16384", *window = "262144", *cred = NULL, *rate = "0";
+	const char *level = "warn";
+	enum log_level lv;
 	const struct arg_opt opts[] = {
 		{ "server", &server, NULL, 0 }, { "pin", &o.pin, NULL, 0 },
 		{ "user", &cred, NULL, 0 }, { "pairs", &pairs, NULL, 0 },
 		{ "seconds", &seconds, NULL, 0 }, { "size", &size, NULL, 0 },
 		{ "threads", &threads, NULL, 0 }, { "coalesce", &coalesce, NULL, 0 },
 		{ "window", &window, NULL, 0 }, { "echo", NULL, &o.echo, 0 },
-		{ "rate", &rate, NULL, 0 },
+		{ "rate", &rate, NULL, 0 }, { "log-level", &level, NULL, 0 },
 		{ NULL, NULL, NULL, 0 },
 	};
 	static char host[256], user[256];
@@ -661,9 +663,14 @@ static int opts_parse(int argc, char **argv)
 	    !o.pin || !cred || !(colon = strchr(cred, ':'))) {
 		fprintf(stderr, "usage: turnload --server HOST:PORT --pin sha256:HEX --user USER:PASS "
 			"[--pairs P] [--seconds T] [--size BYTES] [--threads N] [--coalesce BYTES] "
-			"[--window BYTES] [--rate MBIT_S] [--echo]\n");
+			"[--window BYTES] [--rate MBIT_S] [--echo] [--log-level debug]\n");
 		return -1;
 	}
+	if (log_parse_level(level, &lv)) {
+		fprintf(stderr, "turnload: bad --log-level %s\n", level);
+		return -1;
+	}
+	log_set_level(lv);
 	snprintf(user, sizeof(user), "%.*s", (int)(colon - cred), cred);
 	o.user = user;
 	o.pass = colon + 1;
