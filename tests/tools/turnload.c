@@ -350,13 +350,12 @@ static size_t msg_len(const uint8_t *p)
 	return 0;
 }
 
-static int handle(struct tconn *t, const uint8_t *b, size_t n)
+static void handle(struct tconn *t, const uint8_t *b, size_t n)
 {
 	if (b[0] >= 0x40)
 		on_channel_data(t, b, n);
 	else
 		on_stun(t, b, n);
-	return 0;
 }
 
 static void on_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
