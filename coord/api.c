@@ -373,18 +373,20 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 		http_respond_json(req, 200, json_pack("{s:o}", "relays", a));
 	} else if (nseg == 3 && !strcmp(req->method, "POST")) {
 		json_t *b = api_body_json(co, req);
-		const char *name, *url;
+		const char *name, *url, *stun = NULL;
 		char token[COORD_TOKEN_MAX], err[200];
 		int rc;
 
 		if (!b)
 			return;
-		if (json_get_str(b, "name", &name) || json_get_str(b, "url", &url)) {
+		if (json_get_str(b, "name", &name) || json_get_str(b, "url", &url) ||
+		    json_get_str(b, "stun", &stun) == -EINVAL) {
 			json_decref(b);
-			http_respond_error(req, 400, "relays need {\"name\": ..., \"url\": ...}");
+			http_respond_error(req, 400, "relays need {\"name\": ..., \"url\": ..."
+					   " [, \"stun\": \"host:port\"]}");
 			return;
 		}
-		rc = coord_relay_add(co, name, url, token, sizeof(token), err, sizeof(err));
+		rc = coord_relay_add(co, name, url, stun, token, sizeof(token), err, sizeof(err));
 		if (rc)
 			http_respond_error(req, api_status(rc), err);
 		else

@@ -15,7 +15,7 @@
 struct cli {
 	const char *state, *server, *api_key, *pin;
 	int json, reusable, ephemeral;
-	const char *expiry, *tags;
+	const char *expiry, *tags, *stun;
 	char base[4200];
 };
 
@@ -299,9 +299,11 @@ static int keys_revoke(struct cli *c, const struct cli_cmd *cmd, char **arg)
 
 static int relays_add(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
-	json_t *v;
+	json_t *body = json_pack("{s:s, s:s}", "name", arg[0], "url", arg[1]), *v;
 
-	if (call(c, "POST", "/v1/admin/relays", json_pack("{s:s, s:s}", "name", arg[0], "url", arg[1]), &v))
+	if (body && c->stun)
+		json_object_set_new(body, "stun", json_string(c->stun));
+	if (call(c, "POST", "/v1/admin/relays", body, &v))
 		return 1;
 	if (c->json) {
 		print_json(v);
@@ -323,10 +325,10 @@ static int relays_list(struct cli *c, const struct cli_cmd *cmd, char **arg)
 		return 1;
 	if (!v)
 		return 0;   /* printed as JSON */
-	table_init(&t, 4);
-	table_add(&t, "NAME", "URL", "CONNECTED", "PIN");
+	table_init(&t, 5);
+	table_add(&t, "NAME", "URL", "STUN", "CONNECTED", "PIN");
 	json_array_foreach(json_object_get(v, "relays"), i, r)
-		table_add(&t, str(r, "name"), str(r, "url"),
+		table_add(&t, str(r, "name"), str(r, "url"), str(r, "stun"),
 			  json_is_true(json_object_get(r, "connected")) ? "yes" : "no", str(r, "pin"));
 	return table_done(&t, v);
 }
@@ -406,7 +408,9 @@ static const struct { const char *group, *text; } usages[] = {
 	  "NODE is a node's name or id; add --state DIR or --server URL --api-key K\n" },
 	{ "keys", "usage: coord keys create [--reusable] [--ephemeral] [--expiry DUR] [--tags tag:a,tag:b] [--json]\n"
 	  "       coord keys list [--json]\n       coord keys revoke ID|PREFIX\n" },
-	{ "relays", "usage: coord relays add NAME https://HOST[:PORT] | list [--json] | remove NAME\n" },
+	{ "relays", "usage: coord relays add NAME https://HOST[:PORT] [--stun HOST:PORT]\n"
+	  "       coord relays list [--json] | remove NAME\n"
+	  "--stun defaults to the URL's host and the relay's STUN port (3478 until it reports one)\n" },
 	{ "apikeys", "usage: coord apikeys create [--expiry DUR] | list | revoke ID|PREFIX\n" },
 };
 
@@ -433,7 +437,8 @@ int coord_cli_main(const char *group, int argc, char **argv)
 		{ "api-key", &c.api_key, NULL, 0 }, { "pin", &c.pin, NULL, 0 },
 		{ "json", NULL, &c.json, 0 }, { "reusable", NULL, &c.reusable, 0 },
 		{ "ephemeral", NULL, &c.ephemeral, 0 }, { "expiry", &c.expiry, NULL, 0 },
-		{ "tags", &c.tags, NULL, 0 }, { NULL, NULL, NULL, 0 },
+		{ "tags", &c.tags, NULL, 0 }, { "stun", &c.stun, NULL, 0 },
+		{ NULL, NULL, NULL, 0 },
 	};
 	char *w[8], err[256];
 	int n;

@@ -161,11 +161,19 @@ int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, si
 int coord_apikey_check(struct coord *co, const char *key);
 int coord_apikey_revoke(struct coord *co, const char *prefix_or_id);
 /* relays.c */
-int coord_relay_add(struct coord *co, const char *name, const char *url, char *token_out,
-		    size_t token_size, char *err, size_t errlen);
+#define COORD_STUN_PORT 3478   /* a relay's STUN port unless told otherwise */
+/* stun: "host:port" for the relay map, or NULL / "" for the URL's host and the port the
+ * relay reports (COORD_STUN_PORT until it does). */
+int coord_relay_add(struct coord *co, const char *name, const char *url, const char *stun,
+		    char *token_out, size_t token_size, char *err, size_t errlen);
 int coord_relay_remove(struct coord *co, const char *name);
 struct relay *coord_relay_by_token(struct coord *co, const char *token);
-int coord_relay_set_pin(struct coord *co, struct relay *r, const char *pin);
+/* POST /v1/relay/pin's body: {"pin": ..., "stun_port": N (optional)}. 0, or -EINVAL /
+ * -EIO with a message in err. */
+int coord_relay_report(struct coord *co, struct relay *r, const json_t *body, char *err,
+		       size_t errlen);
+/* The STUN address the relay map gives nodes ("host:port", "[v6]:port"). */
+void coord_relay_stun(const struct relay_rec *r, char *out, size_t size);
 
 /* ipalloc.c */
 int ipalloc_init(struct coord *co);

@@ -80,11 +80,14 @@ static int peer_text(struct coord *co, struct node *n)
 json_t *netmap_relays_json(struct coord *co)
 {
 	json_t *a = json_array();
+	char stun[COORD_STUN_TEXT_MAX];
 
-	for (struct relay *r = co->relays; r; r = r->next)
-		json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)r->rec.id,
-						   "name", r->rec.name, "url", r->rec.url,
-						   "pin", r->rec.pin));
+	for (struct relay *r = co->relays; r; r = r->next) {
+		coord_relay_stun(&r->rec, stun, sizeof(stun));
+		json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s, s:s}", "id",
+						   (json_int_t)r->rec.id, "name", r->rec.name,
+						   "url", r->rec.url, "pin", r->rec.pin, "stun", stun));
+	}
 	return a;
 }
 

@@ -1,8 +1,8 @@
 /* relay_stream.c - what relays are told: GET /v1/relay/stream with a relay token is a
  * chunked stream of JSON lines naming the node keys a relay may carry (one "full", then
  * "add" / "remove" as nodes become visible or stop being so); POST /v1/relay/pin records
- * the relay's certificate pin. Owns co->relay_watchers; the stream plumbing (writes,
- * slow-reader cut, deferred free) is netmap.c's. */
+ * the relay's certificate pin and STUN port. Owns co->relay_watchers; the stream
+ * plumbing (writes, slow-reader cut, deferred free) is netmap.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,13 +73,15 @@ void relay_stream_on_stream(struct coord *co, struct http_request *req)
 void relay_stream_on_pin(struct coord *co, struct http_request *req)
 {
 	struct relay *r = relay_auth(co, req);
-	const char *pin;
+	char err[80];
 	json_t *b;
+	int rc;
 
 	if (!r || !(b = api_body_json(co, req)))
 		return;
-	if (json_get_str(b, "pin", &pin) || coord_relay_set_pin(co, r, pin))
-		http_respond_error(req, 400, "pin must be sha256:<64 hex digits>");
+	rc = coord_relay_report(co, r, b, err, sizeof(err));
+	if (rc)
+		http_respond_error(req, api_status(rc), err);
 	else
 		http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 	json_decref(b);

@@ -1,6 +1,7 @@
 /* relays.c - the relays coord knows: added by an admin with a token (stored hashed),
- * the pin each reports, and the relay map every node gets. Their streams are
- * relay_stream.c's. */
+ * the pin and STUN port each reports, and the relay map every node gets. Their streams
+ * are relay_stream.c's. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,15 +10,58 @@
 #include <sodium.h>
 
 #include "coord.h"
+#include "meshvpn/addr.h"
+#include "meshvpn/json.h"
 #include "meshvpn/log.h"
 
 #define TOKEN_RELAY "mvpn-relay-"
 
-int coord_relay_add(struct coord *co, const char *name, const char *url, char *token_out,
-		    size_t token_size, char *err, size_t errlen)
+_Static_assert(sizeof(((struct relay_rec *)0)->stun) == COORD_STUN_TEXT_MAX,
+	       "the store keeps what the relay map sends");
+
+/* A STUN address nodes can send to: "host:port" with a host name or IPv4 address, or
+ * "[v6]:port"; no zone (it would name an interface of coord's machine), no port 0. */
+static int stun_valid(const char *s)
+{
+	char host[256];
+	struct in6_addr a6;
+	uint16_t port;
+
+	if (strlen(s) >= COORD_STUN_TEXT_MAX || addr_split_hostport(s, host, sizeof(host), &port) ||
+	    !host[0] || !port)
+		return 0;
+	if (strchr(host, ':'))
+		return inet_pton(AF_INET6, host, &a6) == 1;
+	for (const char *p = host; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '.' || *p == '-' || *p == '_'))
+			return 0;
+	return 1;
+}
+
+void coord_relay_stun(const struct relay_rec *r, char *out, size_t size)
+{
+	struct http_url u;
+	int port = r->stun_port ? r->stun_port : COORD_STUN_PORT;
+
+	if (r->stun[0]) {
+		snprintf(out, size, "%s", r->stun);
+		return;
+	}
+	if (http_url_parse(r->url, &u)) {   /* checked when added: only a damaged store row */
+		if (size)
+			out[0] = 0;
+		return;
+	}
+	/* http_url keeps an IPv6 literal without its brackets. */
+	snprintf(out, size, strchr(u.host, ':') ? "[%s]:%d" : "%s:%d", u.host, port);
+}
+
+int coord_relay_add(struct coord *co, const char *name, const char *url, const char *stun,
+		    char *token_out, size_t token_size, char *err, size_t errlen)
 {
 	struct relay *r, **tail;
-	char label[STORE_NAME_LEN];
+	char label[STORE_NAME_LEN], stun_text[COORD_STUN_TEXT_MAX];
 	struct http_url u;
 	int rc;
 
@@ -28,6 +72,10 @@ int coord_relay_add(struct coord *co, const char *name, const char *url, char *t
 	}
 	if (http_url_parse(url, &u) || u.scheme != HTTP_SCHEME_HTTPS) {
 		snprintf(err, errlen, "relay URL must look like https://host[:port]");
+		return -EINVAL;
+	}
+	if (stun && *stun && !stun_valid(stun)) {
+		snprintf(err, errlen, "relay STUN address must look like host:port or [ipv6]:port");
 		return -EINVAL;
 	}
 	for (r = co->relays; r; r = r->next) {
@@ -41,6 +89,7 @@ int coord_relay_add(struct coord *co, const char *name, const char *url, char *t
 		return -ENOMEM;
 	snprintf(r->rec.name, sizeof(r->rec.name), "%s", name);
 	snprintf(r->rec.url, sizeof(r->rec.url), "%s", url);
+	snprintf(r->rec.stun, sizeof(r->rec.stun), "%s", stun ? stun : "");
 	keys_random_token(TOKEN_RELAY, token_out, token_size);
 	keys_hash(token_out, strlen(token_out), r->rec.token_hash);
 	r->rec.created = coord_now();
@@ -54,7 +103,8 @@ int coord_relay_add(struct coord *co, const char *name, const char *url, char *t
 	for (tail = &co->relays; *tail; tail = &(*tail)->next)
 		;
 	*tail = r;
-	log_info("relay added", "name=%s url=%s", name, url);
+	coord_relay_stun(&r->rec, stun_text, sizeof(stun_text));
+	log_info("relay added", "name=%s url=%s stun=%s", name, url, stun_text);
 	netmap_relays_changed(co);
 	return 0;
 }
@@ -92,7 +142,8 @@ struct relay *coord_relay_by_token(struct coord *co, const char *token)
 	return NULL;
 }
 
-int coord_relay_set_pin(struct coord *co, struct relay *r, const char *pin)
+/* Records what the relay reported; stun_port 0 leaves the last reported one. */
+static int relay_update(struct coord *co, struct relay *r, const char *pin, int stun_port)
 {
 	struct relay_rec rec = r->rec;
 	uint8_t raw[32];
@@ -100,13 +151,39 @@ int coord_relay_set_pin(struct coord *co, struct relay *r, const char *pin)
 
 	if (tls_pin_parse(pin, raw))
 		return -EINVAL;
-	if (!strcmp(rec.pin, pin))
+	if (!strcmp(rec.pin, pin) && (!stun_port || rec.stun_port == stun_port))
 		return 0;
 	snprintf(rec.pin, sizeof(rec.pin), "%s", pin);
+	if (stun_port)
+		rec.stun_port = stun_port;
 	rc = store_relay_update(co->st, &rec);
 	if (rc)
 		return rc;
 	r->rec = rec;
 	netmap_relays_changed(co);
 	return 0;
+}
+
+int coord_relay_report(struct coord *co, struct relay *r, const json_t *body, char *err,
+		       size_t errlen)
+{
+	const char *pin;
+	int64_t port = 0;
+	int rc;
+
+	if (json_get_str(body, "pin", &pin)) {
+		snprintf(err, errlen, "pin must be sha256:<64 hex digits>");
+		return -EINVAL;
+	}
+	rc = json_get_int(body, "stun_port", &port);
+	if (rc == -EINVAL || (!rc && (port < 1 || port > 65535))) {
+		snprintf(err, errlen, "stun_port must be a port number (1-65535)");
+		return -EINVAL;
+	}
+	rc = relay_update(co, r, pin, (int)port);
+	if (rc == -EINVAL)
+		snprintf(err, errlen, "pin must be sha256:<64 hex digits>");
+	else if (rc)
+		snprintf(err, errlen, "could not store the relay");
+	return rc;
 }

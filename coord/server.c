@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -128,51 +127,14 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 static int setup_tls(struct server *s, const char *dir, const char *cert, const char *key)
 {
-	char cpath[4096], kpath[4096], pin[TLS_PIN_LEN];
-	int rc;
+	char pin[TLS_PIN_LEN];
+	int self;
 
 	if (!cert != !key) {
 		fprintf(stderr, "coord: --tls-cert and --tls-key go together\n");
 		return -EINVAL;
 	}
-	if (!cert) {
-		snprintf(cpath, sizeof(cpath), "%s/tls.crt", dir);
-		snprintf(kpath, sizeof(kpath), "%s/tls.key", dir);
-		if (access(cpath, R_OK) || access(kpath, R_OK)) {
-			char host[256] = "meshvpn-coord";
-			gethostname(host, sizeof(host) - 1);
-			rc = tls_selfsigned_create(cpath, kpath, host);
-			if (rc) {
-				fprintf(stderr, "coord: cannot create a self-signed certificate in %s: %s\n",
-					dir, strerror(-rc));
-				return rc;
-			}
-			log_info("self-signed certificate created", "cert=%s", cpath);
-		}
-		cert = cpath;
-		key = kpath;
-	}
-	rc = tls_config_server_new(cert, key, &s->tls);
-	if (rc) {
-		fprintf(stderr, "coord: cannot load certificate %s / key %s: %s\n", cert, key, strerror(-rc));
-		return rc;
-	}
-	if (!tls_cert_pin(cert, pin)) {
-		printf("coord: certificate pin %s\n", pin);
-		log_info("certificate", "pin=%s", pin);
-	}
-	return 0;
-}
-
-/* Every node holds a stream: allow as many descriptors as the system lets us. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	return tls_server_setup("coord", dir, cert, key, &s->tls, pin, &self);
 }
 
 static void start_timers(struct server *s, int64_t keepalive_s)
@@ -246,7 +208,7 @@ int coord_serve_main(int argc, char **argv)
 	if (level)
 		log_set_level(lvl);
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	file_raise_nofile();
 	if (keys_init()) {
 		fprintf(stderr, "coord: libsodium failed to initialise\n");
 		return 1;

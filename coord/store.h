@@ -65,6 +65,8 @@ struct relay_rec {
 	uint8_t token_hash[HASH_LEN];
 	char pin[80];                     /* reported by the relay; "" until then */
 	int64_t created;
+	char stun[264];                   /* the admin's "host:port" ("[v6]:port"); "" = from url */
+	int stun_port;                    /* reported with the pin; 0 until then (3478 assumed) */
 };
 
 struct store;

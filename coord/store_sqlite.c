@@ -37,6 +37,9 @@ static const char *const migrations[] = {
 	"CREATE TABLE relays (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
 	" url TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, pin TEXT NOT NULL,"
 	" created INTEGER NOT NULL);",
+	/* 2: the relay's STUN address as the admin gave it, and the port the relay reports */
+	"ALTER TABLE relays ADD COLUMN stun TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE relays ADD COLUMN stun_port INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -426,8 +429,9 @@ int store_apikey_foreach(struct store *st, int (*cb)(const struct apikey_rec *k,
 
 int store_relay_insert(struct store *st, struct relay_rec *r)
 {
-	int rc = run(st, "relay_insert", "INSERT INTO relays(name, url, token_hash, pin, created)"
-		     " VALUES(?,?,?,?,?)", NULL, "ttbti", r->name, r->url, r->token_hash, r->pin, r->created);
+	int rc = run(st, "relay_insert", "INSERT INTO relays(name, url, token_hash, pin, created, stun,"
+		     " stun_port) VALUES(?,?,?,?,?,?,?)", NULL, "ttbtiti", r->name, r->url, r->token_hash,
+		     r->pin, r->created, r->stun, (int64_t)r->stun_port);
 
 	if (!rc)
 		r->id = sqlite3_last_insert_rowid(st->db);
@@ -437,8 +441,9 @@ int store_relay_insert(struct store *st, struct relay_rec *r)
 int store_relay_update(struct store *st, const struct relay_rec *r)
 {
 	int changes = 0;
-	int rc = run(st, "relay_update", "UPDATE relays SET name=?, url=?, pin=? WHERE id=?", &changes,
-		     "ttti", r->name, r->url, r->pin, r->id);
+	int rc = run(st, "relay_update", "UPDATE relays SET name=?, url=?, pin=?, stun=?, stun_port=?"
+		     " WHERE id=?", &changes, "ttttii", r->name, r->url, r->pin, r->stun,
+		     (int64_t)r->stun_port, r->id);
 
 	return rc ? rc : changes ? 0 : -ENOENT;
 }
@@ -457,20 +462,23 @@ int store_relay_foreach(struct store *st, int (*cb)(const struct relay_rec *r, v
 	struct relay_rec r;
 	int rc = 0, step = SQLITE_DONE;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT id, name, url, token_hash, pin, created FROM relays"
-			       " ORDER BY id", -1, &s, NULL))
+	if (sqlite3_prepare_v2(st->db, "SELECT id, name, url, token_hash, pin, created, stun, stun_port"
+			       " FROM relays ORDER BY id", -1, &s, NULL))
 		return fail(st, "relay_foreach", SQLITE_ERROR);
 	while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
 		memset(&r, 0, sizeof(r));
 		r.id = sqlite3_column_int64(s, 0);
 		text(s, 1, r.name, sizeof(r.name));
 		text(s, 2, r.url, sizeof(r.url));
-		if (blob(s, 3, r.token_hash, HASH_LEN)) {
+		if (blob(s, 3, r.token_hash, HASH_LEN) || sqlite3_column_int64(s, 7) < 0 ||
+		    sqlite3_column_int64(s, 7) > 65535) {
 			rc = corrupt("relays", r.id);
 			break;
 		}
 		text(s, 4, r.pin, sizeof(r.pin));
 		r.created = sqlite3_column_int64(s, 5);
+		text(s, 6, r.stun, sizeof(r.stun));
+		r.stun_port = sqlite3_column_int(s, 7);
 		rc = cb(&r, arg);
 	}
 	return foreach_end(st, s, "relay_foreach", rc, step);

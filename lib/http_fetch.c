@@ -288,6 +288,16 @@ static int start_connect(struct fetch *f, const struct http_url *u, const char *
 	return -EINVAL;
 }
 
+void http_url_host_header(const struct http_url *u, char *out, size_t size)
+{
+	if (u->scheme == HTTP_SCHEME_UNIX)
+		snprintf(out, size, "localhost");
+	else if (u->port == (u->scheme == HTTP_SCHEME_HTTPS ? 443 : 80))
+		snprintf(out, size, strchr(u->host, ':') ? "[%s]" : "%s", u->host);
+	else
+		snprintf(out, size, strchr(u->host, ':') ? "[%s]:%u" : "%s:%u", u->host, u->port);
+}
+
 /* libuv writes with write(2): a peer that has gone raises SIGPIPE. Programs ignore it;
  * CLIs calling this may not, so it is held back in this thread for the fetch and a
  * SIGPIPE our writes raised is dropped afterwards. */
@@ -354,13 +364,7 @@ int http_fetch(const char *base_url, const char *pin, const char *method, const 
 	r = request_path(&u, path, req_path, sizeof(req_path));
 	if (r < 0)
 		return r;
-	if (u.scheme == HTTP_SCHEME_UNIX)
-		snprintf(host_header, sizeof(host_header), "localhost");
-	else if (u.port == (u.scheme == HTTP_SCHEME_HTTPS ? 443 : 80))
-		snprintf(host_header, sizeof(host_header), strchr(u.host, ':') ? "[%s]" : "%s", u.host);
-	else
-		snprintf(host_header, sizeof(host_header), strchr(u.host, ':') ? "[%s]:%u" : "%s:%u",
-			 u.host, u.port);
+	http_url_host_header(&u, host_header, sizeof(host_header));
 
 	memset(&f, 0, sizeof(f));
 	f.method = method ? method : "GET";

@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "meshvpn/backoff.h"
 #include "meshvpn/line_stream.h"
 #include "meshvpn/log.h"
 #include "meshvpn/tls.h"
@@ -107,13 +108,7 @@ int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_
 
 uint64_t line_stream_next_delay(struct line_stream *ls)
 {
-	/* 0.75 .. 1.25 of the backoff, so that clients cut off together do not come back
-	 * together. */
-	uint64_t base = ls->backoff_ms, delay;
-
-	delay = base * 3 / 4 + randombytes_uniform((uint32_t)(base / 2 + 1));
-	ls->backoff_ms = base * 2 > ls->o.backoff_max_ms ? ls->o.backoff_max_ms : base * 2;
-	return delay;
+	return backoff_next(&ls->backoff_ms, ls->o.backoff_max_ms);
 }
 
 /* Drops whatever is open or in flight; stale callbacks see the new generation. */

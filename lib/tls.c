@@ -1,4 +1,4 @@
-/* tls.c - TLS 1.2 (RFC 5246, mbedtls) as a struct conn over a plain one: handshake, records, flow control; the SPKI pin check after the handshake. */
+/* tls.c - TLS 1.2 (RFC 5246, mbedtls) as a struct conn over a plain one: handshake, records (mbedtls', or libsodium's after the handshake for AEAD suites it has), flow control; the SPKI pin check after the handshake. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -9,58 +9,16 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
+#include <sodium.h>
 
 #include "meshvpn/keys.h"
 #include "meshvpn/log.h"
 #include "tls_int.h"
+#include "tls_record.h"
 
 #define HANDSHAKE_TIMEOUT_MS 15000
 #define PLAIN_CHUNK 16384   /* one record's plaintext at most */
 #define EARLY_MAX (1 << 20) /* plaintext queued during the handshake */
-
-enum tls_state { TLS_HANDSHAKE, TLS_OPEN, TLS_ENDED };
-
-struct tls_conn;
-
-/* Timers live apart from the connection so it can be freed at once on close. */
-struct tls_timer {
-	uv_timer_t timer;
-	struct tls_conn *t;
-	void (*fn)(struct tls_conn *t);
-	struct tls_timer **slot;
-};
-
-struct tls_conn {
-	struct conn base;
-	struct tls_config *cfg;
-	struct conn *lower;
-	mbedtls_ssl_context ssl;
-	enum tls_state state;
-	/* Ciphertext not yet given to mbedtls: the lower read buffer while a read is
-	 * processed, and a heap copy of what is left when reading pauses. */
-	const uint8_t *chunk;
-	size_t chunk_len;
-	uint8_t *in;
-	size_t in_off, in_len;
-	uint8_t *early;             /* plaintext written before the handshake completed */
-	size_t early_len;
-	int lower_end;              /* the lower conn ended with this status (0: not) */
-	unsigned depth;             /* nesting of pump() on the stack */
-	unsigned reading : 1;
-	unsigned closed : 1;
-	unsigned broken : 1;
-	unsigned is_client : 1;
-	unsigned saw_cert : 1;      /* the handshake went through a Certificate: not resumed */
-	unsigned done : 1;          /* the handshake completed */
-	unsigned offered : 1;       /* client: a cached session was offered */
-	struct tls_session_key *key;  /* client: its entry in the session cache */
-	conn_connect_cb connect_cb;
-	void *connect_arg;
-	struct conn_connect connecting;  /* client: the owner's handle until connect_cb */
-	struct conn_connect *tcp;   /* client: the TCP connect under it, until it completes */
-	struct tls_timer *hs_timer;
-	struct tls_timer *kick;
-};
 
 #define tls_of(c) ((struct tls_conn *)(void *)(c))
 #define tls_of_connecting(cc) \
@@ -148,6 +106,11 @@ static void tls_free(struct tls_conn *t)
 	if (t->lower)
 		conn_close(t->lower);
 	mbedtls_ssl_free(&t->ssl);
+	if (t->kb) {
+		sodium_memzero(t->kb, sizeof(*t->kb));
+		free(t->kb);
+	}
+	tls_offload_free(t);
 	free(t->in);
 	free(t->early);
 	free(t->key);
@@ -217,11 +180,13 @@ static int save_chunk(struct tls_conn *t)
 
 static int buffered(struct tls_conn *t)
 {
+	if (t->off)
+		return t->in_len > t->in_off;
 	return t->in_len > t->in_off || mbedtls_ssl_check_pending(&t->ssl) ||
 	       mbedtls_ssl_get_bytes_avail(&t->ssl);
 }
 
-static void end(struct tls_conn *t, int status)
+void tls_conn_end(struct tls_conn *t, int status)
 {
 	if (t->state == TLS_ENDED)
 		return;
@@ -275,7 +240,7 @@ static void handshake_fail(struct tls_conn *t, int status, const char *why)
 	if (t->is_client)
 		connect_fail(t, status);
 	else
-		end(t, status);
+		tls_conn_end(t, status);
 }
 
 static int verify_peer(struct tls_conn *t)
@@ -304,6 +269,9 @@ static int write_all(struct tls_conn *t, const unsigned char *p, size_t len)
 	char why[160];
 	int r;
 
+	if (t->off)
+		return len ? tls_offload_write(t, p, len) : 0;
+
 	while (len) {
 		r = mbedtls_ssl_write(&t->ssl, p, len);
 		if (r > 0) {
@@ -329,7 +297,9 @@ static int handshake_run(struct tls_conn *t)
 	int r = 0;
 
 	while (t->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+		tls_hs_current = t;
 		r = mbedtls_ssl_handshake_step(&t->ssl);
+		tls_hs_current = NULL;
 		if (t->ssl.state == MBEDTLS_SSL_SERVER_CERTIFICATE)
 			t->saw_cert = 1;
 		if (r)
@@ -377,6 +347,8 @@ static void handshake_step(struct tls_conn *t)
 		if (t->key)
 			tls_session_save(&t->ssl, t->key, !t->saw_cert);
 	}
+	t->suite = mbedtls_ssl_get_ciphersuite(&t->ssl);
+	tls_offload_start(t);
 	t->state = TLS_OPEN;
 	if (t->early_len) {
 		write_all(t, t->early, t->early_len);   /* a failure shows on the next write */
@@ -384,9 +356,9 @@ static void handshake_step(struct tls_conn *t)
 		t->early = NULL;
 		t->early_len = 0;
 	}
-	log_debug("tls established", "peer=%s side=%s suite=%s resumed=%d", t->base.peer,
-		  t->is_client ? "client" : "server", mbedtls_ssl_get_ciphersuite(&t->ssl),
-		  !t->saw_cert);
+	log_debug("tls established", "peer=%s side=%s suite=%s resumed=%d offload=%d",
+		  t->base.peer, t->is_client ? "client" : "server", t->suite, !t->saw_cert,
+		  t->off != NULL);
 	if (!t->reading && t->lower)
 		conn_read_stop(t->lower);
 	if (t->is_client) {
@@ -402,6 +374,11 @@ static void read_records(struct tls_conn *t)
 	char why[160];
 	int r;
 
+	if (t->off) {
+		tls_offload_read(t);
+		return;
+	}
+
 	while (t->state == TLS_OPEN && t->reading && !t->closed) {
 		r = mbedtls_ssl_read(&t->ssl, buf, sizeof(buf));
 		if (r > 0) {
@@ -412,13 +389,13 @@ static void read_records(struct tls_conn *t)
 		if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
 			break;
 		if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
-			end(t, UV_EOF);
+			tls_conn_end(t, UV_EOF);
 			break;
 		}
 		log_info("tls read failed", "peer=%s err=%s", t->base.peer,
 			 tls_mbed_err(r, why, sizeof(why)));
 		t->broken = 1;
-		end(t, map_mbed_err(r));
+		tls_conn_end(t, map_mbed_err(r));
 	}
 }
 
@@ -437,12 +414,12 @@ static void pump(struct tls_conn *t)
 			/* read_records() consumed everything it could; a partial record left
 			 * is a truncation. TCP closed without close_notify: the owner's
 			 * framing decides whether that cut anything short. */
-			end(t, t->lower_end);
+			tls_conn_end(t, t->lower_end);
 		}
 	}
 	if (!t->closed && t->state != TLS_ENDED && save_chunk(t) < 0) {
 		t->broken = 1;
-		end(t, -ENOMEM);
+		tls_conn_end(t, -ENOMEM);
 	}
 	t->chunk = NULL;
 	t->chunk_len = 0;
@@ -507,7 +484,8 @@ static size_t tls_pending(const struct conn *c)
 {
 	const struct tls_conn *t = tls_of(c);
 
-	return t->early_len + (t->lower ? conn_pending(t->lower) : 0);
+	return t->early_len + (t->off ? t->off->cork_len : 0) +
+	       (t->lower ? conn_pending(t->lower) : 0);
 }
 
 static void tls_close(struct conn *c)
@@ -521,7 +499,9 @@ static void tls_close(struct conn *c)
 	t->base.on_end = NULL;
 	timer_drop(&t->hs_timer);
 	timer_drop(&t->kick);
-	if (t->state == TLS_OPEN && !t->broken)
+	if (t->state == TLS_OPEN && !t->broken && t->off)
+		tls_offload_alert(t, TLS_ALERT_WARNING, TLS_ALERT_CLOSE_NOTIFY);
+	else if (t->state == TLS_OPEN && !t->broken)
 		mbedtls_ssl_close_notify(&t->ssl);   /* queued; the lower close flushes it */
 	if (t->lower) {
 		conn_close(t->lower);
@@ -577,6 +557,17 @@ int tls_conn_resumed(const struct conn *c)
 	if (!t->done)
 		return -EAGAIN;
 	return !t->saw_cert;
+}
+
+const char *tls_conn_suite(const struct conn *c, int *offloaded)
+{
+	const struct tls_conn *t = (const struct tls_conn *)(const void *)c;
+
+	if (!c || c->ops != &tls_ops || !t->done)
+		return NULL;
+	if (offloaded)
+		*offloaded = t->off != NULL;
+	return t->suite;
 }
 
 static struct tls_conn *tls_new(uv_loop_t *loop, struct tls_config *cfg, int *err)

@@ -293,3 +293,43 @@ int tls_pin_parse(const char *pin, uint8_t out[32])
 	memcpy(out, v, sizeof(v));
 	return 0;
 }
+
+int tls_server_setup(const char *prog, const char *dir, const char *cert, const char *key,
+		     struct tls_config **out, char pin[TLS_PIN_LEN], int *self_signed)
+{
+	char cpath[4096], kpath[4096];
+	int rc;
+
+	*self_signed = !cert;
+	if (!cert) {
+		snprintf(cpath, sizeof(cpath), "%s/tls.crt", dir);
+		snprintf(kpath, sizeof(kpath), "%s/tls.key", dir);
+		if (access(cpath, R_OK) || access(kpath, R_OK)) {
+			char host[256];
+
+			snprintf(host, sizeof(host), "meshvpn-%s", prog);
+			gethostname(host, sizeof(host) - 1);
+			rc = tls_selfsigned_create(cpath, kpath, host);
+			if (rc) {
+				fprintf(stderr, "%s: cannot create a self-signed certificate in %s: %s\n",
+					prog, dir, strerror(-rc));
+				return rc;
+			}
+			log_info("self-signed certificate created", "cert=%s", cpath);
+		}
+		cert = cpath;
+		key = kpath;
+	}
+	rc = tls_config_server_new(cert, key, out);
+	if (rc) {
+		fprintf(stderr, "%s: cannot load certificate %s / key %s: %s\n", prog, cert, key,
+			strerror(-rc));
+		return rc;
+	}
+	pin[0] = 0;
+	if (!tls_cert_pin(cert, pin)) {
+		printf("%s: certificate pin %s\n", prog, pin);
+		log_info("certificate", "pin=%s", pin);
+	}
+	return 0;
+}

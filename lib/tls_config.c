@@ -11,6 +11,7 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
+#include <sodium.h>
 
 #include "meshvpn/log.h"
 #include "tls_int.h"
@@ -28,6 +29,78 @@ static const int ciphersuites[] = {
 	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	0
 };
+
+/* With the offload, the suites libsodium protects go first so that our own peers (and
+ * stock ones, which let the server choose) land on one: AES-256-GCM where the CPU has
+ * AES-NI (libsodium has no other AES-GCM), then ChaCha20-Poly1305, then the rest as
+ * mbedtls protects them. */
+static const int ciphersuites_aesni[] = {
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	0
+};
+
+static const int ciphersuites_chacha[] = {
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	0
+};
+
+static int offload_wanted(void)
+{
+	const char *e = getenv("MESHVPN_TLS_OFFLOAD");
+
+	if (e && !strcmp(e, "0"))
+		return 0;
+	return sodium_init() >= 0;
+}
+
+static void suites_set(struct tls_config *cfg, const int *list)
+{
+	size_t n = 0;
+
+	for (; list[n] && n < TLS_SUITES_MAX; n++)
+		cfg->suites[n] = list[n];
+	cfg->suites[n] = 0;
+	mbedtls_ssl_conf_ciphersuites(&cfg->conf, cfg->suites);
+}
+
+int tls_config_set_ciphersuites(struct tls_config *cfg, const char *names)
+{
+	int list[TLS_SUITES_MAX + 1], id;
+	size_t n = 0, len;
+	char name[96];
+
+	if (!cfg || !names)
+		return -EINVAL;
+	while (*names) {
+		len = strcspn(names, ":, ");
+		if (len) {
+			if (len >= sizeof(name) || n == TLS_SUITES_MAX)
+				return -EINVAL;
+			memcpy(name, names, len);
+			name[len] = 0;
+			id = mbedtls_ssl_get_ciphersuite_id(name);
+			if (!id)
+				return -ENOENT;
+			list[n++] = id;
+		}
+		names += len + (names[len] != 0);
+	}
+	if (!n)
+		return -EINVAL;
+	list[n] = 0;
+	suites_set(cfg, list);
+	return 0;
+}
 
 void tls_config_ref(struct tls_config *cfg)
 {
@@ -74,8 +147,17 @@ static int config_new(int endpoint, struct tls_config **out)
 		return -ENOMEM;
 	mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 	mbedtls_ssl_conf_max_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_ciphersuites(&cfg->conf, ciphersuites);
+	cfg->offload = offload_wanted();
+	if (!cfg->offload)
+		suites_set(cfg, ciphersuites);
+	else
+		suites_set(cfg, crypto_aead_aes256gcm_is_available() ? ciphersuites_aesni :
+			   ciphersuites_chacha);
 	mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
+	/* After the handshake our records may not go through mbedtls: a second handshake
+	 * would be invisible to it, so none is allowed (the peer's is refused). */
+	mbedtls_ssl_conf_renegotiation(&cfg->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+	mbedtls_ssl_conf_export_keys_ext_cb(&cfg->conf, tls_export_keys, NULL);
 	return 0;
 }
 

@@ -95,7 +95,8 @@ static int parse_relays(const json_t *a, struct netmap *m)
 	json_array_foreach(a, i, v) {
 		if (json_copy_str(v, "name", r[i].name, sizeof(r[i].name), 1) ||
 		    json_copy_str(v, "url", r[i].url, sizeof(r[i].url), 1) ||
-		    json_copy_str(v, "pin", r[i].pin, sizeof(r[i].pin), 0))
+		    json_copy_str(v, "pin", r[i].pin, sizeof(r[i].pin), 0) ||
+		    json_copy_str(v, "stun", r[i].stun, sizeof(r[i].stun), 0))
 			return -EINVAL;
 	}
 	memcpy(m->relays, r, json_array_size(a) * sizeof(r[0]));

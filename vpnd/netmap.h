@@ -38,6 +38,7 @@ struct nm_relay {
 	char name[NM_NAME_LEN];
 	char url[256];
 	char pin[80];
+	char stun[COORD_STUN_TEXT_MAX];   /* "host:port" / "[v6]:port"; "" from an older coord */
 };
 
 struct nm_self {

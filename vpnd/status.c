@@ -1,6 +1,7 @@
 /* status.c - what `vpnctl status --json` shows (and --metrics reads): the node's own
- * state and, while running, every peer of the netmap with what WireGuard reports for it
- * (endpoint, last handshake, traffic). DESIGN.md, the CLI/JSON contract. */
+ * state (with the netmap's relays) and, while running, every peer of the netmap with
+ * what WireGuard reports for it (endpoint, last handshake, traffic). DESIGN.md, the
+ * CLI/JSON contract. */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,17 @@ static int cmp_wg_peer(const void *a, const void *b)
 {
 	return memcmp(((const struct wg_peer *)a)->public_key, ((const struct wg_peer *)b)->public_key,
 		      WG_KEY_LEN);
+}
+
+/* The relay map as the netmap gave it: where the node can be reached through, later. */
+static json_t *relays_json(const struct netmap *m)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; a && i < m->n_relays; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "name", m->relays[i].name,
+						   "url", m->relays[i].url, "stun", m->relays[i].stun));
+	return a;
 }
 
 json_t *vpnd_status_json(struct vpnd *d)
@@ -40,6 +52,8 @@ json_t *vpnd_status_json(struct vpnd *d)
 		json_object_set_new(self, "netmap_from_cache", json_boolean(d->nm_from_cache));
 	if (self && d->nm.have_full && d->nm.self.fqdn[0])
 		json_object_set_new(self, "fqdn", json_string(d->nm.self.fqdn));
+	if (self)
+		json_object_set_new(self, "relays", relays_json(&d->nm));
 	if (d->wg) {
 		rc = wg_get_device(d->wg, &dev);
 		if (rc)

@@ -33,6 +33,8 @@ enum node_status node_status_parse(const char *s);
 
 #define COORD_CHALLENGE_HEX 64
 #define COORD_TOKEN_MAX 96
+/* A relay map entry's "stun" with its NUL: "[" host (up to 255) "]:" port. */
+#define COORD_STUN_TEXT_MAX 264
 
 /* The bytes the machine key signs at registration: binds the server's one-time
  * challenge to every field that matters, so a captured request can be neither

@@ -21,4 +21,7 @@ int file_replace(const char *path, const struct iovec *iov, int iovcnt, mode_t m
  * ends); -EBUSY when another process holds it, else -errno. */
 int file_lock_dir(const char *dir, const char *name);
 
+/* A server holds a descriptor per client: allow as many as the system lets us. */
+void file_raise_nofile(void);
+
 #endif

@@ -122,6 +122,9 @@ struct http_url {
 	char path[256];      /* "/" when absent */
 };
 int http_url_parse(const char *s, struct http_url *u);
+/* The Host: value for u: "host" or "host:port" when the port is not the scheme's,
+ * IPv6 literals bracketed, "localhost" for unix. out: 300 bytes hold any. */
+void http_url_host_header(const struct http_url *u, char *out, size_t size);
 
 /* Blocking request on a private loop, for CLIs and tests. pin may be NULL (https:
  * then CA verification). *body_out is malloc'd and NUL-terminated. timeout_ms (0: none)

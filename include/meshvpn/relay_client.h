@@ -40,7 +40,9 @@ struct relay_client_opts {
 	const uint8_t *node_pub;   /* the node key pair (copied; the private key is wiped on free) */
 	const uint8_t *node_priv;
 	unsigned flags;            /* RELAY_HELLO_PREFERRED: this is our home relay */
-	int fast_start;            /* send the hello right after the request, not after the 101 */
+	int fast_start;            /* sends Relay-Fast-Start: the relay frames right after its
+				    * 101 (frames after the head are read in either case; the
+				    * hello waits for the relay's challenge) */
 	uint64_t backoff_min_ms;   /* 0: 500 ms */
 	uint64_t backoff_max_ms;   /* 0: 30 s */
 	uint64_t timeout_ms;       /* 0: RELAY_TIMEOUT_S; silence after which the connection is
@@ -56,7 +58,8 @@ int relay_client_new(uv_loop_t *loop, const struct relay_client_opts *opts,
 int relay_client_start(struct relay_client *rc);
 /* Closes the connection and stops retrying; no callback afterwards. */
 void relay_client_stop(struct relay_client *rc);
-/* Queues one packet (at most RELAY_MAX_PACKET bytes) for dst. 0; -ENOTCONN while not
+/* Queues one packet (at most RELAY_MAX_PACKET bytes) for dst; packets queued in one loop
+ * turn leave together (one write, one TLS record per 16 KiB). 0; -ENOTCONN while not
  * admitted; -ENOBUFS when max_pending bytes already wait (a slow relay: drop or retry);
  * -EMSGSIZE. */
 int relay_client_send(struct relay_client *rc, const uint8_t dst[KEY_LEN], const void *data,
@@ -66,6 +69,18 @@ int relay_client_connected(const struct relay_client *rc);
 size_t relay_client_pending(const struct relay_client *rc);
 /* The relay's key as its hello said (all zero before the first). */
 const uint8_t *relay_client_relay_key(const struct relay_client *rc);
+
+/* Counters since relay_client_new. */
+struct relay_client_stats {
+	uint64_t packets_sent, bytes_sent;         /* queued towards the relay */
+	uint64_t packets_dropped;                  /* refused by relay_client_send (-ENOBUFS,
+						    * or the connection was breaking) */
+	uint64_t packets_received, bytes_received;
+	uint64_t peer_gone;                        /* PEER_GONE for other keys */
+	uint64_t connects;                         /* times admitted */
+	uint64_t losses;                           /* connections or attempts that ended */
+};
+void relay_client_get_stats(const struct relay_client *rc, struct relay_client_stats *out);
 /* Stops, wipes the key and frees (handles close on the loop: run it afterwards). NULL ok. */
 void relay_client_free(struct relay_client *rc);
 

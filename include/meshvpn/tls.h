@@ -18,12 +18,22 @@ int tls_config_server_new(const char *cert_file, const char *key_file, struct tl
  * when given, else the CA bundle (NULL = /etc/ssl/certs/ca-certificates.crt) plus
  * host name verification. */
 int tls_config_client_new(const char *ca_file, const char *pin, struct tls_config **out);
+/* Offers only these suites (mbedtls names, "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384",
+ * separated by ':' or ','), in this order: -ENOENT for a name mbedtls does not know.
+ * Applies to connections started afterwards. For tests, benchmarks and interop. */
+int tls_config_set_ciphersuites(struct tls_config *cfg, const char *names);
 /* Connections hold a reference: the config may be freed while they still run. */
 void tls_config_free(struct tls_config *cfg);
 
 /* Creates an ECDSA P-256 key (0600) and a self-signed certificate for common_name,
  * valid ten years, written atomically. */
 int tls_selfsigned_create(const char *cert_path, const char *key_path, const char *common_name);
+/* A daemon's server TLS: cert and key as given, or DIR/tls.crt and DIR/tls.key, made
+ * self-signed on the first start (*self_signed set: the daemon reports the pin itself).
+ * Prints "PROG: certificate pin sha256:..." on stdout and fills pin; errors go to stderr
+ * with what to do. 0 or -errno. */
+int tls_server_setup(const char *prog, const char *dir, const char *cert, const char *key,
+		     struct tls_config **out, char pin[TLS_PIN_LEN], int *self_signed);
 /* The pin of a PEM certificate file. */
 int tls_cert_pin(const char *cert_path, char out[TLS_PIN_LEN]);
 /* Parses and checks "sha256:<64 hex>". */
@@ -48,6 +58,12 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 /* 1 when the handshake resumed a session, 0 after a full one, -EAGAIN before it
  * completed, -EINVAL for a conn that is not TLS. */
 int tls_conn_resumed(const struct conn *c);
+/* After the handshake: the negotiated suite (mbedtls' name), and in *offloaded (may be
+ * NULL) 1 when libsodium protects its records, 0 when mbedtls does. NULL before the
+ * handshake completed or for a conn that is not TLS.
+ * Records are offloaded for ECDHE AES-256-GCM (with AES-NI) and ChaCha20-Poly1305 unless
+ * MESHVPN_TLS_OFFLOAD=0 was set when the config was made. */
+const char *tls_conn_suite(const struct conn *c, int *offloaded);
 /* Forgets (and wipes) every cached client session. */
 void tls_session_cache_clear(void);
 

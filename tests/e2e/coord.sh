@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # coord.sh - end-to-end: a real coord process on loopback, real clients over TLS:
 # register with and without keys, approval pushed on the open stream, reject, delete,
-# expire, key reuse and replay refused, relays' admission stream, kill -9 + restart.
+# expire, key reuse and replay refused, several relays and their relay map (STUN
+# addresses), relays' admission stream, kill -9 + restart.
 # Usage: tests/e2e/coord.sh BUILD_DIR
 set -u
 BUILD=$(cd "${1:?usage: coord.sh BUILD_DIR}" && pwd)
@@ -131,6 +132,21 @@ RTOK=$(adm relays add fra https://relay.example.test:443 | tail -1)
 check "relays add prints the token alone on the last line" grep -q '^mvpn-relay-[0-9a-f]\{48\}$' <<<"$RTOK"
 check_fails "a relay with a bad URL is refused" adm relays add bad ftp://x
 check_within "nodes get the new relay map" 10 has a '"type":"relays"'
+check_within "the relay map's STUN address defaults to the URL's host, port 3478" 10 \
+	has a '"name":"fra","url":"https://relay.example.test:443","pin":"","stun":"relay.example.test:3478"'
+RTOK2=$(adm relays add ams https://relay2.example.test --stun 198.51.100.7:3479 | tail -1)
+check "relays add --stun prints a token too" grep -q '^mvpn-relay-[0-9a-f]\{48\}$' <<<"$RTOK2"
+check "relays add --stun with a host name and an IPv6 URL" adm relays add nyc "https://[2001:db8::5]:8443" --stun stun.example.test:3480
+check "relays add with an IPv6 URL and no --stun" adm relays add sin "https://[2001:db8::9]"
+check_fails "a bad --stun is refused" adm relays add bad https://bad.example.test --stun bad.example.test
+check_fails "a --stun with an unbracketed IPv6 address is refused" adm relays add bad https://bad.example.test --stun 2001:db8::1:3478
+check_within "the relay map carries an explicit STUN address" 10 has a '"name":"ams",[^}]*"stun":"198.51.100.7:3479"'
+check_within "the relay map brackets an IPv6 URL host" 10 has a '"name":"sin",[^}]*"stun":"\[2001:db8::9\]:3478"'
+check_within "every relay is in the last relay map, in order" 10 bash -c \
+	"grep '\"type\":\"relays\"' '$E2E_TMP/a.stream' | tail -1 | grep -q '\"name\":\"fra\".*\"name\":\"ams\".*\"name\":\"nyc\".*\"name\":\"sin\"'"
+check "relays list shows every relay with its STUN address" bash -c "'$COORD' relays list --state '$STATE' >'$E2E_TMP/relays.txt' && grep -q 'fra .*relay.example.test:3478' '$E2E_TMP/relays.txt' && grep -q 'ams .*198.51.100.7:3479' '$E2E_TMP/relays.txt' && grep -q 'nyc .*stun.example.test:3480' '$E2E_TMP/relays.txt' && grep -q 'sin .*\[2001:db8::9\]:3478' '$E2E_TMP/relays.txt' && test \$(grep -c example.test '$E2E_TMP/relays.txt') = 3"
+check "relays list --json has stun" bash -c "'$COORD' relays list --json --state '$STATE' | grep -q '\"stun\": \"198.51.100.7:3479\"'"
+check "a node's netmap from the admin API lists the relays with stun" bash -c "'$COORD' nodes netmap alpha --state '$STATE' | grep -q '\"stun\": \"stun.example.test:3480\"'"
 if command -v curl >/dev/null; then
 	curl -sk -N -H "Authorization: Bearer $RTOK" "$URL/v1/relay/stream" >"$E2E_TMP/relay.stream" 2>/dev/null &
 	track $!
@@ -144,6 +160,11 @@ if command -v curl >/dev/null; then
 	check "an unknown relay token is refused" bash -c "curl -sk -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer mvpn-relay-00' '$URL/v1/relay/stream' | grep -q 401"
 	check "the relay reports its pin" bash -c "curl -sk -X POST -H 'Authorization: Bearer $RTOK' -d '{\"pin\":\"$PIN\"}' '$URL/v1/relay/pin' | grep -q ok"
 	check "relays list shows the pin" bash -c "'$COORD' relays list --state '$STATE' | grep fra | grep -q sha256"
+	check "the relay reports its STUN port with its pin" bash -c "curl -sk -X POST -H 'Authorization: Bearer $RTOK' -d '{\"pin\":\"$PIN\",\"stun_port\":3490}' '$URL/v1/relay/pin' | grep -q ok"
+	check_within "a reported STUN port moves the derived address" 10 has a '"name":"fra",[^}]*"stun":"relay.example.test:3490"'
+	check "a relay with --stun reports a port too" bash -c "curl -sk -X POST -H 'Authorization: Bearer $RTOK2' -d '{\"pin\":\"$PIN\",\"stun_port\":3491}' '$URL/v1/relay/pin' | grep -q ok"
+	check "... and its explicit --stun stays" bash -c "'$COORD' relays list --state '$STATE' | grep ams | grep -q '198.51.100.7:3479'"
+	check "a bad stun_port gets 400" bash -c "curl -sk -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer $RTOK' -d '{\"pin\":\"$PIN\",\"stun_port\":70000}' '$URL/v1/relay/pin' | grep -q 400"
 
 	# --- hostile input ---
 	check "malformed JSON gets 400" bash -c "curl -sk -o /dev/null -w '%{http_code}' -X POST -d '{not json' '$URL/v1/register' | grep -q 400"
@@ -183,6 +204,7 @@ check "coord restarts on the same state dir" start_coord
 adm nodes list --json >"$E2E_TMP/after.json"
 strip() { grep -E '"(name|id|ips|state)"|100\.|fd' "$1" | grep -v online; }
 check "every node, name, address and state survives kill -9" diff <(strip "$E2E_TMP/before.json") <(strip "$E2E_TMP/after.json")
+check "relays and their STUN addresses survive kill -9" bash -c "'$COORD' relays list --state '$STATE' | grep ams | grep -q '198.51.100.7:3479'"
 check "auth keys survive (the used one stays used)" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/x2 --hostname x2 --auth-key $KEY1 | grep -q 'already used'"
 stop_stream a
 stream a

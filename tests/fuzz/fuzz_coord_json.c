@@ -1,6 +1,6 @@
 /* fuzz_coord_json.c - every JSON message coord accepts from a node or relay, through the
- * same code the API runs: registration, endpoint posts, relay pins, renames. The first
- * byte picks the message; the rest is the body. */
+ * same code the API runs: registration, endpoint posts, relay pins and STUN addresses,
+ * renames. The first byte picks the message; the rest is the body. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +58,7 @@ static int init(void)
 	json_decref(body);
 	json_decref(ans);
 	victim = coord_node_find(&co, "victim");
-	if (coord_relay_add(&co, "r", "https://relay.test", tok, sizeof(tok), err, sizeof(err)))
+	if (coord_relay_add(&co, "r", "https://relay.test", NULL, tok, sizeof(tok), err, sizeof(err)))
 		abort();
 	relay = coord_relay_by_token(&co, tok);
 	return 0;
@@ -67,7 +67,7 @@ static int init(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
-	char err[200];
+	char err[200], tok[COORD_TOKEN_MAX];
 	json_t *msg, *ans = NULL;
 	const char *s;
 
@@ -100,8 +100,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		coord_node_set_endpoints(&co, victim, msg, err, sizeof(err));
 		break;
 	case 2:
-		if (json_get_str(msg, "pin", &s) == 0)
-			coord_relay_set_pin(&co, relay, s);
+		coord_relay_report(&co, relay, msg, err, sizeof(err));
+		/* An admin's relay with a STUN address: the relay map must stay bounded. */
+		if (json_get_str(msg, "stun", &s) == 0 &&
+		    coord_relay_add(&co, "s", "https://[2001:db8::1]:8443", s, tok, sizeof(tok), err,
+				    sizeof(err)) == 0) {
+			json_decref(netmap_relays_json(&co));
+			coord_relay_remove(&co, "s");
+		}
 		break;
 	case 3:
 		if (json_get_str(msg, "name", &s) == 0 &&

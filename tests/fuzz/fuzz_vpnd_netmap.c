@@ -1,8 +1,9 @@
 /* fuzz_vpnd_netmap.c - vpnd's netmap ingestion (vpnd/netmap.c) on arbitrary streams: the
  * input is split at '\n' into lines applied in order to one map, as coord's chunked
  * stream would deliver them. After every line the map must be well-formed (peers sorted
- * by unique positive ids, counts and strings in bounds), a refused line must leave it
- * exactly as it was, and a change must point into the map. */
+ * by unique positive ids, counts and strings in bounds, relay names, URLs, pins and
+ * STUN addresses too), a refused line must leave it exactly as it was, and a change must
+ * point into the map. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,8 +46,12 @@ static void check_map(const struct netmap *m)
 		if (netmap_find_id(m, p->id) != p)
 			abort();
 	}
-	for (int r = 0; r < m->n_relays; r++)
+	for (int r = 0; r < m->n_relays; r++) {
+		check_str(m->relays[r].name, sizeof(m->relays[r].name));
 		check_str(m->relays[r].url, sizeof(m->relays[r].url));
+		check_str(m->relays[r].pin, sizeof(m->relays[r].pin));
+		check_str(m->relays[r].stun, sizeof(m->relays[r].stun));
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -63,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct nm_peer *before = NULL;
 		size_t n_before = m.n_peers;
 		struct nm_self self_before = m.self;
+		struct nm_relay relays_before[NM_MAX_RELAYS];
 		int had_full = m.have_full, n_relays = m.n_relays, rc;
 
 		if (n_before) {
@@ -71,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			memcpy(before, m.peers, n_before * sizeof(*before));
 		}
+		memcpy(relays_before, m.relays, sizeof(relays_before));
 		rc = netmap_apply_line(&m, p, len, &chg);
 		if (rc) {
 			if (rc != -EINVAL && rc != -EPROTO && rc != -ENOMEM && rc != -E2BIG)
@@ -80,6 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* Refused: nothing moved. */
 			if (m.n_peers != n_before || m.have_full != had_full || m.n_relays != n_relays ||
 			    memcmp(&m.self, &self_before, sizeof(self_before)) ||
+			    memcmp(m.relays, relays_before, sizeof(relays_before)) ||
 			    (n_before && memcmp(m.peers, before, n_before * sizeof(*before))) ||
 			    chg.old_peers)
 				abort();

@@ -1,6 +1,6 @@
 /* test_coord.c - unit tests for coord's model: IP allocation, names,
- * registration (auth keys, challenges, signatures), approval, expiry, deletion, and
- * that everything survives a reopen of the store. Netmap streams are covered end to
+ * registration (auth keys, challenges, signatures), approval, expiry, deletion, relays
+ * and their STUN addresses, and that everything survives a reopen of the store. Netmap streams are covered end to
  * end in tests/e2e/coord.sh; the key map has test_keymap.c. */
 #include <errno.h>
 #include <setjmp.h>
@@ -458,16 +458,88 @@ static void test_coord_relay_tokens(void **state)
 	struct fixture *f = *state;
 	char tok[COORD_TOKEN_MAX], err[200];
 
-	assert_int_equal(coord_relay_add(&f->co, "fra", "https://relay.example.test", tok, sizeof(tok),
-					 err, sizeof(err)), 0);
+	assert_int_equal(coord_relay_add(&f->co, "fra", "https://relay.example.test", NULL, tok,
+					 sizeof(tok), err, sizeof(err)), 0);
 	assert_non_null(coord_relay_by_token(&f->co, tok));
 	assert_null(coord_relay_by_token(&f->co, "mvpn-relay-00"));
-	assert_int_equal(coord_relay_add(&f->co, "fra", "https://x.test", tok, sizeof(tok), err,
-					 sizeof(err)), -EEXIST);
-	assert_int_equal(coord_relay_add(&f->co, "Bad Name", "https://x.test", tok, sizeof(tok), err,
-					 sizeof(err)), -EINVAL);
+	assert_int_equal(coord_relay_add(&f->co, "fra", "https://x.test", NULL, tok, sizeof(tok),
+					 err, sizeof(err)), -EEXIST);
+	assert_int_equal(coord_relay_add(&f->co, "Bad Name", "https://x.test", NULL, tok,
+					 sizeof(tok), err, sizeof(err)), -EINVAL);
 	assert_int_equal(coord_relay_remove(&f->co, "fra"), 0);
 	assert_int_equal(coord_relay_remove(&f->co, "fra"), -ENOENT);
+}
+
+/* The relay map entry i's "stun". */
+static const char *map_stun(struct fixture *f, size_t i, char *out, size_t size)
+{
+	json_t *a = netmap_relays_json(&f->co);
+
+	snprintf(out, size, "%s", json_string_value(json_object_get(json_array_get(a, i), "stun")));
+	json_decref(a);
+	return out;
+}
+
+static void test_coord_relay_stun(void **state)
+{
+	struct fixture *f = *state;
+	char tok[COORD_TOKEN_MAX], err[200], stun[COORD_STUN_TEXT_MAX];
+	static const char pin[] = "sha256:00000000000000000000000000000000"
+				  "00000000000000000000000000000000";
+	static const char *const bad[] = { "relay.test", "relay.test:0", ":3478", "2001:db8::1:3478",
+					   "[relay.test]:3478", "[fe80::1%eth0]:3478",
+					   "relay test:3478", "relay.test:65536", "relay/x:1" };
+	json_t *b;
+
+	assert_int_equal(coord_relay_add(&f->co, "fra", "https://relay.example.test:8443", NULL,
+					 tok, sizeof(tok), err, sizeof(err)), 0);
+	assert_string_equal(map_stun(f, 0, stun, sizeof(stun)), "relay.example.test:3478");
+	assert_int_equal(coord_relay_add(&f->co, "ams", "https://[2001:db8::5]", "", tok,
+					 sizeof(tok), err, sizeof(err)), 0);
+	assert_string_equal(map_stun(f, 1, stun, sizeof(stun)), "[2001:db8::5]:3478");
+	assert_int_equal(coord_relay_add(&f->co, "nyc", "https://nyc.example.test",
+					 "stun.example.test:3479", tok, sizeof(tok), err,
+					 sizeof(err)), 0);
+	assert_string_equal(map_stun(f, 2, stun, sizeof(stun)), "stun.example.test:3479");
+	assert_int_equal(coord_relay_add(&f->co, "sin", "https://sin.example.test",
+					 "[2001:db8::9]:3478", tok, sizeof(tok), err, sizeof(err)), 0);
+	assert_string_equal(map_stun(f, 3, stun, sizeof(stun)), "[2001:db8::9]:3478");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(coord_relay_add(&f->co, "bad", "https://bad.test", bad[i], tok,
+						 sizeof(tok), err, sizeof(err)), -EINVAL);
+	assert_null(coord_relay_by_token(&f->co, "mvpn-relay-00"));
+
+	/* A relay reporting its STUN port moves a derived address, not an explicit one. */
+	b = json_pack("{s:s, s:i}", "pin", pin, "stun_port", 3480);
+	assert_int_equal(coord_relay_report(&f->co, f->co.relays, b, err, sizeof(err)), 0);
+	assert_int_equal(coord_relay_report(&f->co, f->co.relays->next->next, b, err, sizeof(err)), 0);
+	json_decref(b);
+	assert_string_equal(map_stun(f, 0, stun, sizeof(stun)), "relay.example.test:3480");
+	assert_string_equal(f->co.relays->rec.pin, pin);
+	assert_string_equal(map_stun(f, 2, stun, sizeof(stun)), "stun.example.test:3479");
+	/* A pin alone keeps the port it reported. */
+	b = json_pack("{s:s}", "pin", pin);
+	assert_int_equal(coord_relay_report(&f->co, f->co.relays, b, err, sizeof(err)), 0);
+	json_decref(b);
+	assert_string_equal(map_stun(f, 0, stun, sizeof(stun)), "relay.example.test:3480");
+	b = json_pack("{s:s, s:i}", "pin", pin, "stun_port", 0);
+	assert_int_equal(coord_relay_report(&f->co, f->co.relays, b, err, sizeof(err)), -EINVAL);
+	json_decref(b);
+	b = json_pack("{s:s, s:s}", "pin", pin, "stun_port", "3478");
+	assert_int_equal(coord_relay_report(&f->co, f->co.relays, b, err, sizeof(err)), -EINVAL);
+	json_decref(b);
+	b = json_pack("{s:s, s:i}", "pin", "nope", "stun_port", 3481);
+	assert_int_equal(coord_relay_report(&f->co, f->co.relays, b, err, sizeof(err)), -EINVAL);
+	json_decref(b);
+	assert_string_equal(map_stun(f, 0, stun, sizeof(stun)), "relay.example.test:3480");
+
+	/* All of it is the store's: a reopened coord sends the same relay map. */
+	coord_close(&f->co);
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), 0);
+	assert_string_equal(map_stun(f, 0, stun, sizeof(stun)), "relay.example.test:3480");
+	assert_string_equal(map_stun(f, 1, stun, sizeof(stun)), "[2001:db8::5]:3478");
+	assert_string_equal(map_stun(f, 2, stun, sizeof(stun)), "stun.example.test:3479");
+	assert_string_equal(f->co.relays->rec.pin, pin);
 }
 
 int main(void)
@@ -488,6 +560,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_coord_state_survives_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_ephemeral_removed_by_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_relay_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_relay_stun, setup, teardown),
 	};
 
 	keys_init();

@@ -1,7 +1,7 @@
 /* test_store.c - unit tests for coord's SQLite store: the file it creates (0600, WAL,
  * schema version), exact round trips across a reopen, ids, unique columns, transactions,
- * newer schemas, corrupt rows and pages, files that are not databases, and what survives
- * a process that dies without store_close. */
+ * migration of an older file, newer schemas, corrupt rows and pages, files that are not
+ * databases, and what survives a process that dies without store_close. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -181,8 +181,12 @@ static void fill_relay(struct relay_rec *r, int i)
 	fill_text(r->name, sizeof(r->name), "relay", i);
 	fill_text(r->url, sizeof(r->url), "https://relay.example.test/", i);
 	fill_bytes(r->token_hash, HASH_LEN, 200 + i);
-	if (i & 1)   /* "" until the relay reports its pin */
+	if (i & 1) {   /* "" until the relay reports its pin (and 0 until its STUN port) */
 		fill_text(r->pin, sizeof(r->pin), "sha256/", i);
+		r->stun_port = 65535 - i;
+	} else {       /* "" when the relay map derives it from the URL */
+		fill_text(r->stun, sizeof(r->stun), "[2001:db8::", i);
+	}
 	r->created = 1700000000 + i;
 }
 
@@ -239,6 +243,8 @@ static void assert_relay_equal(const struct relay_rec *a, const struct relay_rec
 	assert_memory_equal(a->token_hash, b->token_hash, HASH_LEN);
 	assert_string_equal(a->pin, b->pin);
 	assert_int_equal(a->created, b->created);
+	assert_string_equal(a->stun, b->stun);
+	assert_int_equal(a->stun_port, b->stun_port);
 }
 
 /* --- foreach into struct rows, one table at a time --- */
@@ -428,7 +434,7 @@ static void test_store_open_creates_private_wal_file(void **state)
 	side_path(f, "-shm", p);
 	assert_mode(p, 0600);
 	v = store_schema_version(f->st);
-	assert_int_equal(v, 1);   /* one migration so far; bump with the next */
+	assert_int_equal(v, 2);   /* two migrations so far; bump with the next */
 	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v);
 	close_store(f);
 	/* WAL is persistent: the header says so to any later reader. */
@@ -559,7 +565,7 @@ static void test_store_update_round_trips(void **state)
 	fill_node(&n, 5);
 	n.id = add_row(f->st, T_NODES, 0);
 	assert_int_equal(store_node_update(f->st, &n), 0);
-	/* Keys change uses, revocation and expiry; relays their name, url and pin. */
+	/* Keys change uses, revocation and expiry; relays their name, url, pin and STUN. */
 	fill_authkey(&ak, 0);
 	ak.id = add_row(f->st, T_AUTHKEYS, 0);
 	ak.uses = 41;
@@ -576,6 +582,8 @@ static void test_store_update_round_trips(void **state)
 	snprintf(rl.name, sizeof(rl.name), "fra");
 	snprintf(rl.url, sizeof(rl.url), "https://fra.example.test");
 	snprintf(rl.pin, sizeof(rl.pin), "sha256/abc");
+	snprintf(rl.stun, sizeof(rl.stun), "stun.example.test:3479");
+	rl.stun_port = 3480;
 	assert_int_equal(store_relay_update(f->st, &rl), 0);
 	reopen(f);
 
@@ -764,6 +772,71 @@ static void test_store_newer_schema_refused(void **state)
 	assert_int_equal(count(f->st, T_NODES), 1);
 }
 
+/* The schema as version 1 wrote it (a frozen copy: the store's own may only grow). */
+static const char v1_schema[] =
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE nodes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+	" hostname TEXT NOT NULL, os TEXT NOT NULL, node_key BLOB NOT NULL UNIQUE,"
+	" disco_key BLOB NOT NULL, machine_key BLOB NOT NULL UNIQUE, token_hash BLOB NOT NULL,"
+	" ipv4 INTEGER NOT NULL UNIQUE, ipv6 BLOB NOT NULL UNIQUE, state INTEGER NOT NULL,"
+	" ephemeral INTEGER NOT NULL, tags TEXT NOT NULL, auth_key_id INTEGER NOT NULL,"
+	" created INTEGER NOT NULL, key_expiry INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+	"CREATE TABLE authkeys (id INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE,"
+	" prefix TEXT NOT NULL, reusable INTEGER NOT NULL, ephemeral INTEGER NOT NULL,"
+	" tags TEXT NOT NULL, created INTEGER NOT NULL, expiry INTEGER NOT NULL,"
+	" uses INTEGER NOT NULL, revoked INTEGER NOT NULL);"
+	"CREATE TABLE apikeys (id INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE,"
+	" prefix TEXT NOT NULL, created INTEGER NOT NULL, expiry INTEGER NOT NULL,"
+	" revoked INTEGER NOT NULL);"
+	"CREATE TABLE relays (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+	" url TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, pin TEXT NOT NULL,"
+	" created INTEGER NOT NULL);"
+	"INSERT INTO relays(name, url, token_hash, pin, created) VALUES('fra',"
+	" 'https://fra.example.test', zeroblob(32), 'sha256:ab', 1700000000);"
+	"PRAGMA user_version=1;";
+
+static void test_store_migrates_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct rows r = { 0 };
+	struct relay_rec rl;
+	char p[PATH_MAX_LEN];
+
+	close_store(f);
+	unlink(f->path);
+	side_path(f, "-wal", p);
+	unlink(p);
+	side_path(f, "-shm", p);
+	unlink(p);
+	raw_exec(f->path, v1_schema);
+	assert_int_equal(store_open(f->path, &f->st), 0);
+	assert_int_equal(store_schema_version(f->st), 2);
+	/* The old relay keeps everything and has no STUN address or port of its own yet. */
+	assert_int_equal(list(f->st, T_RELAYS, &r), 0);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.relays[0].name, "fra");
+	assert_string_equal(r.relays[0].url, "https://fra.example.test");
+	assert_string_equal(r.relays[0].pin, "sha256:ab");
+	assert_int_equal(r.relays[0].created, 1700000000);
+	assert_string_equal(r.relays[0].stun, "");
+	assert_int_equal(r.relays[0].stun_port, 0);
+	/* The new columns are written and read like the old ones. */
+	rl = r.relays[0];
+	snprintf(rl.stun, sizeof(rl.stun), "[2001:db8::7]:3479");
+	rl.stun_port = 3480;
+	assert_int_equal(store_relay_update(f->st, &rl), 0);
+	add_row(f->st, T_RELAYS, 1);
+	reopen(f);
+	assert_int_equal(store_schema_version(f->st), 2);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(list(f->st, T_RELAYS, &r), 0);
+	assert_int_equal(r.n, 2);
+	assert_relay_equal(&r.relays[0], &rl);
+	assert_int_equal(count(f->st, T_NODES), 0);
+	add_row(f->st, T_NODES, 0);
+	assert_int_equal(count(f->st, T_NODES), 1);
+}
+
 /* Runs table t's foreach expecting -EIO and a log line holding each of want[]. */
 static void assert_foreach_eio(struct store *st, enum table t, const char *const want[])
 {
@@ -796,6 +869,7 @@ static void test_store_corrupt_blob_is_eio(void **state)
 		{ T_AUTHKEYS, "authkeys", "UPDATE authkeys SET hash=x'' WHERE id=2" },
 		{ T_APIKEYS, "apikeys", "UPDATE apikeys SET hash=zeroblob(31) WHERE id=2" },
 		{ T_RELAYS, "relays", "UPDATE relays SET token_hash=zeroblob(33) WHERE id=2" },
+		{ T_RELAYS, "relays", "UPDATE relays SET stun_port=65536 WHERE id=2" },
 	};
 	char table[32];
 	const char *want[] = { "corrupt row", table, "id=2", NULL };
@@ -977,6 +1051,7 @@ int main(void)
 		STORE_TEST(test_store_key_and_relay_unique_columns),
 		STORE_TEST(test_store_rollback_leaves_nothing),
 		STORE_TEST(test_store_commit_persists),
+		STORE_TEST(test_store_migrates_v1),
 		STORE_TEST(test_store_newer_schema_refused),
 		STORE_TEST(test_store_corrupt_blob_is_eio),
 		STORE_TEST(test_store_corrupt_page_is_eio),

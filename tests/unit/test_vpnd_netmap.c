@@ -257,6 +257,31 @@ static void test_vpnd_netmap_full_then_deltas(void **state)
 		 NM_RELAYS);
 	assert_int_equal(m.n_relays, 2);
 	assert_string_equal(m.relays[1].url, "https://r2");
+	assert_string_equal(m.relays[1].stun, "");   /* absent: a coord from before STUN */
+	apply_ok(&m, "{\"type\":\"relays\",\"relays\":[{\"id\":1,\"name\":\"fra\",\"url\":\"https://r1\","
+		 "\"pin\":\"\",\"stun\":\"r1:3478\"},{\"id\":2,\"name\":\"nyc\",\"url\":"
+		 "\"https://[2001:db8::2]\",\"pin\":\"\",\"stun\":\"[2001:db8::2]:3479\"}]}", NM_RELAYS);
+	assert_int_equal(m.n_relays, 2);
+	assert_string_equal(m.relays[0].stun, "r1:3478");
+	assert_string_equal(m.relays[1].stun, "[2001:db8::2]:3479");
+	{
+		/* The longest "stun" coord sends fits; one more byte is a malformed line. */
+		char host[COORD_STUN_TEXT_MAX], big[COORD_STUN_TEXT_MAX + 200];
+		struct nm_relay before;
+
+		memset(host, 'h', COORD_STUN_TEXT_MAX - 9);
+		host[COORD_STUN_TEXT_MAX - 9] = 0;   /* with ":65535" and brackets: the limit - 1 */
+		snprintf(big, sizeof(big), "{\"type\":\"relays\",\"relays\":[{\"name\":\"fra\","
+			 "\"url\":\"https://r1\",\"stun\":\"[%s]:65535\"}]}", host);
+		apply_ok(&m, big, NM_RELAYS);
+		assert_int_equal(strlen(m.relays[0].stun), COORD_STUN_TEXT_MAX - 1);
+		before = m.relays[0];
+		snprintf(big, sizeof(big), "{\"type\":\"relays\",\"relays\":[{\"name\":\"fra\","
+			 "\"url\":\"https://r1\",\"stun\":\"[%sh]:65535\"}]}", host);
+		assert_int_equal(apply(&m, big, &c), -EINVAL);
+		assert_int_equal(m.n_relays, 1);
+		assert_memory_equal(&m.relays[0], &before, sizeof(before));
+	}
 
 	/* keepalive */
 	apply_ok(&m, "{\"type\":\"keepalive\"}", NM_KEEPALIVE);
@@ -450,6 +475,8 @@ static void test_vpnd_netmap_malformed_lines(void **state)
 		"{\"type\":\"online\",\"id\":2,\"online\":true,\"last_seen\":\"x\"}",
 		"{\"type\":\"relays\"}",
 		"{\"type\":\"relays\",\"relays\":[{\"name\":\"x\"}]}",
+		"{\"type\":\"relays\",\"relays\":[{\"name\":\"x\",\"url\":\"https://x\",\"stun\":3478}]}",
+		"{\"type\":\"relays\",\"relays\":[{\"name\":\"x\",\"url\":\"https://x\",\"stun\":[\"x:1\"]}]}",
 		"{\"type\":\"gone\",\"reason\":5}",
 		"{\"type\":\"keepalive\",\"type\":\"full\"}",
 		"{\"type\":\"keep\\u0000alive\"}",
