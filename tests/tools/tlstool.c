@@ -423,7 +423,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	uv_loop_t loop;
-	int r;
+	int r = -EINVAL;
 
 	if (argc < 2 || sodium_init() < 0)
 		usage();
