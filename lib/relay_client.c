@@ -22,7 +22,6 @@
 #define DEFAULT_BACKOFF_MAX_MS 30000
 #define DEFAULT_MAX_PENDING ((size_t)4 << 20)
 #define PACKET_HDR (RELAY_HDR_LEN + KEY_LEN)
-#define CORK_MAX 16384                   /* one TLS record's plaintext */
 
 /* Where a connection is; what the relay may send depends on it. */
 enum phase {
@@ -55,10 +54,6 @@ struct relay_client {
 	size_t head_len;
 	struct relay_reader rd;
 	uv_timer_t retry, tick;
-	uv_prepare_t flush;                  /* writes the cork before the loop waits */
-	uint8_t *cork;                       /* frames gathered into one write (and one TLS
-					      * record) per loop turn; CORK_MAX, once admitted */
-	size_t cork_len;
 	int open_handles;
 	uint64_t backoff_ms, last_rx_ms, last_tx_ms, keepalive_ms;
 	uint64_t restart_in_ms;              /* the relay's RESTARTING: the next retry */
@@ -71,7 +66,6 @@ static _Thread_local uint8_t send_buf[RELAY_HDR_LEN + RELAY_MAX_PAYLOAD];
 
 static void rc_schedule(struct relay_client *rc);
 static void tick_arm(struct relay_client *rc);
-static int cork_flush(struct relay_client *rc);
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -93,12 +87,9 @@ static void rc_drop(struct relay_client *rc)
 		rc->attempt = NULL;
 	}
 	if (rc->c) {
-		cork_flush(rc);   /* what was sent goes out before the close */
-		conn_close(rc->c);
+		conn_close(rc->c);   /* what was sent is still flushed */
 		rc->c = NULL;
 	}
-	rc->cork_len = 0;
-	uv_prepare_stop(&rc->flush);
 	free(rc->head);
 	rc->head = NULL;
 	rc->head_len = 0;
@@ -136,52 +127,20 @@ static void rc_lost(struct relay_client *rc, int err)
 		rc_schedule(rc);
 }
 
-static int cork_flush(struct relay_client *rc)
-{
-	int r = 0;
-
-	if (rc->cork_len && rc->c)
-		r = conn_write(rc->c, rc->cork, rc->cork_len);
-	rc->cork_len = 0;
-	uv_prepare_stop(&rc->flush);
-	return r;
-}
-
-static void on_flush(uv_prepare_t *h)
-{
-	struct relay_client *rc = h->data;
-
-	if (cork_flush(rc))
-		rc_lost(rc, -EPIPE);
-}
-
-/* Writes a frame in one or two parts. Once admitted, small frames gather in the cork:
- * a 1280-byte packet per TLS record (and per write(2)) would cost several times the
- * CPU of records that carry a dozen. */
+/* Writes a frame of one or two parts as one write. Small frames need no gathering here:
+ * lib/tls corks what one loop turn writes into full records (a 1280-byte packet per
+ * record and per write(2) would cost several times the CPU). */
 static int write_parts(struct relay_client *rc, const void *a, size_t alen, const void *b,
 		       size_t blen)
 {
-	size_t n = alen + blen;
 	int r;
 
-	if (rc->cork && n > CORK_MAX - rc->cork_len && (r = cork_flush(rc)))
-		return r;
-	if (!rc->cork || n > CORK_MAX) {
-		if (b && blen) {
-			memmove(send_buf, a, alen);
-			memcpy(send_buf + alen, b, blen);
-			a = send_buf;
-		}
-		r = conn_write(rc->c, a, n);
-	} else {
-		memcpy(rc->cork + rc->cork_len, a, alen);
-		if (blen)
-			memcpy(rc->cork + rc->cork_len + alen, b, blen);
-		if (!rc->cork_len)
-			uv_prepare_start(&rc->flush, on_flush);
-		rc->cork_len += n;
-		r = 0;
+	if (b && blen) {
+		memmove(send_buf, a, alen);
+		memcpy(send_buf + alen, b, blen);
+		a = send_buf;
 	}
+	r = conn_write(rc->c, a, alen + blen);
 	if (!r)
 		rc->last_tx_ms = uv_now(rc->loop);
 	return r;
@@ -223,8 +182,6 @@ static void on_server_info(struct relay_client *rc, const struct relay_frame *f)
 	uint64_t ka = ((uint64_t)f->payload[1] << 8 | f->payload[2]) * 1000;
 
 	rc->ph = PH_UP;
-	if (!rc->cork)
-		rc->cork = malloc(CORK_MAX);   /* without it frames go out one by one */
 	rc->backoff_ms = rc->o.backoff_min_ms;
 	rc->restart_pending = 0;
 	rc->keepalive_ms = rc->o.timeout_ms / 3;
@@ -584,8 +541,6 @@ int relay_client_new(uv_loop_t *loop, const struct relay_client_opts *opts,
 	rc->arg = arg;
 	uv_timer_init(loop, &rc->retry);
 	uv_timer_init(loop, &rc->tick);
-	uv_prepare_init(loop, &rc->flush);
-	rc->flush.data = rc;
 	rc->retry.data = rc;
 	rc->tick.data = rc;
 	*out = rc;
@@ -626,7 +581,7 @@ int relay_client_send(struct relay_client *rc, const uint8_t dst[KEY_LEN], const
 		return -EMSGSIZE;
 	if (rc->ph != PH_UP)
 		return -ENOTCONN;
-	if (conn_pending(rc->c) + rc->cork_len > rc->o.max_pending) {
+	if (conn_pending(rc->c) > rc->o.max_pending) {
 		rc->st.packets_dropped++;
 		return -ENOBUFS;
 	}
@@ -649,7 +604,7 @@ int relay_client_connected(const struct relay_client *rc)
 
 size_t relay_client_pending(const struct relay_client *rc)
 {
-	return rc->c ? conn_pending(rc->c) + rc->cork_len : 0;
+	return rc->c ? conn_pending(rc->c) : 0;
 }
 
 const uint8_t *relay_client_relay_key(const struct relay_client *rc)
@@ -680,10 +635,7 @@ void relay_client_free(struct relay_client *rc)
 	rc->tls = NULL;
 	relay_reader_free(&rc->rd);
 	sodium_memzero(rc->node_priv, sizeof(rc->node_priv));
-	free(rc->cork);
-	rc->cork = NULL;
-	rc->open_handles = 3;
-	uv_close((uv_handle_t *)&rc->flush, on_handle_closed);
+	rc->open_handles = 2;
 	uv_close((uv_handle_t *)&rc->retry, on_handle_closed);
 	uv_close((uv_handle_t *)&rc->tick, on_handle_closed);
 }
