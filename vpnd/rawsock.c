@@ -375,7 +375,7 @@ static int side_open(struct rawsock *rs, struct rawsock_side *s, int family)
 	if (setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)))
 		goto err_errno;
 	/* IPv6 makes the UDP checksum mandatory: the kernel computes it at offset 6 on send
-	 * (and drops received datagrams whose checksum is wrong). */
+	 * (and, RFC 3542 3.1, discards received datagrams whose checksum is wrong). */
 	if (family == AF_INET6) {
 		if (setsockopt(s->fd, IPPROTO_IPV6, IPV6_CHECKSUM, &off, sizeof(off)))
 			goto err_errno;
