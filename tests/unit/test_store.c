@@ -772,15 +772,19 @@ static void test_store_newer_schema_refused(void **state)
 	assert_int_equal(count(f->st, T_NODES), 1);
 }
 
+/* The nodes table of versions 1 and 2 (names and addresses NOT NULL). */
+#define V1_NODES_TABLE \
+	"CREATE TABLE nodes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE," \
+	" hostname TEXT NOT NULL, os TEXT NOT NULL, node_key BLOB NOT NULL UNIQUE," \
+	" disco_key BLOB NOT NULL, machine_key BLOB NOT NULL UNIQUE, token_hash BLOB NOT NULL," \
+	" ipv4 INTEGER NOT NULL UNIQUE, ipv6 BLOB NOT NULL UNIQUE, state INTEGER NOT NULL," \
+	" ephemeral INTEGER NOT NULL, tags TEXT NOT NULL, auth_key_id INTEGER NOT NULL," \
+	" created INTEGER NOT NULL, key_expiry INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+
 /* The schema as version 1 wrote it (a frozen copy: the store's own may only grow). */
 static const char v1_schema[] =
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-	"CREATE TABLE nodes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
-	" hostname TEXT NOT NULL, os TEXT NOT NULL, node_key BLOB NOT NULL UNIQUE,"
-	" disco_key BLOB NOT NULL, machine_key BLOB NOT NULL UNIQUE, token_hash BLOB NOT NULL,"
-	" ipv4 INTEGER NOT NULL UNIQUE, ipv6 BLOB NOT NULL UNIQUE, state INTEGER NOT NULL,"
-	" ephemeral INTEGER NOT NULL, tags TEXT NOT NULL, auth_key_id INTEGER NOT NULL,"
-	" created INTEGER NOT NULL, key_expiry INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+	V1_NODES_TABLE
 	"CREATE TABLE authkeys (id INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE,"
 	" prefix TEXT NOT NULL, reusable INTEGER NOT NULL, ephemeral INTEGER NOT NULL,"
 	" tags TEXT NOT NULL, created INTEGER NOT NULL, expiry INTEGER NOT NULL,"
@@ -894,12 +898,7 @@ static void test_store_migrates_v2_keeps_ids(void **state)
 	close_store(f);
 	/* Back to the version 2 table, as an older coord left it. */
 	raw_exec(f->path, "CREATE TABLE old AS SELECT * FROM nodes; DROP TABLE nodes;"
-		 "CREATE TABLE nodes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
-		 " hostname TEXT NOT NULL, os TEXT NOT NULL, node_key BLOB NOT NULL UNIQUE,"
-		 " disco_key BLOB NOT NULL, machine_key BLOB NOT NULL UNIQUE, token_hash BLOB NOT NULL,"
-		 " ipv4 INTEGER NOT NULL UNIQUE, ipv6 BLOB NOT NULL UNIQUE, state INTEGER NOT NULL,"
-		 " ephemeral INTEGER NOT NULL, tags TEXT NOT NULL, auth_key_id INTEGER NOT NULL,"
-		 " created INTEGER NOT NULL, key_expiry INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+		 V1_NODES_TABLE
 		 "INSERT INTO nodes SELECT * FROM old; DROP TABLE old;"
 		 "UPDATE sqlite_sequence SET seq=7 WHERE name='nodes';"
 		 "PRAGMA user_version=2;");
