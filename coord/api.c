@@ -20,6 +20,7 @@ int api_status(int rc)
 	case 0:
 		return 200;
 	case -EINVAL:
+	case -ERANGE:
 		return 400;
 	case -EACCES:
 		return 401;
@@ -28,6 +29,7 @@ int api_status(int rc)
 	case -ENOENT:
 		return 404;
 	case -EEXIST:
+	case -ENOTUNIQ:
 		return 409;
 	case -ENOSPC:
 		return 503;
@@ -65,15 +67,13 @@ static void respond_ok(struct http_request *req)
 	http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
 
-/* The answer to a DELETE by name or id. */
-static void respond_deleted(struct http_request *req, int rc, const char *not_found)
+/* The answer to a lookup or change that failed: err for the lookup's own errors
+ * (-ENOENT, -ENOTUNIQ, -EINVAL, ...), a generic line for the store's. */
+static void respond_failed(struct http_request *req, int rc, const char *err)
 {
-	if (rc == -ENOENT)
-		http_respond_error(req, 404, not_found);
-	else if (rc)
-		http_respond_error(req, 500, "could not store the change");
-	else
-		respond_ok(req);
+	int status = api_status(rc);
+
+	http_respond_error(req, status, status == 500 ? "could not store the change" : err);
 }
 
 /* --- node protocol --- */
@@ -139,11 +139,13 @@ static void on_endpoints(struct coord *co, struct http_request *req)
 	struct node *n = node_auth(co, req);
 	char err[160];
 	json_t *b;
+	int rc;
 
 	if (!n || !(b = api_body_json(co, req)))
 		return;
-	if (coord_node_set_endpoints(co, n, b, err, sizeof(err)))
-		http_respond_error(req, 400, err);
+	rc = coord_node_set_endpoints(co, n, b, err, sizeof(err));
+	if (rc)
+		http_respond_error(req, api_status(rc), err);
 	else
 		respond_ok(req);
 	json_decref(b);
@@ -175,7 +177,7 @@ static json_t *admin_node_json(struct coord *co, struct node *n)
 static void admin_nodes(struct coord *co, struct http_request *req, char **seg, int nseg)
 {
 	struct node *n = NULL;
-	char err[200];
+	char err[480];
 	int rc;
 
 	if (nseg == 3 && !strcmp(req->method, "GET")) {
@@ -185,8 +187,16 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		http_respond_json(req, 200, json_pack("{s:o}", "nodes", a));
 		return;
 	}
-	if (nseg < 4 || !(n = coord_node_find(co, seg[3]))) {
-		http_respond_error(req, 404, nseg < 4 ? "no such route" : "no such node (give its name or id; see `coord nodes list`)");
+	if (nseg < 4) {
+		http_respond_error(req, 404, "no such route");
+		return;
+	}
+	rc = coord_node_resolve(co, seg[3], &n, err, sizeof(err));
+	if (rc) {
+		if (rc == -ENOENT)
+			snprintf(err, sizeof(err), "no such node: %s (give its name or id; see `coord nodes list`)",
+				 seg[3]);
+		http_respond_error(req, api_status(rc), err);
 		return;
 	}
 	if (nseg == 4 && !strcmp(req->method, "GET")) {
@@ -235,7 +245,9 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		http_respond_error(req, 404, "no such node action (approve, reject, expire, rename)");
 		return;
 	}
-	if (rc)
+	if (rc == -ENOSPC)
+		http_respond_error(req, 503, "no free addresses left in 100.64.0.0/10");
+	else if (rc)
 		http_respond_error(req, 500, "could not store the change");
 	else
 		http_respond_json(req, 200, admin_node_json(co, n));
@@ -275,8 +287,12 @@ static int valid_tags(const char *tags)
 	return 1;
 }
 
+#define EXPIRY_RANGE "expiry is too far away (at most 2^61 seconds)"
+
 static void admin_keys(struct coord *co, struct http_request *req, char **seg, int nseg)
 {
+	int rc;
+
 	if (nseg == 3 && !strcmp(req->method, "GET")) {
 		json_t *a = json_array();
 		for (struct authkey *k = co->authkeys; k; k = k->next)
@@ -300,9 +316,11 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 			http_respond_error(req, 400, "keys: reusable/ephemeral are booleans, expiry seconds, tags \"tag:a,tag:b\"");
 			return;
 		}
-		if (coord_authkey_create(co, reusable, ephemeral, expiry, tags, key, sizeof(key), &k)) {
+		rc = coord_authkey_create(co, reusable, ephemeral, expiry, tags, key, sizeof(key), &k);
+		if (rc) {
 			json_decref(b);
-			http_respond_error(req, 500, "could not store the key");
+			http_respond_error(req, api_status(rc), rc == -ERANGE ? EXPIRY_RANGE
+					   : "could not store the key");
 			return;
 		}
 		json_decref(b);
@@ -310,11 +328,11 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 		json_object_set_new(o, "key", json_string(key));
 		http_respond_json(req, 200, o);
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
-		char *end;
-		long long id = strtoll(seg[3], &end, 10);
-		struct authkey *k = coord_authkey_find(co, *end ? 0 : id, seg[3]);
-		if (!k) {
-			http_respond_error(req, 404, "no such key (give its id or prefix; see `coord keys list`)");
+		char err[480];
+		struct authkey *k;
+		rc = coord_authkey_resolve(co, seg[3], &k, err, sizeof(err));
+		if (rc) {
+			http_respond_error(req, api_status(rc), err);
 			return;
 		}
 		if (coord_authkey_revoke(co, k))
@@ -328,6 +346,8 @@ static void admin_keys(struct coord *co, struct http_request *req, char **seg, i
 
 static void admin_apikeys(struct coord *co, struct http_request *req, char **seg, int nseg)
 {
+	int rc;
+
 	if (nseg == 3 && !strcmp(req->method, "GET")) {
 		json_t *a = json_array();
 		for (struct apikey *k = co->apikeys; k; k = k->next)
@@ -349,12 +369,20 @@ static void admin_apikeys(struct coord *co, struct http_request *req, char **seg
 			return;
 		}
 		json_decref(b);
-		if (coord_apikey_create(co, expiry, key, sizeof(key)))
-			http_respond_error(req, 500, "could not store the key");
+		rc = coord_apikey_create(co, expiry, key, sizeof(key));
+		if (rc)
+			http_respond_error(req, api_status(rc), rc == -ERANGE ? EXPIRY_RANGE
+					   : "could not store the key");
 		else
 			http_respond_json(req, 200, json_pack("{s:s}", "key", key));
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
-		respond_deleted(req, coord_apikey_revoke(co, seg[3]), "no such API key");
+		char err[480];
+		int64_t id = 0;
+		rc = coord_apikey_revoke(co, seg[3], &id, err, sizeof(err));
+		if (rc)
+			respond_failed(req, rc, err);
+		else
+			http_respond_json(req, 200, json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)id));
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
@@ -393,19 +421,32 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 			http_respond_json(req, 200, json_pack("{s:s, s:s}", "name", name, "token", token));
 		json_decref(b);
 	} else if (nseg == 4 && !strcmp(req->method, "DELETE")) {
-		respond_deleted(req, coord_relay_remove(co, seg[3]), "no such relay");
+		char err[480], name[STORE_NAME_LEN];
+		struct relay *r;
+		int rc = coord_relay_resolve(co, seg[3], &r, err, sizeof(err));
+		if (!rc) {
+			snprintf(name, sizeof(name), "%s", r->rec.name);
+			rc = coord_relay_remove(co, name);
+		}
+		if (rc)
+			respond_failed(req, rc, err);
+		else
+			http_respond_json(req, 200, json_pack("{s:b, s:s}", "ok", 1, "name", name));
 	} else {
 		http_respond_error(req, 404, "no such route");
 	}
 }
 
+/* What the node is sent as its full netmap (without "type"). */
 static void admin_netmap(struct coord *co, struct http_request *req, const char *who)
 {
-	struct node *n = coord_node_find(co, who);
+	struct node *n;
 	json_t *peers, *o;
+	char err[480];
+	int rc = coord_node_resolve(co, who, &n, err, sizeof(err));
 
-	if (!n) {
-		http_respond_error(req, 404, "no such node");
+	if (rc) {
+		http_respond_error(req, api_status(rc), err);
 		return;
 	}
 	peers = json_array();
@@ -413,8 +454,13 @@ static void admin_netmap(struct coord *co, struct http_request *req, const char 
 		for (struct node *p = co->nodes_head; p; p = p->next)
 			if (p != n && coord_node_visible(p))
 				json_array_append_new(peers, netmap_node_json(co, p, 0));
-	o = json_pack("{s:o, s:o, s:o, s:s}", "self", netmap_node_json(co, n, 1), "peers", peers,
-		      "relays", netmap_relays_json(co), "domain", co->domain);
+	o = netmap_full_head(co, n);
+	if (o) {
+		json_object_del(o, "type");
+		json_object_set_new(o, "peers", peers);
+	} else {
+		json_decref(peers);
+	}
 	http_respond_json(req, 200, o);
 }
 

@@ -12,6 +12,7 @@
 
 #define TOKEN_AUTH "mvpn-auth-"
 #define TOKEN_API "mvpn-api-"
+#define PREFIX_MIN 6   /* shorter prefixes are refused, not guessed at */
 
 /* --- auth keys --- */
 
@@ -42,9 +43,13 @@ const char *coord_authkey_problem(const struct authkey *k)
 int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
 			 const char *tags, char *key_out, size_t key_size, struct authkey **out)
 {
-	struct authkey *k = calloc(1, sizeof(*k));
+	struct authkey *k;
+	int64_t now = coord_now(), expiry;
 	int rc;
 
+	if (coord_expiry_at(now, expiry_secs, &expiry))
+		return -ERANGE;
+	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
 	keys_random_token(TOKEN_AUTH, key_out, key_size);
@@ -53,8 +58,8 @@ int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t 
 	k->rec.reusable = reusable;
 	k->rec.ephemeral = ephemeral;
 	snprintf(k->rec.tags, sizeof(k->rec.tags), "%s", tags ? tags : "");
-	k->rec.created = coord_now();
-	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
+	k->rec.created = now;
+	k->rec.expiry = expiry;
 	rc = store_authkey_insert(co->st, &k->rec);
 	if (rc) {
 		sodium_memzero(key_out, key_size);
@@ -70,16 +75,31 @@ int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t 
 	return 0;
 }
 
-struct authkey *coord_authkey_find(struct coord *co, int64_t id, const char *prefix)
+/* Whether arg names a key of this id and prefix: its id (all digits), or a prefix of
+ * its prefix. An all-digit prefix can be both; then both candidates are listed. */
+static int key_matches(const char *arg, int64_t id, const char *prefix)
 {
-	for (struct authkey *k = co->authkeys; k; k = k->next) {
-		if (id && k->rec.id == id)
-			return k;
-		if (prefix && *prefix && strlen(prefix) >= 6 &&
-		    !strncmp(k->rec.prefix, prefix, strlen(prefix)))
-			return k;
-	}
-	return NULL;
+	int64_t want;
+	size_t n = strlen(arg);
+
+	if (coord_arg_id(arg, &want) && want == id)
+		return 1;
+	return n >= PREFIX_MIN && !strncmp(prefix, arg, n);
+}
+
+int coord_authkey_resolve(struct coord *co, const char *arg, struct authkey **out, char *err,
+			  size_t errlen)
+{
+	struct coord_pick pick = { 0 };
+	void *hit;
+	int rc;
+
+	for (struct authkey *k = co->authkeys; k; k = k->next)
+		if (key_matches(arg, k->rec.id, k->rec.prefix))
+			coord_pick_add(&pick, k, "id %lld (%s)", (long long)k->rec.id, k->rec.prefix);
+	rc = coord_pick_done(&pick, "auth key", arg, &hit, err, errlen);
+	*out = hit;
+	return rc;
 }
 
 int coord_authkey_revoke(struct coord *co, struct authkey *k)
@@ -100,16 +120,20 @@ int coord_authkey_revoke(struct coord *co, struct authkey *k)
 
 int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size)
 {
-	struct apikey *k = calloc(1, sizeof(*k));
+	struct apikey *k;
+	int64_t now = coord_now(), expiry;
 	int rc;
 
+	if (coord_expiry_at(now, expiry_secs, &expiry))
+		return -ERANGE;
+	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
 	keys_random_token(TOKEN_API, key_out, key_size);
 	keys_hash(key_out, strlen(key_out), k->rec.hash);
 	snprintf(k->rec.prefix, sizeof(k->rec.prefix), "%.14s", key_out + strlen(TOKEN_API));
-	k->rec.created = coord_now();
-	k->rec.expiry = expiry_secs > 0 ? k->rec.created + expiry_secs : 0;
+	k->rec.created = now;
+	k->rec.expiry = expiry;
 	rc = store_apikey_insert(co->st, &k->rec);
 	if (rc) {
 		free(k);
@@ -134,21 +158,31 @@ int coord_apikey_check(struct coord *co, const char *key)
 	return -EPERM;
 }
 
-int coord_apikey_revoke(struct coord *co, const char *prefix_or_id)
+int coord_apikey_revoke(struct coord *co, const char *id_or_prefix, int64_t *id, char *err,
+			size_t errlen)
 {
-	long long id = atoll(prefix_or_id);
+	struct coord_pick pick = { 0 };
+	struct apikey_rec r;
+	struct apikey *k;
+	void *hit;
+	int rc;
 
-	for (struct apikey *k = co->apikeys; k; k = k->next) {
-		if ((id > 0 && k->rec.id == id) ||
-		    (strlen(prefix_or_id) >= 6 && !strncmp(k->rec.prefix, prefix_or_id, strlen(prefix_or_id)))) {
-			struct apikey_rec r = k->rec;
-			int rc;
-			r.revoked = 1;
-			rc = store_apikey_update(co->st, &r);
-			if (!rc)
-				k->rec = r;
-			return rc;
-		}
+	for (k = co->apikeys; k; k = k->next)
+		if (key_matches(id_or_prefix, k->rec.id, k->rec.prefix))
+			coord_pick_add(&pick, k, "id %lld (%s)", (long long)k->rec.id, k->rec.prefix);
+	rc = coord_pick_done(&pick, "API key", id_or_prefix, &hit, err, errlen);
+	if (rc)
+		return rc;
+	k = hit;
+	r = k->rec;
+	r.revoked = 1;
+	rc = store_apikey_update(co->st, &r);
+	if (rc) {
+		snprintf(err, errlen, "could not store the change");
+		return rc;
 	}
-	return -ENOENT;
+	k->rec = r;
+	*id = r.id;
+	log_info("API key revoked", "id=%lld", (long long)r.id);
+	return 0;
 }

@@ -151,6 +151,14 @@ static int route(const struct cli_cmd *cmd, const char *arg, char *path, size_t 
 	return 0;
 }
 
+/* A pending node has no address yet: coord sends the unspecified ones. */
+static const char *ip_or_dash(const json_t *ip)
+{
+	const char *s = json_string_value(ip);
+
+	return !s || !strcmp(s, "0.0.0.0") || !strcmp(s, "::") ? "-" : s;
+}
+
 static int nodes_list(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
 	json_t *v, *n;
@@ -174,8 +182,8 @@ static int nodes_list(struct cli *c, const struct cli_cmd *cmd, char **arg)
 			snprintf(exp, sizeof(exp), "expired");
 		else
 			ago(e, exp, sizeof(exp));
-		table_add(&t, id, str(n, "name"), json_string_value(json_array_get(ips, 0)),
-			  json_string_value(json_array_get(ips, 1)), str(n, "state"),
+		table_add(&t, id, str(n, "name"), ip_or_dash(json_array_get(ips, 0)),
+			  ip_or_dash(json_array_get(ips, 1)), str(n, "state"),
 			  json_is_true(json_object_get(n, "online")) ? "yes" : "no",
 			  json_is_true(json_object_get(n, "online")) ? "now" :
 			  ago(json_integer_value(json_object_get(n, "last_seen")), seen, sizeof(seen)),
@@ -217,14 +225,20 @@ static int nodes_action(struct cli *c, const struct cli_cmd *cmd, char **arg)
 	return 0;
 }
 
-/* DELETE of one thing by name or id; success prints cmd->done. */
+/* DELETE of one thing by id, name or prefix; success prints cmd->done with what the
+ * server says it removed (the answer's "name", else its "id"), never the argument. */
 static int delete_one(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
-	char path[160];
+	char path[160], id[24];
+	const char *what;
+	json_t *v;
 
-	if (route(cmd, arg[0], path, sizeof(path)) || call(c, "DELETE", path, NULL, NULL))
+	if (route(cmd, arg[0], path, sizeof(path)) || call(c, "DELETE", path, NULL, &v))
 		return 1;
-	printf(cmd->done, arg[0]);
+	snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(v, "id")));
+	what = json_is_string(json_object_get(v, "name")) ? str(v, "name") : id;
+	printf(cmd->done, what);
+	json_decref(v);
 	return 0;
 }
 
@@ -405,11 +419,12 @@ static const struct { const char *group, *text; } usages[] = {
 	{ "nodes", "usage: coord nodes list [--json]\n"
 	  "       coord nodes approve|reject|expire|delete|show|netmap NODE\n"
 	  "       coord nodes rename NODE NEW-NAME\n"
-	  "NODE is a node's name or id; add --state DIR or --server URL --api-key K\n" },
+	  "NODE is a node's id (all digits) or its name (a pending node's: the name it asked for);\n"
+	  "add --state DIR or --server URL --api-key K\n" },
 	{ "keys", "usage: coord keys create [--reusable] [--ephemeral] [--expiry DUR] [--tags tag:a,tag:b] [--json]\n"
 	  "       coord keys list [--json]\n       coord keys revoke ID|PREFIX\n" },
 	{ "relays", "usage: coord relays add NAME https://HOST[:PORT] [--stun HOST:PORT[,HOST:PORT]]\n"
-	  "       coord relays list [--json] | remove NAME\n"
+	  "       coord relays list [--json] | remove NAME|ID\n"
 	  "--stun defaults to the URL's host and the relay's STUN port (3478 until it reports one)\n" },
 	{ "apikeys", "usage: coord apikeys create [--expiry DUR] | list | revoke ID|PREFIX\n" },
 };

@@ -111,7 +111,19 @@ struct coord {
 int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts);
 void coord_close(struct coord *co);
 int64_t coord_now(void);
+/* The node an admin's argument names: all digits is an id and nothing else; otherwise the
+ * node holding that name, or else the one pending node that asked for it. 0, or -ENOENT /
+ * -ENOTUNIQ (two pending nodes asked for it: the candidates are in err). */
+int coord_node_resolve(struct coord *co, const char *arg, struct node **out, char *err,
+		       size_t errlen);
+/* coord_node_resolve without the message: NULL unless exactly one node matches. */
 struct node *coord_node_find(struct coord *co, const char *name_or_id);
+/* The node's name, or while it has none (pending, never approved) the label it asked for. */
+const char *coord_node_label(const struct node *n, char buf[STORE_NAME_LEN]);
+/* from + secs, for expiries: 0 (never) when secs is 0; -ERANGE when secs is negative or
+ * beyond COORD_MAX_DURATION, which no clock reading plus it can overflow. */
+#define COORD_MAX_DURATION (INT64_MAX / 4)
+int coord_expiry_at(int64_t from, int64_t secs, int64_t *out);
 struct node *coord_node_by_token(struct coord *co, const char *token);
 int coord_node_visible(const struct node *n);   /* approved and not expired */
 /* What a node is, as it and admins see it (the protocol's enum, meshvpn/coord_proto.h):
@@ -145,28 +157,54 @@ int coord_node_reject(struct coord *co, struct node *n);
 int coord_node_expire(struct coord *co, struct node *n);
 int coord_node_delete(struct coord *co, struct node *n);
 int coord_node_rename(struct coord *co, struct node *n, const char *name, char *err, size_t errlen);
+/* POST /v1/endpoints: -EPERM for a node that is not running (pending, expired, rejected),
+ * -EINVAL for a malformed body or a home_relay not in the relay map. */
 int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *body, char *err, size_t errlen);
 /* Periodic: expiries, ephemeral clean-up, stale challenges. */
 void coord_tick(struct coord *co);
 
-/* authkeys.c */
+/* lookup.c: an id (all digits, > 0, no sign, no overflow) or not; then the candidates
+ * an argument matched, and the one it names or why not. */
+struct coord_pick {
+	void *hit;
+	int n;
+	size_t len;
+	char list[400];                /* "id 3 (...), id 9 (...)" */
+};
+int coord_arg_id(const char *s, int64_t *id);
+void coord_pick_add(struct coord_pick *p, void *thing, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* 0 with *out, -ENOENT or -ENOTUNIQ with a message naming `what` and the candidates. */
+int coord_pick_done(const struct coord_pick *p, const char *what, const char *arg, void **out,
+		    char *err, size_t errlen);
+
+/* authkeys.c. Expiries are seconds from now, 0 = never; -ERANGE past COORD_MAX_DURATION. */
 int coord_authkey_create(struct coord *co, int reusable, int ephemeral, int64_t expiry_secs,
 			 const char *tags, char *key_out, size_t key_size, struct authkey **out);
-struct authkey *coord_authkey_find(struct coord *co, int64_t id_or_zero, const char *prefix);
+/* By exact id or by a prefix (6 characters or more) of exactly one key: 0, -ENOENT,
+ * -ENOTUNIQ, with a message in err. */
+int coord_authkey_resolve(struct coord *co, const char *arg, struct authkey **out, char *err,
+			  size_t errlen);
 int coord_authkey_revoke(struct coord *co, struct authkey *k);
 /* The auth key with this text, or NULL; then why it cannot be used now, or NULL. */
 struct authkey *coord_authkey_lookup(struct coord *co, const char *key);
 const char *coord_authkey_problem(const struct authkey *k);
 int coord_apikey_create(struct coord *co, int64_t expiry_secs, char *key_out, size_t key_size);
 int coord_apikey_check(struct coord *co, const char *key);
-int coord_apikey_revoke(struct coord *co, const char *prefix_or_id);
+/* The same lookup as for auth keys; the revoked key's id in *id. */
+int coord_apikey_revoke(struct coord *co, const char *id_or_prefix, int64_t *id, char *err,
+			size_t errlen);
 /* relays.c */
 #define COORD_STUN_PORT 3478   /* a relay's STUN port unless told otherwise */
 /* stun: "host:port" for the relay map, or NULL / "" for the URL's host and the port the
  * relay reports (COORD_STUN_PORT until it does). */
 int coord_relay_add(struct coord *co, const char *name, const char *url, const char *stun,
 		    char *token_out, size_t token_size, char *err, size_t errlen);
-int coord_relay_remove(struct coord *co, const char *name);
+/* By exact name, or exact id, or else a name prefix of exactly one relay: 0, -ENOENT,
+ * -ENOTUNIQ with a message in err. */
+int coord_relay_resolve(struct coord *co, const char *arg, struct relay **out, char *err,
+			size_t errlen);
+int coord_relay_remove(struct coord *co, const char *name);   /* exact name; -ENOENT */
 struct relay *coord_relay_by_token(struct coord *co, const char *token);
 /* POST /v1/relay/pin's body: {"pin": ..., "stun_port": N (optional)}. 0, or -EINVAL /
  * -EIO with a message in err. */
@@ -183,12 +221,19 @@ void ipalloc_release(struct coord *co, uint32_t ip);
 void ipalloc_v6(const struct coord *co, uint32_t ipv4, uint8_t out[16]);
 void ip4_to_text(uint32_t ip, char *out, size_t size);
 void ip6_to_text(const uint8_t ip[16], char *out, size_t size);
-/* Hostname → DNS label (lowercase a-z0-9-, 1..63, no leading/trailing '-'); "node" if empty. */
+/* Hostname → DNS label (lowercase a-z0-9-, 1..63, no leading/trailing '-'); "node" if empty,
+ * and "node-N" for all digits: a name must never read as an id. */
 void coord_sanitize_label(const char *in, char *out, size_t size);
+/* The longest prefix of in that has at most max bytes and ends on a whole, valid UTF-8
+ * character (it stops at the first invalid sequence); out has room for max + 1. */
+void coord_clip_utf8(const char *in, size_t max, char *out);
 
 /* netmap.c: what nodes see; every fan-out costs O(watchers that see it). */
 json_t *netmap_node_json(struct coord *co, const struct node *n, int self);
 json_t *netmap_relays_json(struct coord *co);
+/* A full netmap without its peers. A node that is not running (pending, expired, rejected)
+ * gets its own state and nothing else: no relay map, no DNS, no domain. */
+json_t *netmap_full_head(struct coord *co, const struct node *n);
 /* Turn the request into the node's stream and send the full netmap. */
 void netmap_attach(struct coord *co, struct node *n, struct http_request *req);
 void netmap_send_full(struct coord *co, struct node *n);
@@ -228,8 +273,8 @@ void relay_stream_reap(struct coord *co);   /* netmap_reap's part for relays */
 
 /* api.c: HTTP routes. admin is set for the admin socket. */
 void api_handle(struct coord *co, struct http_request *req, int admin);
-/* The HTTP status for a coord_* result: 0 -> 200, -EINVAL 400, -EACCES 401, -EPERM 403,
- * -ENOENT 404, -EEXIST 409, -ENOSPC 503, anything else 500. */
+/* The HTTP status for a coord_* result: 0 -> 200, -EINVAL and -ERANGE 400, -EACCES 401,
+ * -EPERM 403, -ENOENT 404, -EEXIST and -ENOTUNIQ 409, -ENOSPC 503, anything else 500. */
 int api_status(int rc);
 /* The bearer token of the request, or NULL. */
 const char *api_bearer(const struct http_request *req);

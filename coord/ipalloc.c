@@ -1,6 +1,7 @@
 /* ipalloc.c - node addresses: IPv4 from 100.64.0.0/10 (RFC 6598, as Tailscale), IPv6
  * from the tailnet's ULA /48 (RFC 4193) with the IPv4 in the low 32 bits, so both are
- * stable for a node's life and unique by construction. */
+ * stable for a node's life and unique by construction; and the names next to them: the
+ * DNS label a hostname becomes, and hostnames cut on whole UTF-8 characters. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -108,6 +109,53 @@ void coord_sanitize_label(const char *in, char *out, size_t size)
 	while (o && out[o - 1] == '-')
 		o--;
 	out[o] = 0;
-	if (!o)
+	if (!o) {
 		snprintf(out, size, "node");
+	} else if (strspn(out, "0123456789") == o) {
+		/* "1" would read as node id 1 in every admin command. */
+		char digits[64];
+		snprintf(digits, sizeof(digits), "%s", out);
+		snprintf(out, size, "node-%.*s", (int)(max > 5 ? max - 5 : 0), digits);
+	}
+}
+
+/* Bytes of the UTF-8 character at p (RFC 3629: no overlongs, surrogates, or beyond
+ * U+10FFFF), or 0 if it is not a whole valid one within n bytes. */
+static size_t utf8_char_len(const unsigned char *p, size_t n)
+{
+	size_t len;
+	unsigned min;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, min = 0x80;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, min = 0x10000;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	unsigned cp = p[0] & (0x7f >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+void coord_clip_utf8(const char *in, size_t max, char *out)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t n = strlen(in), o = 0, len;
+
+	while (o < n && (len = utf8_char_len(p + o, n - o)) && o + len <= max)
+		o += len;
+	memmove(out, in, o);
+	out[o] = 0;
 }

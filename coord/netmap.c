@@ -35,18 +35,24 @@ static json_t *tags_json(const char *tags)
 	return a;
 }
 
+/* A node without a name yet (pending) shows the label it asked for, "requested_name" too,
+ * no fqdn, and the unspecified addresses 0.0.0.0 and ::, which vpnd never configures. */
 json_t *netmap_node_json(struct coord *co, const struct node *n, int self)
 {
-	char v4[16], v6[48], fqdn[STORE_NAME_LEN + 70];
+	char v4[16], v6[48], fqdn[STORE_NAME_LEN + 70], label[STORE_NAME_LEN];
+	const char *name = coord_node_label(n, label);
 	json_t *o, *eps = json_array();
 
 	ip4_to_text(n->rec.ipv4, v4, sizeof(v4));
 	ip6_to_text(n->rec.ipv6, v6, sizeof(v6));
-	snprintf(fqdn, sizeof(fqdn), "%s.%s", n->rec.name, co->domain);
+	if (n->rec.name[0])
+		snprintf(fqdn, sizeof(fqdn), "%s.%s", n->rec.name, co->domain);
+	else
+		fqdn[0] = 0;
 	for (int i = 0; i < n->n_endpoints; i++)
 		json_array_append_new(eps, json_string(n->endpoints[i]));
 	o = json_pack("{s:I, s:s, s:s, s:[s,s], s:o, s:s, s:b, s:s, s:o, s:I}",
-		      "id", (json_int_t)n->rec.id, "name", n->rec.name, "fqdn", fqdn,
+		      "id", (json_int_t)n->rec.id, "name", name, "fqdn", fqdn,
 		      "ips", v4, v6, "endpoints", eps, "home_relay", n->home_relay,
 		      "online", netmap_node_online(n), "os", n->rec.os,
 		      "tags", tags_json(n->rec.tags), "last_seen", (json_int_t)n->rec.last_seen);
@@ -54,6 +60,8 @@ json_t *netmap_node_json(struct coord *co, const struct node *n, int self)
 		return NULL;
 	json_set_key(o, "node_key", n->rec.node_key);
 	json_set_key(o, "disco_key", n->rec.disco_key);
+	if (!n->rec.name[0])
+		json_object_set_new(o, "requested_name", json_string(name));
 	if (self) {
 		json_object_set_new(o, "state", json_string(node_status_name(coord_node_state(n))));
 		json_object_set_new(o, "hostname", json_string(n->rec.hostname));
@@ -296,12 +304,19 @@ void netmap_relays_changed(struct coord *co)
 		       NULL);
 }
 
+json_t *netmap_full_head(struct coord *co, const struct node *n)
+{
+	if (!coord_node_visible(n))
+		return json_pack("{s:s, s:o}", "type", "full", "self", netmap_node_json(co, n, 1));
+	return json_pack("{s:s, s:o, s:o, s:o, s:s}", "type", "full",
+			 "self", netmap_node_json(co, n, 1), "relays", netmap_relays_json(co),
+			 "dns", dns_json(co), "domain", co->domain);
+}
+
 /* The full netmap for n: self, then (if n may see them) every visible peer. */
 static char *full_text(struct coord *co, struct node *n, size_t *out_len)
 {
-	json_t *head = json_pack("{s:s, s:o, s:o, s:o, s:s}", "type", "full",
-				 "self", netmap_node_json(co, n, 1), "relays", netmap_relays_json(co),
-				 "dns", dns_json(co), "domain", co->domain);
+	json_t *head = netmap_full_head(co, n);
 	char *h, *buf = NULL;
 	size_t hl, cap, len;
 	int first = 1;

@@ -131,6 +131,28 @@ int coord_relay_add(struct coord *co, const char *name, const char *url, const c
 	return 0;
 }
 
+int coord_relay_resolve(struct coord *co, const char *arg, struct relay **out, char *err,
+			size_t errlen)
+{
+	struct coord_pick pick = { 0 };
+	struct relay *r;
+	int64_t id = 0;
+	int by_id = coord_arg_id(arg, &id);
+	void *hit;
+	int rc;
+
+	for (r = co->relays; r; r = r->next)
+		if (!strcmp(r->rec.name, arg) || (by_id && r->rec.id == id))
+			coord_pick_add(&pick, r, "id %lld (%s)", (long long)r->rec.id, r->rec.name);
+	/* A prefix only when nothing is named exactly: "fra" never means "frankfurt". */
+	for (r = pick.n ? NULL : co->relays; *arg && r; r = r->next)
+		if (!strncmp(r->rec.name, arg, strlen(arg)))
+			coord_pick_add(&pick, r, "id %lld (%s)", (long long)r->rec.id, r->rec.name);
+	rc = coord_pick_done(&pick, "relay", arg, &hit, err, errlen);
+	*out = hit;
+	return rc;
+}
+
 int coord_relay_remove(struct coord *co, const char *name)
 {
 	for (struct relay **p = &co->relays; *p; p = &(*p)->next) {

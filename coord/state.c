@@ -4,11 +4,13 @@
  * concerns. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -59,12 +61,41 @@ static struct node *node_by_name(struct coord *co, const char *name)
 	return keymap_get(&co->by_name, h);
 }
 
-/* Maps point into the node's record, so they are updated around every key change. */
+const char *coord_node_label(const struct node *n, char buf[STORE_NAME_LEN])
+{
+	if (n->rec.name[0])
+		return n->rec.name;
+	coord_sanitize_label(n->rec.hostname, buf, STORE_NAME_LEN);
+	return buf;
+}
+
+int coord_expiry_at(int64_t from, int64_t secs, int64_t *out)
+{
+	if (secs < 0 || secs > COORD_MAX_DURATION || from < 0 || from > INT64_MAX - secs)
+		return -ERANGE;
+	*out = secs ? from + secs : 0;
+	return 0;
+}
+
+/* A node's key expiry from now on, coord's --key-expiry (checked by coord_open). */
+static int64_t key_expiry_from_now(struct coord *co)
+{
+	int64_t at = 0;
+
+	coord_expiry_at(coord_now(), co->opts.key_expiry, &at);
+	return at;
+}
+
+/* Maps point into the node's record, so they are updated around every key change. A
+ * node without a name yet (pending) is not in by_name: it holds no name. */
 static int index_node(struct coord *co, struct node *n)
 {
-	name_hash(n->rec.name, n->name_hash);
-	if (keymap_put(&co->by_name, n->name_hash, n))
-		return -EEXIST;
+	memset(n->name_hash, 0, sizeof(n->name_hash));
+	if (n->rec.name[0]) {
+		name_hash(n->rec.name, n->name_hash);
+		if (keymap_put(&co->by_name, n->name_hash, n))
+			return -EEXIST;
+	}
 	if (keymap_put(&co->by_node_key, n->rec.node_key, n))
 		goto err_name;
 	if (keymap_put(&co->by_machine_key, n->rec.machine_key, n))
@@ -77,13 +108,15 @@ err_machine:
 err_node_key:
 	keymap_del(&co->by_node_key, n->rec.node_key);
 err_name:
-	keymap_del(&co->by_name, n->name_hash);
+	if (n->rec.name[0])
+		keymap_del(&co->by_name, n->name_hash);
 	return -EEXIST;
 }
 
 static void unindex_node(struct coord *co, struct node *n)
 {
-	keymap_del(&co->by_name, n->name_hash);
+	if (n->rec.name[0] && keymap_get(&co->by_name, n->name_hash) == n)
+		keymap_del(&co->by_name, n->name_hash);
 	keymap_del(&co->by_node_key, n->rec.node_key);
 	keymap_del(&co->by_machine_key, n->rec.machine_key);
 	keymap_del(&co->by_token, n->rec.token_hash);
@@ -131,9 +164,11 @@ static int load_node(const struct node_rec *r, void *arg)
 	if (!n)
 		return -ENOMEM;
 	n->rec = *r;
+	/* An older coord cut hostnames at 63 bytes, maybe inside a character. */
+	coord_clip_utf8(r->hostname, sizeof(n->rec.hostname) - 1, n->rec.hostname);
 	n->disconnected_at = coord_now();   /* ephemeral nodes get their grace period anew */
 	n->expired_notified = node_expired(n);
-	if (index_node(co, n) || ipalloc_mark(co, r->ipv4)) {
+	if (index_node(co, n) || (r->ipv4 && ipalloc_mark(co, r->ipv4))) {
 		log_error("store holds a conflicting node", "id=%lld name=%s", (long long)r->id, r->name);
 		unindex_node(co, n);
 		node_free(n);
@@ -183,6 +218,62 @@ static int load_relay(const struct relay_rec *r, void *arg)
 	return 0;
 }
 
+static void unique_name(struct coord *co, const char *hostname, const struct node *self,
+			char out[STORE_NAME_LEN]);
+
+static int all_digits(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* An older coord gave out names like "1", which an admin's `coord nodes approve 1` could
+ * not tell from node id 1. They become "node-1" (or "node-1-2", ...) in the store, with a
+ * warning: ids are the only all-digit arguments from now on. */
+static int rename_id_like(struct coord *co)
+{
+	for (struct node *n = co->nodes_head; n; n = n->next) {
+		struct node_rec r = n->rec;
+		int rc;
+
+		if (!all_digits(r.name))
+			continue;
+		unique_name(co, r.name, n, r.name);
+		rc = store_node_update(co->st, &r);
+		if (rc)
+			return rc;
+		log_warn("node name looked like an id: renamed", "id=%lld old=%s name=%s",
+			 (long long)r.id, n->rec.name, r.name);
+		keymap_del(&co->by_name, n->name_hash);
+		n->rec = r;
+		name_hash(n->rec.name, n->name_hash);
+		if (keymap_put(&co->by_name, n->name_hash, n))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The state dir holds the store, the TLS key and the admin socket: 0700 whatever it was
+ * created with or loosened to. (A symlink the admin gave as --state is followed.) */
+static int state_dir_private(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700)))
+		rc = -errno;
+	close(fd);
+	if (rc)
+		log_error("cannot make the state dir private", "dir=%s err=\"%s\"", dir, strerror(-rc));
+	return rc;
+}
+
 static int load_settings(struct coord *co)
 {
 	char buf[128];
@@ -229,6 +320,15 @@ int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts)
 		rc = -ENOMEM;
 		goto err;
 	}
+	if (opts->key_expiry < 0 || opts->key_expiry > COORD_MAX_DURATION) {
+		log_error("key expiry out of range", "seconds=%lld max=%lld",
+			  (long long)opts->key_expiry, (long long)COORD_MAX_DURATION);
+		rc = -ERANGE;
+		goto err;
+	}
+	rc = state_dir_private(opts->state_dir);
+	if (rc)
+		goto err;
 	snprintf(path, sizeof(path), "%s/coord.db", opts->state_dir);
 	rc = store_open(path, &co->st);
 	if (rc)
@@ -242,6 +342,8 @@ int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts)
 		rc = store_apikey_foreach(co->st, load_apikey, co);
 	if (!rc)
 		rc = store_relay_foreach(co->st, load_relay, co);
+	if (!rc)
+		rc = rename_id_like(co);
 	if (rc)
 		goto err;
 	log_info("tailnet loaded", "nodes=%zu domain=%s", co->n_nodes, co->domain);
@@ -288,21 +390,43 @@ void coord_close(struct coord *co)
 	co->st = NULL;
 }
 
+/* An assigned name outranks the names pending nodes asked for: nobody can make an admin's
+ * command about a running node ambiguous by registering (pending nodes hold no name). */
+int coord_node_resolve(struct coord *co, const char *arg, struct node **out, char *err,
+		       size_t errlen)
+{
+	struct coord_pick pick = { 0 };
+	char label[STORE_NAME_LEN];
+	struct node *n;
+	int64_t id;
+	void *hit;
+	int rc;
+
+	if (coord_arg_id(arg, &id)) {
+		for (n = co->nodes_head; n; n = n->next)
+			if (n->rec.id == id)
+				coord_pick_add(&pick, n, "id %lld", (long long)id);
+	} else if ((n = node_by_name(co, arg))) {
+		coord_pick_add(&pick, n, "id %lld", (long long)n->rec.id);
+	} else {
+		for (n = co->nodes_head; n; n = n->next)
+			if (!n->rec.name[0] && !strcmp(coord_node_label(n, label), arg))
+				coord_pick_add(&pick, n, "id %lld (%s, asked for '%s')",
+					       (long long)n->rec.id,
+					       node_status_name(coord_node_state(n)), label);
+	}
+	rc = coord_pick_done(&pick, "node", arg, &hit, err, errlen);
+	*out = hit;
+	return rc;
+}
+
 struct node *coord_node_find(struct coord *co, const char *name_or_id)
 {
-	struct node *n = node_by_name(co, name_or_id);
-	char *end;
-	long long id;
+	struct node *n = NULL;
+	char err[8];
 
-	if (n)
-		return n;
-	id = strtoll(name_or_id, &end, 10);
-	if (!*name_or_id || *end || id <= 0)
-		return NULL;
-	for (n = co->nodes_head; n; n = n->next)
-		if (n->rec.id == id)
-			return n;
-	return NULL;
+	coord_node_resolve(co, name_or_id, &n, err, sizeof(err));
+	return n;
 }
 
 struct node *coord_node_by_token(struct coord *co, const char *token)
@@ -396,27 +520,59 @@ static void unique_name(struct coord *co, const char *hostname, const struct nod
 	}
 }
 
+/* A node's first approval gives it its name (unique, from its hostname) and addresses. */
+static int node_assign(struct coord *co, struct node_rec *r, char *err, size_t errlen)
+{
+	if (r->name[0])
+		return 0;
+	if (ipalloc_take(co, &r->ipv4)) {
+		snprintf(err, errlen, "no free addresses left in 100.64.0.0/10");
+		return -ENOSPC;
+	}
+	ipalloc_v6(co, r->ipv4, r->ipv6);
+	unique_name(co, r->hostname, NULL, r->name);
+	return 0;
+}
+
+/* Undoes node_assign on r when the store refused the change. */
+static void node_unassign(struct coord *co, const struct node_rec *before, struct node_rec *r)
+{
+	if (!before->name[0] && r->name[0]) {
+		ipalloc_release(co, r->ipv4);
+		r->ipv4 = 0;
+		memset(r->ipv6, 0, sizeof(r->ipv6));
+		r->name[0] = 0;
+	}
+}
+
 static void new_token(struct node_rec *r, char *token, size_t size)
 {
 	keys_random_token(TOKEN_NODE, token, size);
 	keys_hash(token, strlen(token), r->token_hash);
 }
 
-static json_t *coord_register_answer(struct coord *co, const struct node *n, const char *token)
+/* A pending node's "name" is the label it asked for and its addresses are 0.0.0.0 and ::
+ * (vpnd shows both and configures nothing until it runs); approval gives it its own. */
+static json_t *coord_register_answer(struct coord *co, struct node *n, const char *token)
 {
-	char v4[16], v6[48];
+	char v4[16], v6[48], label[STORE_NAME_LEN];
+	const char *name = coord_node_label(n, label);
 
 	ip4_to_text(n->rec.ipv4, v4, sizeof(v4));
 	ip6_to_text(n->rec.ipv6, v6, sizeof(v6));
 	json_t *a = json_pack("{s:I, s:s, s:s, s:s, s:s, s:[s,s], s:I}",
-			      "id", (json_int_t)n->rec.id, "name", n->rec.name,
+			      "id", (json_int_t)n->rec.id, "name", name,
 			      "state", node_status_name(coord_node_state(n)), "token", token,
 			      "domain", co->domain, "ips", v4, v6,
 			      "key_expiry", (json_int_t)n->rec.key_expiry);
 	char cmd[128];
 
 	if (a && n->rec.state == NODE_PENDING) {
-		snprintf(cmd, sizeof(cmd), "coord nodes approve %s", n->rec.name);
+		/* By name while the name leads to it alone, else by id. */
+		if (coord_node_find(co, name) == n)
+			snprintf(cmd, sizeof(cmd), "coord nodes approve %s", name);
+		else
+			snprintf(cmd, sizeof(cmd), "coord nodes approve %lld", (long long)n->rec.id);
 		json_object_set_new(a, "approve_command", json_string(cmd));
 	}
 	return a;
@@ -496,24 +652,29 @@ int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size
 
 /* A known machine keeps its id, name and addresses; a new or expired node key without
  * an auth key must be vouched for again. */
-static void reg_record_existing(struct coord *co, const struct coord_reg *g, int key_changed,
-				struct node_rec *r)
+static int reg_record_existing(struct coord *co, const struct coord_reg *g, int key_changed,
+			       struct node_rec *r, char *err, size_t errlen)
 {
 	*r = g->node->rec;
 	memcpy(r->node_key, g->node_key, KEY_LEN);
 	memcpy(r->disco_key, g->disco_key, KEY_LEN);
-	snprintf(r->hostname, sizeof(r->hostname), "%.63s", g->hostname);
+	coord_clip_utf8(g->hostname, sizeof(r->hostname) - 1, r->hostname);
 	snprintf(r->os, sizeof(r->os), "%s", g->os);
 	if (g->ak) {
 		r->state = NODE_APPROVED;
 		r->auth_key_id = g->ak->rec.id;
-		r->key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
-	} else if (key_changed || node_expired(g->node)) {
+		r->key_expiry = key_expiry_from_now(co);
+		return node_assign(co, r, err, errlen);
+	}
+	if (key_changed || node_expired(g->node)) {
+		/* Back to pending, keeping the name and addresses it was approved with. */
 		r->state = NODE_PENDING;
 		r->key_expiry = 0;
 	}
+	return 0;
 }
 
+/* Without an auth key the node waits for an admin with no name and no address. */
 static int reg_record_new(struct coord *co, const struct coord_reg *g, struct node_rec *r,
 			  char *err, size_t errlen)
 {
@@ -521,23 +682,17 @@ static int reg_record_new(struct coord *co, const struct coord_reg *g, struct no
 	memcpy(r->node_key, g->node_key, KEY_LEN);
 	memcpy(r->disco_key, g->disco_key, KEY_LEN);
 	memcpy(r->machine_key, g->machine_key, KEY_LEN);
-	snprintf(r->hostname, sizeof(r->hostname), "%.63s", g->hostname);
+	coord_clip_utf8(g->hostname, sizeof(r->hostname) - 1, r->hostname);
 	snprintf(r->os, sizeof(r->os), "%s", g->os);
-	unique_name(co, g->hostname, NULL, r->name);
-	if (ipalloc_take(co, &r->ipv4)) {
-		snprintf(err, errlen, "no free addresses left in 100.64.0.0/10");
-		return -ENOSPC;
-	}
-	ipalloc_v6(co, r->ipv4, r->ipv6);
 	r->created = coord_now();
 	r->state = g->ak ? NODE_APPROVED : NODE_PENDING;
-	if (g->ak) {
-		r->auth_key_id = g->ak->rec.id;
-		r->ephemeral = g->ak->rec.ephemeral;
-		snprintf(r->tags, sizeof(r->tags), "%s", g->ak->rec.tags);
-		r->key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
-	}
-	return 0;
+	if (!g->ak)
+		return 0;
+	r->auth_key_id = g->ak->rec.id;
+	r->ephemeral = g->ak->rec.ephemeral;
+	snprintf(r->tags, sizeof(r->tags), "%s", g->ak->rec.tags);
+	r->key_expiry = key_expiry_from_now(co);
+	return node_assign(co, r, err, errlen);
 }
 
 /* The node and its auth key's use count go to the store together or not at all. */
@@ -613,18 +768,18 @@ static int reg_apply(struct coord *co, const struct coord_reg *g, json_t **resp,
 	int key_changed = n && memcmp(n->rec.node_key, g->node_key, KEY_LEN) != 0;
 	int rc;
 
-	if (n) {
-		reg_record_existing(co, g, key_changed, &r);
-	} else {
-		rc = reg_record_new(co, g, &r, err, errlen);
-		if (rc)
-			return rc;
-	}
+	struct node_rec before = { 0 };
+
+	if (n)
+		before = n->rec;
+	rc = n ? reg_record_existing(co, g, key_changed, &r, err, errlen)
+	       : reg_record_new(co, g, &r, err, errlen);
+	if (rc)
+		return rc;
 	r.last_seen = coord_now();
 	new_token(&r, token, sizeof(token));
 	if (reg_store(co, &r, !n, g->ak)) {
-		if (!n)
-			ipalloc_release(co, r.ipv4);
+		node_unassign(co, &before, &r);
 		sodium_memzero(token, sizeof(token));
 		snprintf(err, errlen, "could not store the node");
 		return -EIO;
@@ -673,13 +828,26 @@ int coord_node_approve(struct coord *co, struct node *n)
 	struct node_rec r = n->rec;
 	int was_visible = coord_node_visible(n), rc;
 
+	int named = n->rec.name[0] != 0;
+	char err[80];
+
 	if (n->rec.state == NODE_APPROVED && !node_expired(n))
 		return 0;
 	r.state = NODE_APPROVED;
-	r.key_expiry = co->opts.key_expiry ? coord_now() + co->opts.key_expiry : 0;
-	rc = save_node(co, &r, n);
-	if (rc)
+	r.key_expiry = key_expiry_from_now(co);
+	rc = node_assign(co, &r, err, sizeof(err));
+	if (!rc)
+		rc = save_node(co, &r, n);
+	if (rc) {
+		node_unassign(co, &n->rec, &r);
 		return rc;
+	}
+	if (!named) {
+		/* Its first name: from now on it holds it. */
+		name_hash(n->rec.name, n->name_hash);
+		if (keymap_put(&co->by_name, n->name_hash, n))
+			log_error("could not index the node's name", "id=%lld", (long long)r.id);
+	}
 	n->expired_notified = 0;
 	log_info("node approved", "id=%lld name=%s", (long long)r.id, r.name);
 	if (!was_visible)
@@ -745,9 +913,15 @@ int coord_node_rename(struct coord *co, struct node *n, const char *name, char *
 	struct node *other;
 	int rc;
 
+	if (!n->rec.name[0]) {
+		snprintf(err, errlen, "node %lld gets its name when it is approved; rename it then",
+			 (long long)n->rec.id);
+		return -EINVAL;
+	}
 	coord_sanitize_label(name, label, sizeof(label));
 	if (strcmp(label, name)) {
-		snprintf(err, errlen, "'%s' is not a DNS label (lowercase letters, digits, '-'; try '%s')",
+		snprintf(err, errlen, all_digits(name) ? "'%s' would read as a node id (try '%s')"
+			 : "'%s' is not a DNS label (lowercase letters, digits, '-'; try '%s')",
 			 name, label);
 		return -EINVAL;
 	}
@@ -786,8 +960,15 @@ int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *bod
 {
 	json_t *eps = json_object_get(body, "endpoints"), *v;
 	const char *relay = "";
+	struct relay *r;
 	size_t i;
 
+	if (!coord_node_visible(n)) {
+		/* What it would post is published once it runs; until then it has no say. */
+		snprintf(err, errlen, "this node is %s: it may post endpoints once it runs",
+			 node_status_name(coord_node_state(n)));
+		return -EPERM;
+	}
 	if (!json_is_array(eps) || json_array_size(eps) > COORD_MAX_ENDPOINTS) {
 		snprintf(err, errlen, "endpoints must be an array of at most %d \"ip:port\" strings",
 			 COORD_MAX_ENDPOINTS);
@@ -799,8 +980,14 @@ int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *bod
 			return -EINVAL;
 		}
 	}
-	if (json_get_str(body, "home_relay", &relay) == -EINVAL || !valid_text(relay, STORE_NAME_LEN - 1)) {
+	if (json_get_str(body, "home_relay", &relay) == -EINVAL) {
 		snprintf(err, errlen, "home_relay must be a relay name");
+		return -EINVAL;
+	}
+	for (r = co->relays; *relay && r && strcmp(r->rec.name, relay); r = r->next)
+		;
+	if (*relay && !r) {
+		snprintf(err, errlen, "home_relay must name a relay of the relay map (or be empty)");
 		return -EINVAL;
 	}
 	json_array_foreach(eps, i, v)

@@ -18,15 +18,15 @@ enum node_state {
 
 struct node_rec {
 	int64_t id;                       /* assigned by store_node_insert */
-	char name[STORE_NAME_LEN];        /* unique DNS label */
-	char hostname[STORE_NAME_LEN];    /* as the node reported it */
+	char name[STORE_NAME_LEN];        /* unique DNS label; "" until first approved */
+	char hostname[STORE_NAME_LEN];    /* as the node reported it (whole UTF-8 characters) */
 	char os[32];
 	uint8_t node_key[KEY_LEN];
 	uint8_t disco_key[KEY_LEN];
 	uint8_t machine_key[KEY_LEN];
 	uint8_t token_hash[HASH_LEN];     /* SHA-256 of the node's API token */
-	uint32_t ipv4;                    /* host order, in 100.64.0.0/10 */
-	uint8_t ipv6[16];
+	uint32_t ipv4;                    /* host order, in 100.64.0.0/10; 0 until first approved */
+	uint8_t ipv6[16];                 /* all zero until first approved */
 	int state;                        /* enum node_state */
 	int ephemeral;
 	char tags[STORE_TAGS_LEN];        /* comma-separated "tag:x" */

@@ -40,6 +40,24 @@ static const char *const migrations[] = {
 	/* 2: the relay's STUN address as the admin gave it, and the port the relay reports */
 	"ALTER TABLE relays ADD COLUMN stun TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE relays ADD COLUMN stun_port INTEGER NOT NULL DEFAULT 0;",
+	/* 3: a node waiting for its first approval holds no name and no address (NULL; UNIQUE
+	 * allows many). SQLite cannot drop a NOT NULL, so the table is rebuilt, keeping the
+	 * AUTOINCREMENT high-water mark: a deleted node's id is never handed out again. Nodes
+	 * an older coord left pending keep what it gave them (an admin may delete them). */
+	"CREATE TABLE nodes_new (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE,"
+	" hostname TEXT NOT NULL, os TEXT NOT NULL, node_key BLOB NOT NULL UNIQUE,"
+	" disco_key BLOB NOT NULL, machine_key BLOB NOT NULL UNIQUE, token_hash BLOB NOT NULL,"
+	" ipv4 INTEGER UNIQUE, ipv6 BLOB UNIQUE, state INTEGER NOT NULL,"
+	" ephemeral INTEGER NOT NULL, tags TEXT NOT NULL, auth_key_id INTEGER NOT NULL,"
+	" created INTEGER NOT NULL, key_expiry INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+	"INSERT INTO nodes_new SELECT id, name, hostname, os, node_key, disco_key, machine_key,"
+	" token_hash, ipv4, ipv6, state, ephemeral, tags, auth_key_id, created, key_expiry,"
+	" last_seen FROM nodes;"
+	"DELETE FROM sqlite_sequence WHERE name='nodes_new';"
+	"INSERT INTO sqlite_sequence(name, seq) SELECT 'nodes_new', seq FROM sqlite_sequence"
+	" WHERE name='nodes';"
+	"DROP TABLE nodes;"
+	"ALTER TABLE nodes_new RENAME TO nodes;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -86,13 +104,18 @@ int store_open(const char *path, struct store **out)
 	if (!st)
 		return -ENOMEM;
 	/* Create the file 0600 before SQLite does (it would use the umask). */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		rc = -errno;
 		free(st);
 		return rc;
 	}
-	fchmod(fd, 0600);
+	if (fchmod(fd, 0600)) {
+		rc = -errno;
+		close(fd);
+		free(st);
+		return rc;
+	}
 	close(fd);
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
 		log_error("store error", "op=open path=%s err=\"%s\"", path, sqlite3_errmsg(st->db));
@@ -164,7 +187,9 @@ void store_rollback(struct store *st)
 		exec(st, "ROLLBACK", "rollback");
 }
 
-/* --- a small binding helper: "i" int64, "t" text, "b" 32-byte blob, "6" 16-byte blob --- */
+/* --- a small binding helper: "i" int64, "t" text, "b" 32-byte blob, "6" 16-byte blob;
+ * "I", "T", "S" are "i", "t", "6" that bind NULL for 0, "" and all-zero (the name and
+ * addresses a pending node does not have yet) --- */
 
 static int bind(sqlite3_stmt *s, const char *fmt, va_list ap)
 {
@@ -176,6 +201,23 @@ static int bind(sqlite3_stmt *s, const char *fmt, va_list ap)
 		case 't': rc = sqlite3_bind_text(s, i, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
 		case 'b': rc = sqlite3_bind_blob(s, i, va_arg(ap, const void *), 32, SQLITE_TRANSIENT); break;
 		case '6': rc = sqlite3_bind_blob(s, i, va_arg(ap, const void *), 16, SQLITE_TRANSIENT); break;
+		case 'I': {
+			int64_t v = va_arg(ap, int64_t);
+			rc = v ? sqlite3_bind_int64(s, i, v) : sqlite3_bind_null(s, i);
+			break;
+		}
+		case 'T': {
+			const char *t = va_arg(ap, const char *);
+			rc = *t ? sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+			break;
+		}
+		case 'S': {
+			const uint8_t *b = va_arg(ap, const uint8_t *);
+			static const uint8_t zero[16];
+			rc = memcmp(b, zero, 16) ? sqlite3_bind_blob(s, i, b, 16, SQLITE_TRANSIENT)
+						 : sqlite3_bind_null(s, i);
+			break;
+		}
 		}
 	}
 	return rc;
@@ -211,6 +253,16 @@ static int blob(sqlite3_stmt *s, int col, void *out, int len)
 		return -EIO;
 	memcpy(out, sqlite3_column_blob(s, col), (size_t)len);
 	return 0;
+}
+
+/* A blob that may be NULL (all zero then). */
+static int blob_or_null(sqlite3_stmt *s, int col, void *out, int len)
+{
+	if (sqlite3_column_type(s, col) == SQLITE_NULL) {
+		memset(out, 0, (size_t)len);
+		return 0;
+	}
+	return blob(s, col, out, len);
 }
 
 static void text(sqlite3_stmt *s, int col, char *out, size_t size)
@@ -264,7 +316,7 @@ int store_meta_set(struct store *st, const char *key, const char *value)
 
 #define NODE_COLS "name, hostname, os, node_key, disco_key, machine_key, token_hash, ipv4, ipv6," \
 	" state, ephemeral, tags, auth_key_id, created, key_expiry, last_seen"
-#define NODE_FMT "tttbbbbi6iitiiii"
+#define NODE_FMT "TttbbbbISiitiiii"
 #define NODE_ARGS(n) (n)->name, (n)->hostname, (n)->os, (n)->node_key, (n)->disco_key, \
 	(n)->machine_key, (n)->token_hash, (int64_t)(n)->ipv4, (n)->ipv6, (int64_t)(n)->state, \
 	(int64_t)(n)->ephemeral, (n)->tags, (n)->auth_key_id, (n)->created, (n)->key_expiry, \
@@ -315,7 +367,7 @@ int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, voi
 		text(s, 3, n.os, sizeof(n.os));
 		if (blob(s, 4, n.node_key, KEY_LEN) || blob(s, 5, n.disco_key, KEY_LEN) ||
 		    blob(s, 6, n.machine_key, KEY_LEN) || blob(s, 7, n.token_hash, HASH_LEN) ||
-		    blob(s, 9, n.ipv6, 16)) {
+		    blob_or_null(s, 9, n.ipv6, 16)) {
 			rc = corrupt("nodes", n.id);
 			break;
 		}

@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "meshvpn/file.h"
 #include "meshvpn/keys.h"
 #include "meshvpn/log.h"
 
@@ -63,36 +64,25 @@ void node_keys_wipe(struct node_keys *k)
 	sodium_memzero(k, sizeof(*k));
 }
 
-/* The file holds the three private keys as base64 lines; public keys are derived. */
+/* The file holds the three private keys as base64 lines; public keys are derived.
+ * file_replace: a fresh 0600 temporary (O_EXCL, O_NOFOLLOW) renamed over, whatever was
+ * there before. */
 static int keys_write(const char *dir, const struct node_keys *k)
 {
-	char path[4096], tmp[4200], node[KEY_B64_LEN], disco[KEY_B64_LEN], seed[KEY_B64_LEN];
+	char path[4096], node[KEY_B64_LEN], disco[KEY_B64_LEN], seed[KEY_B64_LEN];
 	char text[256];
-	int fd, n, rc = 0;
+	struct iovec iov;
+	int n, rc;
 
-	snprintf(path, sizeof(path), "%s/keys", dir);
-	snprintf(tmp, sizeof(tmp), "%s/keys.tmp", dir);
+	if (snprintf(path, sizeof(path), "%s/keys", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
 	key_to_base64(k->node_priv, node);
 	key_to_base64(k->disco_priv, disco);
 	key_to_base64(k->machine_sec, seed); /* first 32 bytes: the Ed25519 seed */
 	n = snprintf(text, sizeof(text), "node %s\ndisco %s\nmachine %s\n", node, disco, seed);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (write(fd, text, (size_t)n) != n || fsync(fd)) {
-		rc = -EIO;
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	close(fd);
-	if (rename(tmp, path)) {
-		rc = -errno;
-		unlink(tmp);
-	}
-out:
+	iov.iov_base = text;
+	iov.iov_len = (size_t)n;
+	rc = file_replace(path, &iov, 1, 0600, NULL);
 	sodium_memzero(text, sizeof(text));
 	sodium_memzero(node, sizeof(node));
 	sodium_memzero(disco, sizeof(disco));

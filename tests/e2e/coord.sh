@@ -3,6 +3,9 @@
 # register with and without keys, approval pushed on the open stream, reject, delete,
 # expire, key reuse and replay refused, several relays and their relay map (STUN
 # addresses), relays' admission stream, kill -9 + restart.
+# Issue 12: names that read as ids, ambiguous names, pending nodes without name or
+# address, what a pending node is sent, keys revoked by prefix, home_relay, overflowing
+# expiries, the state dir's mode.
 # Usage: tests/e2e/coord.sh BUILD_DIR
 set -u
 BUILD=$(cd "${1:?usage: coord.sh BUILD_DIR}" && pwd)
@@ -81,7 +84,27 @@ check_within "a pending node's stream says needs-approval" 10 has p '"state":"ne
 check "a pending node's netmap has no peers" has p '"peers":\[\]'
 check "others do not see the pending node" hasnt a 'pending-one'
 check "relays/list: pending shown in nodes list" bash -c "'$COORD' nodes list --state '$STATE' | grep pending-one | grep -q needs-approval"
+check "a pending node's netmap has no relay map and no DNS" bash -c "! grep -q '\"relays\"\\|\"dns\"\\|\"domain\"' '$E2E_TMP/p.stream'"
+check "a pending node holds no address" bash -c "'$COORD' nodes list --state '$STATE' | awk '\$2 == \"pending-one\" && \$3 == \"-\" && \$4 == \"-\"' | grep -q ."
+if command -v curl >/dev/null; then
+	check "a pending node cannot post endpoints (403)" bash -c "curl -sk -o /dev/null -w '%{http_code}' -X POST -H \"Authorization: Bearer \$(cat '$E2E_TMP/p/token')\" -d '{\"endpoints\":[\"192.0.2.9:1\"]}' '$URL/v1/endpoints' | grep -q 403"
+fi
+# A pending "1" (no key needed) must not capture commands about node 1.
+idof() { grep -o '"id":[0-9]*' | head -1 | cut -d: -f2; }
+ONE=$(sim register one --hostname 1 | idof)
+check "a hostname that reads as an id asks for node-1" bash -c "'$COORD' nodes list --state '$STATE' | grep -q ' node-1 .*needs-approval'"
+check "nodes show 1 is node id 1, not the pending '1'" bash -c "'$COORD' nodes show 1 --state '$STATE' | grep -q '\"name\": \"alpha\"'"
+# Squatters: a pending "laptop" takes no name; two of them make the name ambiguous.
+SQ1=$(sim register sq1 --hostname laptop | idof)
+SQ2=$(sim register sq2 --hostname laptop | idof)
+check "a name two pending nodes asked for is refused, listing them" bash -c "'$COORD' nodes approve laptop --state '$STATE' 2>&1 | grep -q \"could be any of 2 nodes: id [0-9]* (needs-approval, asked for 'laptop'), id\""
+check "the real laptop gets 'laptop' whatever pending nodes asked for" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/laptop --hostname laptop --auth-key $RKEY | grep -q '\"name\":\"laptop\"'"
+check "nodes show laptop is the real one" bash -c "'$COORD' nodes show laptop --state '$STATE' | grep -q '\"state\": \"running\"'"
+check "a squatter approved by id gets laptop-2" bash -c "'$COORD' nodes approve $SQ1 --state '$STATE' && '$COORD' nodes show $SQ1 --state '$STATE' | grep -q '\"name\": \"laptop-2\"'"
+check "pending squatters are deleted by id" bash -c "'$COORD' nodes delete $ONE --state '$STATE' && '$COORD' nodes delete $SQ1 --state '$STATE' && '$COORD' nodes delete $SQ2 --state '$STATE'"
+check "... and gone" bash -c "! '$COORD' nodes list --state '$STATE' | grep -q 'node-1\\|laptop-2'"
 check "approve by name" adm nodes approve pending-one
+check "approval gives the pending node its address" bash -c "'$COORD' nodes show pending-one --state '$STATE' | grep -q '\"100\\.'"
 check_within "approval arrives on the pending node's open stream" 10 has p '"state":"running"'
 check_within "the approved node now sees peers" 10 has p '"name":"alpha"'
 check_within "others get peer_added for it" 10 has a '"type":"peer_added","peer":{[^}]*"name":"pending-one"'
@@ -164,6 +187,9 @@ if command -v curl >/dev/null; then
 	check_within "a reported STUN port moves the derived address" 10 has a '"name":"fra",[^}]*"stun":"relay.example.test:3490"'
 	check "a relay with --stun reports a port too" bash -c "curl -sk -X POST -H 'Authorization: Bearer $RTOK2' -d '{\"pin\":\"$PIN\",\"stun_port\":3491}' '$URL/v1/relay/pin' | grep -q ok"
 	check "... and its explicit --stun stays" bash -c "'$COORD' relays list --state '$STATE' | grep ams | grep -q '198.51.100.7:3479'"
+	ATOK=$(cat "$E2E_TMP/a/token")
+	check "home_relay must name a relay of the relay map" bash -c "curl -sk -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer $ATOK' -d '{\"endpoints\":[],\"home_relay\":\"\\\"><x\"}' '$URL/v1/endpoints' | grep -q 400"
+	check "a home_relay of the relay map is taken" bash -c "curl -sk -X POST -H 'Authorization: Bearer $ATOK' -d '{\"endpoints\":[],\"home_relay\":\"fra\"}' '$URL/v1/endpoints' | grep -q ok"
 	check "a bad stun_port gets 400" bash -c "curl -sk -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer $RTOK' -d '{\"pin\":\"$PIN\",\"stun_port\":70000}' '$URL/v1/relay/pin' | grep -q 400"
 
 	# --- hostile input ---
@@ -174,6 +200,12 @@ if command -v curl >/dev/null; then
 	check "admin API over HTTPS needs an API key" bash -c "curl -sk -o /dev/null -w '%{http_code}' '$URL/v1/admin/nodes' | grep -q 401"
 	APIKEY=$(adm apikeys create | tail -1)
 	check "admin CLI over HTTPS with an API key" bash -c "'$COORD' nodes list --server '$URL' --pin '$PIN' --api-key '$APIKEY' | grep -q alpha"
+	APIKEY2=$(adm apikeys create | tail -1)
+	P2=$(sed 's/^mvpn-api-//' <<<"$APIKEY2" | cut -c1-8)
+	check "an API key is revoked by its prefix, and only it" bash -c "'$COORD' apikeys revoke $P2 --state '$STATE' | grep -q 'API key 2 revoked'"
+	check "... the other key still works" bash -c "'$COORD' nodes list --server '$URL' --pin '$PIN' --api-key '$APIKEY' | grep -q alpha"
+	check "... the revoked one does not" bash -c "! '$COORD' nodes list --server '$URL' --pin '$PIN' --api-key '$APIKEY2' 2>/dev/null"
+	check "a prefix shorter than 6 is not a key" bash -c "'$COORD' apikeys revoke abc --state '$STATE' 2>&1 | grep -q \"no API key matches 'abc'\""
 	MPORT=$(ss -ltnp 2>/dev/null | grep "pid=$COORD_PID," | grep -o '127.0.0.1:[0-9]*' | grep -v ":$PORT\$" | head -1)
 	check "metrics are served" bash -c "curl -s 'http://$MPORT/metrics' | grep -q 'coord_nodes{state=\"running\"}'"
 fi
@@ -193,6 +225,7 @@ stop_stream e
 check_within "an ephemeral node is removed after its stream closes" 15 bash -c "! '$COORD' nodes list --state '$STATE' | grep -q ' eph '"
 
 # --- CLI contract ---
+check "an auth key expiry that would overflow is refused" bash -c "'$COORD' keys create --expiry 9223372036854775807s --state '$STATE' 2>&1 | grep -q 'too far'"
 check "usage errors exit 2" bash -c "'$COORD' nodes frobnicate --state '$STATE'; test \$? = 2"
 check "unknown node exits 1 with a message" bash -c "'$COORD' nodes approve nosuch --state '$STATE' 2>&1; test \$? = 1"
 check "no server for a state dir exits 1 and says how to start one" bash -c "'$COORD' nodes list --state /nonexistent 2>&1 | grep -q 'coord serve'"
@@ -200,7 +233,9 @@ check "no server for a state dir exits 1 and says how to start one" bash -c "'$C
 # --- kill -9 and restart: nothing acknowledged is lost ---
 adm nodes list --json >"$E2E_TMP/before.json"
 stop_coord_hard
+chmod 755 "$STATE"
 check "coord restarts on the same state dir" start_coord
+check "a loosened state dir is 0700 again" test "$(stat -c %a "$STATE")" = 700
 adm nodes list --json >"$E2E_TMP/after.json"
 strip() { grep -E '"(name|id|ips|state)"|100\.|fd' "$1" | grep -v online; }
 check "every node, name, address and state survives kill -9" diff <(strip "$E2E_TMP/before.json") <(strip "$E2E_TMP/after.json")

@@ -233,13 +233,17 @@ RC=$?
 check "d joins without a key: exit 0 while waiting" test "$RC" = 0
 check "d is told the exact approve command" grep -q '^    coord nodes approve delta$' "$E2E_TMP/d.up"
 check "d's status says needs-approval" state_is d needs-approval
-IP4[d]=$(ctl d ip -4)
+# A pending node holds no address (issue 12): d gets one when approved, the next one coord
+# hands out (next-fit: the one after c's), which nobody reaches meanwhile.
+check "d holds no address while pending" test "$(ctl d ip -4)" = 0.0.0.0
+IP4[d]=${IP4[c]%.*}.$(( ${IP4[c]##*.} + 1 ))
 check "d has no WireGuard peers while pending" no_peers d
 check "a pending node writes no netmap cache" no_cache d
 check "the others do not see d" sees_not a delta
 check "nobody reaches d yet" no_ping a d
 check "approve delta" adm nodes approve delta
 check_within "d runs without another command" 10 state_is d running
+check "approval gave d that address" test "$(ctl d ip -4)" = "${IP4[d]}"
 check "every pair pings within seconds of the approval" all_ping 10 a b c d
 check_within "once running, d caches its netmap (0600)" 5 mode_600 "$E2E_TMP/d/state/netmap"
 

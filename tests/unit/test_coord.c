@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -331,6 +332,16 @@ static void test_coord_register_verify(void **state)
 	assert_int_equal(api_status(-EIO), 500);
 }
 
+/* Approves the node of k and returns its entry as an admin sees it. */
+static json_t *approved_json(struct fixture *f, const struct node_keys *k)
+{
+	struct node *n = keymap_get(&f->co.by_machine_key, k->machine_pub);
+
+	assert_non_null(n);
+	assert_int_equal(coord_node_approve(&f->co, n), 0);
+	return netmap_node_json(&f->co, n, 1);
+}
+
 static void test_coord_names_are_unique(void **state)
 {
 	struct fixture *f = *state;
@@ -343,6 +354,14 @@ static void test_coord_names_are_unique(void **state)
 	assert_int_equal(reg(f, &k1, "box", NULL, &a1), 0);
 	assert_int_equal(reg(f, &k2, "box", NULL, &a2), 0);
 	assert_int_equal(reg(f, &k3, "BOX", NULL, &a3), 0);
+	/* Pending nodes get their names (and addresses) when approved, in that order; the
+	 * answers are those of the approved nodes, as an admin sees them. */
+	json_decref(a1);
+	json_decref(a2);
+	json_decref(a3);
+	a1 = approved_json(f, &k1);
+	a2 = approved_json(f, &k2);
+	a3 = approved_json(f, &k3);
 	assert_string_equal(ans_str(a1, "name"), "box");
 	assert_string_equal(ans_str(a2, "name"), "box-2");
 	assert_string_equal(ans_str(a3, "name"), "box-3");
@@ -542,6 +561,347 @@ static void test_coord_relay_stun(void **state)
 	assert_string_equal(f->co.relays->rec.pin, pin);
 }
 
+/* --- issue 12: an admin's argument hits what it names; pending nodes hold nothing --- */
+
+static struct node *node_of(struct fixture *f, const struct node_keys *k)
+{
+	return keymap_get(&f->co.by_machine_key, k->machine_pub);
+}
+
+static void test_sanitize_label_never_an_id(void **state)
+{
+	char out[64], digits[80];
+
+	(void)state;
+	coord_sanitize_label("1", out, sizeof(out));
+	assert_string_equal(out, "node-1");
+	coord_sanitize_label("007.example.com", out, sizeof(out));
+	assert_string_equal(out, "node-007");
+	coord_sanitize_label("1a", out, sizeof(out));
+	assert_string_equal(out, "1a");
+	memset(digits, '9', 70);
+	digits[70] = 0;
+	coord_sanitize_label(digits, out, sizeof(out));
+	assert_int_equal(strlen(out), 63);
+	assert_memory_equal(out, "node-999", 8);
+}
+
+/* A pending node registered as "1" (no key needed) must not capture `approve 1`. */
+static void test_coord_id_like_hostname(void **state)
+{
+	struct fixture *f = *state;
+	struct node_keys real, evil;
+	char err[200];
+	struct node *n;
+	json_t *a;
+
+	node_keys_generate(&real);
+	node_keys_generate(&evil);
+	assert_int_equal(reg(f, &real, "real", NULL, &a), 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "id")), 1);
+	json_decref(a);
+	assert_int_equal(reg(f, &evil, "1", NULL, &a), 0);
+	assert_string_equal(ans_str(a, "name"), "node-1");   /* what it asked for, as a label */
+	json_decref(a);
+	assert_int_equal(coord_node_resolve(&f->co, "1", &n, err, sizeof(err)), 0);
+	assert_ptr_equal(n, node_of(f, &real));
+	assert_int_equal(coord_node_approve(&f->co, n), 0);
+	assert_int_equal(coord_node_state(node_of(f, &evil)), NODE_STATUS_NEEDS_APPROVAL);
+	assert_int_equal(coord_node_resolve(&f->co, "3", &n, err, sizeof(err)), -ENOENT);
+	assert_int_equal(api_status(-ENOENT), 404);
+	/* An admin cannot give out an id-like name either. */
+	assert_int_equal(coord_node_rename(&f->co, node_of(f, &real), "2", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "node id"));
+}
+
+/* A store from an older coord may hold names like "5": they become "node-5". */
+static void test_coord_id_like_names_in_old_store(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX];
+	struct node_keys k;
+	struct node_rec r;
+	json_t *a;
+	int64_t id;
+
+	assert_int_equal(coord_authkey_create(&f->co, 1, 0, 0, "", key, sizeof(key), NULL), 0);
+	node_keys_generate(&k);
+	assert_int_equal(reg(f, &k, "web", key, &a), 0);
+	json_decref(a);
+	r = node_of(f, &k)->rec;
+	id = r.id;
+	snprintf(r.name, sizeof(r.name), "5");
+	assert_int_equal(store_node_update(f->co.st, &r), 0);
+	coord_close(&f->co);
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), 0);
+	assert_string_equal(node_of(f, &k)->rec.name, "node-5");
+	assert_null(coord_node_find(&f->co, "5"));
+	assert_ptr_equal(coord_node_find(&f->co, "node-5"), node_of(f, &k));
+	coord_close(&f->co);
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), 0);   /* it was stored */
+	assert_string_equal(node_of(f, &k)->rec.name, "node-5");
+	assert_int_equal(node_of(f, &k)->rec.id, id);
+}
+
+/* Pending nodes take no address and no name: the real "laptop" keeps its name. */
+static void test_coord_pending_holds_no_name_or_address(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX], err[400];
+	struct node_keys s1, s2, real;
+	struct node *n;
+	json_t *a;
+
+	assert_int_equal(coord_authkey_create(&f->co, 1, 0, 0, "", key, sizeof(key), NULL), 0);
+	node_keys_generate(&s1);
+	node_keys_generate(&s2);
+	node_keys_generate(&real);
+	assert_int_equal(reg(f, &s1, "laptop", NULL, &a), 0);
+	assert_string_equal(ans_str(a, "name"), "laptop");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(a, "ips"), 0)), "0.0.0.0");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(a, "ips"), 1)), "::");
+	json_decref(a);
+	assert_int_equal(reg(f, &s2, "laptop", NULL, &a), 0);
+	/* Two pending nodes asked for "laptop": the command names the id. */
+	assert_string_equal(ans_str(a, "approve_command"), "coord nodes approve 2");
+	json_decref(a);
+	assert_int_equal(node_of(f, &s1)->rec.ipv4, 0);
+	assert_string_equal(node_of(f, &s1)->rec.name, "");
+	assert_int_equal(coord_node_resolve(&f->co, "laptop", &n, err, sizeof(err)), -ENOTUNIQ);
+	assert_null(n);
+	assert_non_null(strstr(err, "id 1 (needs-approval"));
+	assert_non_null(strstr(err, "id 2 (needs-approval"));
+	assert_int_equal(api_status(-ENOTUNIQ), 409);
+
+	assert_int_equal(reg(f, &real, "laptop", key, &a), 0);
+	assert_string_equal(ans_str(a, "name"), "laptop");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(a, "ips"), 0)), "100.64.0.1");
+	json_decref(a);
+	/* The holder of the name outranks what pending nodes asked for. */
+	assert_ptr_equal(coord_node_find(&f->co, "laptop"), node_of(f, &real));
+	assert_int_equal(coord_node_approve(&f->co, node_of(f, &s1)), 0);
+	assert_string_equal(node_of(f, &s1)->rec.name, "laptop-2");
+	assert_int_equal(node_of(f, &s1)->rec.ipv4, 0x64400002u);
+	assert_non_null(coord_node_find(&f->co, "laptop-2"));
+	/* Renaming waits for the name; deleting frees nothing it does not hold. */
+	assert_int_equal(coord_node_rename(&f->co, node_of(f, &s2), "mine", err, sizeof(err)), -EINVAL);
+	assert_int_equal(coord_node_delete(&f->co, node_of(f, &s2)), 0);
+	/* All of it survives a reopen. */
+	coord_close(&f->co);
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), 0);
+	assert_string_equal(node_of(f, &real)->rec.name, "laptop");
+	assert_string_equal(node_of(f, &s1)->rec.name, "laptop-2");
+}
+
+static void test_clip_utf8(void **state)
+{
+	char out[64];
+
+	(void)state;
+	coord_clip_utf8("ab\xc3\xa9", 3, out);
+	assert_string_equal(out, "ab");
+	coord_clip_utf8("ab\xc3\xa9", 4, out);
+	assert_string_equal(out, "ab\xc3\xa9");
+	coord_clip_utf8("a\xe2\x82\xac", 3, out);        /* a € cut inside the euro */
+	assert_string_equal(out, "a");
+	coord_clip_utf8("a\xf0\x9f\x98\x80" "b", 63, out);  /* a whole emoji stays */
+	assert_string_equal(out, "a\xf0\x9f\x98\x80" "b");
+	coord_clip_utf8("ok\xc3", 63, out);                /* cut by an older coord */
+	assert_string_equal(out, "ok");
+	coord_clip_utf8("x\xc0\xafy", 63, out);            /* overlong */
+	assert_string_equal(out, "x");
+	coord_clip_utf8("x\xed\xa0\x80", 63, out);        /* a surrogate */
+	assert_string_equal(out, "x");
+}
+
+/* A 64-byte hostname ending in a 2-byte character: cut before it, not inside it, and
+ * still in the node's JSON. */
+static void test_coord_hostname_cut_on_characters(void **state)
+{
+	struct fixture *f = *state;
+	char host[80];
+	struct node_keys k;
+	json_t *a, *o;
+
+	memset(host, 'a', 62);
+	memcpy(host + 62, "\xc3\xa9", 3);
+	node_keys_generate(&k);
+	assert_int_equal(reg(f, &k, host, NULL, &a), 0);
+	json_decref(a);
+	assert_int_equal(strlen(node_of(f, &k)->rec.hostname), 62);
+	o = netmap_node_json(&f->co, node_of(f, &k), 1);
+	assert_non_null(json_object_get(o, "hostname"));
+	assert_int_equal(json_string_length(json_object_get(o, "hostname")), 62);
+	json_decref(o);
+}
+
+static int has(json_t *o, const char *k)
+{
+	return json_object_get(o, k) != NULL;
+}
+
+/* Pending, expired and rejected nodes see their own state only and post no endpoints;
+ * home_relay names a relay of the relay map. */
+static void test_coord_not_running_gets_only_itself(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX], tok[COORD_TOKEN_MAX], err[200];
+	struct node_keys kp, kr;
+	struct node *p, *r;
+	json_t *a, *h, *b;
+
+	assert_int_equal(coord_relay_add(&f->co, "fra", "https://relay.example.test", NULL, tok,
+					 sizeof(tok), err, sizeof(err)), 0);
+	assert_int_equal(coord_authkey_create(&f->co, 1, 0, 0, "", key, sizeof(key), NULL), 0);
+	node_keys_generate(&kp);
+	node_keys_generate(&kr);
+	assert_int_equal(reg(f, &kp, "pend", NULL, &a), 0);
+	json_decref(a);
+	assert_int_equal(reg(f, &kr, "runs", key, &a), 0);
+	json_decref(a);
+	p = node_of(f, &kp);
+	r = node_of(f, &kr);
+	h = netmap_full_head(&f->co, p);
+	assert_true(has(h, "self") && !has(h, "relays") && !has(h, "dns") && !has(h, "domain"));
+	json_decref(h);
+	h = netmap_full_head(&f->co, r);
+	assert_true(has(h, "self") && has(h, "relays") && has(h, "dns") && has(h, "domain"));
+	json_decref(h);
+
+	b = json_pack("{s:[s], s:s}", "endpoints", "192.0.2.1:41641", "home_relay", "fra");
+	assert_int_equal(coord_node_set_endpoints(&f->co, p, b, err, sizeof(err)), -EPERM);
+	assert_int_equal(api_status(-EPERM), 403);
+	assert_int_equal(p->n_endpoints, 0);
+	assert_int_equal(coord_node_set_endpoints(&f->co, r, b, err, sizeof(err)), 0);
+	assert_string_equal(r->home_relay, "fra");
+	json_object_set_new(b, "home_relay", json_string("\"><x"));
+	assert_int_equal(coord_node_set_endpoints(&f->co, r, b, err, sizeof(err)), -EINVAL);
+	assert_string_equal(r->home_relay, "fra");
+	json_object_set_new(b, "home_relay", json_string(""));
+	assert_int_equal(coord_node_set_endpoints(&f->co, r, b, err, sizeof(err)), 0);
+	assert_int_equal(coord_node_expire(&f->co, r), 0);
+	assert_int_equal(coord_node_set_endpoints(&f->co, r, b, err, sizeof(err)), -EPERM);
+	h = netmap_full_head(&f->co, r);
+	assert_false(has(h, "relays"));
+	json_decref(h);
+	json_decref(b);
+}
+
+/* Keys are revoked by exact id or by a prefix of exactly one: "7fe9e298" is key 1's
+ * prefix, not id 7 (atoll). */
+static void test_coord_key_revoke_exact(void **state)
+{
+	struct fixture *f = *state;
+	char keys[8][COORD_TOKEN_MAX], err[480];
+	struct authkey *ak;
+	int64_t id = 0;
+
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(coord_apikey_create(&f->co, 0, keys[i], sizeof(keys[i])), 0);
+	for (struct apikey *k = f->co.apikeys; k; k = k->next) {
+		if (k->rec.id == 1)
+			snprintf(k->rec.prefix, sizeof(k->rec.prefix), "7fe9e298aaaaaa");
+		if (k->rec.id == 2 || k->rec.id == 3)
+			snprintf(k->rec.prefix, sizeof(k->rec.prefix), "abcdef%lld0000000", (long long)k->rec.id);
+		if (k->rec.id == 4)
+			snprintf(k->rec.prefix, sizeof(k->rec.prefix), "500000bbbbbbbb");
+	}
+	assert_int_equal(coord_apikey_revoke(&f->co, "7fe9e298", &id, err, sizeof(err)), 0);
+	assert_int_equal(id, 1);
+	assert_int_equal(coord_apikey_check(&f->co, keys[6]), 0);      /* id 7 still works */
+	assert_int_equal(coord_apikey_check(&f->co, keys[0]), -EPERM);
+	assert_int_equal(coord_apikey_revoke(&f->co, "abcdef", &id, err, sizeof(err)), -ENOTUNIQ);
+	assert_non_null(strstr(err, "id 2 (abcdef2"));
+	assert_non_null(strstr(err, "id 3 (abcdef3"));
+	assert_int_equal(coord_apikey_check(&f->co, keys[1]), 0);
+	assert_int_equal(coord_apikey_revoke(&f->co, "abc", &id, err, sizeof(err)), -ENOENT);
+	assert_int_equal(coord_apikey_revoke(&f->co, "99", &id, err, sizeof(err)), -ENOENT);
+	assert_int_equal(coord_apikey_revoke(&f->co, "-1", &id, err, sizeof(err)), -ENOENT);
+	assert_int_equal(coord_apikey_revoke(&f->co, "500000", &id, err, sizeof(err)), 0);
+	assert_int_equal(id, 4);   /* all digits, no such id, one prefix */
+	assert_int_equal(coord_apikey_revoke(&f->co, "2", &id, err, sizeof(err)), 0);
+	assert_int_equal(id, 2);
+
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(coord_authkey_create(&f->co, 0, 0, 0, "", keys[i], sizeof(keys[i]),
+						      NULL), 0);
+	for (struct authkey *k = f->co.authkeys; k; k = k->next)
+		if (k->rec.id == 1)
+			snprintf(k->rec.prefix, sizeof(k->rec.prefix), "3fe9e298aaaaaa");
+	assert_int_equal(coord_authkey_resolve(&f->co, "3fe9e298", &ak, err, sizeof(err)), 0);
+	assert_int_equal(ak->rec.id, 1);
+	assert_int_equal(coord_authkey_resolve(&f->co, "3", &ak, err, sizeof(err)), 0);
+	assert_int_equal(ak->rec.id, 3);
+	assert_int_equal(coord_authkey_resolve(&f->co, "nope!!", &ak, err, sizeof(err)), -ENOENT);
+}
+
+static void test_coord_relay_resolve(void **state)
+{
+	struct fixture *f = *state;
+	char tok[COORD_TOKEN_MAX], err[480];
+	struct relay *r;
+
+	assert_int_equal(coord_relay_add(&f->co, "fra", "https://a.test", NULL, tok, sizeof(tok),
+					 err, sizeof(err)), 0);
+	assert_int_equal(coord_relay_add(&f->co, "frankfurt", "https://b.test", NULL, tok,
+					 sizeof(tok), err, sizeof(err)), 0);
+	assert_int_equal(coord_relay_add(&f->co, "ams", "https://c.test", NULL, tok, sizeof(tok),
+					 err, sizeof(err)), 0);
+	assert_int_equal(coord_relay_add(&f->co, "1", "https://d.test", NULL, tok, sizeof(tok),
+					 err, sizeof(err)), -EINVAL);
+	assert_int_equal(coord_relay_resolve(&f->co, "fra", &r, err, sizeof(err)), 0);
+	assert_string_equal(r->rec.name, "fra");
+	assert_int_equal(coord_relay_resolve(&f->co, "fr", &r, err, sizeof(err)), -ENOTUNIQ);
+	assert_non_null(strstr(err, "(frankfurt)"));
+	assert_int_equal(coord_relay_resolve(&f->co, "fran", &r, err, sizeof(err)), 0);
+	assert_string_equal(r->rec.name, "frankfurt");
+	assert_int_equal(coord_relay_resolve(&f->co, "3", &r, err, sizeof(err)), 0);
+	assert_string_equal(r->rec.name, "ams");
+	assert_int_equal(coord_relay_resolve(&f->co, "x", &r, err, sizeof(err)), -ENOENT);
+}
+
+/* Durations that would overflow created + expiry are refused, not wrapped. */
+static void test_coord_expiry_overflow(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX];
+	int64_t at;
+
+	assert_int_equal(coord_authkey_create(&f->co, 0, 0, INT64_MAX, "", key, sizeof(key), NULL),
+			 -ERANGE);
+	assert_int_equal(coord_apikey_create(&f->co, INT64_MAX - 5, key, sizeof(key)), -ERANGE);
+	assert_null(f->co.authkeys);
+	assert_null(f->co.apikeys);
+	assert_int_equal(api_status(-ERANGE), 400);
+	assert_int_equal(coord_expiry_at(1000, 0, &at), 0);
+	assert_int_equal(at, 0);
+	assert_int_equal(coord_expiry_at(1000, 60, &at), 0);
+	assert_int_equal(at, 1060);
+	assert_int_equal(coord_expiry_at(1000, COORD_MAX_DURATION, &at), 0);
+	assert_int_equal(coord_expiry_at(INT64_MAX - 10, 11, &at), -ERANGE);
+	assert_int_equal(coord_expiry_at(1000, -1, &at), -ERANGE);
+	assert_int_equal(coord_authkey_create(&f->co, 0, 0, 86400, "", key, sizeof(key), NULL), 0);
+	/* coord refuses to start with a node key expiry it cannot add to the clock. */
+	coord_close(&f->co);
+	f->opts.key_expiry = INT64_MAX;
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), -ERANGE);
+	f->opts.key_expiry = 3600;
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), 0);
+}
+
+/* An existing state dir is made 0700, however loose it was. */
+static void test_coord_state_dir_private(void **state)
+{
+	struct fixture *f = *state;
+	struct stat st;
+
+	coord_close(&f->co);
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), 0);
+	assert_int_equal(stat(f->dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -561,6 +921,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_coord_ephemeral_removed_by_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_relay_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_relay_stun, setup, teardown),
+		cmocka_unit_test(test_sanitize_label_never_an_id),
+		cmocka_unit_test(test_clip_utf8),
+		cmocka_unit_test_setup_teardown(test_coord_id_like_hostname, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_id_like_names_in_old_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_pending_holds_no_name_or_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_hostname_cut_on_characters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_not_running_gets_only_itself, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_key_revoke_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_relay_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_expiry_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_state_dir_private, setup, teardown),
 	};
 
 	keys_init();

@@ -1,5 +1,6 @@
 /* test_lib.c - unit tests for lib's small modules: keys, args, json, log quoting. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,6 +71,48 @@ static void test_keys_load_persists_and_is_private(void **state)
 	fclose(f);
 	assert_int_equal(node_keys_load(tmpl, 1, &b), -EINVAL);
 	assert_int_equal(node_keys_remove(tmpl), 0);
+	rmdir(tmpl);
+}
+
+/* The temporary keys file is always a fresh 0600 file: a planted keys.tmp symlink is
+ * not written through, and a loose keys.tmp left behind does not lend its mode. */
+static void test_keys_write_ignores_planted_tmp(void **state)
+{
+	char tmpl[] = "/tmp/test_keys.XXXXXX", path[256], tmp[256], target[256], buf[8];
+	struct node_keys a;
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(tmpl));
+	snprintf(path, sizeof(path), "%s/keys", tmpl);
+	snprintf(tmp, sizeof(tmp), "%s/keys.tmp", tmpl);
+	snprintf(target, sizeof(target), "%s/victim", tmpl);
+	f = fopen(target, "w");
+	fputs("safe", f);
+	fclose(f);
+	assert_int_equal(symlink(target, tmp), 0);
+	assert_int_equal(node_keys_load(tmpl, 1, &a), 0);
+	fd = open(target, O_RDONLY);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 4);
+	close(fd);
+	assert_memory_equal(buf, "safe", 4);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	fd = open(tmp, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(fchmod(fd, 0644), 0);
+	close(fd);
+	assert_int_equal(node_keys_rotate(tmpl, &a), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(access(tmp, F_OK), -1);
+	node_keys_wipe(&a);
+	assert_int_equal(node_keys_remove(tmpl), 0);
+	unlink(target);
 	rmdir(tmpl);
 }
 
@@ -343,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_keys_base64_round_trip),
 		cmocka_unit_test(test_keys_base64_rejects_junk),
 		cmocka_unit_test(test_keys_load_persists_and_is_private),
+		cmocka_unit_test(test_keys_write_ignores_planted_tmp),
 		cmocka_unit_test(test_keys_sign_verify),
 		cmocka_unit_test(test_keys_hex),
 		cmocka_unit_test(test_args_anywhere),

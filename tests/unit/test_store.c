@@ -434,7 +434,7 @@ static void test_store_open_creates_private_wal_file(void **state)
 	side_path(f, "-shm", p);
 	assert_mode(p, 0600);
 	v = store_schema_version(f->st);
-	assert_int_equal(v, 2);   /* two migrations so far; bump with the next */
+	assert_int_equal(v, 3);   /* three migrations so far; bump with the next */
 	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v);
 	close_store(f);
 	/* WAL is persistent: the header says so to any later reader. */
@@ -772,15 +772,19 @@ static void test_store_newer_schema_refused(void **state)
 	assert_int_equal(count(f->st, T_NODES), 1);
 }
 
+/* The nodes table of versions 1 and 2 (names and addresses NOT NULL). */
+#define V1_NODES_TABLE \
+	"CREATE TABLE nodes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE," \
+	" hostname TEXT NOT NULL, os TEXT NOT NULL, node_key BLOB NOT NULL UNIQUE," \
+	" disco_key BLOB NOT NULL, machine_key BLOB NOT NULL UNIQUE, token_hash BLOB NOT NULL," \
+	" ipv4 INTEGER NOT NULL UNIQUE, ipv6 BLOB NOT NULL UNIQUE, state INTEGER NOT NULL," \
+	" ephemeral INTEGER NOT NULL, tags TEXT NOT NULL, auth_key_id INTEGER NOT NULL," \
+	" created INTEGER NOT NULL, key_expiry INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+
 /* The schema as version 1 wrote it (a frozen copy: the store's own may only grow). */
 static const char v1_schema[] =
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-	"CREATE TABLE nodes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
-	" hostname TEXT NOT NULL, os TEXT NOT NULL, node_key BLOB NOT NULL UNIQUE,"
-	" disco_key BLOB NOT NULL, machine_key BLOB NOT NULL UNIQUE, token_hash BLOB NOT NULL,"
-	" ipv4 INTEGER NOT NULL UNIQUE, ipv6 BLOB NOT NULL UNIQUE, state INTEGER NOT NULL,"
-	" ephemeral INTEGER NOT NULL, tags TEXT NOT NULL, auth_key_id INTEGER NOT NULL,"
-	" created INTEGER NOT NULL, key_expiry INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+	V1_NODES_TABLE
 	"CREATE TABLE authkeys (id INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE,"
 	" prefix TEXT NOT NULL, reusable INTEGER NOT NULL, ephemeral INTEGER NOT NULL,"
 	" tags TEXT NOT NULL, created INTEGER NOT NULL, expiry INTEGER NOT NULL,"
@@ -810,7 +814,7 @@ static void test_store_migrates_v1(void **state)
 	unlink(p);
 	raw_exec(f->path, v1_schema);
 	assert_int_equal(store_open(f->path, &f->st), 0);
-	assert_int_equal(store_schema_version(f->st), 2);
+	assert_int_equal(store_schema_version(f->st), 3);
 	/* The old relay keeps everything and has no STUN address or port of its own yet. */
 	assert_int_equal(list(f->st, T_RELAYS, &r), 0);
 	assert_int_equal(r.n, 1);
@@ -827,7 +831,7 @@ static void test_store_migrates_v1(void **state)
 	assert_int_equal(store_relay_update(f->st, &rl), 0);
 	add_row(f->st, T_RELAYS, 1);
 	reopen(f);
-	assert_int_equal(store_schema_version(f->st), 2);
+	assert_int_equal(store_schema_version(f->st), 3);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(list(f->st, T_RELAYS, &r), 0);
 	assert_int_equal(r.n, 2);
@@ -835,6 +839,78 @@ static void test_store_migrates_v1(void **state)
 	assert_int_equal(count(f->st, T_NODES), 0);
 	add_row(f->st, T_NODES, 0);
 	assert_int_equal(count(f->st, T_NODES), 1);
+}
+
+/* Nodes waiting for their first approval hold no name and no address: any number of
+ * them fit (the columns are NULL), they read back empty, and they get both later. */
+static void test_store_pending_nodes_hold_no_name_or_address(void **state)
+{
+	struct fixture *f = *state;
+	struct node_rec n[3];
+	struct rows r = { 0 };
+
+	for (int i = 0; i < 3; i++) {
+		fill_node(&n[i], i + 1);
+		n[i].name[0] = 0;
+		n[i].ipv4 = 0;
+		memset(n[i].ipv6, 0, sizeof(n[i].ipv6));
+		assert_int_equal(store_node_insert(f->st, &n[i]), 0);
+	}
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM nodes WHERE name IS NULL AND"
+				 " ipv4 IS NULL AND ipv6 IS NULL"), 3);
+	reopen(f);
+	assert_int_equal(list(f->st, T_NODES, &r), 0);
+	assert_int_equal(r.n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_node_equal(&r.nodes[i], &n[i]);
+	/* Approved: a name and addresses like any node, still unique. */
+	fill_node(&n[0], 1);
+	n[0].id = r.nodes[0].id;
+	assert_int_equal(store_node_update(f->st, &n[0]), 0);
+	fill_node(&n[1], 1);
+	n[1].id = r.nodes[1].id;
+	memcpy(n[1].node_key, r.nodes[1].node_key, KEY_LEN);
+	memcpy(n[1].machine_key, r.nodes[1].machine_key, KEY_LEN);
+	assert_int_equal(store_node_update(f->st, &n[1]), -EEXIST);   /* node 1's name, addresses */
+	reopen(f);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(list(f->st, T_NODES, &r), 0);
+	assert_node_equal(&r.nodes[0], &n[0]);
+	assert_string_equal(r.nodes[1].name, "");
+}
+
+/* A version 2 file (names and addresses NOT NULL): its nodes move over whole, and the
+ * id of a node deleted before the migration is not handed out again. */
+static void test_store_migrates_v2_keeps_ids(void **state)
+{
+	struct fixture *f = *state;
+	struct node_rec a, b, c;
+	struct rows r = { 0 };
+	int64_t ida, idb;
+
+	fill_node(&a, 1);
+	fill_node(&b, 2);
+	assert_int_equal(store_node_insert(f->st, &a), 0);
+	assert_int_equal(store_node_insert(f->st, &b), 0);
+	ida = a.id;
+	idb = b.id;
+	assert_int_equal(store_node_delete(f->st, idb), 0);
+	close_store(f);
+	/* Back to the version 2 table, as an older coord left it. */
+	raw_exec(f->path, "CREATE TABLE old AS SELECT * FROM nodes; DROP TABLE nodes;"
+		 V1_NODES_TABLE
+		 "INSERT INTO nodes SELECT * FROM old; DROP TABLE old;"
+		 "UPDATE sqlite_sequence SET seq=7 WHERE name='nodes';"
+		 "PRAGMA user_version=2;");
+	assert_int_equal(store_open(f->path, &f->st), 0);
+	assert_int_equal(store_schema_version(f->st), 3);
+	assert_int_equal(list(f->st, T_NODES, &r), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.nodes[0].id, ida);
+	assert_node_equal(&r.nodes[0], &a);
+	fill_node(&c, 3);
+	assert_int_equal(store_node_insert(f->st, &c), 0);
+	assert_int_equal(c.id, 8);
 }
 
 /* Runs table t's foreach expecting -EIO and a log line holding each of want[]. */
@@ -1052,6 +1128,8 @@ int main(void)
 		STORE_TEST(test_store_rollback_leaves_nothing),
 		STORE_TEST(test_store_commit_persists),
 		STORE_TEST(test_store_migrates_v1),
+		STORE_TEST(test_store_pending_nodes_hold_no_name_or_address),
+		STORE_TEST(test_store_migrates_v2_keeps_ids),
 		STORE_TEST(test_store_newer_schema_refused),
 		STORE_TEST(test_store_corrupt_blob_is_eio),
 		STORE_TEST(test_store_corrupt_page_is_eio),
