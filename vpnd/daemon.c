@@ -146,8 +146,12 @@ static void remember_self(struct vpnd *d)
 	const struct nm_self *s = &d->nm.self;
 	char a4[INET_ADDRSTRLEN], a6[INET6_ADDRSTRLEN];
 
-	inet_ntop(AF_INET, &s->ip4, a4, sizeof(a4));
-	inet_ntop(AF_INET6, &s->ip6, a6, sizeof(a6));
+	/* A pending node holds no address yet (coord says 0.0.0.0 and ::): none to show. */
+	a4[0] = a6[0] = 0;
+	if (s->ip4.s_addr)
+		inet_ntop(AF_INET, &s->ip4, a4, sizeof(a4));
+	if (!IN6_IS_ADDR_UNSPECIFIED(&s->ip6))
+		inet_ntop(AF_INET6, &s->ip6, a6, sizeof(a6));
 	if (strcmp(d->prefs.name, s->name) || strcmp(d->prefs.ip4, a4) || strcmp(d->prefs.ip6, a6) ||
 	    d->prefs.node_state != s->state) {
 		snprintf(d->prefs.name, sizeof(d->prefs.name), "%s", s->name);

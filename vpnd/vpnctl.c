@@ -368,12 +368,16 @@ static int cmd_ip(void)
 		printf("%s\n", s);
 		printed++;
 	}
-	json_decref(o);
 	if (!printed) {
-		fprintf(stderr, "vpnctl: this node has no %saddress yet: join with vpnctl up --coord URL\n",
-			opt_4 ? "IPv4 " : opt_6 ? "IPv6 " : "");
+		fprintf(stderr, "vpnctl: this node has no %saddress yet: %s\n",
+			opt_4 ? "IPv4 " : opt_6 ? "IPv6 " : "",
+			!strcmp(str(json_object_get(o, "self"), "state"), "needs-approval")
+				? "coord gives it one when an admin approves it"
+				: "join with vpnctl up --coord URL");
+		json_decref(o);
 		return 1;
 	}
+	json_decref(o);
 	return 0;
 }
 

@@ -235,7 +235,7 @@ check "d is told the exact approve command" grep -q '^    coord nodes approve de
 check "d's status says needs-approval" state_is d needs-approval
 # A pending node holds no address (issue 12): d gets one when approved, the next one coord
 # hands out (next-fit: the one after c's), which nobody reaches meanwhile.
-check "d holds no address while pending" test "$(ctl d ip -4)" = 0.0.0.0
+check "d holds no address while pending (vpnctl ip has none to print: exit 1)" exit_code_is 1 ctl d ip -4
 IP4[d]=${IP4[c]%.*}.$(( ${IP4[c]##*.} + 1 ))
 check "d has no WireGuard peers while pending" no_peers d
 check "a pending node writes no netmap cache" no_cache d

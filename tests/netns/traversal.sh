@@ -94,7 +94,8 @@ status() { ctl "$1" status --json | tr -d '\n '; }
 joins() { ctl "$1" up --coord "$URL" --pin "$PIN" --hostname "${HOST[$1]}" --auth-key "$KEY" | grep -q '^Running as '; }
 pings() { lab_exec "$1" ping -c 1 -W 1 "${IP4[$2]}" >/dev/null 2>&1; }
 no_ping() { ! lab_exec "$1" ping -c 2 -W 1 "${IP4[$2]}" >/dev/null 2>&1; }
-vmetric() { lab_exec "$1" curl -s http://127.0.0.1:9101/metrics | grep -F "$2 " | awk '{print $2}'; }
+vmetric() { local v; v=$(lab_exec "$1" curl -s http://127.0.0.1:9101/metrics | grep "^$2 " | awk '{print $2}'); echo "${v:-0}"; }
+serves_metrics() { lab_exec "$1" curl -sf http://127.0.0.1:9101/metrics | grep -q '^vpnd_disco_received_total '; }
 vmetric_pos() { test "$(vmetric "$1" "$2")" -gt 0 2>/dev/null; }
 # path_of NODE PEER: the path NODE's status gives for PEER (direct, relay, none)
 path_of() { status "$1" | grep -o "\"name\":\"${HOST[$2]}\"[^}]*" | grep -o '"path":"[a-z]*"' | cut -d'"' -f4; }
@@ -211,6 +212,7 @@ garbage() {
 	lab_exec a bash -c "head -c 5000 /dev/urandom > /dev/tcp/$LAB_IP_relay1/443; head -c 5000 /dev/urandom > /dev/tcp/$LAB_IP_coord/8443" 2>/dev/null
 	return 0
 }
+check "a serves its disco counters on /metrics" serves_metrics a
 check "garbage to every node's WireGuard port, the relays' STUN and TLS ports, coord" garbage
 dropped_disco() { test $(( $(vmetric a vpnd_disco_malformed_total) + $(vmetric a vpnd_disco_unknown_key_total) )) -gt 0; }
 check "a dropped and counted the disco-looking garbage" dropped_disco
