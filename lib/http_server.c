@@ -737,6 +737,7 @@ void http_server_add_conn(struct http_server *srv, struct conn *c)
 		conn_close(c);
 		return;
 	}
+	hc->timer.data = hc;
 	if (admit(srv, c, hc)) {
 		uv_close((uv_handle_t *)&hc->timer, hc_free_cb);
 		conn_close(c);
