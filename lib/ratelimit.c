@@ -92,15 +92,16 @@ int ratelimit_take(struct ratelimit *rl, const uint8_t key[RATELIMIT_KEY_LEN], u
 			b = &set[i];
 	}
 	if (!b) {
-		/* A free slot, else the fullest bucket: forgetting it costs its source the
-		 * least (a fresh bucket is a full one). */
+		/* A free slot, else the fullest bucket (forgetting it costs its source the
+		 * least: a fresh bucket is a full one), the longest unused among equals. */
 		for (int i = 0; i < WAYS; i++) {
 			if (!set[i].used) {
 				victim = &set[i];
 				break;
 			}
 			refill(rl, &set[i], now_ms);
-			if (!victim || set[i].tokens > victim->tokens)
+			if (!victim || set[i].tokens > victim->tokens ||
+			    (set[i].tokens == victim->tokens && set[i].at_ms < victim->at_ms))
 				victim = &set[i];
 		}
 		b = victim;
