@@ -13,6 +13,9 @@
 #include "meshvpn/log.h"
 
 #define MAX_SEGS 6
+#define RETRY_AFTER "Retry-After: 10\r\n"
+
+static struct log_limit lim_refused = LOG_LIMIT_INIT("registration_refused", 10);
 
 int api_status(int rc)
 {
@@ -78,11 +81,25 @@ static void respond_failed(struct http_request *req, int rc, const char *err)
 
 /* --- node protocol --- */
 
+/* 429 with a hint when to come back: the source asked more than its share. */
+static int rate_limited(struct coord *co, struct ratelimit *rl, struct http_request *req,
+			uint64_t *count)
+{
+	static const char body[] = "{\"error\":\"too many requests from this address; retry later\"}";
+
+	if (!coord_guard_allow(co, rl, req->peer, count))
+		return 0;
+	http_respond(req, 429, "application/json", RETRY_AFTER, body, sizeof(body) - 1);
+	return 1;
+}
+
 static void on_challenge(struct coord *co, struct http_request *req)
 {
 	uint8_t ch[32];
 	char hex[COORD_CHALLENGE_HEX + 1];
 
+	if (rate_limited(co, co->guard.challenge, req, &co->guard.limited_challenge))
+		return;
 	if (coord_challenge_new(co, ch)) {
 		http_respond_error(req, 503, "too many registrations in flight; retry shortly");
 		return;
@@ -94,17 +111,25 @@ static void on_challenge(struct coord *co, struct http_request *req)
 
 static void on_register(struct coord *co, struct http_request *req)
 {
-	json_t *b = api_body_json(co, req), *resp = NULL;
+	json_t *b, *resp = NULL;
 	char err[200];
 	int rc, status;
 
-	if (!b)
+	if (rate_limited(co, co->guard.reg, req, &co->guard.limited_register))
 		return;
+	if (!(b = api_body_json(co, req)))
+		return;
+	if (coord_guard_pending_full(co, b, req->peer)) {
+		json_decref(b);
+		http_respond_error(req, 503, "too many nodes wait for approval; use an auth key, or ask an admin");
+		return;
+	}
 	rc = coord_register(co, b, &resp, err, sizeof(err));
 	json_decref(b);
 	if (rc) {
 		status = api_status(rc);
-		log_info("registration refused", "peer=%s status=%d reason=\"%s\"", req->peer, status, err);
+		log_limited(&lim_refused, LOG_INFO, "registration refused", "peer=%s status=%d reason=\"%s\"",
+			    req->peer, status, err);
 		http_respond_error(req, status, err);
 		return;
 	}

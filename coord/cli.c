@@ -14,7 +14,7 @@
 
 struct cli {
 	const char *state, *server, *api_key, *pin;
-	int json, reusable, ephemeral;
+	int json, reusable, ephemeral, insecure;
 	const char *expiry, *tags, *stun;
 	char base[4200];
 };
@@ -453,7 +453,7 @@ int coord_cli_main(const char *group, int argc, char **argv)
 		{ "json", NULL, &c.json, 0 }, { "reusable", NULL, &c.reusable, 0 },
 		{ "ephemeral", NULL, &c.ephemeral, 0 }, { "expiry", &c.expiry, NULL, 0 },
 		{ "tags", &c.tags, NULL, 0 }, { "stun", &c.stun, NULL, 0 },
-		{ NULL, NULL, NULL, 0 },
+		{ "insecure", NULL, &c.insecure, 0 }, { NULL, NULL, NULL, 0 },
 	};
 	char *w[8], err[256];
 	int n;
@@ -471,6 +471,13 @@ int coord_cli_main(const char *group, int argc, char **argv)
 		struct http_url u;
 		if (http_url_parse(c.server, &u)) {
 			fprintf(stderr, "coord: --server takes https://HOST[:PORT]\n");
+			return 2;
+		}
+		/* The API key is the admin's whole power: never in clear text by accident,
+		 * not even to loopback (another user's process may listen there). */
+		if (u.scheme == HTTP_SCHEME_HTTP && !c.insecure) {
+			fprintf(stderr, "coord: --server %s would send the API key unencrypted; use "
+				"https:// (or say --insecure if you mean it)\n", c.server);
 			return 2;
 		}
 	}

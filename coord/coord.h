@@ -12,6 +12,7 @@
 #include "meshvpn/tls.h"
 #include "meshvpn/keymap.h"
 #include "meshvpn/coord_proto.h"
+#include "meshvpn/ratelimit.h"
 #include "store.h"
 
 #define COORD_MAX_ENDPOINTS 16
@@ -79,6 +80,19 @@ struct coord_opts {
 	int64_t keepalive;              /* seconds between stream keepalives */
 };
 
+/* guard.c: what anonymous clients may cost (set up by `coord serve`; none in tests). */
+struct coord_guard_opts {
+	unsigned challenge_per_min, register_per_min;   /* per source, also the burst */
+	size_t max_pending;                             /* 0 = no cap */
+};
+struct coord_guard {
+	uint8_t key[32];                 /* challenges' MAC, per process */
+	int key_set;
+	struct ratelimit *challenge, *reg;
+	size_t max_pending;
+	uint64_t issued, used_full, limited_challenge, limited_register, pending_full;
+};
+
 struct coord_stats {
 	uint64_t registrations, deltas_sent, bytes_sent, slow_watchers_cut, requests, bad_requests;
 };
@@ -96,13 +110,14 @@ struct coord {
 	struct watcher *node_watchers;  /* streams of every node, any state */
 	struct watcher *relay_watchers;
 	size_t n_watchers;
-	struct challenge *challenges;   /* ring of outstanding registration challenges */
+	struct challenge *challenges;   /* ring of used challenges until they expire (guard.c) */
 	size_t ch_head, ch_count;
 	uint8_t *ip_used;               /* bitmap over the 2^22 addresses of 100.64.0.0/10 */
 	uint32_t ip_next;
 	uint8_t ula[6];                 /* fdXX:XXXX:XXXX::/48, generated once per tailnet */
 	char domain[64];
 	struct coord_stats stats;
+	struct coord_guard guard;
 	int broadcasting;               /* a fan-out is iterating the watcher lists */
 	int dead_pending;
 };
@@ -151,7 +166,21 @@ int coord_register_parse(const json_t *req, struct coord_reg *g, char *err, size
 /* ... and whether it may register: uses up the challenge, checks the signature and the
  * auth key, finds the machine's node (-EACCES, -EEXIST, -EPERM). */
 int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size_t errlen);
+/* guard.c: challenges (stateless until used) ... */
 int coord_challenge_new(struct coord *co, uint8_t out[32]);
+/* Uses one up: 0, -ENOENT (not ours, or used), -ETIMEDOUT, -EBUSY (too many in use). */
+int coord_challenge_take(struct coord *co, const uint8_t value[32]);
+void coord_challenges_expire(struct coord *co, int64_t now);
+/* ... and the limits at the HTTP edge. */
+int coord_guard_setup(struct coord *co, const struct coord_guard_opts *o);
+void coord_guard_free(struct coord *co);
+/* One request of peer against limiter rl (NULL: none): 0, or -EAGAIN (counted in *count,
+ * logged at a bounded rate). */
+int coord_guard_allow(struct coord *co, struct ratelimit *rl, const char *peer, uint64_t *count);
+/* 1 when the registration body would add a node waiting for approval and max_pending
+ * of them wait already (counted, logged at a bounded rate). */
+int coord_guard_pending_full(struct coord *co, const json_t *body, const char *peer);
+size_t coord_pending_count(const struct coord *co);
 int coord_node_approve(struct coord *co, struct node *n);
 int coord_node_reject(struct coord *co, struct node *n);
 int coord_node_expire(struct coord *co, struct node *n);

@@ -16,6 +16,14 @@
 #include "meshvpn/log.h"
 #include "meshvpn/metrics.h"
 
+/* What one anonymous client may hold or ask for, unless told otherwise. */
+#define DEFAULT_MAX_CONNS 16384
+#define DEFAULT_MAX_CONNS_PER_IP 256
+#define DEFAULT_MAX_PENDING 1000
+#define DEFAULT_CHALLENGE_RATE 60       /* a minute, per source; also the burst */
+#define DEFAULT_REGISTER_RATE 30
+#define NOFILE_MARGIN 256               /* admin connections, the store, listeners */
+
 struct server {
 	uv_loop_t *loop;
 	struct coord co;
@@ -42,6 +50,38 @@ static void on_admin(struct http_request *req, void *arg)
 	struct server *s = arg;
 
 	api_handle(&s->co, req, 1);
+}
+
+/* What hostile clients cost: refusals and cuts at the HTTP edge, rate limits, caps. */
+static void fill_guard_metrics(struct metrics_text *t, struct server *s)
+{
+	const struct coord_guard *g = &s->co.guard;
+	struct http_server_stats h;
+
+	http_server_get_stats(s->pub, &h);
+	metrics_printf(t,
+		"# HELP coord_http_rejected_total Requests refused while being read (malformed, too large, slow).\n"
+		"# TYPE coord_http_rejected_total counter\ncoord_http_rejected_total %llu\n"
+		"# HELP coord_http_connections_refused_total Connections over --max-conns or --max-conns-per-ip.\n"
+		"# TYPE coord_http_connections_refused_total counter\ncoord_http_connections_refused_total %llu\n"
+		"# HELP coord_http_stalls_total Clients no longer read because their answers were not.\n"
+		"# TYPE coord_http_stalls_total counter\ncoord_http_stalls_total %llu\n"
+		"# TYPE coord_http_drain_closed_total counter\ncoord_http_drain_closed_total %llu\n"
+		"# HELP coord_rate_limited_total Requests answered 429.\n"
+		"# TYPE coord_rate_limited_total counter\n"
+		"coord_rate_limited_total{endpoint=\"challenge\"} %llu\n"
+		"coord_rate_limited_total{endpoint=\"register\"} %llu\n"
+		"# HELP coord_pending_cap_hits_total Registrations refused: --max-pending nodes wait already.\n"
+		"# TYPE coord_pending_cap_hits_total counter\ncoord_pending_cap_hits_total %llu\n"
+		"# TYPE coord_challenges_issued_total counter\ncoord_challenges_issued_total %llu\n"
+		"# TYPE coord_challenges_used_full_total counter\ncoord_challenges_used_full_total %llu\n"
+		"# HELP coord_log_lines_suppressed_total Log lines left out by the bounded-rate logger.\n"
+		"# TYPE coord_log_lines_suppressed_total counter\ncoord_log_lines_suppressed_total %llu\n",
+		(unsigned long long)h.rejected, (unsigned long long)h.conns_refused,
+		(unsigned long long)h.stalls, (unsigned long long)h.drain_closed,
+		(unsigned long long)g->limited_challenge, (unsigned long long)g->limited_register,
+		(unsigned long long)g->pending_full, (unsigned long long)g->issued,
+		(unsigned long long)g->used_full, log_suppressed_total());
 }
 
 static void fill_metrics(struct metrics_text *t, void *arg)
@@ -78,6 +118,7 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		(unsigned long long)co->stats.bytes_sent, (unsigned long long)co->stats.slow_watchers_cut,
 		(unsigned long long)co->stats.requests, (unsigned long long)co->stats.bad_requests,
 		http_server_conn_count(s->pub));
+	fill_guard_metrics(t, s);
 }
 
 static void on_tls_connection(uv_stream_t *listener, int status)
@@ -107,6 +148,7 @@ static void on_tick(uv_timer_t *t)
 	struct server *s = t->data;
 
 	coord_tick(&s->co);
+	log_limit_flush_all();
 }
 
 static void on_keepalive(uv_timer_t *t)
@@ -168,12 +210,65 @@ static void print_listening(struct server *s, const char *sock)
 	printf("coord: listening on %s, admin socket %s\n", text, sock);
 }
 
+/* The caps on what clients may hold or ask, from the command line. */
+struct serve_limits {
+	const char *max_conns, *max_conns_per_ip, *max_pending, *challenge_rate, *register_rate;
+};
+
+static int parse_count(const char *text, const char *name, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!text)
+		return 0;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || v > max) {
+		fprintf(stderr, "coord serve: --%s takes a number up to %lu\n", name, max);
+		return -EINVAL;
+	}
+	*out = (unsigned long)v;
+	return 0;
+}
+
+static int parse_limits(const struct serve_limits *l, struct http_server_opts *h,
+			struct coord_guard_opts *g)
+{
+	unsigned long conns = DEFAULT_MAX_CONNS, per_ip = DEFAULT_MAX_CONNS_PER_IP;
+	unsigned long pending = DEFAULT_MAX_PENDING, ch = DEFAULT_CHALLENGE_RATE;
+	unsigned long reg = DEFAULT_REGISTER_RATE;
+
+	if (parse_count(l->max_conns, "max-conns", 1UL << 20, &conns) ||
+	    parse_count(l->max_conns_per_ip, "max-conns-per-ip", 1UL << 20, &per_ip) ||
+	    parse_count(l->max_pending, "max-pending", 1UL << 22, &pending) ||
+	    parse_count(l->challenge_rate, "challenge-rate", 1UL << 20, &ch) ||
+	    parse_count(l->register_rate, "register-rate", 1UL << 20, &reg))
+		return -EINVAL;
+	if (!ch || !reg) {
+		fprintf(stderr, "coord serve: --challenge-rate and --register-rate are at least 1 a minute\n");
+		return -EINVAL;
+	}
+	h->max_conns = conns;            /* 0: no cap */
+	h->max_conns_per_source = per_ip;
+	g->max_pending = pending;
+	g->challenge_per_min = (unsigned)ch;
+	g->register_per_min = (unsigned)reg;
+	return 0;
+}
+
 int coord_serve_main(int argc, char **argv)
 {
 	const char *state = "./coord-state", *listen = ":8443", *cert = NULL, *key = NULL;
 	const char *metrics = NULL, *eph = "5m", *expiry = "180d", *keepalive = "30s";
 	const char *level = NULL;
+	struct serve_limits lim = { 0 };
 	const struct arg_opt opts[] = {
+		{ "max-conns", &lim.max_conns, NULL, 0 },
+		{ "max-conns-per-ip", &lim.max_conns_per_ip, NULL, 0 },
+		{ "max-pending", &lim.max_pending, NULL, 0 },
+		{ "challenge-rate", &lim.challenge_rate, NULL, 0 },
+		{ "register-rate", &lim.register_rate, NULL, 0 },
 		{ "state", &state, NULL, 0 }, { "listen", &listen, NULL, 0 },
 		{ "tls-cert", &cert, NULL, 0 }, { "tls-key", &key, NULL, 0 },
 		{ "metrics", &metrics, NULL, 0 }, { "ephemeral-timeout", &eph, NULL, 0 },
@@ -181,8 +276,9 @@ int coord_serve_main(int argc, char **argv)
 		{ "log-level", &level, NULL, 0 }, { NULL, NULL, NULL, 0 },
 	};
 	struct http_server_opts hopts = { .max_header_bytes = 16384, .max_body_bytes = 1 << 20,
-					  .header_timeout_ms = 10000, .idle_timeout_ms = 120000 };
+					  .header_timeout_ms = 10000, .idle_timeout_ms = 120000 }, aopts;
 	struct coord_opts copts = { 0 };
+	struct coord_guard_opts gopts = { 0 };
 	struct server s = { 0 };
 	char *words[4], err[256], sock[4096];
 	int64_t eph_s, exp_s, ka_s;
@@ -192,7 +288,9 @@ int coord_serve_main(int argc, char **argv)
 	n = args_parse(argc, argv, opts, words, 4, err, sizeof(err));
 	if (n < 0 || n > 0) {
 		fprintf(stderr, "coord serve: %s\nusage: coord serve [--state DIR] [--listen HOST:PORT] "
-			"[--tls-cert F --tls-key F] [--metrics HOST:PORT]\n",
+			"[--tls-cert F --tls-key F] [--metrics HOST:PORT]\n"
+			"       [--max-conns N] [--max-conns-per-ip N] [--max-pending N]\n"
+			"       [--challenge-rate PER-MIN] [--register-rate PER-MIN]\n",
 			n < 0 ? err : "takes no arguments");
 		return 2;
 	}
@@ -207,8 +305,15 @@ int coord_serve_main(int argc, char **argv)
 	}
 	if (level)
 		log_set_level(lvl);
+	if (parse_limits(&lim, &hopts, &gopts))
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
-	file_raise_nofile();
+	/* A descriptor per connection the cap allows, the admin's, the store's and a margin;
+	 * without a cap, what the system lets us. */
+	if (hopts.max_conns)
+		file_raise_nofile_to(hopts.max_conns + NOFILE_MARGIN);
+	else
+		file_raise_nofile();
 	if (keys_init()) {
 		fprintf(stderr, "coord: libsodium failed to initialise\n");
 		return 1;
@@ -236,10 +341,16 @@ int coord_serve_main(int argc, char **argv)
 		goto out_lock;
 	}
 	rc = 1;
+	if (coord_guard_setup(&s.co, &gopts)) {
+		fprintf(stderr, "coord: out of memory\n");
+		goto out_coord;
+	}
 	if (setup_tls(&s, state, cert, key))
 		goto out_coord;
+	aopts = hopts;
+	aopts.max_conns = aopts.max_conns_per_source = 0;   /* the 0600 socket: the admin's own */
 	if (http_server_new(s.loop, &hopts, on_public, &s, &s.pub) ||
-	    http_server_new(s.loop, &hopts, on_admin, &s, &s.admin))
+	    http_server_new(s.loop, &aopts, on_admin, &s, &s.admin))
 		goto out_servers;
 	s.tcp.data = &s;
 	if (conn_listen_tcp(s.loop, listen, &s.tcp, on_tls_connection)) {
@@ -289,6 +400,7 @@ out_servers:
 	uv_run(s.loop, UV_RUN_DEFAULT);
 	tls_config_free(s.tls);
 out_coord:
+	coord_guard_free(&s.co);
 	coord_close(&s.co);
 out_lock:
 	close(s.lock_fd);

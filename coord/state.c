@@ -439,57 +439,6 @@ struct node *coord_node_by_token(struct coord *co, const char *token)
 	return keymap_get(&co->by_token, h);
 }
 
-/* --- registration challenges: a ring in issue order, so expiry pops from the head --- */
-
-static void challenge_pop(struct coord *co)
-{
-	struct challenge *c = &co->challenges[co->ch_head];
-
-	if (keymap_get(&co->by_challenge, c->value) == c)
-		keymap_del(&co->by_challenge, c->value);
-	co->ch_head = (co->ch_head + 1) % COORD_MAX_CHALLENGES;
-	co->ch_count--;
-}
-
-/* Drops used and expired challenges from the head of the ring. */
-static void challenges_expire(struct coord *co, int64_t now)
-{
-	while (co->ch_count) {
-		struct challenge *h = &co->challenges[co->ch_head];
-		if (h->expires > now && keymap_get(&co->by_challenge, h->value) == h)
-			break;
-		challenge_pop(co);
-	}
-}
-
-int coord_challenge_new(struct coord *co, uint8_t out[32])
-{
-	struct challenge *c;
-	int64_t now = coord_now();
-
-	challenges_expire(co, now);
-	if (co->ch_count == COORD_MAX_CHALLENGES)
-		return -EBUSY;
-	c = &co->challenges[(co->ch_head + co->ch_count) % COORD_MAX_CHALLENGES];
-	randombytes_buf(c->value, sizeof(c->value));
-	c->expires = now + COORD_CHALLENGE_TTL;
-	if (keymap_put(&co->by_challenge, c->value, c))
-		return -EAGAIN;   /* a 256-bit collision: not in this universe */
-	co->ch_count++;
-	memcpy(out, c->value, 32);
-	return 0;
-}
-
-static int challenge_take(struct coord *co, const uint8_t value[32])
-{
-	struct challenge *c = keymap_get(&co->by_challenge, value);
-
-	if (!c)
-		return -ENOENT;
-	keymap_del(&co->by_challenge, value);
-	return c->expires > coord_now() ? 0 : -ETIMEDOUT;
-}
-
 /* --- nodes --- */
 
 static int valid_text(const char *s, size_t max)
@@ -617,11 +566,12 @@ int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size
 	struct node *other;
 	int m, rc;
 
-	rc = challenge_take(co, g->challenge);
+	rc = coord_challenge_take(co, g->challenge);
 	if (rc) {
 		snprintf(err, errlen, rc == -ETIMEDOUT ? "challenge expired: ask for a new one"
+			 : rc == -EBUSY ? "too many registrations in flight; retry shortly"
 			 : "unknown or already used challenge: ask for a new one");
-		return -EACCES;
+		return rc == -EBUSY ? -ENOSPC : -EACCES;
 	}
 	m = coord_register_message(g->challenge_hex, g->node_b64, g->disco_b64, g->machine_b64,
 				   g->hostname, g->os, g->auth_key, msg, sizeof(msg));
@@ -1022,5 +972,5 @@ void coord_tick(struct coord *co)
 			coord_node_delete(co, n);
 		}
 	}
-	challenges_expire(co, now);
+	coord_challenges_expire(co, now);
 }

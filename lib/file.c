@@ -102,6 +102,16 @@ int file_lock_dir(const char *dir, const char *name)
 	return fd;
 }
 
+void file_raise_nofile_to(unsigned long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || want < rl.rlim_max ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 void file_raise_nofile(void)
 {
 	struct rlimit rl;

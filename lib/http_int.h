@@ -8,11 +8,12 @@
 #include <http_parser.h>
 
 #include "meshvpn/http.h"
+#include "meshvpn/keymap.h"
 
 #define HTTP_STREAM_INPUT_MAX (64 * 1024)  /* what a stream's client may send before it is cut */
 
 enum hc_state { HC_READ, HC_HANDLING, HC_STREAM, HC_DEAD };
-enum hc_timer { T_NONE, T_HEADER, T_IDLE, T_RESUME, T_STREAM_GONE };
+enum hc_timer { T_NONE, T_HEADER, T_IDLE, T_RESUME, T_STREAM_GONE, T_DRAIN };
 enum hc_part { P_NONE, P_URL, P_FIELD, P_VALUE };
 
 struct http_stream {
@@ -23,8 +24,15 @@ struct http_stream {
 	unsigned finished : 1;      /* ended by the owner, or on_close delivered */
 };
 
+/* Open connections of one source, for max_conns_per_source. */
+struct http_source {
+	uint8_t key[32];            /* keyed hash of the source (keymap wants random keys) */
+	size_t n;
+};
+
 struct http_conn {
 	struct http_server *srv;
+	struct http_source *src;    /* NULL once the transport is released */
 	struct http_conn *prev, *next;
 	struct conn *c;             /* NULL once the transport is closed */
 	uv_timer_t timer;
@@ -49,6 +57,7 @@ struct http_conn {
 	uint8_t *inbuf;             /* input that arrived while a handler worked */
 	size_t inlen;
 	size_t stream_input;
+	uint64_t stalled_at;        /* loop time the answers backed up (T_DRAIN) */
 	struct conn *upgraded;      /* handed over by http_upgrade: gets the input left over */
 
 	unsigned started : 1;       /* bytes of a request have arrived */
@@ -70,12 +79,17 @@ struct http_server {
 	void *arg;
 	struct http_conn *head;
 	size_t n_conns;
+	struct keymap sources;      /* struct http_source by key */
+	uint8_t source_hkey[32];
+	struct http_server_stats stats;
 };
 
 /* http_server.c */
 /* Closes and unlinks; hc stays readable until the loop turns. */
 void http_conn_destroy(struct http_conn *hc);
 void http_conn_req_reset(struct http_conn *hc);
+/* The transport leaves the server (closed or handed over): the counts go down. */
+void http_conn_release(struct http_conn *hc);
 void http_conn_timer_set(struct http_conn *hc, enum hc_timer kind, uint64_t ms);
 /* Keep-alive: on to the next request, or close. */
 void http_conn_answered(struct http_conn *hc);

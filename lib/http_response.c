@@ -318,8 +318,8 @@ int http_upgrade(struct http_request *req, const char *protocol, conn_read_cb on
 		return -EPIPE;
 	}
 	conn_set_callbacks(c, on_read, on_end, arg);
+	http_conn_release(hc);
 	hc->c = NULL;
-	hc->srv->n_conns--;
 	hc->upgraded = c;
 	http_conn_destroy(hc);
 	*out = c;

@@ -6,8 +6,10 @@
 #include <strings.h>
 
 #include <http_parser.h>
+#include <sodium.h>
 
 #include "meshvpn/log.h"
+#include "meshvpn/ratelimit.h"
 #include "http_int.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
@@ -18,6 +20,15 @@
 #define HEADER_OVERHEAD 4               /* ": " and CRLF, counted against max_header_bytes */
 #define PAUSED_INPUT_MAX (256 * 1024)   /* pipelined input held while a handler works */
 #define BODY_PREALLOC_MAX (64 * 1024)
+#define DEFAULT_MAX_UNSENT (256 * 1024)
+#define DEFAULT_DRAIN_TIMEOUT_MS 30000
+#define DRAIN_POLL_MS 100               /* how often a stalled client's queue is looked at */
+#define LOG_PER_SEC 10                  /* lines a second for each kind a client can cause */
+
+/* What any client can make the server say, at a bounded rate (lib/log.c). */
+static struct log_limit lim_reject = LOG_LIMIT_INIT("http_rejected", LOG_PER_SEC);
+static struct log_limit lim_refuse = LOG_LIMIT_INIT("http_conn_refused", LOG_PER_SEC);
+static struct log_limit lim_cut = LOG_LIMIT_INIT("http_client_cut", LOG_PER_SEC);
 
 const char *http_request_header(const struct http_request *req, const char *name)
 {
@@ -50,8 +61,8 @@ void http_conn_destroy(struct http_conn *hc)
 	hc->state = HC_DEAD;
 	if (hc->c) {
 		conn_close(hc->c);
+		http_conn_release(hc);
 		hc->c = NULL;
-		srv->n_conns--;
 	}
 	if (hc->prev)
 		hc->prev->next = hc->next;
@@ -72,8 +83,8 @@ static void hc_abort(struct http_conn *hc)
 	}
 	if (hc->c) {
 		conn_close(hc->c);
+		http_conn_release(hc);
 		hc->c = NULL;
-		hc->srv->n_conns--;
 	}
 	hc->gone = 1;
 }
@@ -138,7 +149,9 @@ static void hc_reject(struct http_conn *hc, int status, const char *message)
 	char *body;
 	size_t len = 0;
 
-	log_info("http request rejected", "peer=%s status=%d reason=\"%s\"", hc->peer, status, message);
+	hc->srv->stats.rejected++;
+	log_limited(&lim_reject, LOG_INFO, "http request rejected", "peer=%s status=%d reason=\"%s\"",
+		    hc->peer, status, message);
 	hc->keep_alive = 0;
 	hc->head = 0;
 	body = http_error_json(message, &len);
@@ -404,7 +417,8 @@ static void stream_input(struct http_conn *hc, size_t len)
 {
 	hc->stream_input += len;
 	if (hc->stream_input > HTTP_STREAM_INPUT_MAX) {
-		log_info("http stream client sent too much", "peer=%s bytes=%zu", hc->peer, hc->stream_input);
+		log_limited(&lim_cut, LOG_INFO, "http stream client sent too much", "peer=%s bytes=%zu",
+			    hc->peer, hc->stream_input);
 		stream_gone(hc);
 	}
 }
@@ -414,7 +428,8 @@ static void save_input(struct http_conn *hc, const uint8_t *data, size_t len)
 	uint8_t *b;
 
 	if (len > PAUSED_INPUT_MAX - hc->inlen) {
-		log_info("http pipelined input over limit", "peer=%s bytes=%zu", hc->peer, hc->inlen + len);
+		log_limited(&lim_cut, LOG_INFO, "http pipelined input over limit", "peer=%s bytes=%zu",
+			    hc->peer, hc->inlen + len);
 		hc_abort(hc);
 		return;
 	}
@@ -426,6 +441,43 @@ static void save_input(struct http_conn *hc, const uint8_t *data, size_t len)
 	memcpy(b + hc->inlen, data, len);
 	hc->inbuf = b;
 	hc->inlen += len;
+}
+
+/* -- back-pressure: a client that sends requests but does not read the answers -- */
+
+static int backed_up(struct http_conn *hc)
+{
+	return hc->c && conn_pending(hc->c) > hc->srv->opts.max_unsent_bytes;
+}
+
+/* Stops reading (the client's further requests wait in its socket, not here); the
+ * deadline runs from now and nothing the client does moves it. */
+static void stall(struct http_conn *hc)
+{
+	hc->srv->stats.stalls++;
+	hc->stalled_at = uv_now(hc->srv->loop);
+	conn_read_stop(hc->c);
+	http_conn_timer_set(hc, T_DRAIN, DRAIN_POLL_MS);
+}
+
+static void resume(struct http_conn *hc);
+
+static void drain_check(struct http_conn *hc)
+{
+	uint64_t now = uv_now(hc->srv->loop);
+
+	if (!hc->c) {
+		http_conn_destroy(hc);
+	} else if (conn_pending(hc->c) <= hc->srv->opts.max_unsent_bytes / 2) {
+		resume(hc);
+	} else if (now - hc->stalled_at >= hc->srv->opts.drain_timeout_ms) {
+		hc->srv->stats.drain_closed++;
+		log_limited(&lim_cut, LOG_INFO, "http client does not read its answers",
+			    "peer=%s unsent=%zu", hc->peer, conn_pending(hc->c));
+		http_conn_destroy(hc);
+	} else {
+		http_conn_timer_set(hc, T_DRAIN, DRAIN_POLL_MS);
+	}
 }
 
 /* Parses and dispatches requests one at a time until the input is used up, a handler
@@ -445,6 +497,10 @@ static void hc_process(struct http_conn *hc, const uint8_t *data, size_t len)
 		if (err == HPE_PAUSED) {
 			http_parser_pause(&hc->parser, 0);
 			hc_dispatch(hc);
+			if (hc->state == HC_READ && backed_up(hc)) {
+				stall(hc);
+				break;
+			}
 			continue;
 		}
 		if (err != HPE_OK) {
@@ -470,7 +526,7 @@ static void hc_process(struct http_conn *hc, const uint8_t *data, size_t len)
 	}
 	if (!len)
 		return;
-	if (hc->state == HC_HANDLING)
+	if (hc->state == HC_HANDLING || (hc->state == HC_READ && hc->timer_kind == T_DRAIN))
 		save_input(hc, data, len);
 	else if (hc->state == HC_STREAM)
 		stream_input(hc, len);
@@ -481,6 +537,11 @@ static void resume(struct http_conn *hc)
 	uint8_t *in = hc->inbuf;
 	size_t len = hc->inlen;
 
+	if (backed_up(hc)) {
+		/* A late answer filled the queue: wait for it with the input kept. */
+		stall(hc);
+		return;
+	}
 	hc->inbuf = NULL;
 	hc->inlen = 0;
 	http_conn_timer_set(hc, T_IDLE, hc->srv->opts.idle_timeout_ms);
@@ -518,6 +579,10 @@ static void timer_cb(uv_timer_t *t)
 		hc->timer_kind = T_NONE;
 		stream_gone(hc);
 		break;
+	case T_DRAIN:
+		hc->timer_kind = T_NONE;
+		drain_check(hc);
+		break;
 	case T_NONE:
 		break;
 	}
@@ -535,7 +600,7 @@ static void hc_on_read(struct conn *c, const uint8_t *buf, size_t len, void *arg
 
 	switch (hc->state) {
 	case HC_READ:
-		if (hc->inlen || hc->timer_kind == T_RESUME)
+		if (hc->inlen || hc->timer_kind == T_RESUME || hc->timer_kind == T_DRAIN)
 			save_input(hc, buf, len);   /* behind input that waits for resume() */
 		else
 			hc_process(hc, buf, len);
@@ -585,11 +650,78 @@ int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts,
 		srv->opts.header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
 	if (!srv->opts.idle_timeout_ms)
 		srv->opts.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+	if (!srv->opts.max_unsent_bytes)
+		srv->opts.max_unsent_bytes = DEFAULT_MAX_UNSENT;
+	if (!srv->opts.drain_timeout_ms)
+		srv->opts.drain_timeout_ms = DEFAULT_DRAIN_TIMEOUT_MS;
+	keymap_init(&srv->sources);
+	randombytes_buf(srv->source_hkey, sizeof(srv->source_hkey));
 	srv->loop = loop;
 	srv->handler = handler;
 	srv->arg = arg;
 	*out = srv;
 	return 0;
+}
+
+/* -- connection caps -- */
+
+static void source_key(const struct http_server *srv, const char *peer, uint8_t out[32])
+{
+	uint8_t k[RATELIMIT_KEY_LEN];
+
+	ratelimit_source_key(peer, k);
+	crypto_generichash(out, 32, k, sizeof(k), srv->source_hkey, sizeof(srv->source_hkey));
+}
+
+/* 0 and hc counted under its source, or -EBUSY (refused, logged) / -ENOMEM. */
+static int admit(struct http_server *srv, struct conn *c, struct http_conn *hc)
+{
+	const struct http_server_opts *o = &srv->opts;
+	struct http_source *src;
+	uint8_t key[32];
+
+	hc->srv = srv;
+	if (o->max_conns && srv->n_conns >= o->max_conns) {
+		srv->stats.conns_refused++;
+		log_limited(&lim_refuse, LOG_WARN, "http connection refused", "peer=%s reason=max_conns"
+			    " open=%zu", c->peer, srv->n_conns);
+		return -EBUSY;
+	}
+	if (!o->max_conns_per_source)
+		return 0;
+	source_key(srv, c->peer, key);
+	src = keymap_get(&srv->sources, key);
+	if (src && src->n >= o->max_conns_per_source) {
+		srv->stats.conns_refused++;
+		log_limited(&lim_refuse, LOG_WARN, "http connection refused",
+			    "peer=%s reason=max_conns_per_source open=%zu", c->peer, src->n);
+		return -EBUSY;
+	}
+	if (!src) {
+		src = calloc(1, sizeof(*src));
+		if (!src)
+			return -ENOMEM;
+		memcpy(src->key, key, sizeof(key));
+		if (keymap_put(&srv->sources, src->key, src)) {
+			free(src);
+			return -ENOMEM;
+		}
+	}
+	src->n++;
+	hc->src = src;
+	return 0;
+}
+
+void http_conn_release(struct http_conn *hc)
+{
+	struct http_source *src = hc->src;
+
+	hc->srv->n_conns--;
+	hc->src = NULL;
+	if (src && !--src->n) {
+		keymap_del(&hc->srv->sources, src->key);
+		free(src);
+	}
 }
 
 void http_server_add_conn(struct http_server *srv, struct conn *c)
@@ -602,6 +734,12 @@ void http_server_add_conn(struct http_server *srv, struct conn *c)
 	if (!hc || uv_timer_init(srv->loop, &hc->timer) < 0) {
 		log_warn("http connection dropped", "peer=%s err=ENOMEM", c->peer);
 		free(hc);
+		conn_close(c);
+		return;
+	}
+	hc->timer.data = hc;
+	if (admit(srv, c, hc)) {
+		uv_close((uv_handle_t *)&hc->timer, hc_free_cb);
 		conn_close(c);
 		return;
 	}
@@ -636,10 +774,19 @@ void http_server_free(struct http_server *srv)
 		else
 			http_conn_destroy(hc);
 	}
+	keymap_free(&srv->sources);
 	free(srv);
 }
 
 size_t http_server_conn_count(const struct http_server *srv)
 {
 	return srv ? srv->n_conns : 0;
+}
+
+void http_server_get_stats(const struct http_server *srv, struct http_server_stats *out)
+{
+	if (srv)
+		*out = srv->stats;
+	else
+		memset(out, 0, sizeof(*out));
 }

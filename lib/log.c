@@ -1,6 +1,7 @@
 /* log.c - logfmt-style event lines on stderr, one write(2) per line so lines from
  * several processes sharing a terminal or file never interleave. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,9 @@
 #include "meshvpn/log.h"
 
 static enum log_level current = LOG_INFO;
+static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct log_limit *limits;         /* under limit_lock */
+static unsigned long long suppressed_total;
 static const char *const names[] = { "error", "warn", "info", "debug" };
 
 void log_set_level(enum log_level level)
@@ -136,4 +140,70 @@ void log_write(enum log_level level, const char *msg, const char *kv, ...)
 	line[n++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+/* -- bounded-rate lines -- */
+
+static long long mono_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+/* Under limit_lock: a new second for l, after summing up the last one's suppressed lines. */
+static void limit_roll(struct log_limit *l, long long now)
+{
+	if (l->suppressed)
+		log_write(LOG_WARN, "log lines suppressed", "kind=%s suppressed=%llu", l->kind,
+			  l->suppressed);
+	l->suppressed = 0;
+	l->used = 0;
+	l->window = now;
+}
+
+int log_limit_allow(struct log_limit *l)
+{
+	long long now = mono_sec();
+	int ok;
+
+	pthread_mutex_lock(&limit_lock);
+	if (!l->linked) {
+		l->linked = 1;
+		l->next = limits;
+		limits = l;
+	}
+	if (l->window != now)
+		limit_roll(l, now);
+	ok = l->used < l->per_sec;
+	if (ok) {
+		l->used++;
+	} else {
+		l->suppressed++;
+		suppressed_total++;
+	}
+	pthread_mutex_unlock(&limit_lock);
+	return ok;
+}
+
+void log_limit_flush_all(void)
+{
+	long long now = mono_sec();
+
+	pthread_mutex_lock(&limit_lock);
+	for (struct log_limit *l = limits; l; l = l->next)
+		if (l->window != now && l->suppressed)
+			limit_roll(l, now);
+	pthread_mutex_unlock(&limit_lock);
+}
+
+unsigned long long log_suppressed_total(void)
+{
+	unsigned long long n;
+
+	pthread_mutex_lock(&limit_lock);
+	n = suppressed_total;
+	pthread_mutex_unlock(&limit_lock);
+	return n;
 }

@@ -232,8 +232,12 @@ static void connect_fail(struct tls_conn *t, int status)
 
 static void handshake_fail(struct tls_conn *t, int status, const char *why)
 {
-	log_info("tls handshake failed", "peer=%s side=%s err=%s", t->base.peer,
-		 t->is_client ? "client" : "server", why);
+	static struct log_limit lim = LOG_LIMIT_INIT("tls_handshake_failed", 10);
+
+	/* Anyone can make a server's handshake fail, as often as they like. */
+	if (t->is_client || log_limit_allow(&lim))
+		log_info("tls handshake failed", "peer=%s side=%s err=%s", t->base.peer,
+			 t->is_client ? "client" : "server", why);
 	/* Whatever went wrong, the next attempt starts afresh. */
 	if (t->offered)
 		tls_session_forget(t->key);

@@ -99,6 +99,31 @@ static int cn_ok(const char *cn)
 	return 1;
 }
 
+/* A host name that may name the certificate: dot-separated labels of letters, digits
+ * and '-' (not at either end), 1..63 each, 64 in all (cn_ok's bound). What gethostname()
+ * gives is not always one: "(none)" is the kernel's default in an initramfs or a bare
+ * container, and a daemon must start there all the same. */
+static int host_cn_ok(const char *h)
+{
+	size_t n = strlen(h), label = 0;
+
+	if (!n || n > 64 || h[0] == '.' || h[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = h[i];
+		if (ch == '.') {
+			if (!label || h[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      (ch == '-' && label)) || ++label > 63)
+			return 0;
+	}
+	return h[n - 1] != '-';
+}
+
 /* subjectAltName = SEQUENCE { dNSName [2] IA5String }. Only for names: mbedtls 2.28
  * checks host names against SAN dNSNames alone once a SAN is present and cannot
  * match iPAddress entries, so an IP address stays in the CN where it can match. */
@@ -305,10 +330,10 @@ int tls_server_setup(const char *prog, const char *dir, const char *cert, const 
 		snprintf(cpath, sizeof(cpath), "%s/tls.crt", dir);
 		snprintf(kpath, sizeof(kpath), "%s/tls.key", dir);
 		if (access(cpath, R_OK) || access(kpath, R_OK)) {
-			char host[256];
+			char host[256] = "";
 
-			snprintf(host, sizeof(host), "meshvpn-%s", prog);
-			gethostname(host, sizeof(host) - 1);
+			if (gethostname(host, sizeof(host) - 1) || !host_cn_ok(host))
+				snprintf(host, sizeof(host), "meshvpn-%s", prog);
 			rc = tls_selfsigned_create(cpath, kpath, host);
 			if (rc) {
 				fprintf(stderr, "%s: cannot create a self-signed certificate in %s: %s\n",

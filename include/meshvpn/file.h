@@ -23,5 +23,8 @@ int file_lock_dir(const char *dir, const char *name);
 
 /* A server holds a descriptor per client: allow as many as the system lets us. */
 void file_raise_nofile(void);
+/* Raises the soft descriptor limit to want (no further than the hard limit), for a
+ * daemon that caps its connections: never more than it needs. */
+void file_raise_nofile_to(unsigned long want);
 
 #endif

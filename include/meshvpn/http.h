@@ -33,6 +33,22 @@ struct http_server_opts {
 	size_t max_body_bytes;     /* default 1 MiB; more gets 413 */
 	uint64_t header_timeout_ms;/* whole request must arrive in this; default 10 s */
 	uint64_t idle_timeout_ms;  /* keep-alive idle; default 60 s */
+	/* Back-pressure: a client whose answers wait unsent past max_unsent_bytes (default
+	 * 256 KiB) is not read until they are down to half, and is closed when that takes
+	 * longer than drain_timeout_ms (default 30 s). */
+	size_t max_unsent_bytes;
+	uint64_t drain_timeout_ms;
+	/* Connections open at once, in all and from one source (an IPv4 address, an IPv6
+	 * /64); 0 = no cap. One over is closed as it arrives. */
+	size_t max_conns, max_conns_per_source;
+};
+
+/* What the server refused or cut, for metrics. */
+struct http_server_stats {
+	uint64_t rejected;         /* requests refused while being read (4xx/5xx, closed) */
+	uint64_t conns_refused;    /* over max_conns or max_conns_per_source */
+	uint64_t stalls;           /* times a client stopped being read: answers unsent */
+	uint64_t drain_closed;     /* ... and closed because it did not read them */
 };
 
 struct http_server;
@@ -52,6 +68,7 @@ void http_server_add_conn(struct http_server *srv, struct conn *c);
 void http_server_free(struct http_server *srv);
 /* Number of open connections (for metrics and tests). */
 size_t http_server_conn_count(const struct http_server *srv);
+void http_server_get_stats(const struct http_server *srv, struct http_server_stats *out);
 
 /* extra_headers: NULL or "Name: value\r\n..." lines. Whatever these return, the request
  * is answered and gone afterwards (-EPIPE: its client had left already). */
