@@ -16,14 +16,8 @@ cd "$(dirname "$0")"
 . ./lib.sh
 . ./lab.sh
 
-for b in coord relay vpnd vpnctl wg jq curl ss; do
-	command -v "$b" >/dev/null || { echo "FAIL - $b is not in the VM (scripts/vm/run --build DIR)"; exit 1; }
-done
-if ! ip link add mvprobe type wireguard 2>/dev/null; then
-	echo "FAIL - this kernel has no WireGuard"
-	exit 1
-fi
-ip link del mvprobe
+. ./vm.bash
+vm_require coord relay vpnd vpnctl wg jq curl ss
 
 IF=meshvpn0
 CSTATE="$E2E_TMP/coord"
@@ -79,16 +73,6 @@ ctl() { local n=$1; shift; lab_exec "$n" vpnctl --socket "$E2E_TMP/$n/vpnd.sock"
 joins() { ctl "$1" up --coord "$URL" --pin "$PIN" --hostname "${HOST[$1]}" --auth-key "$KEY" | grep -q '^Running as '; }
 backend_is_kernel() { test "$(ctl "$1" status --json | jq -r .self.backend)" = kernel; }
 pings() { lab_exec "$1" ping -c 1 -W 1 "${IP4[$2]}" >/dev/null 2>&1; }
-all_ping() {
-	local secs=$1 x y bad=0; shift
-	for x in "$@"; do
-		for y in "$@"; do
-			[ "$x" = "$y" ] && continue
-			wait_for "$secs" pings "$x" "$y" || { echo "    $x -> $y does not ping"; bad=1; }
-		done
-	done
-	return $bad
-}
 # peer_field NODE PEER FIELD: NODE's status for PEER (path, endpoint, relay, ...)
 peer_field() { ctl "$1" status --json | jq -r --arg p "${HOST[$2]}" --arg f "$3" '.peers[] | select(.name == $p) | .[$f]'; }
 path_is() { test "$(peer_field "$1" "$2" path)" = "$3"; }
@@ -147,7 +131,7 @@ done
 check "a runs on the kernel backend" backend_is_kernel a
 check "e runs on the kernel backend" backend_is_kernel e
 
-check "every pair pings through the tunnel (6 ordered pairs)" all_ping 25 $NODES
+check "every pair pings through the tunnel (6 ordered pairs)" all_pairs 25 pings $NODES
 check_within "a <-> b direct" 20 pair_direct a b
 check_within "a <-> e through $RELAY" 20 pair_relayed a e
 check_within "b <-> e through $RELAY" 20 pair_relayed b e
@@ -166,7 +150,7 @@ for n in a b; do
 	check "$n: disco pongs received (raw socket on the kernel's port)" vmetric_pos "$n" vpnd_disco_pongs_received_total
 	check "$n: STUN answers received" vmetric_pos "$n" vpnd_stun_responses_total
 done
-check "every pair still pings" all_ping 10 $NODES
+check "every pair still pings" all_pairs 10 pings $NODES
 
 [ "$FAILED" -eq 0 ] || dump_logs
 finish
