@@ -65,3 +65,17 @@ finish() {
 	echo "$PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 }
+
+# all_pairs SECS CMD NODE...: `CMD X Y` succeeds within SECS for every ordered pair of
+# distinct NODEs; names the pairs that fail.
+all_pairs() {
+	local secs=$1 cmd=$2 x y bad=0
+	shift 2
+	for x in "$@"; do
+		for y in "$@"; do
+			[ "$x" = "$y" ] && continue
+			wait_for "$secs" "$cmd" "$x" "$y" || { echo "    $x -> $y: $cmd fails"; bad=1; }
+		done
+	done
+	return $bad
+}

@@ -14,14 +14,8 @@ cd "$(dirname "$0")"
 . ./lib.sh
 . ./lab.sh
 
-for b in coord vpnd vpnctl wg jq; do
-	command -v "$b" >/dev/null || { echo "FAIL - $b is not in the VM (scripts/vm/run --build DIR)"; exit 1; }
-done
-if ! ip link add mvprobe type wireguard 2>/dev/null; then
-	echo "FAIL - this kernel has no WireGuard"
-	exit 1
-fi
-ip link del mvprobe
+. ./vm.bash
+vm_require coord vpnd vpnctl wg jq
 
 IF=meshvpn0
 CSTATE="$E2E_TMP/coord"
