@@ -369,6 +369,9 @@ static int plain_ready(struct conn_plain *p)
 			format_addr((struct sockaddr *)&ss, p->base.peer, sizeof(p->base.peer));
 		else
 			snprintf(p->base.peer, sizeof(p->base.peer), "?");
+		len = sizeof(ss);
+		if (uv_tcp_getsockname(&p->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+			addr_from_sockaddr((struct sockaddr *)&ss, &p->base.local);
 		uv_tcp_nodelay(&p->h.tcp, 1);
 		uv_tcp_keepalive(&p->h.tcp, 1, KEEPALIVE_SECS);
 	} else {

@@ -607,6 +607,14 @@ size_t relay_client_pending(const struct relay_client *rc)
 	return rc->c ? conn_pending(rc->c) : 0;
 }
 
+int relay_client_local(const struct relay_client *rc, struct addr_port *out)
+{
+	if (!rc->c || !rc->c->local.family)
+		return -ENOTCONN;
+	*out = rc->c->local;
+	return 0;
+}
+
 const uint8_t *relay_client_relay_key(const struct relay_client *rc)
 {
 	return rc->relay_key;

@@ -621,6 +621,7 @@ int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out)
 	}
 	t->lower = lower;
 	memcpy(t->base.peer, lower->peer, sizeof(t->base.peer));
+	t->base.local = lower->local;
 	conn_set_callbacks(lower, lower_read, lower_end, t);
 	r = timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout);
 	if (r < 0) {
@@ -645,6 +646,7 @@ static void client_connected(struct conn *lower, int status, void *arg)
 	}
 	t->lower = lower;
 	memcpy(t->base.peer, lower->peer, sizeof(t->base.peer));
+	t->base.local = lower->local;
 	conn_set_callbacks(lower, lower_read, lower_end, t);
 	if (timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout) < 0) {
 		t->depth++;

@@ -1,6 +1,7 @@
 /* relayc.c - the relayed data path: loopback UDP ports as relayed peers' WireGuard
  * endpoints, carried over relay connections (lib/relay_client.c). See relayc.h. */
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,14 @@
 #include "relayc.h"
 
 #define RELAYC_BUF 2048   /* WireGuard's packets fit an MTU; relay packets are bounded too */
+
+struct relayc_qpkt {
+	struct relayc_qpkt *next;
+	uint8_t key[KEY_LEN];
+	uint64_t at_ms;
+	size_t len;
+	uint8_t data[];
+};
 
 static struct relayc_conn *conn_find(const struct relayc *r, const char *name)
 {
@@ -67,6 +76,77 @@ static void on_packet(struct relay_client *rc, const uint8_t src[KEY_LEN], const
 	deliver(r, p, data, len);
 }
 
+static void queue_clear(struct relayc_conn *c)
+{
+	struct relayc_qpkt *q = c->q_head, *next;
+
+	for (; q; q = next) {
+		next = q->next;
+		free(q);
+	}
+	c->q_head = c->q_tail = NULL;
+	c->q_len = 0;
+}
+
+/* A packet for a connection that is still coming up: kept (bounded) until it is. */
+static int queue_add(struct relayc *r, struct relayc_conn *c, const uint8_t key[KEY_LEN],
+		     const void *data, size_t len)
+{
+	struct relayc_qpkt *q;
+
+	if (c->q_len >= RELAYC_QUEUE_MAX || !(q = malloc(sizeof(*q) + len)))
+		return -ENOBUFS;
+	q->next = NULL;
+	memcpy(q->key, key, KEY_LEN);
+	q->at_ms = uv_now(r->loop);
+	q->len = len;
+	memcpy(q->data, data, len);
+	if (c->q_tail)
+		c->q_tail->next = q;
+	else
+		c->q_head = q;
+	c->q_tail = q;
+	c->q_len++;
+	r->stats.queued++;
+	return 0;
+}
+
+static void queue_flush(struct relayc *r, struct relayc_conn *c)
+{
+	uint64_t now = uv_now(r->loop);
+	struct relayc_qpkt *q = c->q_head, *next;
+
+	c->q_head = c->q_tail = NULL;
+	c->q_len = 0;
+	for (; q; q = next) {
+		next = q->next;
+		if (now - q->at_ms <= RELAYC_QUEUE_MS && !relay_client_send(c->rc, q->key, q->data, q->len))
+			r->stats.to_relay++;
+		else
+			r->stats.dropped_send++;
+		free(q);
+	}
+}
+
+/* Sends through c now, or queues while it connects. */
+static int conn_send(struct relayc *r, struct relayc_conn *c, const uint8_t key[KEY_LEN],
+		     const void *data, size_t len)
+{
+	int rc;
+
+	c->last_used_ms = uv_now(r->loop);
+	if (!c->connected) {
+		rc = queue_add(r, c, key, data, len);
+		if (rc)
+			r->stats.dropped_no_relay++;
+		return rc;
+	}
+	rc = relay_client_send(c->rc, key, data, len);
+	if (rc)
+		r->stats.dropped_send++;
+	return rc;
+}
+
 static void on_state(struct relay_client *rc, enum relay_client_state st, int detail, void *arg)
 {
 	struct relayc_conn *c = arg;
@@ -78,6 +158,7 @@ static void on_state(struct relay_client *rc, enum relay_client_state st, int de
 		c->last_error = 0;
 		c->connected_ms = uv_now(r->loop);
 		log_info("relay connected", "relay=%s home=%s", c->name, c->home ? "yes" : "no");
+		queue_flush(r, c);
 	} else if (st == RELAY_CLIENT_LOST) {
 		if (c->connected || !c->lost_ms)
 			log_info("relay connection lost", "relay=%s error=\"%s\"", c->name,
@@ -95,6 +176,7 @@ static void on_state(struct relay_client *rc, enum relay_client_state st, int de
 
 static void conn_free(struct relayc_conn *c)
 {
+	queue_clear(c);
 	relay_client_free(c->rc);
 	free(c);
 }
@@ -200,12 +282,10 @@ int relayc_set_home(struct relayc *r, const char *name)
 		return c && !c->rc ? conn_start(r, c) : 0;
 	old = r->home[0] ? conn_find(r, r->home) : NULL;
 	if (old) {
-		/* It stays as an ordinary connection while peers use it: the hello's flag is
-		 * only said at connect time, so it reconnects without it. */
+		/* It stays open as an ordinary connection: peers that have not heard of the
+		 * move still reach us there, and it closes when idle. (Its hello said
+		 * "preferred"; only the relay's metrics read that.) */
 		old->home = 0;
-		relay_client_free(old->rc);
-		old->rc = NULL;
-		old->connected = 0;
 	}
 	snprintf(r->home, sizeof(r->home), "%s", name);
 	if (!c)
@@ -242,19 +322,23 @@ static void on_wg_packet(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const stru
 		r->stats.dropped_foreign++;
 		return;
 	}
+	if ((size_t)n <= sizeof(p->held)) {
+		memcpy(p->held, buf->base, (size_t)n);
+		p->held_len = (uint16_t)n;
+		p->held_ms = uv_now(r->loop);
+	}
 	c = conn_get(r, p->relay[0] ? p->relay : r->home);
-	if (!c || !c->connected) {
+	if (!c) {
 		r->stats.dropped_no_relay++;
 		return;
 	}
-	rc = relay_client_send(c->rc, p->node_key, buf->base, (size_t)n);
-	if (rc) {
-		r->stats.dropped_send++;
+	rc = conn_send(r, c, p->node_key, buf->base, (size_t)n);
+	if (rc)
 		return;
-	}
-	c->last_used_ms = p->last_used_ms = uv_now(r->loop);
+	p->last_used_ms = uv_now(r->loop);
 	p->tx_packets++;
-	r->stats.to_relay++;
+	if (c->connected)
+		r->stats.to_relay++;
 }
 
 static void peer_closed(uv_handle_t *h)
@@ -277,9 +361,17 @@ int relayc_peer_ensure(struct relayc *r, int64_t id, const uint8_t key[KEY_LEN],
 	int len = sizeof(ss), rc;
 
 	if (p) {
+		int moved = strcmp(p->relay, relay) != 0;
+
 		snprintf(p->relay, sizeof(p->relay), "%s", relay);
 		p->id = id;
 		*ep = p->ep;
+		if (moved && p->held_len && uv_now(r->loop) - p->held_ms <= RELAYC_HOLD_MS) {
+			struct relayc_conn *c = conn_get(r, relay[0] ? relay : r->home);
+
+			if (c && !conn_send(r, c, p->node_key, p->held, p->held_len))
+				r->stats.resent++;
+		}
 		return 0;
 	}
 	p = calloc(1, sizeof(*p));
@@ -336,14 +428,44 @@ int relayc_send(struct relayc *r, const uint8_t key[KEY_LEN], const char *relay,
 
 	if (!c)
 		return -ENOENT;
-	if (!c->connected)
-		return -ENOTCONN;
-	rc = relay_client_send(c->rc, key, data, len);
-	if (!rc) {
-		c->last_used_ms = uv_now(r->loop);
+	rc = conn_send(r, c, key, data, len);
+	if (!rc)
 		r->stats.disco_out++;
-	}
 	return rc;
+}
+
+/* Whether some interface still holds address a. */
+static int have_address(const struct addr_port *a)
+{
+	struct ifaddrs *ifa, *i;
+	int found = 0;
+
+	if (getifaddrs(&ifa))
+		return 1;   /* cannot tell: leave the connection alone */
+	for (i = ifa; i && !found; i = i->ifa_next) {
+		struct addr_port x;
+
+		if (i->ifa_addr && !addr_from_sockaddr(i->ifa_addr, &x) && x.family == a->family)
+			found = a->family == AF_INET ? !memcmp(&x.v4, &a->v4, sizeof(x.v4))
+						    : !memcmp(&x.v6, &a->v6, sizeof(x.v6));
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+void relayc_network_changed(struct relayc *r)
+{
+	for (int i = 0; i < r->n_conns; i++) {
+		struct relayc_conn *c = r->conns[i];
+		struct addr_port local;
+
+		if (!c->rc || relay_client_local(c->rc, &local) || have_address(&local))
+			continue;
+		log_info("relay connection's address is gone: reconnecting", "relay=%s", c->name);
+		relay_client_stop(c->rc);
+		c->connected = 0;
+		relay_client_start(c->rc);
+	}
 }
 
 void relayc_tick(struct relayc *r)
@@ -355,6 +477,7 @@ void relayc_tick(struct relayc *r)
 
 		if (c->rc && !c->home && now - c->last_used_ms > RELAYC_IDLE_MS) {
 			log_debug("idle relay connection closed", "relay=%s", c->name);
+			queue_clear(c);
 			relay_client_free(c->rc);
 			c->rc = NULL;
 			c->connected = 0;

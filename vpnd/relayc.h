@@ -19,6 +19,12 @@
 #include "netmap.h"
 
 #define RELAYC_IDLE_MS 60000
+#define RELAYC_QUEUE_MAX 64          /* packets held per connection while it connects */
+#define RELAYC_QUEUE_MS 3000         /* ... and for at most this long */
+#define RELAYC_HOLD_MAX 256          /* a handshake message (148 or 92 bytes) fits */
+#define RELAYC_HOLD_MS 5000
+
+struct relayc_qpkt;
 
 struct relayc;
 
@@ -34,6 +40,8 @@ struct relayc_conn {
 	uint64_t connected_ms;       /* when admitted (loop time) */
 	uint64_t lost_ms;            /* when last lost, 0 */
 	uint64_t last_used_ms;
+	struct relayc_qpkt *q_head, *q_tail;  /* waiting for the connection */
+	int q_len;
 };
 
 struct relayc_peer {
@@ -45,6 +53,12 @@ struct relayc_peer {
 	struct addr_port ep;         /* 127.0.0.1:port, WireGuard's endpoint for it */
 	uint64_t last_used_ms;
 	uint64_t tx_packets, rx_packets;
+	/* The last small packet WireGuard sent it (a handshake, typically), sent again when
+	 * the peer's home relay becomes known or changes: the first one may have gone to a
+	 * relay the peer is not on, and WireGuard would wait 5 s to retry. */
+	uint8_t held[RELAYC_HOLD_MAX];
+	uint16_t held_len;
+	uint64_t held_ms;
 };
 
 struct relayc_cbs {
@@ -60,7 +74,10 @@ struct relayc_cbs {
 
 struct relayc_stats {
 	uint64_t to_relay, from_relay;       /* data packets */
-	uint64_t dropped_no_relay;           /* no connection for the peer's relay (yet) */
+	uint64_t dropped_no_relay;           /* no connection for the peer's relay, or too
+					      * many waiting while it connects */
+	uint64_t queued;                     /* held while a connection came up */
+	uint64_t resent;                     /* held handshakes sent again to a new relay */
 	uint64_t dropped_send;               /* relay_client_send refused (-ENOBUFS, ...) */
 	uint64_t dropped_unknown;            /* from keys that are not peers */
 	uint64_t dropped_foreign;            /* datagrams to a peer socket not from WireGuard */
@@ -100,6 +117,9 @@ void relayc_peer_remove(struct relayc *r, const uint8_t key[KEY_LEN]);
 /* Sends a disco packet to key through relay ("" = ours): 0 or -errno. */
 int relayc_send(struct relayc *r, const uint8_t key[KEY_LEN], const char *relay,
 		const void *data, size_t len);
+/* Our addresses changed: a connection from an address we no longer have is dead (no RST
+ * will come) and is made again at once. */
+void relayc_network_changed(struct relayc *r);
 /* Idle connections close; called every second or so. */
 void relayc_tick(struct relayc *r);
 const struct relayc_conn *relayc_conn_find(const struct relayc *r, const char *name);

@@ -34,6 +34,17 @@ static uint64_t now_ms(const struct traversal *tv)
 	return uv_now(tv->d->loop);
 }
 
+/* How long the machine has been suspended since boot (CLOCK_BOOTTIME counts a suspend,
+ * CLOCK_MONOTONIC, libuv's clock, does not), in ms. */
+static uint64_t suspended_ms(void)
+{
+	struct timespec b, m;
+
+	clock_gettime(CLOCK_BOOTTIME, &b);
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	return (uint64_t)((b.tv_sec - m.tv_sec) * 1000 + (b.tv_nsec - m.tv_nsec) / 1000000);
+}
+
 static uint64_t wall_ns(void)
 {
 	struct timespec ts;
@@ -505,7 +516,16 @@ static void set_home(struct traversal *tv, const char *name, const char *why)
 static void each_second(struct traversal *tv, uint64_t now)
 {
 	const char *home = traversal_home(tv), *best;
+	uint64_t slept = suspended_ms();
 
+	/* Back from a suspend: the network is likely another one (a laptop's lid, a Wi-Fi
+	 * switch on the way), and every path is to be proved again at once. */
+	if (slept > tv->slept_ms + 1000) {
+		log_info("resumed from suspend", "slept_ms=%llu", (unsigned long long)(slept - tv->slept_ms));
+		tv->slept_ms = slept;
+		traversal_network_changed(tv);
+	}
+	tv->slept_ms = slept;
 	if (tv->d->nm.n_relays) {
 		best = best_relay(tv, NULL);
 		if (!home[0] && best)
@@ -614,6 +634,7 @@ int traversal_start(struct traversal *tv, uint16_t port)
 	tv->started = 1;
 	tv->port = port;
 	relayc_set_wg_port(&tv->relayc, port);
+	tv->slept_ms = suspended_ms();
 	rc = rawsock_open(tv->d->loop, port, on_raw, tv, &tv->rs);
 	if (rc) {
 		log_warn("no raw socket on WireGuard's port: direct paths only from the netmap, "
@@ -718,6 +739,7 @@ void traversal_network_changed(struct traversal *tv)
 
 	if (!tv->started)
 		return;
+	relayc_network_changed(&tv->relayc);
 	if (tv->rs && tv->d->nm.n_relays && !tv->nc.running)
 		netcheck_start(&tv->nc, tv->d->nm.relays, tv->d->nm.n_relays, now);
 	for (size_t i = 0; i < tv->n; i++) {

@@ -87,6 +87,7 @@ struct traversal {
 	struct tv_wait *waits;             /* vpnctl pings and netchecks */
 	uint64_t home_lost_ms;             /* the home relay's connection lost since, 0 */
 	uint64_t home_set_ms;
+	uint64_t slept_ms;                 /* time suspended since boot, at the last look */
 	struct addr_port mine[NM_MAX_ENDPOINTS];  /* our candidates, as last posted */
 	int n_mine;
 	struct traversal_stats stats;

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "meshvpn/addr.h"
+
 struct conn;
 
 /* Bytes arrived (plaintext); buf is valid only during the call. */
@@ -40,6 +42,7 @@ struct conn {
 	conn_end_cb on_end;
 	void *arg;
 	char peer[64];    /* "203.0.113.7:41641" or "unix" for logs */
+	struct addr_port local;  /* our end of a TCP connection (family 0: unix, unknown) */
 };
 
 void conn_set_callbacks(struct conn *c, conn_read_cb on_read, conn_end_cb on_end, void *arg);

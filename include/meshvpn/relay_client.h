@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "meshvpn/addr.h"
 #include "meshvpn/keys.h"
 
 struct relay_client;
@@ -67,6 +68,9 @@ int relay_client_send(struct relay_client *rc, const uint8_t dst[KEY_LEN], const
 int relay_client_connected(const struct relay_client *rc);
 /* Bytes queued towards the relay. */
 size_t relay_client_pending(const struct relay_client *rc);
+/* Our end of the connection (the address the node reaches the relay from): 0, or
+ * -ENOTCONN while there is no connection. */
+int relay_client_local(const struct relay_client *rc, struct addr_port *out);
 /* The relay's key as its hello said (all zero before the first). */
 const uint8_t *relay_client_relay_key(const struct relay_client *rc);
 

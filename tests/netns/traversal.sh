@@ -200,6 +200,22 @@ check "UDP between a and b restored" lab_unblock_pair b "$LAB_IP_a"
 check_within "a <-> b direct again within 12 s" 12 pair_path a b direct
 check "a and b ping" all_ping 5 a b
 
+# --- the network changes under a node (a new address: another Wi-Fi, a new lease) ---
+move_b() {
+	local ns; ns=$(lab_ns b)
+	ip -n "$ns" addr del 10.1.0.2/24 dev eth0 && ip -n "$ns" addr add 10.1.0.12/24 dev eth0 &&
+		ip -n "$ns" route replace default via 10.1.0.1
+}
+b_at_new_lan() { status b2 | grep -o '"name":"bravo"[^}]*' | grep -q '"endpoint":"10.1.0.12:41641"'; }
+check "b moves to another address (10.1.0.2 -> 10.1.0.12)" move_b
+a_sees_b_moved() { status a | grep -o '"name":"bravo"[^}]*' | grep '"path":"direct"' | grep -q "\"endpoint\":\"$LAB_PUB_b:" &&
+	! status a | grep -o '"name":"bravo"[^}]*' | grep -q "\"endpoint\":\"$LAB_PUB_b:41641\""; }
+check_within "a reaches b directly at the new mapping its NAT gave it within 5 s" 5 a_sees_b_moved
+check "a <-> b direct" pair_path a b direct
+check "a and b ping" all_ping 5 a b
+check_within "b2 reaches b at its new LAN address within 5 s" 5 b_at_new_lan
+check "b and b2 ping" all_ping 5 b b2
+
 # --- bad input on every port: nothing changes ---
 garbage() {
 	local n t
@@ -223,6 +239,10 @@ if [ -x "$PROBE" ]; then
 	check_within "... dropped and counted (bad box)" 3 vmetric_pos a vpnd_disco_bad_box_total
 	check "a replayed disco ping to a" lab_exec b "$PROBE" --mode replay --from-state "$E2E_TMP/b/state" --to-state "$E2E_TMP/a/state" --addr "$LAB_IP_a:41641"
 	check_within "... the second copy dropped and counted (replay)" 3 vmetric_pos a vpnd_disco_replayed_total
+	check "a disco ping from b's disco key naming another node key" lab_exec b "$PROBE" --mode wrongnode --from-state "$E2E_TMP/b/state" --to-state "$E2E_TMP/a/state" --addr "$LAB_IP_a:41641"
+	check_within "... dropped and counted (wrong node)" 3 vmetric_pos a vpnd_disco_wrong_node_total
+	check "STUN garbage and an unasked STUN answer to a's WireGuard port" lab_exec b "$PROBE" --mode stun --to-state "$E2E_TMP/a/state" --addr "$LAB_IP_a:41641" --count 3
+	check_within "... ignored and counted" 3 vmetric_pos a vpnd_stun_bad_total
 fi
 check "every pair still pings" all_ping 10 $NODES
 for p in "a b" "a d" "b b2"; do
