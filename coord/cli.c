@@ -408,7 +408,7 @@ static const struct { const char *group, *text; } usages[] = {
 	  "NODE is a node's name or id; add --state DIR or --server URL --api-key K\n" },
 	{ "keys", "usage: coord keys create [--reusable] [--ephemeral] [--expiry DUR] [--tags tag:a,tag:b] [--json]\n"
 	  "       coord keys list [--json]\n       coord keys revoke ID|PREFIX\n" },
-	{ "relays", "usage: coord relays add NAME https://HOST[:PORT] [--stun HOST:PORT]\n"
+	{ "relays", "usage: coord relays add NAME https://HOST[:PORT] [--stun HOST:PORT[,HOST:PORT]]\n"
 	  "       coord relays list [--json] | remove NAME\n"
 	  "--stun defaults to the URL's host and the relay's STUN port (3478 until it reports one)\n" },
 	{ "apikeys", "usage: coord apikeys create [--expiry DUR] | list | revoke ID|PREFIX\n" },

@@ -19,16 +19,19 @@
 _Static_assert(sizeof(((struct relay_rec *)0)->stun) == COORD_STUN_TEXT_MAX,
 	       "the store keeps what the relay map sends");
 
-/* A STUN address nodes can send to: "host:port" with a host name or IPv4 address, or
+/* One STUN address nodes can send to: "host:port" with a host name or IPv4 address, or
  * "[v6]:port"; no zone (it would name an interface of coord's machine), no port 0. */
-static int stun_valid(const char *s)
+static int stun_one_valid(const char *s, size_t len)
 {
-	char host[256];
+	char one[COORD_STUN_TEXT_MAX], host[256];
 	struct in6_addr a6;
 	uint16_t port;
 
-	if (strlen(s) >= COORD_STUN_TEXT_MAX || addr_split_hostport(s, host, sizeof(host), &port) ||
-	    !host[0] || !port)
+	if (!len || len >= sizeof(one))
+		return 0;
+	memcpy(one, s, len);
+	one[len] = 0;
+	if (addr_split_hostport(one, host, sizeof(host), &port) || !host[0] || !port)
 		return 0;
 	if (strchr(host, ':'))
 		return inet_pton(AF_INET6, host, &a6) == 1;
@@ -37,6 +40,25 @@ static int stun_valid(const char *s)
 		      *p == '.' || *p == '-' || *p == '_'))
 			return 0;
 	return 1;
+}
+
+/* One address, or up to COORD_STUN_MAX_ADDRS separated by commas (a relay's IPv4 and
+ * IPv6 STUN addresses, so nodes learn both reflexive addresses). */
+static int stun_valid(const char *s)
+{
+	int n = 0;
+
+	if (strlen(s) >= COORD_STUN_TEXT_MAX)
+		return 0;
+	for (;;) {
+		size_t len = strcspn(s, ",");
+
+		if (!stun_one_valid(s, len) || ++n > COORD_STUN_MAX_ADDRS)
+			return 0;
+		if (!s[len])
+			return 1;
+		s += len + 1;
+	}
 }
 
 void coord_relay_stun(const struct relay_rec *r, char *out, size_t size)

@@ -133,12 +133,15 @@ static int status_of(int err)
 		return 400;
 	case -EACCES:
 		return 403;
+	case -ENOENT:
+		return 404;
 	case -EBUSY:
 	case -ECANCELED:
 		return 409;
 	case -EREMOTEIO:
 		return 502;
 	case -ESHUTDOWN:
+	case -ENETDOWN:
 		return 503;
 	case -ETIMEDOUT:
 		return 504;
@@ -279,6 +282,103 @@ static void route_logout(struct vpnd *d, struct http_request *req)
 		http_respond_json(req, 200, json_pack("{s:b, s:b}", "ok", 1, "coord_notified", 0));
 }
 
+/* ---- ping and netcheck (traversal.c answers later) ---- */
+
+/* A peer by name, FQDN or tailnet address. */
+static const struct nm_peer *peer_by_arg(const struct vpnd *d, const char *s)
+{
+	struct addr_port ip;
+	char buf[INET6_ADDRSTRLEN + 8];
+
+	snprintf(buf, sizeof(buf), strchr(s, ':') ? "[%s]:1" : "%s:1", s);
+	if (addr_parse(buf, strlen(buf), 0, &ip))
+		ip.family = 0;
+	for (size_t i = 0; i < d->nm.n_peers; i++) {
+		const struct nm_peer *p = &d->nm.peers[i];
+
+		if (!strcmp(p->name, s) || !strcmp(p->fqdn, s) ||
+		    (ip.family == AF_INET && !memcmp(&ip.v4, &p->ip4, sizeof(p->ip4))) ||
+		    (ip.family == AF_INET6 && !memcmp(&ip.v6, &p->ip6, sizeof(p->ip6))))
+			return p;
+	}
+	return NULL;
+}
+
+static void ping_done(const struct tv_ping_result *r, void *arg)
+{
+	struct http_request *req = arg;
+	char ep[ADDR_TEXT_LEN] = "";
+
+	if (r->err) {
+		http_respond_error(req, status_of(r->err), r->err == -ETIMEDOUT ? "no pong within 3 s"
+							     : "the interface went down");
+		return;
+	}
+	if (r->path == TV_DIRECT)
+		addr_format(&r->endpoint, ep, sizeof(ep));
+	http_respond_json(req, 200, json_pack("{s:s, s:s, s:s, s:f}", "path",
+					       r->path == TV_DIRECT ? "direct" : "relay", "endpoint", ep,
+					       "relay", r->relay, "rtt_ms", r->rtt_us / 1000.0));
+}
+
+static void route_ping(struct vpnd *d, struct http_request *req)
+{
+	char err[160];
+	const char *name;
+	const struct nm_peer *p;
+	json_t *o = json_parse_object(req->body_len ? (const void *)req->body : "{}",
+				      req->body_len ? req->body_len : 2, err, sizeof(err));
+	int rc;
+
+	if (!o || json_get_str(o, "peer", &name) || !name[0]) {
+		json_decref(o);
+		http_respond_error(req, 400, o ? "'peer' must be a peer's name or address" : err);
+		return;
+	}
+	p = d->state == VPND_RUNNING ? peer_by_arg(d, name) : NULL;
+	if (!p) {
+		snprintf(err, sizeof(err), "no peer '%.60s' in the netmap (see vpnctl status)", name);
+		json_decref(o);
+		http_respond_error(req, d->state == VPND_RUNNING ? 404 : 409,
+				   d->state == VPND_RUNNING ? err : "the node is not running");
+		return;
+	}
+	json_decref(o);
+	rc = traversal_ping(&d->tv, p->id, ping_done, req);
+	if (rc)
+		http_respond_error(req, status_of(rc), "cannot ping: the node's paths are not running");
+}
+
+static void netcheck_done(const struct netcheck_report *r, void *arg)
+{
+	struct http_request *req = arg;
+	char v4[ADDR_TEXT_LEN] = "", v6[ADDR_TEXT_LEN] = "";
+	json_t *relays = json_array();
+
+	if (r->v4.family)
+		addr_format(&r->v4, v4, sizeof(v4));
+	if (r->v6.family)
+		addr_format(&r->v6, v6, sizeof(v6));
+	for (int i = 0; relays && i < r->n_relays; i++) {
+		json_t *lat = r->relays[i].rtt_us ? json_real(r->relays[i].rtt_us / 1000.0) : json_null();
+		json_array_append_new(relays, json_pack("{s:s, s:o}", "name", r->relays[i].name,
+							"latency_ms", lat));
+	}
+	http_respond_json(req, 200, json_pack("{s:b, s:b, s:s, s:s, s:b, s:b, s:o, s:s}", "done", r->done,
+					       "udp", r->udp, "ipv4", v4, "ipv6", v6,
+					       "mapping_varies_by_dest", r->v4_varies, "ipv6_varies",
+					       r->v6_varies, "relays", relays, "preferred_relay",
+					       r->preferred));
+}
+
+static void route_netcheck(struct vpnd *d, struct http_request *req)
+{
+	int rc = traversal_netcheck(&d->tv, netcheck_done, req);
+
+	if (rc)
+		http_respond_error(req, status_of(rc), "the node is not running: run vpnctl up");
+}
+
 static void on_request(struct http_request *req, void *arg)
 {
 	struct vpnd *d = arg;
@@ -314,6 +414,16 @@ static void on_request(struct http_request *req, void *arg)
 			vpnd_down(d);
 			http_respond_json(req, 200, json_pack("{s:s}", "state", "stopped"));
 		}
+	} else if (!strcmp(path, VPND_CTL_PING)) {
+		if (!post)
+			http_respond_error(req, 405, "ping takes POST");
+		else
+			route_ping(d, req);
+	} else if (!strcmp(path, VPND_CTL_NETCHECK)) {
+		if (!get)
+			http_respond_error(req, 405, "netcheck takes GET");
+		else
+			route_netcheck(d, req);
 	} else if (!strcmp(path, VPND_CTL_LOGOUT)) {
 		if (!post)
 			http_respond_error(req, 405, "logout takes POST");

@@ -176,21 +176,26 @@ static void on_full(struct vpnd *d)
 			return;
 		}
 		wgsync_full(&d->sync, &d->nm);
+		traversal_start(&d->tv, d->opts.port);
+		traversal_full(&d->tv, &d->nm);
 		set_state(d, VPND_RUNNING, "");
 		endpoints_post(d);
 		break;
 	case NODE_STATUS_NEEDS_APPROVAL:
 		wgsync_clear(&d->sync);
+		traversal_stop(&d->tv);
 		snprintf(msg, sizeof(msg), "waiting for approval: coord nodes approve %s", s->name);
 		set_state(d, VPND_NEEDS_APPROVAL, msg);
 		break;
 	case NODE_STATUS_EXPIRED:
 		wgsync_clear(&d->sync);
+		traversal_stop(&d->tv);
 		set_state(d, VPND_EXPIRED, "the node key expired: run vpnctl up (with --auth-key, or "
 			  "an admin approves it again)");
 		break;
 	default:
 		wgsync_clear(&d->sync);
+		traversal_stop(&d->tv);
 		snprintf(msg, sizeof(msg), "coord reports the state '%s'",
 			 s->state ? node_status_name(s->state) : "unknown");
 		set_state(d, VPND_STOPPED, msg);
@@ -228,13 +233,17 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 		break;
 	case NM_PEER_ADDED:
 	case NM_PEER_CHANGED:
-		if (running)
+		if (running) {
 			wgsync_peer(&d->sync, chg.peer);
+			traversal_peer(&d->tv, chg.peer);
+		}
 		cache_delta(d, line, len);
 		break;
 	case NM_PEER_REMOVED:
-		if (running)
+		if (running) {
 			wgsync_removed(&d->sync, &chg.removed);
+			traversal_removed(&d->tv, &chg.removed);
+		}
 		cache_delta(d, line, len);
 		break;
 	case NM_GONE:
@@ -242,6 +251,8 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 		break;
 	case NM_RELAYS:
 		log_debug("relay map changed", "relays=%d", d->nm.n_relays);
+		if (running)
+			traversal_relays(&d->tv, &d->nm);
 		cache_delta(d, line, len);
 		break;
 	case NM_KEEPALIVE:
@@ -625,6 +636,7 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 	netmap_init(&d->nm);
 	nmcache_init(&d->cache, opts->state_dir);
 	wgsync_init(&d->sync, d->opts.ifname);
+	traversal_init(&d->tv, d);
 	rc = prefs_load(opts->state_dir, &d->prefs);
 	if (rc && rc != -ENOENT) {
 		log_error("cannot read prefs", "dir=%s error=\"%s\"", opts->state_dir, strerror(-rc));
@@ -681,12 +693,14 @@ void vpnd_shutdown(struct vpnd *d)
 	if (d->closing)
 		return;
 	d->closing = 1;
+	traversal_stop(&d->tv);   /* answers waiting pings while the control socket is up */
 	control_close(d);   /* answers what waits: 503 */
 	metrics_server_free(d->metrics);
 	d->metrics = NULL;
 	coordc_close(&d->cc);
 	linkmon_close(&d->linkmon);
 	iface_down(d);
+	traversal_close(&d->tv);
 	if (d->nif) {
 		netif_close(d->nif);
 		d->nif = NULL;

@@ -94,6 +94,7 @@ static void post_done(struct coord_call *call, void *arg)
 	if (!call->rc && call->status == 200) {
 		memcpy(e->posted, e->posting, sizeof(e->posted));
 		e->n_posted = e->n_posting;
+		memcpy(e->home_posted, e->home_posting, sizeof(e->home_posted));
 		e->posted_ok = 1;
 		d->stats.endpoint_posts++;
 		if (e->n_posted)
@@ -115,8 +116,8 @@ static void post_done(struct coord_call *call, void *arg)
 	coord_call_free(call);
 }
 
-/* {"endpoints": [...], "home_relay": ""}, compact, malloc'd. */
-static char *post_body(const struct addr_port *eps, int n, size_t *len)
+/* {"endpoints": [...], "home_relay": HOME}, compact, malloc'd. */
+static char *post_body(const struct addr_port *eps, int n, const char *home, size_t *len)
 {
 	char text[ADDR_TEXT_LEN], *s = NULL;
 	json_t *a = json_array(), *body;
@@ -124,11 +125,28 @@ static char *post_body(const struct addr_port *eps, int n, size_t *len)
 	for (int i = 0; a && i < n; i++)
 		if (!addr_format(&eps[i], text, sizeof(text)))
 			json_array_append_new(a, json_string(text));
-	body = a ? json_pack("{s:o, s:s}", "endpoints", a, "home_relay", "") : NULL;
+	body = a ? json_pack("{s:o, s:s}", "endpoints", a, "home_relay", home) : NULL;
 	if (body)
 		s = json_dump_compact(body, len);
 	json_decref(body);
 	return s;
+}
+
+/* The STUN-reflexive candidates after the local ones (n of them), without repeats. */
+static int add_reflexive(struct vpnd *d, struct addr_port *eps, int n)
+{
+	struct addr_port r[2];
+	int k = traversal_reflexive(&d->tv, r, 2);
+
+	for (int i = 0; i < k && n < NM_MAX_ENDPOINTS; i++) {
+		int dup = 0;
+
+		for (int j = 0; j < n; j++)
+			dup |= addr_equal(&eps[j], &r[i]);
+		if (!dup)
+			eps[n++] = r[i];
+	}
+	return n;
 }
 
 void endpoints_post(struct vpnd *d)
@@ -136,6 +154,7 @@ void endpoints_post(struct vpnd *d)
 	struct vpnd_endpoints *e = &d->eps;
 	struct addr_port eps[NM_MAX_ENDPOINTS];
 	struct coord_call *call;
+	const char *home;
 	int n;
 
 	if (e->call || !d->wg || d->state != VPND_RUNNING || !d->prefs.token[0] || d->closing)
@@ -147,17 +166,21 @@ void endpoints_post(struct vpnd *d)
 		log_warn("cannot list local addresses", "error=\"%s\"", strerror(-n));
 		return;
 	}
+	n = add_reflexive(d, eps, n);
+	traversal_set_mine(&d->tv, eps, n);
+	home = traversal_home(&d->tv);
 	if (e->posted_ok && n == e->n_posted && !memcmp(eps, e->posted, (size_t)n * sizeof(*eps)) &&
-	    !e->fresh)
+	    !strcmp(home, e->home_posted) && !e->fresh)
 		return;
 	call = coord_call_new(CALL_ENDPOINTS, d->prefs.coord, d->prefs.pin);
-	if (!call || !(call->body = post_body(eps, n, &call->body_len))) {
+	if (!call || !(call->body = post_body(eps, n, home, &call->body_len))) {
 		coord_call_free(call);
 		return;
 	}
 	snprintf(call->token, sizeof(call->token), "%s", d->prefs.token);
 	memcpy(e->posting, eps, sizeof(eps));
 	e->n_posting = n;
+	snprintf(e->home_posting, sizeof(e->home_posting), "%s", home);
 	if (coord_call_start(d->loop, call, post_done, d)) {
 		coord_call_free(call);
 		return;
@@ -182,6 +205,7 @@ void endpoints_tick(struct vpnd *d, unsigned ticks)
 void endpoints_forget(struct vpnd *d)
 {
 	memset(d->eps.posted, 0, sizeof(d->eps.posted));
+	d->eps.home_posted[0] = 0;
 	d->eps.n_posted = 0;
 	d->eps.posted_ok = 0;
 }
@@ -191,5 +215,6 @@ void endpoints_links_changed(struct linkmon *lm, void *arg)
 	struct vpnd *d = arg;
 
 	log_debug("links or addresses changed", "events=%lu overruns=%lu", lm->events, lm->overruns);
+	traversal_network_changed(&d->tv);
 	endpoints_post(d);
 }

@@ -28,6 +28,7 @@ void iface_down(struct vpnd *d)
 {
 	if (!d->wg)
 		return;
+	traversal_stop(&d->tv);
 	wg_close(d->wg);
 	d->wg = NULL;
 	d->ifindex = 0;

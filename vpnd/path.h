@@ -13,7 +13,12 @@
  * pong came for PATH_TRUST_MS; while relayed every candidate is probed every
  * PATH_PROBE_MS and a call-me-maybe asked for, so a path that comes back is taken again;
  * while direct the others are probed every PATH_PROBE_DIRECT_MS (a better one may
- * appear). */
+ * appear). Falling back to the relay starts a probe round at once.
+ *
+ * Time: `now` is never 0 (0 stands for "never" in the timestamps below). Round trips
+ * have the clock's resolution (ms); a pong within the same ms counts as 1 us. Indices in
+ * path_tick's actions stay valid until the next call that changes the candidates
+ * (path_set_endpoints, path_add_learned, path_tick). */
 #ifndef VPND_PATH_H
 #define VPND_PATH_H
 
@@ -42,11 +47,13 @@ struct path_cand {
 	struct addr_port ap;
 	unsigned src;                /* enum path_cand_src */
 	int lan;
-	uint64_t added_ms;
+	uint64_t added_ms;           /* added, or learned again */
 	uint64_t last_ping_ms;       /* 0: never pinged */
 	uint64_t last_pong_ms;       /* 0: never answered */
-	uint32_t rtt_us;             /* smoothed (7/8 old + 1/8 new); the first pong sets it */
+	uint32_t rtt_us;             /* smoothed (7/8 old + 1/8 new); the first pong, or the
+				      * first after PATH_TRUST_MS of silence, sets it */
 	uint32_t last_rtt_us;
+	int probe_due;               /* to be pinged at the next tick */
 };
 
 struct path_ping {
@@ -63,7 +70,8 @@ struct path_peer {
 	struct path_ping pings[PATH_MAX_OUTSTANDING];
 	uint64_t next_probe_ms;      /* every candidate is pinged at this time */
 	uint64_t next_heartbeat_ms;
-	uint64_t last_cmm_ms;        /* 0: none sent */
+	uint64_t last_cmm_ms;        /* when the last call-me-maybe became due */
+	int cmm_due;                 /* a call-me-maybe at the next tick */
 	uint64_t changes;            /* times the chosen path changed */
 };
 
@@ -81,29 +89,40 @@ struct path_action {
 /* A peer that has just appeared: relay chosen, probes due at now. */
 void path_init(struct path_peer *pp, uint64_t now);
 /* The candidates the netmap gives for the peer now (replacing the previous netmap ones;
- * learned ones stay, and a chosen candidate stays while it answers). New ones are
- * probed at the next tick. */
+ * learned ones stay, and the chosen candidate stays as a learned one: path_tick drops it
+ * when it stops answering). Only the new ones are probed, at the next tick. Beyond
+ * PATH_MAX_CANDS (when no learned one can make room) the rest are left out. */
 void path_set_endpoints(struct path_peer *pp, const struct addr_port *eps, int n, uint64_t now);
 /* A candidate learned from a call-me-maybe or a ping's source. A new one is probed at
- * the next tick; when full the oldest learned candidate that never answered goes. 0, or
- * -ENOSPC when nothing could make room. */
+ * the next tick, and so is a known one not pinged for PATH_HEARTBEAT_MS (a call-me-maybe
+ * means "punch now"; the bound keeps a peer's pings from driving ours). When full, the
+ * learned-only candidate heard from longest ago that is neither chosen nor answering
+ * goes. A learned-only candidate not heard from (learned again or a pong) for
+ * PATH_LEARNED_MS is forgotten. 0, -EINVAL (no address), or -ENOSPC when nothing could
+ * make room. */
 int path_add_learned(struct path_peer *pp, const struct addr_port *ap, uint64_t now);
-/* We sent a ping to cands[cand] with txid. */
+/* We sent a ping to cands[cand] with txid. With PATH_MAX_OUTSTANDING pings awaiting a
+ * pong, the oldest is forgotten. */
 void path_ping_sent(struct path_peer *pp, int cand, const uint8_t txid[DISCO_TXID_LEN],
 		    uint64_t now);
 /* A pong with txid arrived from `from`. 1 when it changed the chosen path, 0 when not,
- * -ENOENT when no ping we sent has this txid (or it came from an address other than the
- * one we pinged). */
+ * -ENOENT when no ping we sent in the last PATH_PING_TIMEOUT_MS has this txid (or it came
+ * from an address other than the one we pinged: that ping then stays outstanding). */
 int path_pong(struct path_peer *pp, const uint8_t txid[DISCO_TXID_LEN],
 	      const struct addr_port *from, uint64_t now);
-/* Timers: expiries (a chosen path without pongs for PATH_TRUST_MS goes: *changed = 1),
- * then what is due, at most max actions (the rest waits for the next tick). Count. */
+/* Timers: expiries (a chosen path without pongs for PATH_TRUST_MS goes, to the best
+ * other answering candidate or the relay: *changed = 1; changed may be NULL), then what
+ * is due (heartbeat, probes, call-me-maybe), at most max actions (the rest stays due for
+ * the next tick). Count. */
 int path_tick(struct path_peer *pp, uint64_t now, struct path_action *acts, int max,
 	      int *changed);
 /* Our network changed (addresses, links, resume): probe everything and ask for a
  * call-me-maybe at the next tick. */
 void path_network_changed(struct path_peer *pp, uint64_t now);
-/* When path_tick has something to do next (for the caller's timer). */
+/* When path_tick has something to do next (for the caller's timer): the next probe
+ * round, heartbeat or trust deadline of the chosen path; a time <= now (0 when work is
+ * waiting: a probe or a call-me-maybe that did not fit) means at once. Expiries of pings
+ * and learned candidates do not count: they are done at whatever tick comes. */
 uint64_t path_next_ms(const struct path_peer *pp);
 /* The chosen direct address, or NULL for the relay. */
 const struct addr_port *path_chosen(const struct path_peer *pp);

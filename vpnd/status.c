@@ -28,6 +28,26 @@ static json_t *relays_json(const struct netmap *m)
 	return a;
 }
 
+/* What WireGuard really uses (it roams to where authenticated packets come from): one of
+ * our loopback ports is the relay, another endpoint is direct once a handshake is
+ * recent or path selection chose it. */
+static const char *peer_path(struct vpnd *d, const struct nm_peer *p, const struct addr_port *wep,
+			     int64_t hs, int64_t now, const char **relay)
+{
+	const struct tv_peer *tp = traversal_find(&d->tv, p->id);
+
+	*relay = "";
+	if (!wep)
+		return "none";
+	if (tp && traversal_is_relay_ep(&d->tv, tp, wep)) {
+		*relay = tp->relay[0] ? tp->relay : traversal_home(&d->tv);
+		return "relay";
+	}
+	if ((tp && tp->applied == TV_DIRECT) || (hs && now - hs < VPND_DIRECT_WINDOW))
+		return "direct";
+	return "none";
+}
+
 json_t *vpnd_status_json(struct vpnd *d)
 {
 	struct wg_device *dev = NULL;
@@ -54,6 +74,8 @@ json_t *vpnd_status_json(struct vpnd *d)
 		json_object_set_new(self, "fqdn", json_string(d->nm.self.fqdn));
 	if (self)
 		json_object_set_new(self, "relays", relays_json(&d->nm));
+	if (self)
+		json_object_set_new(self, "home_relay", json_string(traversal_home(&d->tv)));
 	if (d->wg) {
 		rc = wg_get_device(d->wg, &dev);
 		if (rc)
@@ -67,6 +89,7 @@ json_t *vpnd_status_json(struct vpnd *d)
 		const struct wg_peer *wp = NULL;
 		char a4[INET_ADDRSTRLEN], a6[INET6_ADDRSTRLEN], ep[ADDR_TEXT_LEN] = "";
 		struct addr_port wep;
+		const char *path, *relay;
 		int64_t hs = 0;
 
 		if (dev && dev->n_peers) {
@@ -79,12 +102,13 @@ json_t *vpnd_status_json(struct vpnd *d)
 			addr_format(&wep, ep, sizeof(ep));
 		if (wp)
 			hs = wp->last_handshake_sec;
+		path = peer_path(d, p, ep[0] ? &wep : NULL, hs, now, &relay);
 		inet_ntop(AF_INET, &p->ip4, a4, sizeof(a4));
 		inet_ntop(AF_INET6, &p->ip6, a6, sizeof(a6));
 		o = json_pack("{s:s, s:[s,s], s:b, s:s, s:s, s:s, s:I, s:I, s:I}", "name", p->name,
 			      "ips", a4, a6, "online", p->online,
-			      "path", ep[0] && hs && now - hs < VPND_DIRECT_WINDOW ? "direct" : "none",
-			      "endpoint", ep, "relay", "", "last_handshake", (json_int_t)hs,
+			      "path", path, "endpoint", ep, "relay", relay,
+			      "last_handshake", (json_int_t)hs,
 			      "rx_bytes", (json_int_t)(wp ? wp->rx_bytes : 0),
 			      "tx_bytes", (json_int_t)(wp ? wp->tx_bytes : 0));
 		if (o)

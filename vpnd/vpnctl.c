@@ -11,6 +11,8 @@
 #include "meshvpn/args.h"
 #include "meshvpn/http.h"
 #include "meshvpn/json.h"
+#include <unistd.h>
+
 #include "meshvpn/log.h"
 #include "meshvpn/table.h"
 #include "vpnd.h"
@@ -19,7 +21,8 @@
 #define UP_TIMEOUT_MS (VPND_UP_TIMEOUT_MS + 15000)
 
 static const char *sock_path = VPND_DEFAULT_SOCKET;
-static const char *opt_coord, *opt_auth_key, *opt_hostname, *opt_pin;
+static const char *opt_coord, *opt_auth_key, *opt_hostname, *opt_pin, *opt_count;
+static const char *arg_peer;
 static int opt_json, opt_4, opt_6, opt_help;
 
 struct cmd {
@@ -34,6 +37,8 @@ static int cmd_down(void);
 static int cmd_logout(void);
 static int cmd_status(void);
 static int cmd_ip(void);
+static int cmd_ping(void);
+static int cmd_netcheck(void);
 
 static const struct cmd cmds[] = {
 	{ "up", cmd_up, "Joins the network: --coord URL [--auth-key K] [--hostname H] "
@@ -42,6 +47,10 @@ static const struct cmd cmds[] = {
 	{ "logout", cmd_logout, "Leaves the network: tells coord, deletes this node's keys", "" },
 	{ "status", cmd_status, "Shows this node and its peers [--json]", "json" },
 	{ "ip", cmd_ip, "Prints this node's addresses, one per line [-4|-6]", "4 6" },
+	{ "ping", cmd_ping, "PEER [-c N]: disco pings to a peer (name or address): the path and "
+	  "round trip of each reply", "count" },
+	{ "netcheck", cmd_netcheck, "What the network allows: UDP, reflexive addresses, hard NAT, "
+	  "relay latencies [--json]", "json" },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -317,7 +326,7 @@ static int cmd_status(void)
 	}
 	printf("\n");
 	table_init(&t, 8);
-	table_add(&t, "PEER", "IP", "ONLINE", "PATH", "ENDPOINT", "HANDSHAKE", "RX", "TX");
+	table_add(&t, "PEER", "IP", "ONLINE", "PATH", "ENDPOINT/RELAY", "HANDSHAKE", "RX", "TX");
 	json_array_foreach(peers, i, p) {
 		char hs[32], rx[32], tx[32];
 		const char *ip = json_string_value(json_array_get(json_object_get(p, "ips"), 0));
@@ -327,7 +336,8 @@ static int cmd_status(void)
 		human_bytes(num(p, "tx_bytes"), tx, sizeof(tx));
 		table_add(&t, str(p, "name"), ip ? ip : "",
 			  json_is_true(json_object_get(p, "online")) ? "yes" : "no", str(p, "path"),
-			  str(p, "endpoint"), hs, rx, tx);
+			  !strcmp(str(p, "path"), "relay") ? str(p, "relay") : str(p, "endpoint"), hs,
+			  rx, tx);
 	}
 	table_print(&t, stdout);
 	table_free(&t);
@@ -367,13 +377,110 @@ static int cmd_ip(void)
 	return 0;
 }
 
+static double real(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+/* One line per reply; says when the path changes (relay -> direct is the upgrade). */
+static int cmd_ping(void)
+{
+	char body[300], *end;
+	const char *last = "";
+	char last_buf[16] = "";
+	long count = 4;
+	int ok = 0;
+
+	if (opt_count) {
+		count = strtol(opt_count, &end, 10);
+		if (*end || count < 1 || count > 100000) {
+			fprintf(stderr, "vpnctl ping: -c takes a count from 1 to 100000\n");
+			return 2;
+		}
+	}
+	if (strlen(arg_peer) > 200 || strpbrk(arg_peer, "\"\\")) {
+		fprintf(stderr, "vpnctl ping: '%s' is not a peer name or address\n", arg_peer);
+		return 2;
+	}
+	snprintf(body, sizeof(body), "{\"peer\":\"%s\"}", arg_peer);
+	for (long i = 0; i < count; i++) {
+		json_t *o;
+		int status, rc = ctl("POST", VPND_CTL_PING, body, CTL_TIMEOUT_MS, &status, &o);
+		const char *path;
+
+		if (rc)
+			return rc;
+		if (status == 504) {
+			printf("no reply from %s within 3 s\n", arg_peer);
+			json_decref(o);
+			continue;
+		}
+		if (status != 200)
+			return fail(status, o);
+		path = str(o, "path");
+		if (!strcmp(path, "direct"))
+			printf("pong from %s via %s in %.2f ms\n", arg_peer, str(o, "endpoint"),
+			       real(o, "rtt_ms"));
+		else
+			printf("pong from %s via relay %s in %.2f ms\n", arg_peer, str(o, "relay"),
+			       real(o, "rtt_ms"));
+		if (last[0] && strcmp(last, path))
+			printf("path changed: %s -> %s%s\n", last, path,
+			       !strcmp(path, "direct") ? " (upgraded)" : "");
+		snprintf(last_buf, sizeof(last_buf), "%s", path);
+		last = last_buf;
+		ok++;
+		json_decref(o);
+		if (i + 1 < count)
+			usleep(1000 * 1000);   /* pacing between pings, as ping(8) */
+	}
+	return ok ? 0 : 1;
+}
+
+static int cmd_netcheck(void)
+{
+	json_t *o, *relays, *r;
+	int status, rc = ctl("GET", VPND_CTL_NETCHECK, NULL, CTL_TIMEOUT_MS, &status, &o);
+	size_t i;
+
+	if (rc)
+		return rc;
+	if (status != 200)
+		return fail(status, o);
+	if (opt_json) {
+		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+		return s ? 0 : 1;
+	}
+	printf("UDP: %s\n", json_is_true(json_object_get(o, "udp")) ? "yes" : "no");
+	printf("IPv4: %s\n", *str(o, "ipv4") ? str(o, "ipv4") : "(none)");
+	printf("IPv6: %s\n", *str(o, "ipv6") ? str(o, "ipv6") : "(none)");
+	printf("mapping varies by destination (hard NAT): %s\n",
+	       json_is_true(json_object_get(o, "mapping_varies_by_dest")) ? "yes" : "no");
+	printf("preferred relay: %s\n", *str(o, "preferred_relay") ? str(o, "preferred_relay") : "(none)");
+	relays = json_object_get(o, "relays");
+	json_array_foreach(relays, i, r) {
+		if (json_is_number(json_object_get(r, "latency_ms")))
+			printf("  %s: %.2f ms\n", str(r, "name"), real(r, "latency_ms"));
+		else
+			printf("  %s: no answer\n", str(r, "name"));
+	}
+	json_decref(o);
+	return 0;
+}
+
 /* Options given that this subcommand does not take: bad usage. */
 static int check_opts(const struct cmd *c)
 {
 	const struct { const char *name; int given; } given[] = {
 		{ "coord", !!opt_coord }, { "auth-key", !!opt_auth_key },
 		{ "hostname", !!opt_hostname }, { "pin", !!opt_pin }, { "json", opt_json },
-		{ "4", opt_4 }, { "6", opt_6 },
+		{ "4", opt_4 }, { "6", opt_6 }, { "count", !!opt_count },
 	};
 
 	for (size_t i = 0; i < sizeof(given) / sizeof(given[0]); i++) {
@@ -406,6 +513,7 @@ int main(int argc, char **argv)
 		{ "auth-key", &opt_auth_key, NULL, 0 }, { "hostname", &opt_hostname, NULL, 0 },
 		{ "pin", &opt_pin, NULL, 0 }, { "json", NULL, &opt_json, 0 },
 		{ "ipv4", NULL, &opt_4, '4' }, { "ipv6", NULL, &opt_6, '6' },
+		{ "count", &opt_count, NULL, 'c' },
 		{ "help", NULL, &opt_help, 'h' }, { NULL, NULL, NULL, 0 },
 	};
 	char *words[4], err[256];
@@ -435,7 +543,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (n > 1) {
+	if (c->fn == cmd_ping && n == 2) {
+		arg_peer = words[1];
+	} else if (c->fn == cmd_ping) {
+		fprintf(stderr, "vpnctl ping: takes one PEER (a name or tailnet address)\n");
+		return 2;
+	} else if (n > 1) {
 		fprintf(stderr, "vpnctl %s: unexpected argument '%s'\n", c->name, words[1]);
 		return 2;
 	}

@@ -22,6 +22,7 @@
 #include "linkmon.h"
 #include "netmap.h"
 #include "nmcache.h"
+#include "traversal.h"
 #include "wgsync.h"
 
 #define VPND_DEFAULT_STATE   "/var/lib/meshvpn"
@@ -45,11 +46,18 @@
  *                       waiting for approval; 4xx/5xx {"error"} otherwise
  *   POST /v1/down    -> 200 {"state":"stopped"}
  *   POST /v1/logout  -> 200 {"ok":true,"coord_notified":bool}
+ *   POST /v1/ping    {"peer": name|fqdn|address} -> 200 {"path","endpoint","relay","rtt_ms"}
+ *                    after one disco pong (3 s at most: 504)
+ *   GET  /v1/netcheck -> 200 {"done","udp","ipv4","ipv6","mapping_varies_by_dest",
+ *                    "ipv6_varies","relays":[{"name","latency_ms"}],"preferred_relay"}
+ *                    after a fresh STUN round
  */
 #define VPND_CTL_STATUS "/v1/status"
 #define VPND_CTL_UP     "/v1/up"
 #define VPND_CTL_DOWN   "/v1/down"
 #define VPND_CTL_LOGOUT "/v1/logout"
+#define VPND_CTL_PING   "/v1/ping"
+#define VPND_CTL_NETCHECK "/v1/netcheck"
 
 struct up_request {
 	char coord[VPND_URL_MAX + 1];          /* "" = the one in prefs */
@@ -223,6 +231,7 @@ struct vpnd_endpoints {
 	int fresh;                      /* a new stream: post again even if unchanged */
 	struct addr_port posted[NM_MAX_ENDPOINTS];  /* the last set coord accepted */
 	int n_posted, posted_ok;
+	char home_posting[NM_NAME_LEN], home_posted[NM_NAME_LEN];  /* home relay */
 };
 
 /* The control socket (control.c): requests waiting for the daemon's outcome. */
@@ -275,6 +284,7 @@ struct vpnd {
 	vpnd_event_cb on_event;
 	void *event_arg;
 
+	struct traversal tv;            /* paths: disco, STUN, relays (traversal.h) */
 	struct linkmon linkmon;         /* address and link changes -> endpoints again */
 	struct vpnd_stats stats;
 	struct metrics_server *metrics;

@@ -24,6 +24,7 @@ static void peer_metrics(struct metrics_text *t, const json_t *peers)
 	} per_peer[] = {
 		{ "vpnd_peer_online", "gauge", "1 when coord says the peer holds its stream.", "online" },
 		{ "vpnd_peer_direct", "gauge", "1 when the path to the peer is direct.", NULL },
+		{ "vpnd_peer_relayed", "gauge", "1 when the peer is reached through a relay.", "" },
 		{ "vpnd_peer_last_handshake_seconds", "gauge",
 		  "Unix time of the last WireGuard handshake with the peer (0: never).", "last_handshake" },
 		{ "vpnd_peer_receive_bytes_total", "counter", "Bytes received from the peer.", "rx_bytes" },
@@ -40,6 +41,8 @@ static void peer_metrics(struct metrics_text *t, const json_t *peers)
 
 			if (!per_peer[m].key)
 				v = !strcmp(str_of(p, "path"), "direct");
+			else if (!per_peer[m].key[0])
+				v = !strcmp(str_of(p, "path"), "relay");
 			else if (json_is_boolean(json_object_get(p, per_peer[m].key)))
 				v = json_is_true(json_object_get(p, per_peer[m].key));
 			else
@@ -56,7 +59,10 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 	struct vpnd *d = arg;
 	json_t *st = vpnd_status_json(d);
 	const json_t *self = json_object_get(st, "self"), *peers = json_object_get(st, "peers");
-	size_t online = 0, direct = 0, i;
+	size_t online = 0, direct = 0, relayed = 0, i;
+	const struct traversal_stats *ts = &d->tv.stats;
+	const struct relayc_stats *rs = &d->tv.relayc.stats;
+	struct rawsock_stats raw = { 0 };
 	json_t *p;
 
 	metrics_head(t, "vpnd_state", "gauge", "1 for the node's current state.");
@@ -66,7 +72,10 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 	json_array_foreach(peers, i, p) {
 		online += json_is_true(json_object_get(p, "online"));
 		direct += !strcmp(str_of(p, "path"), "direct");
+		relayed += !strcmp(str_of(p, "path"), "relay");
 	}
+	if (d->tv.rs)
+		rawsock_get_stats(d->tv.rs, &raw);
 	{
 		const struct {
 			const char *name, *type, *help;
@@ -77,6 +86,44 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 			{ "vpnd_peers", "gauge", "Peers in the netmap.", json_array_size(peers) },
 			{ "vpnd_peers_online", "gauge", "Peers coord reports online.", online },
 			{ "vpnd_peers_direct", "gauge", "Peers reached on a direct path.", direct },
+			{ "vpnd_peers_relayed", "gauge", "Peers reached through a relay.", relayed },
+			{ "vpnd_disco_received_total", "counter", "Disco packets received (both ways in).",
+			  ts->disco_rx },
+			{ "vpnd_disco_sent_total", "counter", "Disco packets sent.", ts->disco_tx },
+			{ "vpnd_disco_unknown_key_total", "counter",
+			  "Disco packets dropped: the sender's key is no peer's.", ts->disco_unknown_key },
+			{ "vpnd_disco_bad_box_total", "counter",
+			  "Disco packets dropped: the box did not open.", ts->disco_bad_box },
+			{ "vpnd_disco_replayed_total", "counter", "Disco packets dropped as replays.",
+			  ts->disco_replayed },
+			{ "vpnd_disco_malformed_total", "counter", "Disco packets dropped as malformed.",
+			  ts->disco_malformed },
+			{ "vpnd_disco_wrong_node_total", "counter",
+			  "Disco packets dropped: they name another node than their key's.",
+			  ts->disco_wrong_node },
+			{ "vpnd_disco_pings_received_total", "counter", "Disco pings answered.", ts->pings_rx },
+			{ "vpnd_disco_pongs_received_total", "counter", "Disco pongs received.", ts->pongs_rx },
+			{ "vpnd_disco_call_me_maybe_received_total", "counter", "Call-me-maybes received.",
+			  ts->cmm_rx },
+			{ "vpnd_disco_pings_sent_total", "counter", "Disco pings sent.", ts->pings_tx },
+			{ "vpnd_path_changes_total", "counter", "Times a peer's path changed.",
+			  ts->path_changes },
+			{ "vpnd_home_relay_moves_total", "counter", "Times the home relay was chosen anew.",
+			  ts->home_moves },
+			{ "vpnd_stun_requests_total", "counter", "STUN requests sent.", d->tv.nc.requests },
+			{ "vpnd_stun_responses_total", "counter", "STUN answers taken.", d->tv.nc.responses },
+			{ "vpnd_stun_bad_total", "counter",
+			  "STUN messages on WireGuard's port that were ignored (malformed, unasked, "
+			  "from elsewhere).", d->tv.nc.bad },
+			{ "vpnd_rawsock_bad_total", "counter",
+			  "Datagrams past the raw socket's filter that its parser refused.", raw.bad },
+			{ "vpnd_relay_packets_sent_total", "counter", "Data packets sent through relays.",
+			  rs->to_relay },
+			{ "vpnd_relay_packets_received_total", "counter",
+			  "Data packets received through relays.", rs->from_relay },
+			{ "vpnd_relay_packets_dropped_total", "counter",
+			  "Data packets dropped on the relay path (no connection, refused, unknown sender).",
+			  rs->dropped_no_relay + rs->dropped_send + rs->dropped_unknown + rs->dropped_foreign },
 			{ "vpnd_netmap_lines_total", "counter", "Netmap lines applied.",
 			  d->stats.netmap_lines },
 			{ "vpnd_netmap_bad_lines_total", "counter", "Netmap lines refused and skipped.",

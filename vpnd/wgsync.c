@@ -369,15 +369,35 @@ void wgsync_clear(struct wgsync *s)
 	}
 }
 
+/* Sends endpoint `now` for wp to WireGuard. */
+static int send_endpoint(struct wgsync *s, const struct wgsync_peer *wp, const struct addr_port *now)
+{
+	struct wg_device *dev;
+	struct wg_peer *w;
+	char text[ADDR_TEXT_LEN];
+	int rc;
+
+	dev = wg_device_new();
+	if (!dev || wg_device_add_peer(dev, &w)) {
+		wg_device_free(dev);
+		return -ENOMEM;
+	}
+	memcpy(w->public_key, wp->p.node_key, KEY_LEN);
+	w->flags = WG_PEER_HAS_ENDPOINT;
+	addr_to_sockaddr(now, &w->endpoint);
+	format_ep(now, text, sizeof(text));
+	rc = apply(s, dev);
+	if (!rc)
+		log_info("peer path set", "peer=%s endpoint=%s", wp->p.name, text);
+	return rc;
+}
+
 int wgsync_set_endpoint(struct wgsync *s, int64_t id, const struct addr_port *ep)
 {
 	ssize_t i = find(s, id);
 	struct wgsync_peer *wp;
 	struct addr_port path = { 0 };
 	const struct addr_port *now;
-	struct wg_device *dev;
-	struct wg_peer *w;
-	char text[ADDR_TEXT_LEN];
 	int rc;
 
 	if (i < 0 || !s->set)
@@ -390,19 +410,19 @@ int wgsync_set_endpoint(struct wgsync *s, int64_t id, const struct addr_port *ep
 		wp->path = path;   /* WireGuard keeps the endpoint it has: nothing to send */
 		return 0;
 	}
-	dev = wg_device_new();
-	if (!dev || wg_device_add_peer(dev, &w)) {
-		wg_device_free(dev);
-		return -ENOMEM;
-	}
-	memcpy(w->public_key, wp->p.node_key, KEY_LEN);
-	w->flags = WG_PEER_HAS_ENDPOINT;
-	addr_to_sockaddr(now, &w->endpoint);
-	format_ep(now, text, sizeof(text));
-	rc = apply(s, dev);
-	if (rc)
-		return rc;
-	wp->path = path;
-	log_info("peer path set", "peer=%s endpoint=%s", wp->p.name, text);
-	return 0;
+	rc = send_endpoint(s, wp, now);
+	if (!rc)
+		wp->path = path;
+	return rc;
+}
+
+int wgsync_reassert(struct wgsync *s, int64_t id)
+{
+	ssize_t i = find(s, id);
+	const struct addr_port *now;
+
+	if (i < 0 || !s->set)
+		return -ENOENT;
+	now = wgsync_endpoint(&s->peers[i]);
+	return now ? send_endpoint(s, &s->peers[i], now) : 0;
 }

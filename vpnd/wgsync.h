@@ -56,6 +56,10 @@ void wgsync_resync(struct wgsync *s, const struct netmap *nm);
  * the netmap's first endpoint), applied at once when it differs from what runs. This is
  * where path selection plugs in. 0, -ENOENT (no such peer configured), or -errno. */
 int wgsync_set_endpoint(struct wgsync *s, int64_t id, const struct addr_port *ep);
+/* Sends the peer's configured endpoint to WireGuard again, even though the mirror says it
+ * runs: WireGuard roams to wherever an authenticated packet came from (a relayed packet
+ * from a peer we reach directly), and this puts our choice back. 0, -ENOENT, -errno. */
+int wgsync_reassert(struct wgsync *s, int64_t id);
 /* The endpoint configured for a mirrored peer (NULL when none). */
 const struct addr_port *wgsync_endpoint(const struct wgsync_peer *wp);
 const struct wgsync_peer *wgsync_find(const struct wgsync *s, int64_t id);

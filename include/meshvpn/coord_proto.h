@@ -35,6 +35,7 @@ enum node_status node_status_parse(const char *s);
 #define COORD_TOKEN_MAX 96
 /* A relay map entry's "stun" with its NUL: "[" host (up to 255) "]:" port. */
 #define COORD_STUN_TEXT_MAX 264
+#define COORD_STUN_MAX_ADDRS 4    /* "a:p,[v6]:p": a relay's STUN addresses */
 
 /* The bytes the machine key signs at registration: binds the server's one-time
  * challenge to every field that matters, so a captured request can be neither

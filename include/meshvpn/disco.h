@@ -63,7 +63,8 @@ int disco_shared(const uint8_t my_priv[KEY_LEN], const uint8_t peer_pub[KEY_LEN]
 		 uint8_t shared[DISCO_SHARED_LEN]);
 
 /* Encodes m's body (type, version 0, fields). Length, or -EINVAL (unknown type, too many
- * endpoints, an endpoint of family 0) / -ENOSPC. */
+ * endpoints, an endpoint or pong source the parser would refuse: family 0, port 0 or the
+ * unspecified address) / -ENOSPC. A zone (scope_id) is local and not sent. */
 int disco_build_body(const struct disco_msg *m, uint8_t *out, size_t size);
 /* Decodes a body as laid out above. 0, or -EBADMSG (*out zeroed): too short, version not
  * 0, unknown type, a CALL_ME_MAYBE not a whole number of endpoints or over the maximum,
@@ -75,7 +76,8 @@ int disco_parse_body(const uint8_t *p, size_t len, struct disco_msg *out);
 int disco_seal(const struct disco_msg *m, const uint8_t my_pub[KEY_LEN],
 	       const uint8_t shared[DISCO_SHARED_LEN], uint64_t counter, uint8_t *out, size_t size);
 /* Opens a packet (its sender found with disco_sender, shared computed for it). 0 with *m
- * and *counter, -EBADMSG (not a disco packet, or a body that does not parse) or -EPERM
+ * and *counter, -EBADMSG (not a disco packet, a body over 1024 bytes, or a body that does
+ * not parse; *m and *counter zeroed) or -EPERM
  * (the box does not open: a wrong key or a forged or damaged packet). The caller checks
  * the counter against its disco_replay before acting. */
 int disco_open(const uint8_t *p, size_t len, const uint8_t shared[DISCO_SHARED_LEN],
