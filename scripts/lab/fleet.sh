@@ -12,8 +12,12 @@ FLEET_PIDS=""
 FLEET_IFNAMES=""
 FLEET_BACKEND=${FLEET_BACKEND:-userspace}
 FLEET_PORT=41641
-declare -gA FLEET_VPND_PID=() FLEET_RELAY_PID=() FLEET_HOST=() FLEET_SOCK=()
+FLEET_LOG_LEVEL=${FLEET_LOG_LEVEL:-info}
+declare -gA FLEET_VPND_PID=() FLEET_RELAY_PID=() FLEET_HOST=() FLEET_SOCK=() FLEET_LOG=()
 
+# Background processes are started with `ip netns exec NS CMD &`, never through a shell
+# function such as lab_exec: then $! is CMD itself (ip execs it), not a subshell, and
+# killing it stops CMD.
 fleet_track() { FLEET_PIDS="$FLEET_PIDS $1"; }
 fleet_untrack() {
 	local keep="" p
@@ -56,7 +60,7 @@ fleet_wait() {
 # fleet_coord: coord serve on LAB_IP_coord:8443; sets FLEET_URL, FLEET_PIN and FLEET_KEY
 # (a reusable auth key).
 fleet_coord() {
-	lab_exec coord "$FLEET_BIN/coord/coord" serve --state "$FLEET_TMP/coord" \
+	ip netns exec "$(lab_ns coord)" "$FLEET_BIN/coord/coord" serve --state "$FLEET_TMP/coord" \
 		--listen "$LAB_IP_coord:8443" --keepalive 2s >"$FLEET_TMP/coord.out" 2>>"$FLEET_TMP/coord.log" &
 	fleet_track $!
 	fleet_wait 10 grep -q "listening on" "$FLEET_TMP/coord.out" || { tail -5 "$FLEET_TMP/coord.log" >&2; return 1; }
@@ -79,7 +83,7 @@ fleet_relay() {
 		fleet_adm relays add "$r" "https://$ip:443" --stun "$ip:3478,[$ip6]:3478" | tail -1 >"$FLEET_TMP/$r.token"
 	tok=$(cat "$FLEET_TMP/$r.token")
 	: >"$FLEET_TMP/$r.out"
-	lab_exec "$r" "$FLEET_BIN/relay/relay" --coord "$FLEET_URL" --token "$tok" --pin "$FLEET_PIN" \
+	ip netns exec "$(lab_ns "$r")" "$FLEET_BIN/relay/relay" --coord "$FLEET_URL" --token "$tok" --pin "$FLEET_PIN" \
 		--listen "$ip:443" --stun "[::]:3478" --metrics 127.0.0.1:9102 --state "$FLEET_TMP/$r" \
 		>>"$FLEET_TMP/$r.out" 2>>"$FLEET_TMP/$r.log" &
 	FLEET_RELAY_PID[$r]=$!
@@ -87,14 +91,18 @@ fleet_relay() {
 	fleet_wait 10 fleet_relay_connected "$r" || { tail -5 "$FLEET_TMP/$r.log" >&2; return 1; }
 }
 
-# fleet_vpnd NODE IFNAME [STATE]: vpnd in NODE's namespace on port 41641 (state dir
-# FLEET_TMP/NODE, or STATE); returns once its control socket is there.
+# fleet_vpnd NODE IFNAME [STATE]: vpnd in NODE's namespace on port 41641, metrics on
+# 127.0.0.1:9101 there (state dir FLEET_TMP/NODE and log FLEET_TMP/NODE.log, or STATE
+# and STATE.log); returns once its control socket is there.
 fleet_vpnd() {
 	local n=$1 ifn=$2 st=${3:-$FLEET_TMP/$1}
+	FLEET_LOG[$n]=${3:+$3.log}
+	FLEET_LOG[$n]=${FLEET_LOG[$n]:-$FLEET_TMP/$n.log}
 	mkdir -p "$st"
 	rm -f "$st/vpnd.sock"
-	lab_exec "$n" "$FLEET_BIN/vpnd/vpnd" --state "$st/state" --socket "$st/vpnd.sock" \
-		--wg-backend "$FLEET_BACKEND" --ifname "$ifn" --port "$FLEET_PORT" >>"$FLEET_TMP/$n.log" 2>&1 &
+	ip netns exec "$(lab_ns "$n")" "$FLEET_BIN/vpnd/vpnd" --state "$st/state" --socket "$st/vpnd.sock" \
+		--wg-backend "$FLEET_BACKEND" --ifname "$ifn" --port "$FLEET_PORT" --metrics 127.0.0.1:9101 \
+		--log-level "$FLEET_LOG_LEVEL" >>"${FLEET_LOG[$n]}" 2>&1 &
 	FLEET_VPND_PID[$n]=$!
 	FLEET_SOCK[$n]="$st/vpnd.sock"
 	fleet_track $!
@@ -120,5 +128,7 @@ fleet_path() {
 fleet_path_is() { [ "$(fleet_path "$1" "$2")" = "$3" ]; }
 # fleet_pair_path A B PATH: both see PATH.
 fleet_pair_path() { fleet_path_is "$1" "$2" "$3" && fleet_path_is "$2" "$1" "$3"; }
+# fleet_metric NODE NAME: the value of vpnd's metric NAME (no labels).
+fleet_metric() { lab_exec "$1" curl -s http://127.0.0.1:9101/metrics | awk -v m="$2" '$1 == m { print $2 }'; }
 # fleet_ip NODE: its tailnet IPv4.
 fleet_ip() { fleet_ctl "$1" ip -4; }
