@@ -743,8 +743,15 @@ void traversal_network_changed(struct traversal *tv)
 	if (tv->rs && tv->d->nm.n_relays && !tv->nc.running)
 		netcheck_start(&tv->nc, tv->d->nm.relays, tv->d->nm.n_relays, now);
 	for (size_t i = 0; i < tv->n; i++) {
-		path_network_changed(&tv->peers[i]->path, now);
-		tv->peers[i]->next_ms = 0;
+		struct tv_peer *p = tv->peers[i];
+
+		path_network_changed(&p->path, now);
+		p->next_ms = 0;
+		/* WireGuard remembers the source address it last sent from to each peer
+		 * (wireguard-go's sticky sockets, the kernel's cached route): when that address
+		 * is gone, sends to an unchanged endpoint fail until the endpoint is set again. */
+		if (p->applied == TV_DIRECT)
+			wgsync_reassert(&tv->d->sync, p->id);
 	}
 }
 
