@@ -179,9 +179,9 @@ static void on_full(struct vpnd *d)
 				up_done(d, -EIO, d->reason);
 			return;
 		}
-		wgsync_full(&d->sync, &d->nm);
 		traversal_start(&d->tv, d->opts.port);
 		traversal_full(&d->tv, &d->nm);
+		wgsync_full(&d->sync, &d->nm);
 		set_state(d, VPND_RUNNING, "");
 		endpoints_post(d);
 		break;
@@ -238,15 +238,15 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 	case NM_PEER_ADDED:
 	case NM_PEER_CHANGED:
 		if (running) {
-			wgsync_peer(&d->sync, chg.peer);
 			traversal_peer(&d->tv, chg.peer);
+			wgsync_peer(&d->sync, chg.peer);
 		}
 		cache_delta(d, line, len);
 		break;
 	case NM_PEER_REMOVED:
 		if (running) {
-			wgsync_removed(&d->sync, &chg.removed);
 			traversal_removed(&d->tv, &chg.removed);
+			wgsync_removed(&d->sync, &chg.removed);
 		}
 		cache_delta(d, line, len);
 		break;
@@ -594,6 +594,8 @@ static void on_tick(uv_timer_t *t)
 		log_warn("cannot sync the netmap cache", "path=%s", d->cache.path);
 	if (d->state == VPND_RUNNING && d->wg && d->sync.dirty)
 		wgsync_resync(&d->sync, &d->nm);
+	if (d->state == VPND_RUNNING && d->wg)
+		wgsync_tick(&d->sync);
 	endpoints_tick(d, d->ticks);
 	/* The netmap says run but the interface failed: try again now and then. */
 	if (d->state == VPND_STOPPED && !d->wg && d->nm.have_full && d->cc.active &&

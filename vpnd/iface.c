@@ -109,6 +109,7 @@ int iface_up(struct vpnd *d)
 			return rc;
 		}
 		wgsync_attach(&d->sync, set_device, d->wg);
+		wgsync_set_self(&d->sync, d->keys.node_pub);
 		d->have_addrs = 0;
 		memcpy(dev.private_key, d->keys.node_priv, KEY_LEN);
 		dev.listen_port = d->opts.port;
@@ -149,6 +150,7 @@ int iface_up(struct vpnd *d)
 			goto err;
 		}
 		memcpy(d->wg_pub, d->keys.node_pub, KEY_LEN);
+		wgsync_set_self(&d->sync, d->keys.node_pub);
 		log_info("interface key changed", "ifname=%s", d->opts.ifname);
 	}
 	rc = set_addrs(d, &d->nm.self.ip4, &d->nm.self.ip6);

@@ -174,6 +174,24 @@ static void on_state(struct relay_client *rc, enum relay_client_state st, int de
 		r->cbs.on_home(r->arg, c->connected, c->connected ? 0 : detail);
 }
 
+/* The relay could not deliver to key: when it was the handshake we hold (the peer's
+ * connection to that relay not up yet, typically), it goes again a little later. */
+static void on_peer_gone(struct relay_client *rc, const uint8_t key[KEY_LEN], int reason, void *arg)
+{
+	struct relayc_conn *c = arg;
+	struct relayc *r = c->owner;
+	struct relayc_peer *p = keymap_get(&r->peers, key);
+	uint64_t now = uv_now(r->loop);
+
+	(void)rc;
+	(void)reason;
+	if (!p || !p->held_len || now - p->held_ms > RELAYC_HOLD_MS || p->resend_ms ||
+	    p->resends >= RELAYC_RESENDS)
+		return;
+	p->resend_ms = now + RELAYC_RESEND_MS;
+	r->n_resend++;
+}
+
 static void conn_free(struct relayc_conn *c)
 {
 	queue_clear(c);
@@ -189,7 +207,7 @@ static int conn_start(struct relayc *r, struct relayc_conn *c)
 		.flags = c->home ? RELAY_HELLO_PREFERRED : 0, .fast_start = 1,
 		.backoff_min_ms = 250, .backoff_max_ms = 5000,
 	};
-	struct relay_client_cbs cbs = { on_packet, NULL, on_state };
+	struct relay_client_cbs cbs = { on_packet, on_peer_gone, on_state };
 	int rc;
 
 	relay_client_free(c->rc);
@@ -326,6 +344,7 @@ static void on_wg_packet(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const stru
 		memcpy(p->held, buf->base, (size_t)n);
 		p->held_len = (uint16_t)n;
 		p->held_ms = uv_now(r->loop);
+		p->resends = 0;
 	}
 	c = conn_get(r, p->relay[0] ? p->relay : r->home);
 	if (!c) {
@@ -416,6 +435,8 @@ void relayc_peer_remove(struct relayc *r, const uint8_t key[KEY_LEN])
 
 	if (!p)
 		return;
+	if (p->resend_ms)
+		r->n_resend--;
 	keymap_del(&r->peers, key);
 	peer_close(p);
 }
@@ -432,6 +453,28 @@ int relayc_send(struct relayc *r, const uint8_t key[KEY_LEN], const char *relay,
 	if (!rc)
 		r->stats.disco_out++;
 	return rc;
+}
+
+void relayc_poll(struct relayc *r)
+{
+	uint64_t now;
+
+	if (!r->n_resend)
+		return;
+	now = uv_now(r->loop);
+	for (size_t i = 0; i < r->peers.cap; i++) {
+		struct relayc_peer *p = r->peers.slots[i].key ? r->peers.slots[i].value : NULL;
+		struct relayc_conn *c;
+
+		if (!p || !p->resend_ms || now < p->resend_ms)
+			continue;
+		p->resend_ms = 0;
+		p->resends++;
+		r->n_resend--;
+		c = conn_get(r, p->relay[0] ? p->relay : r->home);
+		if (c && !conn_send(r, c, p->node_key, p->held, p->held_len))
+			r->stats.resent++;
+	}
 }
 
 /* Whether some interface still holds address a. */
@@ -498,4 +541,5 @@ void relayc_close(struct relayc *r)
 	}
 	keymap_free(&r->peers);
 	keymap_init(&r->peers);
+	r->n_resend = 0;
 }

@@ -23,6 +23,8 @@
 #define RELAYC_QUEUE_MS 3000         /* ... and for at most this long */
 #define RELAYC_HOLD_MAX 256          /* a handshake message (148 or 92 bytes) fits */
 #define RELAYC_HOLD_MS 5000
+#define RELAYC_RESEND_MS 300         /* after "not here" (the peer still connecting) */
+#define RELAYC_RESENDS 4
 
 struct relayc_qpkt;
 
@@ -59,6 +61,8 @@ struct relayc_peer {
 	uint8_t held[RELAYC_HOLD_MAX];
 	uint16_t held_len;
 	uint64_t held_ms;
+	uint64_t resend_ms;          /* the relay said the peer is not there: try again then */
+	int resends;
 };
 
 struct relayc_cbs {
@@ -94,6 +98,7 @@ struct relayc {
 	int n_conns;
 	char home[NM_NAME_LEN];
 	struct keymap peers;         /* node key -> struct relayc_peer */
+	int n_resend;                /* peers with resend_ms set */
 	struct relayc_stats stats;
 };
 
@@ -120,6 +125,8 @@ int relayc_send(struct relayc *r, const uint8_t key[KEY_LEN], const char *relay,
 /* Our addresses changed: a connection from an address we no longer have is dead (no RST
  * will come) and is made again at once. */
 void relayc_network_changed(struct relayc *r);
+/* Due resends of held handshakes; called every few tens of ms (cheap when none). */
+void relayc_poll(struct relayc *r);
 /* Idle connections close; called every second or so. */
 void relayc_tick(struct relayc *r);
 const struct relayc_conn *relayc_conn_find(const struct relayc *r, const char *name);

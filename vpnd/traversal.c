@@ -102,23 +102,44 @@ static void peer_free(struct traversal *tv, size_t i)
 
 /* The endpoint WireGuard should use for p now: direct, the relay's loopback port, or
  * (no relay in the map) the netmap's own first endpoint. */
-static void apply(struct traversal *tv, struct tv_peer *p)
+static enum tv_mode choose(struct traversal *tv, struct tv_peer *p, struct addr_port *ep)
 {
 	const struct addr_port *direct = path_chosen(&p->path);
+
+	memset(ep, 0, sizeof(*ep));
+	if (direct) {
+		*ep = *direct;
+		return TV_DIRECT;
+	}
+	if (tv->relayc.n_conns && !relayc_peer_ensure(&tv->relayc, p->id, p->node_key, p->relay, ep))
+		return TV_RELAY;
+	memset(ep, 0, sizeof(*ep));
+	return TV_NETMAP;
+}
+
+/* wgsync asks where a peer new to WireGuard starts: where we would send it now. */
+static int initial_path(void *arg, const struct nm_peer *np, struct addr_port *out)
+{
+	struct traversal *tv = arg;
+	ssize_t i = peer_index(tv, np->id);
+	struct tv_peer *p;
+
+	if (!tv->started || i < 0 || memcmp(tv->peers[i]->node_key, np->node_key, KEY_LEN))
+		return 0;
+	p = tv->peers[i];
+	p->applied = choose(tv, p, out);
+	p->applied_ep = *out;
+	return p->applied != TV_NETMAP;
+}
+
+static void apply(struct traversal *tv, struct tv_peer *p)
+{
 	struct vpnd *d = tv->d;
 	struct addr_port ep;
-	enum tv_mode mode = TV_NETMAP;
+	enum tv_mode mode = choose(tv, p, &ep);
 	char text[ADDR_TEXT_LEN] = "";
 	int rc;
 
-	memset(&ep, 0, sizeof(ep));
-	if (direct) {
-		ep = *direct;
-		mode = TV_DIRECT;
-	} else if (tv->relayc.n_conns &&
-		   !relayc_peer_ensure(&tv->relayc, p->id, p->node_key, p->relay, &ep)) {
-		mode = TV_RELAY;
-	}
 	if (mode == p->applied && (mode == TV_NETMAP || addr_equal(&ep, &p->applied_ep)))
 		return;
 	rc = wgsync_set_endpoint(&d->sync, p->id, mode == TV_NETMAP ? NULL : &ep);
@@ -453,9 +474,25 @@ static void on_relay_unknown(void *arg, const uint8_t src[KEY_LEN])
 	struct tv_peer *p = keymap_get(&tv->by_node, src);
 	struct addr_port ep;
 
-	if (p && !relayc_peer_ensure(&tv->relayc, p->id, p->node_key, p->relay, &ep) &&
-	    p->applied == TV_DIRECT)
-		p->reassert_ms = now_ms(tv) + TV_REASSERT_MS;
+	if (p)
+		relayc_peer_ensure(&tv->relayc, p->id, p->node_key, p->relay, &ep);
+}
+
+/* WireGuard roams to wherever an authenticated packet came from: a packet the peer sent
+ * through the relay (it has not found the direct path yet, or lost it first) makes ours
+ * send through the relay too, and if both roam so, neither leaves it. While we are direct
+ * and relayed packets from the peer still come, the direct endpoint is set again (at most
+ * every TV_REASSERT_MS). */
+static void keep_direct(struct traversal *tv, struct tv_peer *p, uint64_t now)
+{
+	const struct relayc_peer *rp;
+
+	if (p->applied != TV_DIRECT || now < p->reassert_ms ||
+	    !(rp = relayc_peer_find(&tv->relayc, p->node_key)) || rp->rx_packets == p->relay_rx_seen)
+		return;
+	p->relay_rx_seen = rp->rx_packets;
+	p->reassert_ms = now + TV_REASSERT_MS;
+	wgsync_reassert(&tv->d->sync, p->id);
 }
 
 static void on_home(void *arg, int connected, int err)
@@ -539,15 +576,6 @@ static void each_second(struct traversal *tv, uint64_t now)
 			set_home(tv, best, "unreachable");
 	}
 	relayc_tick(&tv->relayc);
-	for (size_t i = 0; i < tv->n; i++) {
-		struct tv_peer *p = tv->peers[i];
-
-		if (p->reassert_ms && now >= p->reassert_ms) {
-			p->reassert_ms = 0;
-			if (p->applied == TV_DIRECT)
-				wgsync_reassert(&tv->d->sync, p->id);
-		}
-	}
 	if (tv->rs && !tv->nc.running && now >= tv->nc.next_ms)
 		netcheck_start(&tv->nc, tv->d->nm.relays, tv->d->nm.n_relays, now);
 }
@@ -591,10 +619,13 @@ static void on_timer(uv_timer_t *t)
 			endpoints_post(tv->d);   /* new reflexive candidates */
 		finish_netchecks(tv);
 	}
-	for (size_t i = 0; i < tv->n; i++)
+	for (size_t i = 0; i < tv->n; i++) {
 		if (tv->peers[i]->next_ms <= now)
 			run_peer(tv, tv->peers[i], now);
+		keep_direct(tv, tv->peers[i], now);
+	}
 	expire_waits(tv, now, 0);
+	relayc_poll(&tv->relayc);
 	if (now - tv->last_second_ms >= 1000 || !tv->last_second_ms) {
 		tv->last_second_ms = now;
 		each_second(tv, now);
@@ -622,6 +653,7 @@ void traversal_init(struct traversal *tv, struct vpnd *d)
 	netcheck_init(&tv->nc, nc_send, tv);
 	uv_timer_init(d->loop, &tv->timer);
 	tv->timer.data = tv;
+	wgsync_set_initial(&d->sync, initial_path, tv);
 	tv->have_timer = 1;
 }
 

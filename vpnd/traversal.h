@@ -22,7 +22,7 @@
 #define TV_TICK_MS 50
 #define TV_HOME_MOVE_MS 2000       /* a home relay down this long: another one is taken */
 #define TV_PING_TIMEOUT_MS 3000    /* vpnctl ping */
-#define TV_REASSERT_MS 1000        /* a direct peer heard through the relay: endpoint again */
+#define TV_REASSERT_MS 250         /* a direct peer heard through the relay: endpoint again */
 
 enum tv_mode { TV_NETMAP = 0, TV_RELAY = 1, TV_DIRECT = 2 };
 
@@ -39,7 +39,8 @@ struct tv_peer {
 	enum tv_mode applied;              /* what WireGuard was given */
 	struct addr_port applied_ep;
 	uint64_t next_ms;                  /* path_next_ms, cached */
-	uint64_t reassert_ms;
+	uint64_t reassert_ms;              /* not again before */
+	uint64_t relay_rx_seen;            /* its relayed packets, at the last look */
 };
 
 struct traversal_stats {
@@ -102,7 +103,8 @@ void traversal_stop(struct traversal *tv);
 void traversal_close(struct traversal *tv);
 
 /* The netmap: a full one, a peer added or changed, a peer removed, the relay map. Call
- * after wgsync has applied the same change. */
+ * before wgsync applies the same change: wgsync then asks traversal where a new peer
+ * starts (wgsync_set_initial), so its first handshake already goes to the relay. */
 void traversal_full(struct traversal *tv, const struct netmap *nm);
 void traversal_peer(struct traversal *tv, const struct nm_peer *p);
 void traversal_removed(struct traversal *tv, const struct nm_peer *p);

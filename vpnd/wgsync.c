@@ -82,7 +82,14 @@ static int same_addrs(const struct nm_peer *a, const struct nm_peer *b)
 	       !memcmp(&a->ip6, &b->ip6, sizeof(a->ip6));
 }
 
-static int add_config(struct wg_device *dev, const struct nm_peer *p, const struct addr_port *path)
+/* A new peer that waits for its keepalive: online, and its key below ours. */
+static int quiet_start(const struct wgsync *s, const struct nm_peer *p)
+{
+	return s->have_self && p->online && memcmp(s->self_key, p->node_key, KEY_LEN) > 0;
+}
+
+static int add_config(struct wg_device *dev, const struct nm_peer *p, const struct addr_port *path,
+		      int quiet)
 {
 	struct wg_allowedip a4 = { .family = AF_INET, .cidr = 32 };
 	struct wg_allowedip a6 = { .family = AF_INET6, .cidr = 128 };
@@ -93,7 +100,7 @@ static int add_config(struct wg_device *dev, const struct nm_peer *p, const stru
 		return -ENOMEM;
 	memcpy(wp->public_key, p->node_key, KEY_LEN);
 	wp->flags = WG_PEER_REPLACE_ALLOWEDIPS | WG_PEER_HAS_KEEPALIVE;
-	wp->persistent_keepalive = keepalive(p);
+	wp->persistent_keepalive = quiet ? 0 : keepalive(p);
 	if (ep) {
 		addr_to_sockaddr(ep, &wp->endpoint);
 		wp->flags |= WG_PEER_HAS_ENDPOINT;
@@ -121,17 +128,18 @@ static int add_remove(struct wg_device *dev, const uint8_t key[KEY_LEN])
  * one (WireGuard keeps the last endpoint otherwise, and sessions go on), the keepalive
  * when the peer came online or went offline. */
 static int add_update(struct wg_device *dev, const struct wgsync_peer *old,
-		      const struct nm_peer *p, const struct addr_port *path)
+		      const struct nm_peer *p, const struct addr_port *path, int quiet)
 {
 	const struct addr_port *ep = effective(p, path);
 	struct wg_peer *wp;
 	unsigned flags = 0;
 
 	if (!old || !same_addrs(&old->p, p))
-		return add_config(dev, p, path) ? -ENOMEM : 1;
+		return add_config(dev, p, path, quiet) ? -ENOMEM : 1;
 	if (ep && !same_endpoint(wgsync_endpoint(old), ep))
 		flags |= WG_PEER_HAS_ENDPOINT;
-	if (keepalive(&old->p) != keepalive(p))
+	/* A delayed keepalive stays delayed (wgsync_tick sets it). */
+	if (!old->ka_wait && keepalive(&old->p) != keepalive(p))
 		flags |= WG_PEER_HAS_KEEPALIVE;
 	if (!flags)
 		return 0;
@@ -141,7 +149,7 @@ static int add_update(struct wg_device *dev, const struct wgsync_peer *old,
 	wp->flags = flags;
 	if (ep)
 		addr_to_sockaddr(ep, &wp->endpoint);
-	wp->persistent_keepalive = keepalive(p);
+	wp->persistent_keepalive = old->ka_wait ? 0 : keepalive(p);
 	return 1;
 }
 
@@ -160,6 +168,19 @@ static int apply(struct wgsync *s, struct wg_device *dev)
 	return rc;
 }
 
+static void initial_path(struct wgsync *s, const struct nm_peer *p, struct addr_port *path)
+{
+	memset(path, 0, sizeof(*path));
+	if (s->initial && s->initial(s->initial_arg, p, path) != 1)
+		memset(path, 0, sizeof(*path));
+}
+
+void wgsync_set_initial(struct wgsync *s, wgsync_path_fn fn, void *arg)
+{
+	s->initial = fn;
+	s->initial_arg = arg;
+}
+
 /* The mirror becomes nm's peers, keeping the chosen path of a peer whose id and key stay. */
 static int mirror_all(struct wgsync *s, const struct netmap *nm, struct wgsync_peer **out)
 {
@@ -171,8 +192,13 @@ static int mirror_all(struct wgsync *s, const struct netmap *nm, struct wgsync_p
 		const struct wgsync_peer *old = wgsync_find(s, nm->peers[i].id);
 
 		np[i].p = nm->peers[i];
-		if (old && !memcmp(old->p.node_key, nm->peers[i].node_key, KEY_LEN))
+		if (old && !memcmp(old->p.node_key, nm->peers[i].node_key, KEY_LEN)) {
 			np[i].path = old->path;
+			np[i].ka_wait = old->ka_wait;
+		} else {
+			initial_path(s, &np[i].p, &np[i].path);
+			np[i].ka_wait = quiet_start(s, &np[i].p) ? WGSYNC_QUIET_TICKS : 0;
+		}
 	}
 	*out = np;
 	return 0;
@@ -195,7 +221,7 @@ void wgsync_resync(struct wgsync *s, const struct netmap *nm)
 		goto err;
 	dev->flags = WG_DEVICE_REPLACE_PEERS;
 	for (size_t i = 0; i < nm->n_peers; i++)
-		if (add_config(dev, &np[i].p, &np[i].path))
+		if (add_config(dev, &np[i].p, &np[i].path, np[i].ka_wait > 0))
 			goto err;
 	s->dirty = 0;
 	if (apply(s, dev)) {
@@ -235,7 +261,7 @@ void wgsync_full(struct wgsync *s, const struct netmap *nm)
 
 		if (old && memcmp(old->p.node_key, p->node_key, KEY_LEN))
 			old = NULL;
-		rc = add_update(dev, old, p, &np[j].path);
+		rc = add_update(dev, old, p, &np[j].path, np[j].ka_wait > 0);
 		if (rc < 0)
 			goto err;
 		if (rc)
@@ -256,7 +282,8 @@ err:
 }
 
 /* The mirror entry for p (inserted at its place when new); path kept unless rekeyed. */
-static void mirror_put(struct wgsync *s, const struct nm_peer *p, const struct addr_port *path)
+static void mirror_put(struct wgsync *s, const struct nm_peer *p, const struct addr_port *path,
+		       int ka_wait)
 {
 	ssize_t i = find(s, p->id);
 	size_t at;
@@ -272,9 +299,39 @@ static void mirror_put(struct wgsync *s, const struct nm_peer *p, const struct a
 		i = (ssize_t)at;
 	}
 	s->peers[i].p = *p;
+	s->peers[i].ka_wait = ka_wait;
 	memset(&s->peers[i].path, 0, sizeof(s->peers[i].path));
 	if (path)
 		s->peers[i].path = *path;
+}
+
+void wgsync_set_self(struct wgsync *s, const uint8_t key[KEY_LEN])
+{
+	memcpy(s->self_key, key, KEY_LEN);
+	s->have_self = 1;
+}
+
+void wgsync_tick(struct wgsync *s)
+{
+	for (size_t i = 0; s->set && i < s->n; i++) {
+		struct wgsync_peer *wp = &s->peers[i];
+		struct wg_device *dev;
+		struct wg_peer *w;
+
+		if (!wp->ka_wait || --wp->ka_wait || !keepalive(&wp->p))
+			continue;
+		dev = wg_device_new();
+		if (!dev || wg_device_add_peer(dev, &w)) {
+			wg_device_free(dev);
+			wp->ka_wait = 1;   /* next tick */
+			continue;
+		}
+		memcpy(w->public_key, wp->p.node_key, KEY_LEN);
+		w->flags = WG_PEER_HAS_KEEPALIVE;
+		w->persistent_keepalive = keepalive(&wp->p);
+		if (apply(s, dev))
+			wp->ka_wait = 1;
+	}
 }
 
 static void mirror_del(struct wgsync *s, int64_t id)
@@ -296,7 +353,7 @@ static void format_ep(const struct addr_port *ep, char *out, size_t size)
 void wgsync_peer(struct wgsync *s, const struct nm_peer *p)
 {
 	const struct wgsync_peer *old = wgsync_find(s, p->id);
-	int rekey = old && memcmp(old->p.node_key, p->node_key, KEY_LEN), rc;
+	int rekey = old && memcmp(old->p.node_key, p->node_key, KEY_LEN), rc, ka_wait;
 	struct addr_port path = { 0 };
 	char ep[ADDR_TEXT_LEN], ip[INET_ADDRSTRLEN];
 	struct wg_device *dev;
@@ -305,10 +362,13 @@ void wgsync_peer(struct wgsync *s, const struct nm_peer *p)
 		return;
 	if (old && !rekey)
 		path = old->path;
+	else
+		initial_path(s, p, &path);
+	ka_wait = old && !rekey ? old->ka_wait : (quiet_start(s, p) ? WGSYNC_QUIET_TICKS : 0);
 	dev = wg_device_new();
 	if (!dev || (rekey && add_remove(dev, old->p.node_key)))
 		goto err;
-	rc = add_update(dev, rekey ? NULL : old, p, &path);
+	rc = add_update(dev, rekey ? NULL : old, p, &path, ka_wait > 0);
 	if (rc < 0)
 		goto err;
 	format_ep(effective(p, &path), ep, sizeof(ep));
@@ -325,7 +385,7 @@ void wgsync_peer(struct wgsync *s, const struct nm_peer *p)
 		log_info("peer changed", "peer=%s ip=%s endpoint=%s rekeyed=%s", p->name, ip, ep,
 			 rekey ? "yes" : "no");
 	}
-	mirror_put(s, p, &path);
+	mirror_put(s, p, &path, ka_wait);
 	return;
 err:
 	wg_device_free(dev);

@@ -15,15 +15,27 @@
 #include "wg.h"
 
 #define WGSYNC_KEEPALIVE 25   /* persistent keepalive towards online peers, seconds */
+/* A new peer whose key sorts below ours gets its keepalive this many wgsync_tick calls
+ * late: a keepalive set on a new peer sends a handshake at once, and when both ends do
+ * that together (both learn of each other in the same netmap round) the two initiations
+ * cross, each side's answer finds the other already answering, and WireGuard waits 5 s
+ * to try again. One side starting is enough. */
+#define WGSYNC_QUIET_TICKS 2
 
 /* Applies dev (incremental unless WG_DEVICE_REPLACE_PEERS): 0 or -errno. */
 typedef int (*wgsync_set_fn)(void *arg, const struct wg_device *dev);
+
+/* The endpoint a peer should start with (path selection's choice: the relay's loopback
+ * port, say), asked when a peer is new to WireGuard or rekeyed, so its first handshake
+ * goes somewhere: 1 with *out filled, 0 for the netmap's own. */
+typedef int (*wgsync_path_fn)(void *arg, const struct nm_peer *p, struct addr_port *out);
 
 /* A peer as WireGuard was configured from it. path: the endpoint chosen for it by path
  * selection (family 0: none, the netmap's first endpoint is used). */
 struct wgsync_peer {
 	struct nm_peer p;                 /* first: nm_peers_search/reserve work on the array */
 	struct addr_port path;
+	int ka_wait;                      /* ticks until its keepalive is set (WireGuard has 0) */
 };
 
 struct wgsync {
@@ -33,6 +45,10 @@ struct wgsync {
 	struct wgsync_peer *peers;
 	size_t n, cap;
 	int dirty;                        /* a change failed: wgsync_resync on the next tick */
+	wgsync_path_fn initial;           /* NULL: new peers start on the netmap's endpoint */
+	uint8_t self_key[KEY_LEN];        /* ours, for who starts the handshake */
+	int have_self;
+	void *initial_arg;
 	uint64_t errors;                  /* failed changes */
 };
 
@@ -41,6 +57,12 @@ void wgsync_init(struct wgsync *s, const char *ifname);
 void wgsync_attach(struct wgsync *s, wgsync_set_fn set, void *arg);
 void wgsync_free(struct wgsync *s);
 
+/* Our node key: new peers with a lower key wait WGSYNC_QUIET_TICKS for their keepalive. */
+void wgsync_set_self(struct wgsync *s, const uint8_t key[KEY_LEN]);
+/* Once a second: delayed keepalives go out. */
+void wgsync_tick(struct wgsync *s);
+/* Where new peers' first endpoint comes from (see wgsync_path_fn). */
+void wgsync_set_initial(struct wgsync *s, wgsync_path_fn fn, void *arg);
 /* A full netmap: removals first (a key can move to another id), then what is new or
  * differs. */
 void wgsync_full(struct wgsync *s, const struct netmap *nm);

@@ -389,6 +389,52 @@ static void test_vpnd_wgsync_detached(void **state)
 	assert_int_equal(wgsync_set_endpoint(&c->s, 1, NULL), -ENOENT);
 }
 
+/* Of two nodes that learn of each other together, only the one with the lower key starts
+ * the handshake at once (a keepalive on a new peer does): the other's keepalive comes
+ * WGSYNC_QUIET_TICKS later. Our key is 0x50..: peer 0x40.. (lower) waits, 0x60.. not. */
+static void test_vpnd_wgsync_quiet_start(void **state)
+{
+	struct ctx *c = *state;
+	struct nm_peer peers[3] = { mkpeer(1, 0x40, "192.0.2.1:41641", 1),
+				    mkpeer(2, 0x60, "192.0.2.2:41641", 1),
+				    mkpeer(3, 0x30, "192.0.2.3:41641", 0) };
+	uint8_t self[KEY_LEN], k[KEY_LEN];
+	struct nm_peer late = mkpeer(4, 0x20, "192.0.2.4:41641", 1);
+
+	memset(self, 0x50, sizeof(self));
+	wgsync_set_self(&c->s, self);
+	mkmap(&c->m, peers, 3);
+	wgsync_full(&c->s, &c->m);
+	memset(k, 0x40, sizeof(k));
+	assert_int_equal(fake_find(&c->f, k)->keepalive, 0);
+	memset(k, 0x60, sizeof(k));
+	assert_int_equal(fake_find(&c->f, k)->keepalive, WGSYNC_KEEPALIVE);
+	memset(k, 0x30, sizeof(k));
+	assert_int_equal(fake_find(&c->f, k)->keepalive, 0);   /* offline: none anyway */
+	/* a delta meanwhile does not set it early */
+	peers[0].n_endpoints = 0;
+	assert_int_equal(addr_parse("192.0.2.11:41641", 16, 0, &peers[0].endpoints[0]), 0);
+	peers[0].n_endpoints = 1;
+	wgsync_peer(&c->s, &peers[0]);
+	memset(k, 0x40, sizeof(k));
+	assert_int_equal(fake_find(&c->f, k)->keepalive, 0);
+	wgsync_tick(&c->s);
+	assert_int_equal(fake_find(&c->f, k)->keepalive, 0);
+	wgsync_tick(&c->s);
+	assert_int_equal(fake_find(&c->f, k)->keepalive, WGSYNC_KEEPALIVE);
+	assert_int_equal(c->f.last_entries, 1);   /* that peer alone */
+	assert_true(c->f.last_flags[0] == WG_PEER_HAS_KEEPALIVE);
+	/* a peer added by a delta waits too; offline stays without */
+	wgsync_peer(&c->s, &late);
+	memset(k, 0x20, sizeof(k));
+	assert_int_equal(fake_find(&c->f, k)->keepalive, 0);
+	for (int i = 0; i < WGSYNC_QUIET_TICKS; i++)
+		wgsync_tick(&c->s);
+	assert_int_equal(fake_find(&c->f, k)->keepalive, WGSYNC_KEEPALIVE);
+	memset(k, 0x30, sizeof(k));
+	assert_int_equal(fake_find(&c->f, k)->keepalive, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +444,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vpnd_wgsync_failure_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vpnd_wgsync_set_endpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vpnd_wgsync_detached, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vpnd_wgsync_quiet_start, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
