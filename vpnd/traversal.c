@@ -200,6 +200,7 @@ static void peer_add(struct traversal *tv, const struct nm_peer *np)
 	if (!p)
 		return;
 	p->id = np->id;
+	p->added_ms = now_ms(tv);
 	memcpy(p->node_key, np->node_key, KEY_LEN);
 	memcpy(p->disco_key, np->disco_key, KEY_LEN);
 	path_init(&p->path, now_ms(tv));
@@ -548,6 +549,54 @@ static void set_home(struct traversal *tv, const char *name, const char *why)
 	endpoints_post(tv->d);
 }
 
+static int cmp_wg_key(const void *a, const void *b)
+{
+	return memcmp(((const struct wg_peer *)a)->public_key, ((const struct wg_peer *)b)->public_key,
+		      WG_KEY_LEN);
+}
+
+/* A new peer's first handshake may be lost (sent before the other side knew us, or before
+ * the way through the relay was up, or crossed with its own); WireGuard would wait 5 s to
+ * retry. Peers without a handshake a second after they appeared are kicked (removed and
+ * added again: a new attempt at once), a few times. A read of the device every 250 ms,
+ * only while such peers exist. */
+static void kick_new_peers(struct traversal *tv, uint64_t now)
+{
+	struct wg_device *dev = NULL;
+	int due = 0;
+
+	for (size_t i = 0; i < tv->n && !due; i++) {
+		const struct tv_peer *p = tv->peers[i];
+
+		due = !p->handshaked && p->kicks < TV_KICKS && now - p->added_ms >= TV_KICK_AFTER_MS;
+	}
+	if (!due || !tv->d->wg || wg_get_device(tv->d->wg, &dev))
+		return;
+	qsort(dev->peers, dev->n_peers, sizeof(*dev->peers), cmp_wg_key);
+	for (size_t i = 0; i < tv->n; i++) {
+		struct tv_peer *p = tv->peers[i];
+		struct wg_peer key, *w;
+
+		if (p->handshaked || p->kicks >= TV_KICKS || now - p->added_ms < TV_KICK_AFTER_MS ||
+		    now - p->kick_ms < TV_KICK_EVERY_MS)
+			continue;
+		memcpy(key.public_key, p->node_key, WG_KEY_LEN);
+		w = dev->n_peers ? bsearch(&key, dev->peers, dev->n_peers, sizeof(*dev->peers),
+					   cmp_wg_key) : NULL;
+		if (w && w->last_handshake_sec) {
+			p->handshaked = 1;
+			continue;
+		}
+		if (!w || !tv->d->nm.n_peers)
+			continue;
+		p->kicks++;
+		p->kick_ms = now;
+		log_debug("no handshake yet: peer added again", "peer=%s kick=%d", p->name, p->kicks);
+		wgsync_kick(&tv->d->sync, p->id);
+	}
+	wg_device_free(dev);
+}
+
 /* Once a second: the home relay (first choice, after a STUN round, moving away from a
  * dead one), idle relay connections, endpoints that were put back by WireGuard. */
 static void each_second(struct traversal *tv, uint64_t now)
@@ -626,6 +675,10 @@ static void on_timer(uv_timer_t *t)
 	}
 	expire_waits(tv, now, 0);
 	relayc_poll(&tv->relayc);
+	if (now - tv->last_kick_check_ms >= 250) {
+		tv->last_kick_check_ms = now;
+		kick_new_peers(tv, now);
+	}
 	if (now - tv->last_second_ms >= 1000 || !tv->last_second_ms) {
 		tv->last_second_ms = now;
 		each_second(tv, now);

@@ -23,6 +23,9 @@
 #define TV_HOME_MOVE_MS 2000       /* a home relay down this long: another one is taken */
 #define TV_PING_TIMEOUT_MS 3000    /* vpnctl ping */
 #define TV_REASSERT_MS 250         /* a direct peer heard through the relay: endpoint again */
+#define TV_KICK_AFTER_MS 1000      /* a new peer without a handshake this long is kicked */
+#define TV_KICK_EVERY_MS 1500
+#define TV_KICKS 3
 
 enum tv_mode { TV_NETMAP = 0, TV_RELAY = 1, TV_DIRECT = 2 };
 
@@ -40,6 +43,10 @@ struct tv_peer {
 	struct addr_port applied_ep;
 	uint64_t next_ms;                  /* path_next_ms, cached */
 	uint64_t reassert_ms;              /* not again before */
+	uint64_t added_ms;                 /* when it appeared (loop time) */
+	uint64_t kick_ms;                  /* last wgsync_kick */
+	int kicks;
+	int handshaked;                    /* WireGuard has had a handshake with it */
 	uint64_t relay_rx_seen;            /* its relayed packets, at the last look */
 };
 
@@ -85,6 +92,7 @@ struct traversal {
 	uv_timer_t timer;
 	int have_timer;
 	uint64_t last_second_ms;
+	uint64_t last_kick_check_ms;
 	struct tv_wait *waits;             /* vpnctl pings and netchecks */
 	uint64_t home_lost_ms;             /* the home relay's connection lost since, 0 */
 	uint64_t home_set_ms;

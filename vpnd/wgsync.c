@@ -476,6 +476,22 @@ int wgsync_set_endpoint(struct wgsync *s, int64_t id, const struct addr_port *ep
 	return rc;
 }
 
+int wgsync_kick(struct wgsync *s, int64_t id)
+{
+	ssize_t i = find(s, id);
+	struct wg_device *dev;
+
+	if (i < 0 || !s->set)
+		return -ENOENT;
+	dev = wg_device_new();
+	if (!dev || add_remove(dev, s->peers[i].p.node_key) ||
+	    add_config(dev, &s->peers[i].p, &s->peers[i].path, s->peers[i].ka_wait > 0)) {
+		wg_device_free(dev);
+		return -ENOMEM;
+	}
+	return apply(s, dev);
+}
+
 int wgsync_reassert(struct wgsync *s, int64_t id)
 {
 	ssize_t i = find(s, id);

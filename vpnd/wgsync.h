@@ -78,6 +78,11 @@ void wgsync_resync(struct wgsync *s, const struct netmap *nm);
  * the netmap's first endpoint), applied at once when it differs from what runs. This is
  * where path selection plugs in. 0, -ENOENT (no such peer configured), or -errno. */
 int wgsync_set_endpoint(struct wgsync *s, int64_t id, const struct addr_port *ep);
+/* Removes the peer and adds it again in one change, as the mirror has it: WireGuard
+ * forgets a handshake attempt that got no answer (it would wait REKEY_TIMEOUT, 5 s, to
+ * try again) and, with its keepalive, starts a new one at once. Only for a peer that has
+ * no session yet. 0, -ENOENT, -errno. */
+int wgsync_kick(struct wgsync *s, int64_t id);
 /* Sends the peer's configured endpoint to WireGuard again, even though the mirror says it
  * runs: WireGuard roams to wherever an authenticated packet came from (a relayed packet
  * from a peer we reach directly), and this puts our choice back. 0, -ENOENT, -errno. */
