@@ -151,6 +151,9 @@ int iface_up(struct vpnd *d)
 		}
 		memcpy(d->wg_pub, d->keys.node_pub, KEY_LEN);
 		wgsync_set_self(&d->sync, d->keys.node_pub);
+		/* Relay connections proved the old key: they start again with the new one
+		 * (the daemon's next traversal_start). */
+		traversal_stop(&d->tv);
 		log_info("interface key changed", "ifname=%s", d->opts.ifname);
 	}
 	rc = set_addrs(d, &d->nm.self.ip4, &d->nm.self.ip6);
