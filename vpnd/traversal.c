@@ -555,9 +555,10 @@ static int cmp_wg_key(const void *a, const void *b)
 		      WG_KEY_LEN);
 }
 
-/* A new peer's first handshake may be lost (sent before the other side knew us, or before
- * the way through the relay was up, or crossed with its own); WireGuard would wait 5 s to
- * retry. Peers without a handshake a second after they appeared are kicked (removed and
+/* A new relayed peer's first handshake may be lost (sent before the other side knew us, or
+ * before the way through the relay was up, or crossed with its own); WireGuard would wait
+ * 5 s to retry. Relayed peers without a handshake, and with nothing received since the last
+ * look, a second after they appeared are kicked (removed and
  * added again: a new attempt at once), a few times. A read of the device every 250 ms,
  * only while such peers exist. */
 static void kick_new_peers(struct traversal *tv, uint64_t now)
@@ -568,7 +569,8 @@ static void kick_new_peers(struct traversal *tv, uint64_t now)
 	for (size_t i = 0; i < tv->n && !due; i++) {
 		const struct tv_peer *p = tv->peers[i];
 
-		due = !p->handshaked && p->kicks < TV_KICKS && now - p->added_ms >= TV_KICK_AFTER_MS;
+		due = !p->handshaked && p->applied == TV_RELAY && p->kicks < TV_KICKS &&
+		      now - p->added_ms >= TV_KICK_AFTER_MS;
 	}
 	if (!due || !tv->d->wg || wg_get_device(tv->d->wg, &dev))
 		return;
@@ -577,14 +579,20 @@ static void kick_new_peers(struct traversal *tv, uint64_t now)
 		struct tv_peer *p = tv->peers[i];
 		struct wg_peer key, *w;
 
-		if (p->handshaked || p->kicks >= TV_KICKS || now - p->added_ms < TV_KICK_AFTER_MS ||
-		    now - p->kick_ms < TV_KICK_EVERY_MS)
+		if (p->handshaked || p->applied != TV_RELAY || p->kicks >= TV_KICKS ||
+		    now - p->added_ms < TV_KICK_AFTER_MS || now - p->kick_ms < TV_KICK_EVERY_MS)
 			continue;
 		memcpy(key.public_key, p->node_key, WG_KEY_LEN);
 		w = dev->n_peers ? bsearch(&key, dev->peers, dev->n_peers, sizeof(*dev->peers),
 					   cmp_wg_key) : NULL;
 		if (w && w->last_handshake_sec) {
 			p->handshaked = 1;
+			continue;
+		}
+		/* Something came from it since the last look: a handshake may be under way
+		 * (a slow machine); not now. */
+		if (w && w->rx_bytes != p->kick_rx) {
+			p->kick_rx = w->rx_bytes;
 			continue;
 		}
 		if (!w || !tv->d->nm.n_peers)

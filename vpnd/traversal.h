@@ -46,6 +46,7 @@ struct tv_peer {
 	uint64_t added_ms;                 /* when it appeared (loop time) */
 	uint64_t kick_ms;                  /* last wgsync_kick */
 	int kicks;
+	uint64_t kick_rx;                  /* WireGuard's rx_bytes for it at the last look */
 	int handshaked;                    /* WireGuard has had a handshake with it */
 	uint64_t relay_rx_seen;            /* its relayed packets, at the last look */
 };

@@ -21,7 +21,7 @@ start_coord() {
 		--ephemeral-timeout 2s --keepalive 1s >"$E2E_TMP/coord.out" 2>"$E2E_TMP/coord.log" &
 	COORD_PID=$!
 	track "$COORD_PID"
-	wait_for 10 grep -q "listening on" "$E2E_TMP/coord.out" || { cat "$E2E_TMP/coord.log"; return 1; }
+	wait_for 10 grep -q "listening on 127.0.0.1:[0-9][0-9]*," "$E2E_TMP/coord.out" || { cat "$E2E_TMP/coord.out" "$E2E_TMP/coord.log"; return 1; }
 	PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p' "$E2E_TMP/coord.out")
 	PIN=$(grep -o 'sha256:[0-9a-f]\{64\}' "$E2E_TMP/coord.out" | head -1)
 	URL="https://127.0.0.1:$PORT"
