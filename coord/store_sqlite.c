@@ -58,19 +58,20 @@ static const char *const migrations[] = {
 	" WHERE name='nodes';"
 	"DROP TABLE nodes;"
 	"ALTER TABLE nodes_new RENAME TO nodes;",
-	/* 4: the DNS policy (coord/dns.c); the tailnet domain and the blocking mode are in
+	/* 4: the DNS policy (coord/dns.c; IF NOT EXISTS: a file put back to an older version
+	 * by hand keeps them); the tailnet domain and the blocking mode are in
 	 * meta. Rows in id order are the admin's order (upstreams are tried in it). A
 	 * blocklist's fetched/version/lines/unusable are the fetcher's. */
-	"CREATE TABLE dns_upstreams (id INTEGER PRIMARY KEY AUTOINCREMENT, spec TEXT NOT NULL UNIQUE);"
-	"CREATE TABLE dns_routes (id INTEGER PRIMARY KEY AUTOINCREMENT, domain TEXT NOT NULL,"
+	"CREATE TABLE IF NOT EXISTS dns_upstreams (id INTEGER PRIMARY KEY AUTOINCREMENT, spec TEXT NOT NULL UNIQUE);"
+	"CREATE TABLE IF NOT EXISTS dns_routes (id INTEGER PRIMARY KEY AUTOINCREMENT, domain TEXT NOT NULL,"
 	" server TEXT NOT NULL, UNIQUE(domain, server));"
-	"CREATE TABLE dns_blocklists (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,"
+	"CREATE TABLE IF NOT EXISTS dns_blocklists (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,"
 	" tag TEXT NOT NULL, fetched INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0,"
 	" lines INTEGER NOT NULL DEFAULT 0, unusable INTEGER NOT NULL DEFAULT 0,"
 	" UNIQUE(source, tag));"
-	"CREATE TABLE dns_rules (id INTEGER PRIMARY KEY AUTOINCREMENT, domain TEXT NOT NULL,"
+	"CREATE TABLE IF NOT EXISTS dns_rules (id INTEGER PRIMARY KEY AUTOINCREMENT, domain TEXT NOT NULL,"
 	" allow INTEGER NOT NULL, tag TEXT NOT NULL, UNIQUE(domain, allow, tag));"
-	"CREATE TABLE dns_records (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
+	"CREATE TABLE IF NOT EXISTS dns_records (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
 	" type INTEGER NOT NULL, value TEXT NOT NULL, UNIQUE(name, type, value));",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

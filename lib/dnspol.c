@@ -38,7 +38,7 @@ int dnspol_name_canon(const char *in, char *out, size_t size)
 		}
 		out[i] = c;
 	}
-	if (out[len - 1] == '-')
+	if (!label || out[len - 1] == '-')   /* "a.b..": an empty last label */
 		return -EINVAL;
 	out[len] = 0;
 	return 0;
