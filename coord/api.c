@@ -24,6 +24,7 @@ int api_status(int rc)
 		return 200;
 	case -EINVAL:
 	case -ERANGE:
+	case -E2BIG:
 		return 400;
 	case -EACCES:
 		return 401;
@@ -462,6 +463,50 @@ static void admin_relays(struct coord *co, struct http_request *req, char **seg,
 	}
 }
 
+/* GET /v1/admin/dns; POST .../dns/domain {"domain"}, .../dns/blocking-mode {"mode"},
+ * .../dns/KIND/add|remove with the entry's fields (coord_dns_edit). Values can hold '/'
+ * (URLs, paths): they travel in the body, never in the path. */
+static void admin_dns(struct coord *co, struct http_request *req, char **seg, int nseg)
+{
+	char err[480];
+	const char *v;
+	json_t *b, *item = NULL;
+	int rc;
+
+	if (nseg == 3 && !strcmp(req->method, "GET")) {
+		http_respond_json(req, 200, coord_dns_json(co));
+		return;
+	}
+	if (strcmp(req->method, "POST") || nseg < 4 || nseg > 5) {
+		http_respond_error(req, 404, "no such route");
+		return;
+	}
+	if (!(b = api_body_json(co, req)))
+		return;
+	if (nseg == 4 && (!strcmp(seg[3], "domain") || !strcmp(seg[3], "blocking-mode"))) {
+		int dom = !strcmp(seg[3], "domain");
+		if (json_get_str(b, dom ? "domain" : "mode", &v)) {
+			snprintf(err, sizeof(err), "%s needs {\"%s\": ...}", seg[3], dom ? "domain" : "mode");
+			rc = -EINVAL;
+		} else {
+			rc = dom ? coord_dns_set_domain(co, v, err, sizeof(err))
+				 : coord_dns_set_mode(co, v, err, sizeof(err));
+		}
+		if (!rc)
+			item = coord_dns_json(co);
+	} else if (nseg == 5 && (!strcmp(seg[4], "add") || !strcmp(seg[4], "remove"))) {
+		rc = coord_dns_edit(co, seg[3], !strcmp(seg[4], "add"), b, &item, err, sizeof(err));
+	} else {
+		snprintf(err, sizeof(err), "no such route");
+		rc = -ENOENT;
+	}
+	json_decref(b);
+	if (rc)
+		respond_failed(req, rc, err);
+	else
+		http_respond_json(req, 200, item ? item : json_pack("{s:b}", "ok", 1));
+}
+
 /* What the node is sent as its full netmap (without "type"). */
 static void admin_netmap(struct coord *co, struct http_request *req, const char *who)
 {
@@ -517,6 +562,8 @@ static void admin_route(struct coord *co, struct http_request *req, char **seg, 
 		admin_apikeys(co, req, seg, nseg);
 	else if (!strcmp(seg[2], "relays"))
 		admin_relays(co, req, seg, nseg);
+	else if (!strcmp(seg[2], "dns"))
+		admin_dns(co, req, seg, nseg);
 	else
 		http_respond_error(req, 404, "no such route");
 }

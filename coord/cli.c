@@ -1,4 +1,4 @@
-/* cli.c - the admin CLI (`coord nodes|keys|relays|apikeys|pin ...`): talks to the running
+/* cli.c - the admin CLI (`coord nodes|keys|relays|apikeys|dns|pin ...`): talks to the running
  * server over the admin socket in the state dir, or over HTTPS with an API key. */
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 struct cli {
 	const char *state, *server, *api_key, *pin;
 	int json, reusable, ephemeral, insecure;
-	const char *expiry, *tags, *stun;
+	const char *expiry, *tags, *stun, *tag;
 	char base[4200];
 };
 
@@ -378,6 +378,143 @@ static int print_get(struct cli *c, const struct cli_cmd *cmd, char **arg)
 	return 0;
 }
 
+/* --- dns: `coord dns KIND add|remove ARG...`; cmd->path is the admin API's KIND --- */
+
+/* The body fields of each KIND's positional arguments, in order. */
+static const struct { const char *kind, *fields[3]; int tagged; } dns_fields[] = {
+	{ "upstreams", { "upstream" }, 0 }, { "routes", { "domain", "server" }, 0 },
+	{ "blocklists", { "source" }, 1 }, { "allow", { "domain" }, 1 },
+	{ "block", { "domain" }, 1 }, { "records", { "name", "type", "value" }, 0 },
+};
+
+static int dns_post(struct cli *c, const char *path, json_t *body, const char *done)
+{
+	json_t *v;
+
+	if (call(c, "POST", path, body, &v))
+		return 1;
+	if (c->json)
+		print_json(v);
+	else
+		printf("%s\n", done);
+	json_decref(v);
+	return 0;
+}
+
+/* `coord dns KIND add|remove ARG...`, and `coord dns allow|block DOMAIN` for add. */
+static int dns_edit(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	const char *op = cmd->done ? cmd->done : arg[0];
+	char path[96], done[1400];
+	size_t i, k, len;
+	json_t *body, *v;
+
+	for (k = 0; strcmp(dns_fields[k].kind, cmd->path); k++)
+		;
+	if (!cmd->done) {
+		arg++;
+		if (strcmp(op, "add") && strcmp(op, "remove")) {
+			fprintf(stderr, "coord dns %s: say add or remove, not '%s'\n", cmd->verb, op);
+			return 2;
+		}
+	}
+	if (c->tag && !dns_fields[k].tagged) {
+		fprintf(stderr, "coord dns %s: --tag is for blocklists and allow/block rules\n", cmd->verb);
+		return 2;
+	}
+	body = json_object();
+	for (i = 0; i < 3 && dns_fields[k].fields[i]; i++)
+		json_object_set_new(body, dns_fields[k].fields[i], json_string(arg[i]));
+	if (c->tag)
+		json_object_set_new(body, "tag", json_string(c->tag));
+	snprintf(path, sizeof(path), "/v1/admin/dns/%s/%s", cmd->path, op);
+	if (call(c, "POST", path, body, &v))
+		return 1;
+	if (c->json) {
+		print_json(v);
+		json_decref(v);
+		return 0;
+	}
+	/* What the server kept, in its one spelling ("192.0.2.1" is "192.0.2.1:53"). */
+	len = (size_t)snprintf(done, sizeof(done), "dns %s", cmd->verb);
+	for (i = 0; i < 4 && len < sizeof(done); i++) {
+		const char *f = i < 3 ? dns_fields[k].fields[i] : "tag";
+		if (f && *str(v, f))
+			len += (size_t)snprintf(done + len, sizeof(done) - len, " %s", str(v, f));
+	}
+	printf("%s %s\n", done, !strcmp(op, "add") ? "added" : "removed");
+	json_decref(v);
+	return 0;
+}
+
+/* `coord dns domain NAME`, `coord dns blocking-mode null|nxdomain` */
+static int dns_set(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	char path[64], done[320];
+
+	snprintf(path, sizeof(path), "/v1/admin/dns/%s", cmd->verb);
+	snprintf(done, sizeof(done), "dns %s is %s", cmd->verb, arg[0]);
+	return dns_post(c, path, json_pack("{s:s}", cmd->path, arg[0]), done);
+}
+
+static void dns_rows(struct table *t, const json_t *a, const char *const *keys, int n)
+{
+	size_t i;
+	json_t *o;
+	char num[4][24];
+
+	json_array_foreach(a, i, o) {
+		const char *cell[6] = { 0 };
+		for (int k = 0, d = 0; k < n; k++) {
+			json_t *v = json_object_get(o, keys[k]);
+			if (json_is_integer(v) && d < 4) {
+				snprintf(num[d], sizeof(num[d]), "%lld", (long long)json_integer_value(v));
+				cell[k] = num[d++];
+			} else {
+				cell[k] = json_string_value(v) && *json_string_value(v) ? json_string_value(v) : "-";
+			}
+		}
+		table_add(t, cell[0], cell[1], cell[2], cell[3], cell[4], cell[5]);
+	}
+}
+
+static int dns_show(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	static const struct { const char *key, *cols[6], *heads[6]; int n; } parts[] = {
+		{ "upstreams", { "upstream" }, { "UPSTREAM" }, 1 },
+		{ "routes", { "domain", "server" }, { "ROUTED DOMAIN", "SERVER" }, 2 },
+		{ "blocklists", { "source", "tag", "last_fetch", "version", "lines", "unusable" },
+		  { "BLOCKLIST", "TAG", "LAST FETCH", "VERSION", "LINES", "UNUSABLE" }, 6 },
+		{ "allow", { "domain", "tag" }, { "ALLOWED", "TAG" }, 2 },
+		{ "block", { "domain", "tag" }, { "BLOCKED", "TAG" }, 2 },
+		{ "records", { "name", "type", "value" }, { "RECORD", "TYPE", "VALUE" }, 3 },
+	};
+	json_t *v;
+
+	if (list_get(c, "/v1/admin/dns", &v))
+		return 1;
+	if (!v)
+		return 0;   /* printed as JSON */
+	printf("domain         %s\nresolver       %s\nblocking mode  %s\n", str(v, "domain"),
+	       str(v, "resolver"), str(v, "blocking_mode"));
+	for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++) {
+		json_t *a = json_object_get(v, parts[p].key);
+		struct table t;
+		const char *const *h = parts[p].heads;
+
+		if (!json_array_size(a))
+			continue;
+		printf("\n");
+		table_init(&t, parts[p].n);
+		table_add(&t, h[0], h[1], h[2], h[3], h[4], h[5]);
+		dns_rows(&t, a, parts[p].cols, parts[p].n);
+		table_print(&t, stdout);
+		table_free(&t);
+	}
+	json_decref(v);
+	return 0;
+}
+
 static int pin_main(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
 	char path[4096], pin[TLS_PIN_LEN];
@@ -410,6 +547,17 @@ static const struct cli_cmd cmds[] = {
 	{ "apikeys", "create", 0, apikeys_create, NULL, NULL },
 	{ "apikeys", "list", 0, print_get, "/v1/admin/apikeys", NULL },
 	{ "apikeys", "revoke", 1, delete_one, "/v1/admin/apikeys/%s", "API key %s revoked\n" },
+	{ "dns", "show", 0, dns_show, NULL, NULL },
+	{ "dns", "domain", 1, dns_set, "domain", NULL },
+	{ "dns", "blocking-mode", 1, dns_set, "mode", NULL },
+	{ "dns", "upstream", 2, dns_edit, "upstreams", NULL },
+	{ "dns", "route", 3, dns_edit, "routes", NULL },
+	{ "dns", "blocklist", 2, dns_edit, "blocklists", NULL },
+	{ "dns", "allow", 2, dns_edit, "allow", NULL },
+	{ "dns", "allow", 1, dns_edit, "allow", "add" },
+	{ "dns", "block", 2, dns_edit, "block", NULL },
+	{ "dns", "block", 1, dns_edit, "block", "add" },
+	{ "dns", "record", 4, dns_edit, "records", NULL },
 	{ "pin", NULL, 0, pin_main, NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };
@@ -427,6 +575,15 @@ static const struct { const char *group, *text; } usages[] = {
 	  "       coord relays list [--json] | remove NAME|ID\n"
 	  "--stun defaults to the URL's host and the relay's STUN port (3478 until it reports one)\n" },
 	{ "apikeys", "usage: coord apikeys create [--expiry DUR] | list | revoke ID|PREFIX\n" },
+	{ "dns", "usage: coord dns show [--json]\n"
+	  "       coord dns domain NAME\n"
+	  "       coord dns blocking-mode null|nxdomain\n"
+	  "       coord dns upstream add|remove ADDR[:PORT]|tls://ADDR[:PORT]#NAME\n"
+	  "       coord dns route add|remove DOMAIN ADDR[:PORT]\n"
+	  "       coord dns blocklist add|remove URL|/PATH [--tag tag:x]\n"
+	  "       coord dns allow|block add|remove DOMAIN [--tag tag:x]   (allow|block DOMAIN adds)\n"
+	  "       coord dns record add|remove NAME A|AAAA|CNAME|TXT VALUE\n"
+	  "IPv6 addresses in brackets; ports default to 53 (853 for tls://); a PATH is on coord's machine\n" },
 };
 
 /* w[0] is the group, w[1] the verb, then the arguments. */
@@ -453,6 +610,7 @@ int coord_cli_main(const char *group, int argc, char **argv)
 		{ "json", NULL, &c.json, 0 }, { "reusable", NULL, &c.reusable, 0 },
 		{ "ephemeral", NULL, &c.ephemeral, 0 }, { "expiry", &c.expiry, NULL, 0 },
 		{ "tags", &c.tags, NULL, 0 }, { "stun", &c.stun, NULL, 0 },
+		{ "tag", &c.tag, NULL, 0 },
 		{ "insecure", NULL, &c.insecure, 0 }, { NULL, NULL, NULL, 0 },
 	};
 	char *w[8], err[256];

@@ -1,5 +1,5 @@
 /* coord.h - the coordination server's private interface: the in-memory tailnet (nodes,
- * keys, relays) written through to the store, the netmap fan-out, the HTTP API. */
+ * keys, relays, DNS policy) written through to the store, the netmap fan-out, the HTTP API. */
 #ifndef COORD_COORD_H
 #define COORD_COORD_H
 
@@ -93,6 +93,41 @@ struct coord_guard {
 	uint64_t issued, used_full, limited_challenge, limited_register, pending_full;
 };
 
+/* dns.c: the DNS policy. Caps keep one node's share of it (its netmap's "dns") bounded. */
+#define COORD_DNS_MAX_UPSTREAMS 64
+#define COORD_DNS_MAX_ROUTES 256          /* domain -> server pairs */
+#define COORD_DNS_ROUTE_SERVERS 8         /* servers of one routed domain */
+#define COORD_DNS_MAX_BLOCKLISTS 256
+#define COORD_DNS_MAX_RULES 100000        /* allow and block rules together */
+#define COORD_DNS_MAX_RECORDS 10000
+#define COORD_DNS_MAX_TAGS 256            /* distinct tags among blocklists and rules */
+#define COORD_DNS_SOURCE_MAX 1024         /* a blocklist's URL or path */
+#define COORD_DNS_RESOLVER "100.100.100.100"
+#define COORD_DNS_BLOCKLIST_PATH "/v1/dns/blocklist"
+
+enum coord_dns_kind {
+	COORD_DNS_UPSTREAM,
+	COORD_DNS_ROUTE,
+	COORD_DNS_BLOCKLIST,
+	COORD_DNS_ALLOW,
+	COORD_DNS_BLOCK,
+	COORD_DNS_RECORD,
+	COORD_DNS_KINDS,
+};
+
+struct dns_item;
+struct dns_view;
+
+struct coord_dns {
+	struct dns_item *head[COORD_DNS_KINDS], *tail[COORD_DNS_KINDS];
+	size_t count[COORD_DNS_KINDS];
+	struct keymap by_key;             /* SHA-256 of kind and fields: duplicates */
+	char tags[COORD_DNS_MAX_TAGS][64]; /* the distinct tags items are scoped to ... */
+	size_t tag_uses[COORD_DNS_MAX_TAGS]; /* ... and how many items use each */
+	int nxdomain;                     /* blocking mode: NXDOMAIN, else 0.0.0.0 / :: */
+	struct dns_view *views;           /* a node's "dns" per tag set, until the next change */
+};
+
 struct coord_stats {
 	uint64_t registrations, deltas_sent, bytes_sent, slow_watchers_cut, requests, bad_requests;
 };
@@ -116,6 +151,7 @@ struct coord {
 	uint32_t ip_next;
 	uint8_t ula[6];                 /* fdXX:XXXX:XXXX::/48, generated once per tailnet */
 	char domain[64];
+	struct coord_dns dns;
 	struct coord_stats stats;
 	struct coord_guard guard;
 	int broadcasting;               /* a fan-out is iterating the watcher lists */
@@ -242,6 +278,26 @@ int coord_relay_report(struct coord *co, struct relay *r, const json_t *body, ch
 /* The STUN address the relay map gives nodes ("host:port", "[v6]:port"). */
 void coord_relay_stun(const struct relay_rec *r, char *out, size_t size);
 
+/* dns.c. Loaded at coord_open; every change is stored, then fanned out to running
+ * nodes as {"type":"dns","dns":{...}}. Errors: -EINVAL (syntax), -EEXIST, -ENOENT,
+ * -E2BIG (a cap), each with a message in err; -EIO / -ENOMEM. */
+int coord_dns_load(struct coord *co);
+void coord_dns_free(struct coord *co);
+int coord_dns_set_domain(struct coord *co, const char *name, char *err, size_t errlen);
+int coord_dns_set_mode(struct coord *co, const char *mode, char *err, size_t errlen);
+/* kind: "upstreams", "routes", "blocklists", "allow", "block", "records"; the body's
+ * fields: upstream; domain, server; source [, tag]; domain [, tag]; name, type, value.
+ * *item (may be NULL) gets the canonical entry as JSON. */
+int coord_dns_edit(struct coord *co, const char *kind, int add, const json_t *body,
+		   json_t **item, char *err, size_t errlen);
+/* Everything, for `coord dns show` (with tags and the blocklists' fetch status). */
+json_t *coord_dns_json(struct coord *co);
+/* What node n is told: the policy with the rules of its tags and the untagged ones.
+ * A new reference, or NULL; the same object for nodes with the same relevant tags. */
+json_t *coord_dns_node_json(struct coord *co, const struct node *n);
+/* The delta line for n ({"type":"dns","dns":{...}}\n), kept until the next change. */
+const char *coord_dns_node_line(struct coord *co, const struct node *n, size_t *len);
+
 /* ipalloc.c */
 int ipalloc_init(struct coord *co);
 int ipalloc_take(struct coord *co, uint32_t *ip);
@@ -272,6 +328,7 @@ void netmap_peer_removed(struct coord *co, struct node *n);  /* stopped being vi
 void netmap_endpoints_changed(struct coord *co, struct node *n);
 void netmap_online_changed(struct coord *co, struct node *n);
 void netmap_relays_changed(struct coord *co);
+void netmap_dns_changed(struct coord *co);   /* to every running node, O(watchers) */
 void netmap_node_gone(struct coord *co, struct node *n, const char *reason); /* ends its stream */
 void netmap_keepalive(struct coord *co);
 void netmap_close_all(struct coord *co);
@@ -303,7 +360,8 @@ void relay_stream_reap(struct coord *co);   /* netmap_reap's part for relays */
 /* api.c: HTTP routes. admin is set for the admin socket. */
 void api_handle(struct coord *co, struct http_request *req, int admin);
 /* The HTTP status for a coord_* result: 0 -> 200, -EINVAL and -ERANGE 400, -EACCES 401,
- * -EPERM 403, -ENOENT 404, -EEXIST and -ENOTUNIQ 409, -ENOSPC 503, anything else 500. */
+ * -EPERM 403, -ENOENT 404, -EEXIST and -ENOTUNIQ 409, -ENOSPC 503, -E2BIG 400,
+ * anything else 500. */
 int api_status(int rc);
 /* The bearer token of the request, or NULL. */
 const char *api_bearer(const struct http_request *req);

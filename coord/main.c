@@ -16,6 +16,7 @@ static const struct cmd cmds[] = {
 	{ "keys", "Creates, lists or revokes auth keys" },
 	{ "relays", "Adds, lists or removes relays" },
 	{ "apikeys", "Creates, lists or revokes admin API keys (for --server URL)" },
+	{ "dns", "Shows or changes the DNS policy (domain, upstreams, routes, blocklists, ...)" },
 	{ "pin", "Prints the pin of the server's self-signed certificate" },
 };
 

@@ -99,11 +99,6 @@ json_t *netmap_relays_json(struct coord *co)
 	return a;
 }
 
-static json_t *dns_json(struct coord *co)
-{
-	return json_pack("{s:s, s:s}", "domain", co->domain, "resolver", "100.100.100.100");
-}
-
 /* --- watcher lifetime: never freed while a fan-out iterates --- */
 
 void watcher_list_remove(struct watcher **head, struct watcher *w)
@@ -190,9 +185,10 @@ int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, si
 	}
 	co->stats.deltas_sent++;
 	co->stats.bytes_sent += len;
-	if (http_stream_pending(w->stream) > COORD_STREAM_MAX_PENDING) {
+	if (http_stream_pending(w->stream) > COORD_STREAM_MAX_PENDING + len) {
 		/* It reconnects and gets a fresh full netmap; holding megabytes for one slow
-		 * reader would let it exhaust our memory. */
+		 * reader would let it exhaust our memory. The line just written does not count:
+		 * one big line (a full map with a large DNS policy) is not falling behind. */
 		co->stats.slow_watchers_cut++;
 		log_warn("slow netmap reader cut off", "node=%s pending=%zu",
 			 w->node ? w->node->rec.name : "relay", http_stream_pending(w->stream));
@@ -304,13 +300,32 @@ void netmap_relays_changed(struct coord *co)
 		       NULL);
 }
 
+/* Each running node's "dns" depends on its tags: the line is built once per distinct
+ * set of relevant tags (dns.c keeps them) and written to every watcher that has it. */
+void netmap_dns_changed(struct coord *co)
+{
+	co->broadcasting++;
+	for (struct watcher *w = co->node_watchers; w; w = w->next) {
+		const char *line;
+		size_t len;
+
+		if (w->dead || !coord_node_visible(w->node))
+			continue;
+		line = coord_dns_node_line(co, w->node, &len);
+		if (line)
+			netmap_stream_send(co, w, line, len);
+	}
+	co->broadcasting--;
+	netmap_reap(co);
+}
+
 json_t *netmap_full_head(struct coord *co, const struct node *n)
 {
 	if (!coord_node_visible(n))
 		return json_pack("{s:s, s:o}", "type", "full", "self", netmap_node_json(co, n, 1));
 	return json_pack("{s:s, s:o, s:o, s:o, s:s}", "type", "full",
 			 "self", netmap_node_json(co, n, 1), "relays", netmap_relays_json(co),
-			 "dns", dns_json(co), "domain", co->domain);
+			 "dns", coord_dns_node_json(co, n), "domain", co->domain);
 }
 
 /* The full netmap for n: self, then (if n may see them) every visible peer. */

@@ -343,6 +343,8 @@ int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts)
 	if (!rc)
 		rc = store_relay_foreach(co->st, load_relay, co);
 	if (!rc)
+		rc = coord_dns_load(co);
+	if (!rc)
 		rc = rename_id_like(co);
 	if (rc)
 		goto err;
@@ -377,6 +379,7 @@ void coord_close(struct coord *co)
 		co->relays = r->next;
 		free(r);
 	}
+	coord_dns_free(co);
 	keymap_free(&co->by_token);
 	keymap_free(&co->by_node_key);
 	keymap_free(&co->by_machine_key);

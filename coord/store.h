@@ -1,5 +1,5 @@
 /* store.h - coord's durable state in one SQLite file (WAL): nodes, auth keys, API keys,
- * relays, tailnet settings. coord keeps a working copy in memory and writes through
+ * relays, tailnet settings, the DNS policy. coord keeps a working copy in memory and writes through
  * here before it answers, so kill -9 at any moment loses nothing that was acknowledged. */
 #ifndef COORD_STORE_H
 #define COORD_STORE_H
@@ -105,5 +105,31 @@ int store_relay_insert(struct store *st, struct relay_rec *r);
 int store_relay_update(struct store *st, const struct relay_rec *r);
 int store_relay_delete(struct store *st, int64_t id);
 int store_relay_foreach(struct store *st, int (*cb)(const struct relay_rec *r, void *arg), void *arg);
+
+/* The DNS policy's tables (schema version 4), one row shape for all five. */
+enum store_dns_table {
+	STORE_DNS_UPSTREAMS,   /* name: "ADDR:PORT" / "tls://ADDR:PORT#NAME" */
+	STORE_DNS_ROUTES,      /* name: domain, value: server */
+	STORE_DNS_BLOCKLISTS,  /* name: URL or file, tag; fetched, version, lines, unusable */
+	STORE_DNS_RULES,       /* name: domain, type: 1 allow / 0 block, tag */
+	STORE_DNS_RECORDS,     /* name, type (enum dnspol_rr), value */
+	STORE_DNS_TABLES,
+};
+
+struct dns_rec {
+	int64_t id;                       /* assigned by store_dns_insert */
+	int table;                        /* enum store_dns_table */
+	const char *name, *value, *tag;   /* "" where a table has none; never NULL */
+	int type;
+	int64_t fetched, version, lines, unusable;   /* blocklists: what the fetcher found */
+};
+
+/* -EEXIST for a row that is there already (the tables' UNIQUE constraints). */
+int store_dns_insert(struct store *st, struct dns_rec *r);
+int store_dns_delete(struct store *st, int table, int64_t id);          /* -ENOENT */
+int store_dns_blocklist_status(struct store *st, const struct dns_rec *r); /* by id */
+/* In id order; the strings live until cb returns. */
+int store_dns_foreach(struct store *st, int table, int (*cb)(const struct dns_rec *r, void *arg),
+		      void *arg);
 
 #endif

@@ -58,6 +58,21 @@ static const char *const migrations[] = {
 	" WHERE name='nodes';"
 	"DROP TABLE nodes;"
 	"ALTER TABLE nodes_new RENAME TO nodes;",
+	/* 4: the DNS policy (coord/dns.c; IF NOT EXISTS: a file put back to an older version
+	 * by hand keeps them); the tailnet domain and the blocking mode are in
+	 * meta. Rows in id order are the admin's order (upstreams are tried in it). A
+	 * blocklist's fetched/version/lines/unusable are the fetcher's. */
+	"CREATE TABLE IF NOT EXISTS dns_upstreams (id INTEGER PRIMARY KEY AUTOINCREMENT, spec TEXT NOT NULL UNIQUE);"
+	"CREATE TABLE IF NOT EXISTS dns_routes (id INTEGER PRIMARY KEY AUTOINCREMENT, domain TEXT NOT NULL,"
+	" server TEXT NOT NULL, UNIQUE(domain, server));"
+	"CREATE TABLE IF NOT EXISTS dns_blocklists (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,"
+	" tag TEXT NOT NULL, fetched INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0,"
+	" lines INTEGER NOT NULL DEFAULT 0, unusable INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(source, tag));"
+	"CREATE TABLE IF NOT EXISTS dns_rules (id INTEGER PRIMARY KEY AUTOINCREMENT, domain TEXT NOT NULL,"
+	" allow INTEGER NOT NULL, tag TEXT NOT NULL, UNIQUE(domain, allow, tag));"
+	"CREATE TABLE IF NOT EXISTS dns_records (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
+	" type INTEGER NOT NULL, value TEXT NOT NULL, UNIQUE(name, type, value));",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -534,4 +549,100 @@ int store_relay_foreach(struct store *st, int (*cb)(const struct relay_rec *r, v
 		rc = cb(&r, arg);
 	}
 	return foreach_end(st, s, "relay_foreach", rc, step);
+}
+
+/* --- the DNS policy: one row shape over five tables (see struct dns_rec) --- */
+
+static const struct {
+	const char *insert, *fmt, *select, *delete;
+} dns_sql[STORE_DNS_TABLES] = {
+	[STORE_DNS_UPSTREAMS] = { "INSERT INTO dns_upstreams(spec) VALUES(?)", "t",
+		"SELECT id, spec, '', 0, '', 0, 0, 0, 0 FROM dns_upstreams ORDER BY id",
+		"DELETE FROM dns_upstreams WHERE id=?" },
+	[STORE_DNS_ROUTES] = { "INSERT INTO dns_routes(domain, server) VALUES(?, ?)", "tt",
+		"SELECT id, domain, server, 0, '', 0, 0, 0, 0 FROM dns_routes ORDER BY id",
+		"DELETE FROM dns_routes WHERE id=?" },
+	[STORE_DNS_BLOCKLISTS] = { "INSERT INTO dns_blocklists(source, tag) VALUES(?, ?)", "tt",
+		"SELECT id, source, '', 0, tag, fetched, version, lines, unusable FROM dns_blocklists"
+		" ORDER BY id", "DELETE FROM dns_blocklists WHERE id=?" },
+	[STORE_DNS_RULES] = { "INSERT INTO dns_rules(domain, allow, tag) VALUES(?, ?, ?)", "tit",
+		"SELECT id, domain, '', allow, tag, 0, 0, 0, 0 FROM dns_rules ORDER BY id",
+		"DELETE FROM dns_rules WHERE id=?" },
+	[STORE_DNS_RECORDS] = { "INSERT INTO dns_records(name, type, value) VALUES(?, ?, ?)", "tit",
+		"SELECT id, name, value, type, '', 0, 0, 0, 0 FROM dns_records ORDER BY id",
+		"DELETE FROM dns_records WHERE id=?" },
+};
+
+int store_dns_insert(struct store *st, struct dns_rec *r)
+{
+	const char *fmt;
+	int rc;
+
+	if ((unsigned)r->table >= STORE_DNS_TABLES)
+		return -EINVAL;
+	fmt = dns_sql[r->table].fmt;
+	if (!strcmp(fmt, "t"))
+		rc = run(st, "dns_insert", dns_sql[r->table].insert, NULL, fmt, r->name);
+	else if (!strcmp(fmt, "tt"))
+		rc = run(st, "dns_insert", dns_sql[r->table].insert, NULL, fmt, r->name,
+			 r->table == STORE_DNS_BLOCKLISTS ? r->tag : r->value);
+	else
+		rc = run(st, "dns_insert", dns_sql[r->table].insert, NULL, fmt, r->name,
+			 (int64_t)r->type, r->table == STORE_DNS_RULES ? r->tag : r->value);
+	if (!rc)
+		r->id = sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
+int store_dns_delete(struct store *st, int table, int64_t id)
+{
+	int changes = 0, rc;
+
+	if ((unsigned)table >= STORE_DNS_TABLES)
+		return -EINVAL;
+	rc = run(st, "dns_delete", dns_sql[table].delete, &changes, "i", id);
+	return rc ? rc : changes ? 0 : -ENOENT;
+}
+
+int store_dns_blocklist_status(struct store *st, const struct dns_rec *r)
+{
+	int changes = 0;
+	int rc = run(st, "dns_blocklist_status", "UPDATE dns_blocklists SET fetched=?, version=?,"
+		     " lines=?, unusable=? WHERE id=?", &changes, "iiiii", r->fetched, r->version,
+		     r->lines, r->unusable, r->id);
+
+	return rc ? rc : changes ? 0 : -ENOENT;
+}
+
+int store_dns_foreach(struct store *st, int table, int (*cb)(const struct dns_rec *r, void *arg),
+		      void *arg)
+{
+	sqlite3_stmt *s;
+	struct dns_rec r;
+	int rc = 0, step = SQLITE_DONE;
+
+	if ((unsigned)table >= STORE_DNS_TABLES)
+		return -EINVAL;
+	if (sqlite3_prepare_v2(st->db, dns_sql[table].select, -1, &s, NULL))
+		return fail(st, "dns_foreach", SQLITE_ERROR);
+	while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.table = table;
+		r.id = sqlite3_column_int64(s, 0);
+		/* The text stays valid until the next step: the callback copies what it keeps. */
+		r.name = (const char *)sqlite3_column_text(s, 1);
+		r.value = (const char *)sqlite3_column_text(s, 2);
+		r.type = sqlite3_column_int(s, 3);
+		r.tag = (const char *)sqlite3_column_text(s, 4);
+		r.fetched = sqlite3_column_int64(s, 5);
+		r.version = sqlite3_column_int64(s, 6);
+		r.lines = sqlite3_column_int64(s, 7);
+		r.unusable = sqlite3_column_int64(s, 8);
+		if (!r.name || !r.value || !r.tag) {
+			rc = corrupt("dns", r.id);
+			break;
+		}
+		rc = cb(&r, arg);
+	}
+	return foreach_end(st, s, "dns_foreach", rc, step);
 }

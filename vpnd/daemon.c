@@ -259,6 +259,13 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 			traversal_relays(&d->tv, &d->nm);
 		cache_delta(d, line, len);
 		break;
+	case NM_DNS:
+		/* the resolver takes it from d->nm.dns once there is one */
+		log_debug("dns policy changed", "domain=%s upstreams=%d routes=%zu records=%zu rules=%zu",
+			  d->nm.dns->domain, d->nm.dns->n_upstreams, d->nm.dns->n_routes,
+			  d->nm.dns->n_records, d->nm.dns->n_rules);
+		cache_delta(d, line, len);
+		break;
 	case NM_KEEPALIVE:
 	case NM_NONE:
 		break;

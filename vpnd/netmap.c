@@ -14,8 +14,19 @@ void netmap_init(struct netmap *m)
 	memset(m, 0, sizeof(*m));
 }
 
+void nm_dns_free(struct nm_dns *d)
+{
+	if (!d)
+		return;
+	free(d->routes);
+	free(d->records);
+	free(d->rules);
+	free(d);
+}
+
 void netmap_free(struct netmap *m)
 {
+	nm_dns_free(m->dns);
 	free(m->peers);
 	memset(m, 0, sizeof(*m));
 }
@@ -101,6 +112,185 @@ static int parse_relays(const json_t *a, struct netmap *m)
 	}
 	memcpy(m->relays, r, json_array_size(a) * sizeof(r[0]));
 	m->n_relays = (int)json_array_size(a);
+	return 0;
+}
+
+/* --- the DNS policy: every field checked with lib/dnspol.c, as coord checked it --- */
+
+/* An array of at most max entries, absent = empty. */
+static int dns_array(const json_t *o, const char *key, size_t max, const json_t **out)
+{
+	const json_t *a = json_object_get(o, key);
+
+	*out = a;
+	if (!a)
+		return 0;
+	return json_is_array(a) && json_array_size(a) <= max ? 0 : -EINVAL;
+}
+
+static int dns_upstreams(const json_t *o, struct nm_dns *d)
+{
+	const json_t *a, *v;
+	size_t i;
+
+	if (dns_array(o, "upstreams", NM_DNS_MAX_UPSTREAMS, &a))
+		return -EINVAL;
+	json_array_foreach(a, i, v)
+		if (!json_is_string(v) ||
+		    dnspol_server_parse(json_string_value(v), 1, &d->upstreams[d->n_upstreams++], NULL, 0))
+			return -EINVAL;
+	return 0;
+}
+
+static int dns_routes(const json_t *o, struct nm_dns *d)
+{
+	const json_t *a, *v, *servers, *s;
+	const char *dom;
+	size_t i, j;
+
+	if (dns_array(o, "routes", NM_DNS_MAX_ROUTES, &a))
+		return -EINVAL;
+	if (a && json_array_size(a) && !(d->routes = calloc(json_array_size(a), sizeof(*d->routes))))
+		return -ENOMEM;
+	json_array_foreach(a, i, v) {
+		struct nm_dns_route *r = &d->routes[d->n_routes++];
+
+		if (json_get_str(v, "domain", &dom) || dnspol_name_canon(dom, r->domain, sizeof(r->domain)) ||
+		    dns_array(v, "servers", NM_DNS_ROUTE_SERVERS, &servers) || !json_array_size(servers))
+			return -EINVAL;
+		json_array_foreach(servers, j, s)
+			if (!json_is_string(s) || dnspol_server_parse(json_string_value(s), 0,
+								      &r->servers[r->n_servers++], NULL, 0))
+				return -EINVAL;
+	}
+	return 0;
+}
+
+static int dns_records(const json_t *o, struct nm_dns *d)
+{
+	const json_t *a, *v;
+	const char *name, *type, *value;
+	size_t i;
+
+	if (dns_array(o, "records", NM_DNS_MAX_RECORDS, &a))
+		return -EINVAL;
+	if (a && json_array_size(a) && !(d->records = calloc(json_array_size(a), sizeof(*d->records))))
+		return -ENOMEM;
+	json_array_foreach(a, i, v) {
+		struct nm_dns_record *r = &d->records[d->n_records++];
+
+		if (json_get_str(v, "name", &name) || json_get_str(v, "type", &type) ||
+		    json_get_str(v, "value", &value) ||
+		    dnspol_name_canon(name, r->name, sizeof(r->name)) ||
+		    !(r->type = dnspol_rr_parse(type)) ||
+		    dnspol_value_canon(r->type, value, r->value, sizeof(r->value)))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int dns_rules(const json_t *o, struct nm_dns *d)
+{
+	const json_t *allow, *block, *v;
+	size_t i, n;
+
+	if (dns_array(o, "allow", NM_DNS_MAX_RULES, &allow) ||
+	    dns_array(o, "block", NM_DNS_MAX_RULES, &block))
+		return -EINVAL;
+	n = json_array_size(allow) + json_array_size(block);
+	if (n > NM_DNS_MAX_RULES)
+		return -EINVAL;
+	if (n && !(d->rules = calloc(n, sizeof(*d->rules))))
+		return -ENOMEM;
+	for (int k = 0; k < 2; k++) {
+		json_array_foreach(k ? block : allow, i, v) {
+			struct nm_dns_rule *r = &d->rules[d->n_rules++];
+
+			r->allow = !k;
+			if (!json_is_string(v) ||
+			    dnspol_name_canon(json_string_value(v), r->domain, sizeof(r->domain)))
+				return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int dns_head(const json_t *o, struct nm_dns *d)
+{
+	const char *resolver = "100.100.100.100", *mode = "null";
+	const json_t *bl = json_object_get(o, "blocklist");
+	char dom[DNSPOL_NAME_MAX + 1];
+
+	if (json_copy_str(o, "domain", d->domain, sizeof(d->domain), 0) ||
+	    (d->domain[0] && (dnspol_name_canon(d->domain, dom, sizeof(dom)) || strcmp(dom, d->domain))) ||
+	    json_get_str(o, "resolver", &resolver) == -EINVAL ||
+	    inet_pton(AF_INET, resolver, &d->resolver) != 1 ||
+	    json_get_str(o, "blocking_mode", &mode) == -EINVAL)
+		return -EINVAL;
+	if (strcmp(mode, "null") && strcmp(mode, "nxdomain"))
+		return -EINVAL;
+	d->nxdomain = !strcmp(mode, "nxdomain");
+	if (bl && (!json_is_object(bl) || json_get_int(bl, "version", &d->blocklist_version) == -EINVAL ||
+		   d->blocklist_version < 0 ||
+		   json_copy_str(bl, "url", d->blocklist_url, sizeof(d->blocklist_url), 0)))
+		return -EINVAL;
+	return 0;
+}
+
+/* The "dns" object of a full map or a dns delta: *out, or -EINVAL / -ENOMEM. */
+static int parse_dns(const json_t *o, struct nm_dns **out)
+{
+	struct nm_dns *d;
+	int rc;
+
+	*out = NULL;
+	if (!json_is_object(o))
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	rc = dns_head(o, d);
+	if (!rc)
+		rc = dns_upstreams(o, d);
+	if (!rc)
+		rc = dns_routes(o, d);
+	if (!rc)
+		rc = dns_records(o, d);
+	if (!rc)
+		rc = dns_rules(o, d);
+	if (rc) {
+		nm_dns_free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+/* A new domain renames every node: NAME.<domain>. */
+static void set_domain(struct netmap *m, const char *domain)
+{
+	if (!domain[0] || !strcmp(domain, m->domain))
+		return;
+	snprintf(m->domain, sizeof(m->domain), "%s", domain);
+	if (m->self.fqdn[0] && m->self.name[0])
+		snprintf(m->self.fqdn, sizeof(m->self.fqdn), "%s.%s", m->self.name, m->domain);
+	for (size_t i = 0; i < m->n_peers; i++)
+		if (m->peers[i].fqdn[0] && m->peers[i].name[0])
+			snprintf(m->peers[i].fqdn, sizeof(m->peers[i].fqdn), "%s.%s", m->peers[i].name,
+				 m->domain);
+}
+
+static int apply_dns(struct netmap *m, const json_t *o, struct nm_change *chg)
+{
+	struct nm_dns *d;
+	int rc = parse_dns(json_object_get(o, "dns"), &d);
+
+	if (rc)
+		return rc;
+	nm_dns_free(m->dns);
+	m->dns = d;
+	set_domain(m, d->domain);
+	chg->kind = NM_DNS;
 	return 0;
 }
 
@@ -224,6 +414,7 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 	struct nm_self s;
 	char state[NODE_STATUS_TEXT_MAX];
 	struct nm_peer *np = NULL;
+	struct nm_dns *dns = NULL;
 	size_t i, n;
 	int rc;
 	struct netmap tmp;
@@ -270,6 +461,10 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 		free(np);
 		return -EINVAL;
 	}
+	if (json_object_get(o, "dns") && (rc = parse_dns(json_object_get(o, "dns"), &dns))) {
+		free(np);
+		return rc;
+	}
 	chg->kind = NM_FULL;
 	chg->old_peers = m->peers;
 	chg->n_old = m->n_peers;
@@ -280,6 +475,8 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 	memcpy(m->relays, tmp.relays, sizeof(tmp.relays));
 	m->n_relays = tmp.n_relays;
 	memcpy(m->domain, tmp.domain, sizeof(m->domain));
+	nm_dns_free(m->dns);
+	m->dns = dns;
 	m->have_full = 1;
 	return 0;
 }
@@ -410,6 +607,8 @@ int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_
 		rc = apply_endpoints(m, o, chg);
 	} else if (!strcmp(type, "online")) {
 		rc = apply_online(m, o, chg);
+	} else if (!strcmp(type, "dns")) {
+		rc = apply_dns(m, o, chg);
 	} else if (!strcmp(type, "relays")) {
 		rc = parse_relays(json_object_get(o, "relays"), m);
 		if (!rc)

@@ -12,6 +12,7 @@
 
 #include "meshvpn/addr.h"
 #include "meshvpn/coord_proto.h"
+#include "meshvpn/dnspol.h"
 #include "meshvpn/keys.h"
 
 #define NM_NAME_LEN 64
@@ -41,6 +42,48 @@ struct nm_relay {
 	char stun[COORD_STUN_TEXT_MAX];   /* "host:port" / "[v6]:port"; "" from an older coord */
 };
 
+/* The DNS policy as coord tells it to this node (its tags' rules and the untagged ones).
+ * Bounded like coord's caps; the resolver is the lead's to wire. */
+#define NM_DNS_MAX_UPSTREAMS 64
+#define NM_DNS_MAX_ROUTES 256
+#define NM_DNS_ROUTE_SERVERS 8
+#define NM_DNS_MAX_RECORDS 10000
+#define NM_DNS_MAX_RULES 100000
+#define NM_DNS_URL_LEN 256
+
+struct nm_dns_route {
+	char domain[DNSPOL_NAME_MAX + 1];
+	struct dnspol_server servers[NM_DNS_ROUTE_SERVERS];
+	int n_servers;
+};
+
+struct nm_dns_record {
+	char name[DNSPOL_NAME_MAX + 1];
+	int type;                              /* enum dnspol_rr */
+	char value[DNSPOL_TXT_MAX + 1];
+};
+
+struct nm_dns_rule {
+	char domain[DNSPOL_NAME_MAX + 1];
+	int allow;                             /* else block */
+};
+
+struct nm_dns {
+	char domain[64];
+	struct in_addr resolver;
+	int nxdomain;                          /* blocking mode; else 0.0.0.0 / :: */
+	struct dnspol_server upstreams[NM_DNS_MAX_UPSTREAMS];
+	int n_upstreams;
+	struct nm_dns_route *routes;
+	size_t n_routes;
+	struct nm_dns_record *records;
+	size_t n_records;
+	struct nm_dns_rule *rules;
+	size_t n_rules;
+	int64_t blocklist_version;             /* 0: none yet */
+	char blocklist_url[NM_DNS_URL_LEN];    /* a path on coord */
+};
+
 struct nm_self {
 	int64_t id;
 	char name[NM_NAME_LEN];
@@ -59,6 +102,7 @@ struct netmap {
 	struct nm_relay relays[NM_MAX_RELAYS];
 	int n_relays;
 	char domain[64];
+	struct nm_dns *dns;       /* NULL until coord sends one (never to a pending node) */
 };
 
 enum nm_change_kind {
@@ -68,6 +112,7 @@ enum nm_change_kind {
 	NM_PEER_CHANGED,          /* same key; name, endpoints or online changed */
 	NM_PEER_REMOVED,          /* .removed holds the peer as it was */
 	NM_RELAYS,
+	NM_DNS,                   /* a new DNS policy in .dns (fqdns follow its domain) */
 	NM_GONE,                  /* deleted or rejected: .reason */
 	NM_KEEPALIVE,
 };
@@ -83,6 +128,7 @@ struct nm_change {
 };
 
 void netmap_init(struct netmap *m);
+void nm_dns_free(struct nm_dns *d);
 void netmap_free(struct netmap *m);
 /* Parses one line and applies it. 0 and *chg filled, or -EINVAL (the map is unchanged
  * and the line should be logged and skipped), -EPROTO for a delta before any full. */

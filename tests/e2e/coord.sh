@@ -2,7 +2,7 @@
 # coord.sh - end-to-end: a real coord process on loopback, real clients over TLS:
 # register with and without keys, approval pushed on the open stream, reject, delete,
 # expire, key reuse and replay refused, several relays and their relay map (STUN
-# addresses), relays' admission stream, kill -9 + restart.
+# addresses), relays' admission stream, the DNS policy on the stream, kill -9 + restart.
 # Issue 12: names that read as ids, ambiguous names, pending nodes without name or
 # address, what a pending node is sent, keys revoked by prefix, home_relay, overflowing
 # expiries, the state dir's mode.
@@ -200,6 +200,7 @@ if command -v curl >/dev/null; then
 	check "admin API over HTTPS needs an API key" bash -c "curl -sk -o /dev/null -w '%{http_code}' '$URL/v1/admin/nodes' | grep -q 401"
 	APIKEY=$(adm apikeys create | tail -1)
 	check "admin CLI over HTTPS with an API key" bash -c "'$COORD' nodes list --server '$URL' --pin '$PIN' --api-key '$APIKEY' | grep -q alpha"
+	check "dns over --server with an API key" bash -c "'$COORD' dns block add srv.example --server '$URL' --pin '$PIN' --api-key '$APIKEY' && '$COORD' dns show --json --server '$URL' --pin '$PIN' --api-key '$APIKEY' | grep -q srv.example"
 	APIKEY2=$(adm apikeys create | tail -1)
 	P2=$(sed 's/^mvpn-api-//' <<<"$APIKEY2" | cut -c1-8)
 	check "an API key is revoked by its prefix, and only it" bash -c "'$COORD' apikeys revoke $P2 --state '$STATE' | grep -q 'API key 2 revoked'"
@@ -230,6 +231,35 @@ check "usage errors exit 2" bash -c "'$COORD' nodes frobnicate --state '$STATE';
 check "unknown node exits 1 with a message" bash -c "'$COORD' nodes approve nosuch --state '$STATE' 2>&1; test \$? = 1"
 check "no server for a state dir exits 1 and says how to start one" bash -c "'$COORD' nodes list --state /nonexistent 2>&1 | grep -q 'coord serve'"
 
+# --- DNS policy (issue 10): each verb, refusals, a change on the open stream within 1 s ---
+check "dns domain" adm dns domain corp.example
+check_within "a domain change reaches a streaming node within 1 s" 1 has a '"type":"dns","dns":{"domain":"corp.example"'
+check "dns upstream add (default port)" adm dns upstream add 192.0.2.53
+check "dns upstream add tls://" adm dns upstream add 'tls://[2001:db8::53]#dns.example'
+check "dns route add" adm dns route add service.consul 127.0.0.1:8600
+check "dns blocklist add URL --tag" adm dns blocklist add https://lists.example/ads.txt --tag tag:kids
+check "dns blocklist add FILE" adm dns blocklist add /var/lib/lists/hosts
+check "dns allow DOMAIN" adm dns allow ok.example
+check "dns block add DOMAIN" adm dns block add ads.example
+check "dns record add" adm dns record add nas.home A 192.0.2.9
+check "dns blocking-mode" adm dns blocking-mode nxdomain
+check "show --json has the canonical upstreams" bash -c "'$COORD' dns show --json --state '$STATE' | grep -q '\"upstream\": \"tls://\[2001:db8::53\]:853#dns.example\"'"
+check "show --json has everything" bash -c "'$COORD' dns show --json --state '$STATE' >'$E2E_TMP/dns.json' && grep -q '192.0.2.53:53' '$E2E_TMP/dns.json' && grep -q service.consul '$E2E_TMP/dns.json' && grep -q '\"tag\": \"tag:kids\"' '$E2E_TMP/dns.json' && grep -q '\"unusable\": 0' '$E2E_TMP/dns.json' && grep -q /var/lib/lists/hosts '$E2E_TMP/dns.json' && grep -q ok.example '$E2E_TMP/dns.json' && grep -q ads.example '$E2E_TMP/dns.json' && grep -q nas.home '$E2E_TMP/dns.json' && grep -q '\"blocking_mode\": \"nxdomain\"' '$E2E_TMP/dns.json'"
+check "dns show prints tables" bash -c "'$COORD' dns show --state '$STATE' | grep -q 'service.consul  127.0.0.1:8600'"
+check_within "the last dns delta carries the whole policy" 1 bash -c "grep '\"type\":\"dns\"' '$E2E_TMP/a.stream' | tail -1 | grep -q '\"blocking_mode\":\"nxdomain\".*\"block\":\[[^]]*\"ads.example\"'"
+check "dns record remove" adm dns record remove nas.home A 192.0.2.9
+check_within "a removal reaches the stream within 1 s" 1 bash -c "grep '\"type\":\"dns\"' '$E2E_TMP/a.stream' | tail -1 | grep -q '\"records\":\[\]'"
+check "dns upstream remove by another spelling" adm dns upstream remove 192.0.2.53:53
+check "a bad upstream exits 1 and says why" bash -c "'$COORD' dns upstream add 2001:db8::1 --state '$STATE' 2>&1 | grep -q 'in brackets'; test \${PIPESTATUS[0]} = 1"
+check "a bad record value exits 1" bash -c "'$COORD' dns record add x AAAA 192.0.2.1 --state '$STATE' 2>&1 | grep -q 'IPv6'"
+check_fails "a relative blocklist path is refused" adm dns blocklist add lists/hosts
+check_fails "a bad tag is refused" adm dns block add x.example --tag kids
+check_fails "removing what is not there fails" adm dns allow remove nothere.example
+check "a wrong verb exits 2" bash -c "'$COORD' dns upstream frob 192.0.2.1 --state '$STATE'; test \$? = 2"
+check "--tag on an upstream exits 2" bash -c "'$COORD' dns upstream add 192.0.2.1 --tag tag:x --state '$STATE'; test \$? = 2"
+check "a pending node's stream has no dns" bash -c "! grep -q '\"dns\"' '$E2E_TMP/r.stream'"
+adm dns show --json >"$E2E_TMP/dns.json"
+
 # --- kill -9 and restart: nothing acknowledged is lost ---
 adm nodes list --json >"$E2E_TMP/before.json"
 stop_coord_hard
@@ -239,6 +269,8 @@ check "a loosened state dir is 0700 again" test "$(stat -c %a "$STATE")" = 700
 adm nodes list --json >"$E2E_TMP/after.json"
 strip() { grep -E '"(name|id|ips|state)"|100\.|fd' "$1" | grep -v online; }
 check "every node, name, address and state survives kill -9" diff <(strip "$E2E_TMP/before.json") <(strip "$E2E_TMP/after.json")
+adm dns show --json >"$E2E_TMP/dns.after" 2>&1
+check "the DNS policy survives kill -9" diff "$E2E_TMP/dns.json" "$E2E_TMP/dns.after"
 check "relays and their STUN addresses survive kill -9" bash -c "'$COORD' relays list --state '$STATE' | grep ams | grep -q '198.51.100.7:3479'"
 check "auth keys survive (the used one stays used)" bash -c "'$SIM' register --coord $URL --pin $PIN --state $E2E_TMP/x2 --hostname x2 --auth-key $KEY1 | grep -q 'already used'"
 stop_stream a

@@ -2,8 +2,8 @@
  * input is split at '\n' into lines applied in order to one map, as coord's chunked
  * stream would deliver them. After every line the map must be well-formed (peers sorted
  * by unique positive ids, counts and strings in bounds, relay names, URLs, pins and
- * STUN addresses too), a refused line must leave it exactly as it was, and a change must
- * point into the map. */
+ * STUN addresses too, the DNS policy's counts and strings), a refused line must leave it
+ * exactly as it was, and a change must point into the map. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,6 +46,23 @@ static void check_map(const struct netmap *m)
 		if (netmap_find_id(m, p->id) != p)
 			abort();
 	}
+	if (m->dns) {
+		const struct nm_dns *d = m->dns;
+		if (d->n_upstreams < 0 || d->n_upstreams > NM_DNS_MAX_UPSTREAMS ||
+		    d->n_routes > NM_DNS_MAX_ROUTES || d->n_records > NM_DNS_MAX_RECORDS ||
+		    d->n_rules > NM_DNS_MAX_RULES || d->blocklist_version < 0)
+			abort();
+		check_str(d->domain, sizeof(d->domain));
+		check_str(d->blocklist_url, sizeof(d->blocklist_url));
+		for (size_t i = 0; i < d->n_routes; i++)
+			if (d->routes[i].n_servers < 1 || d->routes[i].n_servers > NM_DNS_ROUTE_SERVERS)
+				abort();
+		for (size_t i = 0; i < d->n_records; i++)
+			if (!d->records[i].type || !memchr(d->records[i].value, 0, sizeof(d->records[i].value)))
+				abort();
+		for (size_t i = 0; i < d->n_rules; i++)
+			check_str(d->rules[i].domain, sizeof(d->rules[i].domain));
+	}
 	for (int r = 0; r < m->n_relays; r++) {
 		check_str(m->relays[r].name, sizeof(m->relays[r].name));
 		check_str(m->relays[r].url, sizeof(m->relays[r].url));
@@ -68,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct nm_peer *before = NULL;
 		size_t n_before = m.n_peers;
 		struct nm_self self_before = m.self;
+		const struct nm_dns *dns_before = m.dns;
 		struct nm_relay relays_before[NM_MAX_RELAYS];
 		int had_full = m.have_full, n_relays = m.n_relays, rc;
 
@@ -87,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* Refused: nothing moved. */
 			if (m.n_peers != n_before || m.have_full != had_full || m.n_relays != n_relays ||
 			    memcmp(&m.self, &self_before, sizeof(self_before)) ||
-			    memcmp(m.relays, relays_before, sizeof(relays_before)) ||
+			    memcmp(m.relays, relays_before, sizeof(relays_before)) || m.dns != dns_before ||
 			    (n_before && memcmp(m.peers, before, n_before * sizeof(*before))) ||
 			    chg.old_peers)
 				abort();
@@ -116,6 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			case NM_GONE:
 				check_str(chg.reason, sizeof(chg.reason));
+				break;
+			case NM_DNS:
+				if (!m.dns)
+					abort();
 				break;
 			default:
 				break;

@@ -453,6 +453,104 @@ static void test_coord_state_survives_reopen(void **state)
 	assert_int_equal(reg(f, &k2, "again", key, &a), 401);
 }
 
+static int dns_edit(struct fixture *f, const char *kind, int add, json_t *body, char *err)
+{
+	int rc = coord_dns_edit(&f->co, kind, add, body, NULL, err, 200);
+
+	json_decref(body);
+	return rc;
+}
+
+/* The DNS policy: canonical entries, duplicates, caps, tag-scoped rules in a node's view,
+ * and everything back after a reopen. */
+static void test_coord_dns_policy(void **state)
+{
+	struct fixture *f = *state;
+	char key[COORD_TOKEN_MAX], err[200];
+	struct node_keys kk, ka;
+	struct node *kid, *adult;
+	json_t *a, *v;
+
+	assert_int_equal(dns_edit(f, "upstreams", 1, json_pack("{s:s}", "upstream", "192.0.2.1"), err), 0);
+	assert_int_equal(dns_edit(f, "upstreams", 1, json_pack("{s:s}", "upstream", "192.0.2.1:53"), err),
+			 -EEXIST);
+	assert_int_equal(dns_edit(f, "upstreams", 1, json_pack("{s:s}", "upstream", "2001:db8::1"), err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "in brackets"));
+	assert_int_equal(dns_edit(f, "upstreams", 1, json_pack("{s:s}", "upstream",
+				  "tls://[2001:db8::2]#dns.example"), err), 0);
+	assert_int_equal(dns_edit(f, "routes", 1, json_pack("{s:s, s:s}", "domain", "service.consul",
+				  "server", "127.0.0.1:8600"), err), 0);
+	assert_int_equal(dns_edit(f, "routes", 1, json_pack("{s:s, s:s}", "domain", "service.consul",
+				  "server", "127.0.0.2:8600"), err), 0);
+	assert_int_equal(dns_edit(f, "blocklists", 1, json_pack("{s:s, s:s}", "source",
+				  "https://lists.example/ads.txt", "tag", "tag:kids"), err), 0);
+	assert_int_equal(dns_edit(f, "blocklists", 1, json_pack("{s:s}", "source", "lists/rel"), err),
+			 -EINVAL);
+	assert_int_equal(dns_edit(f, "block", 1, json_pack("{s:s, s:s}", "domain", "games.example",
+				  "tag", "tag:kids"), err), 0);
+	assert_int_equal(dns_edit(f, "block", 1, json_pack("{s:s}", "domain", "ads.example"), err), 0);
+	assert_int_equal(dns_edit(f, "allow", 1, json_pack("{s:s, s:s}", "domain", "x.example", "tag",
+				  "kids"), err), -EINVAL);
+	assert_int_equal(dns_edit(f, "records", 1, json_pack("{s:s, s:s, s:s}", "name", "nas.home",
+				  "type", "a", "value", "192.0.2.9"), err), 0);
+	assert_int_equal(dns_edit(f, "records", 1, json_pack("{s:s, s:s, s:s}", "name", "nas.home",
+				  "type", "MX", "value", "x"), err), -EINVAL);
+	assert_int_equal(dns_edit(f, "records", 0, json_pack("{s:s, s:s, s:s}", "name", "nas.home",
+				  "type", "A", "value", "192.0.2.8"), err), -ENOENT);
+	assert_int_equal(coord_dns_set_mode(&f->co, "nxdomain", err, sizeof(err)), 0);
+	assert_int_equal(coord_dns_set_mode(&f->co, "refused", err, sizeof(err)), -EINVAL);
+	assert_int_equal(coord_dns_set_domain(&f->co, "Corp.Example", err, sizeof(err)), 0);
+	assert_int_equal(coord_dns_set_domain(&f->co, "no spaces", err, sizeof(err)), -EINVAL);
+	assert_string_equal(f->co.domain, "corp.example");
+	/* caps */
+	for (int i = 2; i < COORD_DNS_MAX_UPSTREAMS; i++) {
+		char up[32];
+		snprintf(up, sizeof(up), "198.51.100.%d", i);
+		assert_int_equal(dns_edit(f, "upstreams", 1, json_pack("{s:s}", "upstream", up), err), 0);
+	}
+	assert_int_equal(dns_edit(f, "upstreams", 1, json_pack("{s:s}", "upstream", "203.0.113.1"), err),
+			 -E2BIG);
+	assert_int_equal(api_status(-E2BIG), 400);
+	assert_non_null(strstr(err, "64 upstreams"));
+
+	/* a node's view: its tags' rules and the untagged ones */
+	assert_int_equal(coord_authkey_create(&f->co, 1, 0, 0, "tag:kids", key, sizeof(key), NULL), 0);
+	node_keys_generate(&kk);
+	assert_int_equal(reg(f, &kk, "kid", key, &a), 0);
+	json_decref(a);
+	assert_int_equal(coord_authkey_create(&f->co, 1, 0, 0, "", key, sizeof(key), NULL), 0);
+	node_keys_generate(&ka);
+	assert_int_equal(reg(f, &ka, "adult", key, &a), 0);
+	json_decref(a);
+	kid = coord_node_find(&f->co, "kid");
+	adult = coord_node_find(&f->co, "adult");
+	v = coord_dns_node_json(&f->co, kid);
+	assert_int_equal(json_array_size(json_object_get(v, "block")), 2);
+	assert_string_equal(json_string_value(json_object_get(v, "blocking_mode")), "nxdomain");
+	assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(v, "routes"), 0),
+						      "servers")), 2);
+	json_decref(v);
+	v = coord_dns_node_json(&f->co, adult);
+	assert_int_equal(json_array_size(json_object_get(v, "block")), 1);
+	assert_int_equal(json_array_size(json_object_get(v, "upstreams")), COORD_DNS_MAX_UPSTREAMS);
+	json_decref(v);
+
+	/* everything survives a reopen */
+	v = coord_dns_json(&f->co);
+	coord_close(&f->co);
+	assert_int_equal(coord_open(&f->co, &f->loop, &f->opts), 0);
+	a = coord_dns_json(&f->co);
+	assert_true(json_equal(a, v));
+	json_decref(a);
+	json_decref(v);
+	assert_int_equal(dns_edit(f, "block", 0, json_pack("{s:s, s:s}", "domain", "games.example",
+				  "tag", "tag:kids"), err), 0);
+	v = coord_dns_node_json(&f->co, coord_node_find(&f->co, "kid"));
+	assert_int_equal(json_array_size(json_object_get(v, "block")), 1);
+	json_decref(v);
+}
+
 static void test_coord_ephemeral_removed_by_tick(void **state)
 {
 	struct fixture *f = *state;
@@ -932,6 +1030,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_coord_relay_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_expiry_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coord_state_dir_private, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coord_dns_policy, setup, teardown),
 	};
 
 	keys_init();

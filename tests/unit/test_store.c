@@ -434,7 +434,7 @@ static void test_store_open_creates_private_wal_file(void **state)
 	side_path(f, "-shm", p);
 	assert_mode(p, 0600);
 	v = store_schema_version(f->st);
-	assert_int_equal(v, 3);   /* three migrations so far; bump with the next */
+	assert_int_equal(v, 4);   /* four migrations so far; bump with the next */
 	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v);
 	close_store(f);
 	/* WAL is persistent: the header says so to any later reader. */
@@ -814,7 +814,7 @@ static void test_store_migrates_v1(void **state)
 	unlink(p);
 	raw_exec(f->path, v1_schema);
 	assert_int_equal(store_open(f->path, &f->st), 0);
-	assert_int_equal(store_schema_version(f->st), 3);
+	assert_int_equal(store_schema_version(f->st), 4);
 	/* The old relay keeps everything and has no STUN address or port of its own yet. */
 	assert_int_equal(list(f->st, T_RELAYS, &r), 0);
 	assert_int_equal(r.n, 1);
@@ -831,7 +831,7 @@ static void test_store_migrates_v1(void **state)
 	assert_int_equal(store_relay_update(f->st, &rl), 0);
 	add_row(f->st, T_RELAYS, 1);
 	reopen(f);
-	assert_int_equal(store_schema_version(f->st), 3);
+	assert_int_equal(store_schema_version(f->st), 4);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(list(f->st, T_RELAYS, &r), 0);
 	assert_int_equal(r.n, 2);
@@ -903,7 +903,7 @@ static void test_store_migrates_v2_keeps_ids(void **state)
 		 "UPDATE sqlite_sequence SET seq=7 WHERE name='nodes';"
 		 "PRAGMA user_version=2;");
 	assert_int_equal(store_open(f->path, &f->st), 0);
-	assert_int_equal(store_schema_version(f->st), 3);
+	assert_int_equal(store_schema_version(f->st), 4);
 	assert_int_equal(list(f->st, T_NODES, &r), 0);
 	assert_int_equal(r.n, 1);
 	assert_int_equal(r.nodes[0].id, ida);

@@ -606,6 +606,78 @@ static void test_vpnd_netmap_10k_peers(void **state)
 	netmap_free(&m);
 }
 
+#define DNS_POLICY "{\"domain\":\"corp.example\",\"resolver\":\"100.100.100.100\"," \
+	"\"upstreams\":[\"192.0.2.1:53\",\"tls://[2001:db8::2]:853#dns.example\"]," \
+	"\"routes\":[{\"domain\":\"service.consul\",\"servers\":[\"127.0.0.1:8600\",\"127.0.0.2:8600\"]}]," \
+	"\"records\":[{\"name\":\"nas.home\",\"type\":\"A\",\"value\":\"192.0.2.9\"}," \
+	"{\"name\":\"t.home\",\"type\":\"TXT\",\"value\":\"v=1 x\"}]," \
+	"\"blocking_mode\":\"nxdomain\",\"allow\":[\"ok.example\"],\"block\":[\"ads.example\",\"games.example\"]," \
+	"\"blocklist\":{\"version\":0,\"url\":\"/v1/dns/blocklist\"},\"future\":{\"x\":1}}"
+
+/* The dns object of a full map and the dns delta: parsed whole, the domain renames every
+ * fqdn, a malformed one changes nothing, an older coord's {domain, resolver} is a policy
+ * with nothing in it. */
+static void test_vpnd_netmap_dns(void **state)
+{
+	struct netmap m;
+	struct nm_change c;
+	struct nm_dns *before;
+	static const char *bad[] = {
+		"{\"type\":\"dns\"}",
+		"{\"type\":\"dns\",\"dns\":[]}",
+		"{\"type\":\"dns\",\"dns\":{\"upstreams\":[\"2001:db8::1\"]}}",
+		"{\"type\":\"dns\",\"dns\":{\"upstreams\":[\"tls://192.0.2.1\"]}}",
+		"{\"type\":\"dns\",\"dns\":{\"routes\":[{\"domain\":\"x\",\"servers\":[]}]}}",
+		"{\"type\":\"dns\",\"dns\":{\"routes\":[{\"domain\":\"x\",\"servers\":[\"tls://192.0.2.1#a\"]}]}}",
+		"{\"type\":\"dns\",\"dns\":{\"records\":[{\"name\":\"a\",\"type\":\"A\",\"value\":\"::1\"}]}}",
+		"{\"type\":\"dns\",\"dns\":{\"records\":[{\"name\":\"a\",\"type\":\"MX\",\"value\":\"b\"}]}}",
+		"{\"type\":\"dns\",\"dns\":{\"block\":[\"bad name\"]}}",
+		"{\"type\":\"dns\",\"dns\":{\"blocking_mode\":\"refused\"}}",
+		"{\"type\":\"dns\",\"dns\":{\"resolver\":\"nope\"}}",
+		"{\"type\":\"dns\",\"dns\":{\"domain\":\"Bad..Domain\"}}",
+		"{\"type\":\"dns\",\"dns\":{\"blocklist\":{\"version\":-1}}}",
+	};
+
+	(void)state;
+	netmap_init(&m);
+	apply_ok(&m, real_full, NM_FULL);
+	assert_non_null(m.dns);   /* {domain, resolver} from an older coord */
+	assert_int_equal(m.dns->n_upstreams, 0);
+	assert_string_equal(m.dns->domain, "meshvpn.internal");
+	apply_ok(&m, "{\"type\":\"dns\",\"dns\":" DNS_POLICY "}", NM_DNS);
+	assert_int_equal(m.dns->n_upstreams, 2);
+	assert_true(m.dns->upstreams[1].tls);
+	assert_int_equal(m.dns->upstreams[1].addr.port, 853);
+	assert_string_equal(m.dns->upstreams[1].tls_name, "dns.example");
+	assert_int_equal(m.dns->n_routes, 1);
+	assert_int_equal(m.dns->routes[0].n_servers, 2);
+	assert_int_equal(m.dns->routes[0].servers[1].addr.port, 8600);
+	assert_int_equal(m.dns->n_records, 2);
+	assert_int_equal(m.dns->records[1].type, DNSPOL_RR_TXT);
+	assert_string_equal(m.dns->records[1].value, "v=1 x");
+	assert_true(m.dns->nxdomain);
+	assert_int_equal(m.dns->n_rules, 3);
+	assert_true(m.dns->rules[0].allow);
+	assert_false(m.dns->rules[2].allow);
+	assert_string_equal(m.dns->blocklist_url, "/v1/dns/blocklist");
+	/* the new domain renames self and peers */
+	assert_string_equal(m.domain, "corp.example");
+	assert_string_equal(m.self.fqdn, "alpha.corp.example");
+	for (size_t i = 0; i < m.n_peers; i++)
+		assert_non_null(strstr(m.peers[i].fqdn, ".corp.example"));
+	before = m.dns;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(apply(&m, bad[i], &c), -EINVAL);
+		nm_change_clear(&c);
+		assert_ptr_equal(m.dns, before);
+	}
+	/* a full without dns (the node is pending again) has none */
+	apply_ok(&m, "{\"type\":\"full\",\"self\":{\"id\":2,\"name\":\"alpha\",\"state\":\"needs-approval\","
+		 "\"ips\":[\"0.0.0.0\",\"::\"]},\"peers\":[]}", NM_FULL);
+	assert_null(m.dns);
+	netmap_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -616,6 +688,7 @@ int main(void)
 		cmocka_unit_test(test_vpnd_netmap_duplicate_keys),
 		cmocka_unit_test(test_vpnd_netmap_delta_before_full),
 		cmocka_unit_test(test_vpnd_netmap_10k_peers),
+		cmocka_unit_test(test_vpnd_netmap_dns),
 	};
 
 	if (keys_init())
