@@ -59,20 +59,38 @@ static void name_text(struct dns_name *n)
 	n->text_len = (uint16_t)t;
 }
 
-/* Walks the name at *off. With out, copies it lower-cased (raw: as it stands); with
- * allow_ptr 0 a pointer is malformed (a name alone, outside a message). Each pointer must
- * go below where the current run of labels started, so no byte is read as a label start
- * twice through a loop, and a name may not point into the header. */
-static int name_walk(const uint8_t *msg, size_t len, size_t *off, int allow_ptr,
-		     struct dns_name *out, uint8_t *raw)
+static int bit_set(const uint8_t *map, size_t i) { return map[i >> 3] >> (i & 7) & 1; }
+static void bits_mark(uint8_t *map, size_t from, size_t n)
 {
-	size_t pos = *off, run = *off, end = 0, wire = 0;
+	for (size_t i = from; i < from + n; i++)
+		map[i >> 3] |= (uint8_t)(1u << (i & 7));
+}
+
+/* Whether any of n bytes from at are a record's fixed fields (fixed may be NULL). */
+static int in_fixed(const uint8_t *fixed, size_t at, size_t n)
+{
+	for (size_t i = at; fixed && i < at + n; i++)
+		if (bit_set(fixed, i))
+			return 1;
+	return 0;
+}
+
+/* Walks the name at *off. With out, copies it lower-cased (raw: as it stands); with
+ * allow_ptr 0 a pointer is malformed (a name alone, outside a message). A pointer must
+ * go below where the current run of labels started, so no byte is read as a label start
+ * twice through a loop; what it points to must lie wholly before this name, not in the
+ * header and, with the fixed bitmap, not in any record's type/class/TTL/RDLENGTH: so a
+ * cache may rewrite TTLs or drop a trailing OPT without changing any name. */
+static int name_walk(const uint8_t *msg, size_t len, size_t *off, int allow_ptr,
+		     const uint8_t *fixed, struct dns_name *out, uint8_t *raw)
+{
+	size_t pos = *off, run = *off, end = 0, wire = 0, lim = len;
 	unsigned jumps = 0, labels = 0;
 
 	for (;;) {
 		uint8_t c;
 
-		if (pos >= len)
+		if (pos >= lim || (jumps && in_fixed(fixed, pos, 1)))
 			return -EBADMSG;
 		c = msg[pos];
 		if (c == 0)
@@ -80,19 +98,23 @@ static int name_walk(const uint8_t *msg, size_t len, size_t *off, int allow_ptr,
 		if ((c & PTR_MASK) == PTR_MASK) {
 			size_t target;
 
-			if (!allow_ptr || pos + 1 >= len || ++jumps > DNS_PTR_JUMPS_MAX)
+			if (!allow_ptr || pos + 1 >= lim || ++jumps > DNS_PTR_JUMPS_MAX ||
+			    in_fixed(fixed, pos + 1, 1))
 				return -EBADMSG;
 			target = (size_t)(c & 0x3f) << 8 | msg[pos + 1];
 			if (target >= run || target < DNS_HEADER_LEN)
 				return -EBADMSG;
-			if (!end)
+			if (!end) {
 				end = pos + 2;
+				lim = *off;
+			}
 			pos = run = target;
 			continue;
 		}
 		if (c & PTR_MASK)             /* 0x40, 0x80: extended label types, none in use */
 			return -EBADMSG;
-		if (c >= len - pos || wire + 1 + c + 1 > DNS_NAME_MAX)
+		if (c >= lim - pos || wire + 1 + c + 1 > DNS_NAME_MAX ||
+		    (jumps && in_fixed(fixed, pos + 1, c)))
 			return -EBADMSG;
 		if (out) {
 			out->wire[wire] = c;
@@ -119,14 +141,14 @@ static int name_walk(const uint8_t *msg, size_t len, size_t *off, int allow_ptr,
 
 int dns_name_parse(const uint8_t *msg, size_t len, size_t *off, struct dns_name *out)
 {
-	return name_walk(msg, len, off, 1, out, NULL);
+	return name_walk(msg, len, off, 1, NULL, out, NULL);
 }
 
 int dns_name_from_wire(const uint8_t *wire, size_t len, struct dns_name *out)
 {
 	size_t off = 0;
 
-	if (!wire || name_walk(wire, len, &off, 0, out, NULL) || off != len)
+	if (!wire || name_walk(wire, len, &off, 0, NULL, out, NULL) || off != len)
 		return -EBADMSG;
 	return 0;
 }
@@ -209,13 +231,16 @@ struct rr {
 	uint32_t ttl;
 };
 
-static int rr_next(const uint8_t *p, size_t len, size_t *off, struct rr *rr)
+/* The next record; with fixed, its fixed fields are marked there. */
+static int rr_next(const uint8_t *p, size_t len, size_t *off, uint8_t *fixed, struct rr *rr)
 {
 	size_t at;
 
 	rr->start = *off;
-	if (name_walk(p, len, off, 1, NULL, NULL) || len - *off < RR_FIXED)
+	if (name_walk(p, len, off, 1, fixed, NULL, NULL) || len - *off < RR_FIXED)
 		return -EBADMSG;
+	if (fixed)
+		bits_mark(fixed, *off, RR_FIXED);
 	at = *off;
 	rr->type = get16(p + at);
 	rr->class = get16(p + at + 2);
@@ -288,7 +313,7 @@ int dns_parse_query(const uint8_t *p, size_t len, struct dns_query *q)
 		return -EOPNOTSUPP;
 	if (q->hdr.qdcount != 1 || q->hdr.ancount || q->hdr.nscount)
 		return -EBADMSG;
-	if (name_walk(p, len, &off, 1, &q->qname, q->qname_raw) || len - off < 4)
+	if (name_walk(p, len, &off, 1, NULL, &q->qname, q->qname_raw) || len - off < 4)
 		return -EBADMSG;
 	q->qtype = get16(p + off);
 	q->qclass = get16(p + off + 2);
@@ -298,7 +323,7 @@ int dns_parse_query(const uint8_t *p, size_t len, struct dns_query *q)
 	for (unsigned i = 0; i < q->hdr.arcount; i++) {
 		struct rr rr;
 
-		if (rr_next(p, len, &off, &rr))
+		if (rr_next(p, len, &off, NULL, &rr))
 			return -EBADMSG;
 		if (rr.type != DNS_TYPE_OPT)
 			continue;               /* TSIG and the like: not ours to check */
@@ -332,14 +357,15 @@ int dns_query_rcode(int err)
 	}
 }
 
-/* A name in RDATA must end exactly where expected (at most at rdata_end). */
-static int rdata_name(const uint8_t *p, size_t *o, size_t end)
+/* A name in RDATA, within it. */
+static int rdata_name(const uint8_t *p, size_t *o, size_t end, const uint8_t *fixed)
 {
-	return name_walk(p, end, o, 1, NULL, NULL);
+	return name_walk(p, end, o, 1, fixed, NULL, NULL);
 }
 
 /* The RDATA checks that keep a cached answer sane; other types are opaque bytes. */
-static int check_rdata(const uint8_t *p, const struct rr *rr, uint32_t *soa_min)
+static int check_rdata(const uint8_t *p, const struct rr *rr, const uint8_t *fixed,
+		       uint32_t *soa_min)
 {
 	size_t o = rr->rdata, end = rr->rdata + rr->rdlen;
 
@@ -353,9 +379,10 @@ static int check_rdata(const uint8_t *p, const struct rr *rr, uint32_t *soa_min)
 	case DNS_TYPE_CNAME:
 	case DNS_TYPE_NS:
 	case DNS_TYPE_PTR:
-		return rdata_name(p, &o, end) || o != end ? -EBADMSG : 0;
+		return rdata_name(p, &o, end, fixed) || o != end ? -EBADMSG : 0;
 	case DNS_TYPE_SOA:
-		if (rdata_name(p, &o, end) || rdata_name(p, &o, end) || end - o != SOA_FIXED)
+		if (rdata_name(p, &o, end, fixed) || rdata_name(p, &o, end, fixed) ||
+		    end - o != SOA_FIXED)
 			return -EBADMSG;
 		*soa_min = get32(p + o + 16);
 		return 0;
@@ -367,7 +394,8 @@ static int check_rdata(const uint8_t *p, const struct rr *rr, uint32_t *soa_min)
 static uint32_t ttl_of(uint32_t ttl) { return ttl > TTL_MAX ? 0 : ttl; }
 
 /* The answer, authority and additional sections of a response. */
-static int parse_records(const uint8_t *p, size_t len, size_t *off, struct dns_response *r)
+static int parse_records(const uint8_t *p, size_t len, size_t *off, uint8_t *fixed,
+			 struct dns_response *r)
 {
 	unsigned counts[3] = { r->hdr.ancount, r->hdr.nscount, r->hdr.arcount };
 	uint16_t *starts[3] = { &r->an_off, &r->ns_off, &r->ar_off };
@@ -379,7 +407,7 @@ static int parse_records(const uint8_t *p, size_t len, size_t *off, struct dns_r
 			uint32_t soa_min = 0;
 			struct rr rr;
 
-			if (rr_next(p, len, off, &rr))
+			if (rr_next(p, len, off, fixed, &rr))
 				return -EBADMSG;
 			if (rr.type == DNS_TYPE_OPT) {
 				if (s != 2 || (r->flags & DNS_R_EDNS) || parse_opt(p, &rr, &r->edns))
@@ -388,7 +416,7 @@ static int parse_records(const uint8_t *p, size_t len, size_t *off, struct dns_r
 				r->opt_off = (uint16_t)rr.start;
 				continue;
 			}
-			if (check_rdata(p, &rr, &soa_min))
+			if (check_rdata(p, &rr, fixed, &soa_min))
 				return -EBADMSG;
 			if (s == 0 && (first_answer || ttl_of(rr.ttl) < r->min_ttl))
 				r->min_ttl = ttl_of(rr.ttl);
@@ -406,6 +434,7 @@ static int parse_records(const uint8_t *p, size_t len, size_t *off, struct dns_r
 
 int dns_parse_response(const uint8_t *p, size_t len, struct dns_response *r)
 {
+	uint8_t fixed[(DNS_TCP_MAX + 8) / 8];    /* a bit per byte: fixed fields */
 	size_t off = DNS_HEADER_LEN;
 
 	memset(r, 0, offsetof(struct dns_response, qname));
@@ -416,15 +445,17 @@ int dns_parse_response(const uint8_t *p, size_t len, struct dns_response *r)
 	if (!(r->hdr.flags & DNS_FLAG_QR) || r->hdr.qdcount > 1 ||
 	    (size_t)r->hdr.ancount + r->hdr.nscount + r->hdr.arcount > DNS_RECORDS_MAX)
 		goto bad;
+	memset(fixed, 0, (len + 7) / 8);
 	if (r->hdr.qdcount) {
-		if (name_walk(p, len, &off, 1, &r->qname, NULL) || len - off < 4)
+		if (name_walk(p, len, &off, 1, fixed, &r->qname, NULL) || len - off < 4)
 			goto bad;
+		bits_mark(fixed, off, 4);
 		r->qtype = get16(p + off);
 		r->qclass = get16(p + off + 2);
 		off += 4;
 		r->flags |= DNS_R_QUESTION;
 	}
-	if (parse_records(p, len, &off, r) || off != len)
+	if (parse_records(p, len, &off, fixed, r) || off != len)
 		goto bad;
 	r->end = (uint16_t)off;
 	if (r->hdr.flags & DNS_FLAG_TC)
@@ -451,7 +482,7 @@ static int walk_records(uint8_t *msg, size_t len, rr_visit visit, void *arg)
 		return -EBADMSG;
 	read_header(msg, &h);
 	for (unsigned i = 0; i < h.qdcount; i++) {
-		if (name_walk(msg, len, &off, 1, NULL, NULL) || len - off < 4)
+		if (name_walk(msg, len, &off, 1, NULL, NULL, NULL) || len - off < 4)
 			return -EBADMSG;
 		off += 4;
 	}
@@ -460,7 +491,7 @@ static int walk_records(uint8_t *msg, size_t len, rr_visit visit, void *arg)
 		struct rr rr;
 		int rc;
 
-		if (rr_next(msg, len, &off, &rr))
+		if (rr_next(msg, len, &off, NULL, &rr))
 			return -EBADMSG;
 		rc = visit(msg, len, &rr, arg);
 		if (rc)

@@ -316,6 +316,34 @@ static void test_dns_msg_compression_loops(void **state)
 	assert_int_equal(parse_r(p.b, p.n, &r), 0);
 }
 
+/* Pointers to bytes a cache rewrites (TTLs) or drops (a trailing OPT) are refused. */
+static void test_dns_msg_pointer_overlap(void **state)
+{
+	struct dns_response r;
+	struct pkt p;
+
+	(void)state;
+	/* The second owner points at the first record's TTL, which reads as "x.". */
+	p_header(&p, DNS_FLAG_QR, 1, 2, 0, 0);
+	p_question(&p, "\x01" "a", DNS_TYPE_A);
+	p16(&p, 0xc00c);
+	p16(&p, DNS_TYPE_A); p16(&p, DNS_CLASS_IN); p32(&p, 0x01780000); p16(&p, 4); p32(&p, 1);
+	p16(&p, 0xc000 | 25);
+	p_rr_fixed(&p, DNS_TYPE_A, 60, 4);
+	p32(&p, 1);
+	assert_int_equal(parse_r(p.b, p.n, &r), -EBADMSG);
+	/* The same bytes in an opaque RDATA may be pointed at. */
+	p.b[21] = 0; p.b[22] = 99;
+	p.b[25] = 0; p.b[26] = 0; p.b[27] = 0; p.b[28] = 60;
+	p.b[29] = 0; p.b[30] = 4; p.b[31] = 1; p.b[32] = 'x'; p.b[33] = 0; p.b[34] = 0;
+	p.b[35] = 0xc0; p.b[36] = 31;
+	assert_int_equal(parse_r(p.b, p.n, &r), 0);
+	/* A name that runs on past its own start after a pointer. */
+	p.b[34] = 3;
+	p.b[36] = 34;
+	assert_int_equal(parse_r(p.b, p.n, &r), -EBADMSG);
+}
+
 /* Answer i is owned by a pointer to answer i-1's owner: i jumps for the i-th. */
 static void test_dns_msg_pointer_chain(void **state)
 {
@@ -836,6 +864,7 @@ int main(void)
 		cmocka_unit_test(test_dns_msg_truncated),
 		cmocka_unit_test(test_dns_msg_compression_loops),
 		cmocka_unit_test(test_dns_msg_pointer_chain),
+		cmocka_unit_test(test_dns_msg_pointer_overlap),
 		cmocka_unit_test(test_dns_msg_oversize),
 		cmocka_unit_test(test_dns_msg_oversize_compressed),
 		cmocka_unit_test(test_dns_msg_counts_lie),
