@@ -34,9 +34,8 @@ static void name_text(struct dns_name *n)
 {
 	size_t i = 0, t = 0;
 
-	if (n->wire[0] == 0) {
+	if (n->wire[0] == 0)
 		n->text[t++] = '.';
-	}
 	while (n->wire[i]) {
 		size_t end = i + 1 + n->wire[i];
 

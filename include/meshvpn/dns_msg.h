@@ -152,13 +152,16 @@ struct dns_response {
 /* Parses an upstream's answer: QR 1, at most one question, every record walked with
  * bounds (names, compression, RDLENGTH within the message; A 4 bytes and AAAA 16 in
  * class IN; SOA RDATA exactly two names and 20 bytes), at most DNS_RECORDS_MAX records,
- * OPT only in additional, once, owned by the root; nothing after the last record.
+ * OPT only in additional, once, owned by the root; nothing after the last record; no
+ * compression pointer into a record's fixed fields (so dns_msg_age and friends never
+ * change a name).
  * 0 or -EBADMSG (r's flags then 0). It does not check the question against ours: the
  * caller compares id, qname, qtype and qclass. */
 int dns_parse_response(const uint8_t *p, size_t len, struct dns_response *r);
 
 /* Reads the (possibly compressed) name at *off of msg: labels up to 63, 255 bytes in
- * all, pointers only to earlier bytes and at most DNS_PTR_JUMPS_MAX of them. *off moves
+ * all, pointers only to bytes after the header and wholly before the name (each below
+ * the last), at most DNS_PTR_JUMPS_MAX of them. *off moves
  * past the name as it stands at *off. 0 or -EBADMSG. out may be NULL to only skip it. */
 int dns_name_parse(const uint8_t *msg, size_t len, size_t *off, struct dns_name *out);
 /* "example.com", "example.com." or "." for the root: labels of 1..63 bytes from '!'..'~'
