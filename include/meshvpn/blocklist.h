@@ -112,7 +112,8 @@ void blocklist_builder_free(struct blocklist_builder *b);
  * flag), -E2BIG (past max_rules), -ENOMEM. */
 int blocklist_builder_add(struct blocklist_builder *b, const char *name, size_t len,
 			  unsigned flags);
-/* blocklist_builder_add as a parser callback (arg: the builder). */
+/* A parser callback (arg: the builder): blocklist_builder_add for names that are
+ * normalised already (the parser's), which it takes as they are. */
 int blocklist_builder_rule(const char *name, size_t len, unsigned flags, void *arg);
 /* A whole source at once (parser + blocklist_builder_rule); st may be NULL. 0, -E2BIG or
  * -ENOMEM (the rules before it stay added). */
