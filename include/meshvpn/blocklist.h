@@ -62,7 +62,8 @@ enum blocklist_verdict {
 	BLOCKLIST_ALLOWED = 2,   /* an exception covers it (whether or not a rule blocks it) */
 };
 
-/* Per source; every line counts in lines and in at most one of the others. */
+/* Per source. A line is too long, or is parsed to rules, each taken, unusable or invalid
+ * (a hosts line's names one by one; a line of junk is one invalid rule). */
 struct blocklist_stats {
 	uint64_t lines;        /* newline-terminated lines, and a last one without */
 	uint64_t domains;      /* block rules taken (a hosts line may give several) */

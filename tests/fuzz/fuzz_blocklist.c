@@ -46,7 +46,9 @@ static void check_counts(const struct blocklist_parser *ps, size_t size)
 {
 	const struct blocklist_stats *st = &ps->st;
 
-	if (st->lines > size + 1 || st->too_long + st->unusable + st->invalid > st->lines ||
+	/* Lines but the last end in a newline; a rule takes a byte at least. */
+	if (st->lines > size + 1 || st->too_long > st->lines ||
+	    st->domains + st->exceptions + st->unusable + st->invalid > size ||
 	    ((st->domains || st->exceptions) && !st->lines))
 		abort();
 }
