@@ -218,7 +218,8 @@ static int parse_line(struct blocklist_parser *ps, const char *s, size_t len)
 {
 	size_t tok;
 
-	ps->st.lines++;
+	if (!ps->st.lines++ && len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
+		s += 3, len -= 3;   /* a UTF-8 byte order mark, as Windows editors save lists */
 	while (len && (is_blank(s[len - 1]) || s[len - 1] == '\r'))
 		len--;
 	while (len && is_blank(s[0]))

@@ -13,7 +13,7 @@
  *             d and every name under it. Rules with options (`$third-party`), paths
  *             (`/ads/`), cosmetic filters (`##`), regexes or wildcards inside a name mean
  *             nothing to DNS: counted as unusable.
- *   comments  `#...`, `!...`, `[Adblock Plus 2.0]`; blank lines.
+ *   comments  `#...`, `!...`, `[Adblock Plus 2.0]`; blank lines; a UTF-8 BOM opening the source.
  * A name is lowercased, loses one trailing dot and must have labels of 1-63 bytes from
  * [a-z0-9_-], 253 bytes at most: otherwise (or with control or non-ASCII bytes anywhere in
  * the line: binary junk, IDN not in punycode) the line counts as invalid.

@@ -90,7 +90,7 @@ static void test_blocklist_hosts(void **state)
 static void test_blocklist_plain_and_wildcard(void **state)
 {
 	struct compiled c = compile_text(
-		"plain.example\n"
+		"\xef\xbb\xbfplain.example\n"
 		"  spaced.example  \n"
 		"*.wild.example\n"
 		"dot.example. # trailing dot\n"
