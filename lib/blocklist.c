@@ -156,19 +156,28 @@ static int emit(struct blocklist_parser *ps, const char *s, size_t len, unsigned
 	return ps->cb(name, (size_t)n, flags, ps->arg);
 }
 
-/* `||d^`, `||d^|`, with `@@` already taken off. Anything else after the name (options,
- * paths) or a `||d` without its separator is not a whole-domain rule. */
+/* `||d^`, `||d^|`, with `@@` already taken off, optionally a blank and a `#` comment.
+ * Anything else after the name (options, paths) or a `||d` without its separator is not a
+ * whole-domain rule. */
 static int parse_adblock(struct blocklist_parser *ps, const char *s, size_t len, unsigned flags)
 {
 	const char *caret = memchr(s, '^', len);
-	size_t rest;
+	size_t i;
 
 	if (len < 2 || s[0] != '|' || s[1] != '|' || !caret) {
 		ps->st.unusable++;
 		return 0;
 	}
-	rest = len - (size_t)(caret - s) - 1;
-	if (rest > 1 || (rest == 1 && caret[1] != '|')) {
+	i = (size_t)(caret - s) + 1;
+	if (i < len && s[i] == '|')
+		i++;
+	if (i < len && is_blank(s[i])) {
+		while (i < len && is_blank(s[i]))
+			i++;
+		if (s[i] == '#')   /* blanks at the end were trimmed: i < len */
+			i = len;
+	}
+	if (i != len) {
 		ps->st.unusable++;
 		return 0;
 	}

@@ -9,10 +9,10 @@
  *             broadcasthost, ip6-* and the like are skipped. Blocks exactly d (Pi-hole).
  *   plain     `d`: exactly d.
  *   wildcard  `*.d`: d and every name under it (as Blocky).
- *   adblock   `||d^` (also `||d^|`): d and every name under it; `@@||d^` an exception for
- *             d and every name under it. Rules with options (`$third-party`), paths
- *             (`/ads/`), cosmetic filters (`##`), regexes or wildcards inside a name mean
- *             nothing to DNS: counted as unusable.
+ *   adblock   `||d^` (also `||d^|`, `||d^ # ...`): d and every name under it; `@@||d^` an
+ *             exception for d and every name under it. Rules with options
+ *             (`$third-party`), paths (`/ads/`), cosmetic filters (`##`), regexes, wildcards
+ *             inside a name or `||d` without its `^` mean nothing exact to DNS: unusable.
  *   comments  `#...`, `!...`, `[Adblock Plus 2.0]`; blank lines; a UTF-8 BOM opening the source.
  * A name is lowercased, loses one trailing dot and must have labels of 1-63 bytes from
  * [a-z0-9_-], 253 bytes at most: otherwise (or with control or non-ASCII bytes anywhere in

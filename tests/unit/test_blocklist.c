@@ -118,6 +118,8 @@ static void test_blocklist_adblock(void **state)
 		"! Title: test\n"
 		"||ads.example^\n"
 		"||pipe.example^|\n"
+		"||cmt.example^ # why\n"
+		"||cmtbad.example^ junk\n"
 		"@@||ok.ads.example^\n"
 		"||opts.example^$third-party\n"
 		"||path.example/ads^\n"
@@ -129,14 +131,16 @@ static void test_blocklist_adblock(void **state)
 		"/^ad[0-9]+\\./\n");
 
 	(void)state;
-	assert_int_equal(c.st.lines, 13);
-	assert_int_equal(c.st.domains, 2);
+	assert_int_equal(c.st.lines, 15);
+	assert_int_equal(c.st.domains, 3);
 	assert_int_equal(c.st.exceptions, 1);
-	assert_int_equal(c.st.unusable, 8);
+	assert_int_equal(c.st.unusable, 9);
 	assert_int_equal(c.st.invalid, 0);
 	assert_int_equal(verdict(&c, "ads.example"), BLOCKLIST_BLOCKED);
 	assert_int_equal(verdict(&c, "x.y.ads.example"), BLOCKLIST_BLOCKED);
 	assert_int_equal(verdict(&c, "pipe.example"), BLOCKLIST_BLOCKED);
+	assert_int_equal(verdict(&c, "cmt.example"), BLOCKLIST_BLOCKED);
+	assert_int_equal(verdict(&c, "cmtbad.example"), BLOCKLIST_NONE);
 	assert_int_equal(verdict(&c, "badads.example"), BLOCKLIST_NONE);
 	/* the exception wins, for its subdomains too */
 	assert_int_equal(verdict(&c, "ok.ads.example"), BLOCKLIST_ALLOWED);
