@@ -341,6 +341,8 @@ struct blocklist_builder *blocklist_builder_new(const uint8_t key[BLOCKLIST_KEY_
 	b->k0 = get_le64(key);
 	b->k1 = get_le64(key + 8);
 	b->max_rules = max_rules ? max_rules : BLOCKLIST_MAX_RULES_DEFAULT;
+	if (b->max_rules > UINT32_MAX)
+		b->max_rules = UINT32_MAX;   /* the blob counts in 32 bits */
 	return b;
 }
 

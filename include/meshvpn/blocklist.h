@@ -105,7 +105,8 @@ int blocklist_name_normalise(const char *in, size_t len, char out[BLOCKLIST_NAME
 struct blocklist_builder;
 
 /* An empty list hashed under key (random per compile: coord takes it from randombytes).
- * max_rules bounds what it takes (0: BLOCKLIST_MAX_RULES_DEFAULT). NULL without memory. */
+ * max_rules bounds what it takes (0: BLOCKLIST_MAX_RULES_DEFAULT; at most 2^32 - 1).
+ * NULL without memory. */
 struct blocklist_builder *blocklist_builder_new(const uint8_t key[BLOCKLIST_KEY_LEN],
 						size_t max_rules);
 void blocklist_builder_free(struct blocklist_builder *b);
