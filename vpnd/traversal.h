@@ -141,4 +141,10 @@ int traversal_ping(struct traversal *tv, int64_t id, tv_ping_cb cb, void *arg);
  * to ask). 0 or -ENETDOWN. */
 int traversal_netcheck(struct traversal *tv, tv_netcheck_cb cb, void *arg);
 
+/* handshake.c, from traversal's timer: a direct peer heard through the relay gets its
+ * endpoint set again (at most every TV_REASSERT_MS); new relayed peers without a
+ * handshake are kicked (wgsync_kick). */
+void traversal_keep_direct(struct traversal *tv, struct tv_peer *p, uint64_t now);
+void traversal_kick_new(struct traversal *tv, uint64_t now);
+
 #endif

@@ -106,16 +106,7 @@ home_of() { status "$1" | grep -o '"home_relay":"[^"]*"' | cut -d'"' -f4; }
 home_is_not() { local h; h=$(home_of "$1"); [ -n "$h" ] && [ "$h" != "$2" ]; }
 
 # every ordered pair among the nodes given pings within the deadline
-all_ping() {
-	local secs=$1 x y bad=0; shift
-	for x in "$@"; do
-		for y in "$@"; do
-			[ "$x" = "$y" ] && continue
-			wait_for "$secs" pings "$x" "$y" || { echo "    $x -> $y does not ping"; bad=1; }
-		done
-	done
-	return $bad
-}
+all_ping() { local secs=$1; shift; all_pairs "$secs" pings "$@"; }
 matrix() {
 	local x y row
 	printf '%-6s' ""
