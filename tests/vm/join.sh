@@ -159,8 +159,11 @@ check "a and b ping each other (IPv4, IPv6)" all_ping 20 a b
 # --- pending, then approved; live sessions do not blip ---
 up c >"$E2E_TMP/c.up" 2>&1
 check "c without a key is told the approve command" grep -q 'coord nodes approve charlie' "$E2E_TMP/c.up"
-IP4[c]=$(ctl c ip -4)
-IP6[c]=$(ctl c ip -6)
+# A pending node holds no address (issue 12): c gets one when approved, the next one
+# coord hands out (the one after b's), which nobody reaches meanwhile.
+no_ip() { ! ctl "$1" ip -4; }
+check "c holds no address while pending (vpnctl ip has none to print)" no_ip c
+IP4[c]=${IP4[b]%.*}.$(( ${IP4[b]##*.} + 1 ))
 check "c has no WireGuard peers while pending" no_peers c
 check "a's WireGuard does not hold c" npeers a 1
 check "nobody reaches c yet" bash -c "! ip netns exec $(lab_ns a) ping -c 1 -W 1 ${IP4[c]}"
@@ -172,6 +175,8 @@ track "$PING_PID"
 wait_for 10 grep -q 'bytes from' "$E2E_TMP/ping-ab"
 check "approve charlie" adm nodes approve charlie
 check_within "c runs without another command" 20 state_is c running
+check "approval gave c that address" test "$(ctl c ip -4)" = "${IP4[c]}"
+IP6[c]=$(ctl c ip -6)
 check "every pair pings within seconds of the approval" all_ping 20 a b c
 # SIGINT makes ping print its summary; SIGKILL if it is deaf to it
 # (no watchdog subshell: a subshell of this script could run its clean-up trap)
