@@ -55,6 +55,7 @@ int netcheck_start(struct netcheck *nc, const struct nm_relay *relays, int n, ui
 			s->ap = aps[j];
 			randombytes_buf(s->txid, sizeof(s->txid));
 			s->sent_ms = s->resent_ms = now;
+			s->sent_us = nc->clock_us ? nc->clock_us() : now * 1000;
 		}
 	}
 	nc->running = nc->n > 0;
@@ -127,7 +128,7 @@ int netcheck_input(struct netcheck *nc, const struct addr_port *from, const uint
 		s->answered = 1;
 		s->mapped = mapped;
 		/* The first send's time: a resent request's answer may be the first one's. */
-		s->rtt_us = (uint32_t)((now - s->sent_ms) * 1000);
+		s->rtt_us = (uint32_t)((nc->clock_us ? nc->clock_us() : now * 1000) - s->sent_us);
 		nc->responses++;
 		for (int j = 0; j < nc->n; j++)
 			all &= nc->s[j].answered;

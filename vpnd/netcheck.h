@@ -24,6 +24,7 @@ struct netcheck_server {
 	struct addr_port ap;
 	uint8_t txid[STUN_TXID_LEN];
 	uint64_t sent_ms;             /* first send of this round */
+	uint64_t sent_us;             /* the same on the fine clock */
 	uint64_t resent_ms;
 	int answered;
 	uint32_t rtt_us;
@@ -60,6 +61,9 @@ struct netcheck {
 	uint64_t requests, responses, bad; /* counters */
 	netcheck_send_fn send;
 	void *arg;
+	/* A microsecond clock for round trips (relays a LAN apart differ by less than a
+	 * millisecond); NULL: the ms time given, times 1000. */
+	uint64_t (*clock_us)(void);
 };
 
 void netcheck_init(struct netcheck *nc, netcheck_send_fn send, void *arg);

@@ -45,6 +45,11 @@ static uint64_t suspended_ms(void)
 	return (uint64_t)((b.tv_sec - m.tv_sec) * 1000 + (b.tv_nsec - m.tv_nsec) / 1000000);
 }
 
+static uint64_t hr_us(void)
+{
+	return uv_hrtime() / 1000;
+}
+
 static uint64_t wall_ns(void)
 {
 	struct timespec ts;
@@ -642,6 +647,7 @@ void traversal_init(struct traversal *tv, struct vpnd *d)
 	keymap_init(&tv->by_node);
 	relayc_init(&tv->relayc, d->loop, &d->keys, &cbs, tv);
 	netcheck_init(&tv->nc, nc_send, tv);
+	tv->nc.clock_us = hr_us;
 	uv_timer_init(d->loop, &tv->timer);
 	tv->timer.data = tv;
 	wgsync_set_initial(&d->sync, initial_path, tv);
