@@ -392,7 +392,11 @@ static void on_cmm(struct traversal *tv, struct tv_peer *p, const struct disco_m
 	tv->stats.cmm_rx++;
 	for (int i = 0; i < m->n_endpoints; i++)
 		path_add_learned(&p->path, &m->endpoints[i], now);
-	/* The peer is pinging us now: ping it back at once, so both NATs open together. */
+	/* The peer is pinging us now: ping it back at once, so both NATs open together. At
+	 * most once a second: each one makes us ping every address it names. */
+	if (p->cmm_rx_ms && now - p->cmm_rx_ms < TV_CMM_MIN_MS)
+		return;
+	p->cmm_rx_ms = now;
 	p->path.next_probe_ms = now;
 	run_peer(tv, p, now);
 }

@@ -23,6 +23,7 @@
 #define TV_HOME_MOVE_MS 2000       /* a home relay down this long: another one is taken */
 #define TV_PING_TIMEOUT_MS 3000    /* vpnctl ping */
 #define TV_REASSERT_MS 250         /* a direct peer heard through the relay: endpoint again */
+#define TV_CMM_MIN_MS 1000         /* call-me-maybes from one peer punch at most this often */
 #define TV_KICK_AFTER_MS 1000      /* a new peer without a handshake this long is kicked */
 #define TV_KICK_EVERY_MS 1500
 #define TV_KICKS 3
@@ -49,6 +50,7 @@ struct tv_peer {
 	uint64_t kick_rx;                  /* WireGuard's rx_bytes for it at the last look */
 	int handshaked;                    /* WireGuard has had a handshake with it */
 	uint64_t relay_rx_seen;            /* its relayed packets, at the last look */
+	uint64_t cmm_rx_ms;                /* the last call-me-maybe that made us punch */
 };
 
 struct traversal_stats {
