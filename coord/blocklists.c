@@ -135,6 +135,13 @@ static void source_load(struct coord_blocklists *b, struct bl_source *s)
 	ssize_t n;
 	int fd;
 
+	bl_source_path(b, s->id, "err", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, s->error, sizeof(s->error) - 1);
+		s->error[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
 	bl_source_path(b, s->id, "json", path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -303,6 +310,20 @@ static int fetch_keep(struct bl_fetch *f)
 	return rc;
 }
 
+/* The last attempt's error, so that a restart still shows it (src-ID.err; gone once
+ * an attempt works). */
+static void error_keep(struct bl_fetch *f)
+{
+	char path[4200];
+	struct iovec iov = { f->error, strlen(f->error) };
+
+	snprintf(path, sizeof(path), "%.*s.err", (int)(strlen(f->meta_path) - 5), f->meta_path);
+	if (!f->rc)
+		unlink(path);
+	else if (file_replace(path, &iov, 1, 0600, NULL))
+		log_warn("blocklist error not kept", "path=%s", path);
+}
+
 static void fetch_work(uv_work_t *w)
 {
 	struct bl_fetch *f = w->data;
@@ -324,6 +345,7 @@ static void fetch_work(uv_work_t *w)
 	close(f->fd);
 	if (f->rc)
 		unlink(f->tmp);
+	error_keep(f);
 }
 
 struct bl_source *bl_source_find(struct coord_blocklists *b, int64_t id)
@@ -355,6 +377,8 @@ static void fetch_after(uv_work_t *w, int status)
 	if (!s && !b->stopping) {   /* removed meanwhile: what it kept goes too */
 		unlink(f->raw);
 		unlink(f->meta_path);
+		bl_source_path(b, f->id, "err", f->tmp, sizeof(f->tmp));
+		unlink(f->tmp);
 	}
 	if (s) {
 		s->busy = 0;
@@ -467,6 +491,8 @@ static void sources_sync(struct coord_blocklists *b)
 		bl_source_path(b, s->id, "raw", path, sizeof(path));
 		unlink(path);
 		bl_source_path(b, s->id, "json", path, sizeof(path));
+		unlink(path);
+		bl_source_path(b, s->id, "err", path, sizeof(path));
 		unlink(path);
 		source_free(s);
 	}
