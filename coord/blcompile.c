@@ -311,13 +311,16 @@ static void combo_path(struct coord_blocklists *b, const char *key, char *out, s
 	snprintf(out, size, "%s/combo-%s.blob", b->dir, x);
 }
 
-/* Only the combinations some running node has (and the untagged one) stay. */
+/* Only the combinations some running node has, or was asked for since the last prune
+ * (a view being built), and the untagged one stay. */
 static void combos_prune(struct coord_blocklists *b)
 {
 	char key[STORE_TAGS_LEN], path[4200];
 
-	for (struct bl_combo *c = b->combos; c; c = c->next)
-		c->used = !c->key[0];
+	for (struct bl_combo *c = b->combos; c; c = c->next) {
+		c->used = !c->key[0] || c->asked;
+		c->asked = 0;
+	}
 	for (struct node *n = b->co->nodes_head; n; n = n->next) {
 		struct bl_combo *c;
 		if (coord_node_state(n) != NODE_STATUS_RUNNING)
@@ -495,7 +498,10 @@ int64_t coord_blocklists_version(struct coord *co, const char *key)
 		c = combo_get(co->bl, key);   /* a new combination: compiled soon */
 		bl_compile_schedule(co->bl);
 	}
-	return c && c->blob ? (int64_t)c->serial : 0;
+	if (!c)
+		return 0;
+	c->asked = 1;
+	return c->blob ? (int64_t)c->serial : 0;
 }
 
 void coord_blocklists_serve(struct coord *co, struct http_request *req, struct node *n)

@@ -55,6 +55,7 @@ struct bl_combo {
 	uint8_t *blob;
 	size_t len;
 	int used;
+	int asked;                    /* its version was asked for since the last prune */
 };
 
 struct coord_blocklists {
