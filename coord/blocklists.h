@@ -6,6 +6,7 @@
 #ifndef COORD_BLOCKLISTS_H
 #define COORD_BLOCKLISTS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -66,7 +67,8 @@ struct coord_blocklists {
 	struct bl_combo *combos;
 	uint64_t serial;              /* the last one handed out (STATE/blocklists/serial) */
 	unsigned fetching, inflight;  /* fetch jobs; every job (fetch, compile) in the pool */
-	int compiling, dirty, stopping;
+	int compiling, dirty;
+	atomic_int stopping;          /* read by jobs in the pool too: they cut short */
 	uv_timer_t timer;
 	/* metrics */
 	uint64_t compiles, compile_failures, fetches, fetch_failures, not_modified;
