@@ -517,8 +517,8 @@ void coord_blocklists_serve(struct coord *co, struct http_request *req, struct n
 	coord_dns_node_key(co, n, key, sizeof(key));
 	c = co->bl ? combo_find(co->bl, key) : NULL;
 	if (!c || !c->blob) {
-		http_respond(req, 503, "application/json", "Retry-After: 10\r\n",
-			     "{\"error\":\"no blocklist compiled yet\"}", 37);
+		static const char msg[] = "{\"error\":\"no blocklist compiled yet\"}";
+		http_respond(req, 503, "application/json", "Retry-After: 10\r\n", msg, sizeof(msg) - 1);
 		if (co->bl && !c)
 			coord_blocklists_version(co, key);
 		return;
