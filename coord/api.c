@@ -177,6 +177,14 @@ static void on_endpoints(struct coord *co, struct http_request *req)
 	json_decref(b);
 }
 
+static void on_blocklist(struct coord *co, struct http_request *req)
+{
+	struct node *n = node_auth(co, req);
+
+	if (n)
+		coord_blocklists_serve(co, req, n);
+}
+
 static void on_logout(struct coord *co, struct http_request *req)
 {
 	struct node *n = node_auth(co, req);
@@ -601,6 +609,8 @@ void api_handle(struct coord *co, struct http_request *req, int admin)
 		on_endpoints(co, req);
 	else if (nseg == 2 && post && !strcmp(seg[1], "logout"))
 		on_logout(co, req);
+	else if (nseg == 3 && get && !strcmp(seg[1], "dns") && !strcmp(seg[2], "blocklist"))
+		on_blocklist(co, req);
 	else if (nseg == 3 && get && !strcmp(seg[1], "relay") && !strcmp(seg[2], "stream"))
 		relay_stream_on_stream(co, req);
 	else if (nseg == 3 && post && !strcmp(seg[1], "relay") && !strcmp(seg[2], "pin"))

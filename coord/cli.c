@@ -457,34 +457,40 @@ static int dns_set(struct cli *c, const struct cli_cmd *cmd, char **arg)
 	return dns_post(c, path, json_pack("{s:s}", cmd->path, arg[0]), done);
 }
 
+#define DNS_COLS 11
+
 static void dns_rows(struct table *t, const json_t *a, const char *const *keys, int n)
 {
 	size_t i;
 	json_t *o;
-	char num[4][24];
+	char num[DNS_COLS][24];
 
 	json_array_foreach(a, i, o) {
-		const char *cell[6] = { 0 };
-		for (int k = 0, d = 0; k < n; k++) {
+		const char *c[DNS_COLS] = { 0 };
+		for (int k = 0; k < n; k++) {
 			json_t *v = json_object_get(o, keys[k]);
-			if (json_is_integer(v) && d < 4) {
-				snprintf(num[d], sizeof(num[d]), "%lld", (long long)json_integer_value(v));
-				cell[k] = num[d++];
+			if (json_is_integer(v)) {
+				snprintf(num[k], sizeof(num[k]), "%lld", (long long)json_integer_value(v));
+				c[k] = num[k];
+			} else if (json_is_true(v)) {
+				c[k] = "yes";
 			} else {
-				cell[k] = json_string_value(v) && *json_string_value(v) ? json_string_value(v) : "-";
+				c[k] = json_string_value(v) && *json_string_value(v) ? json_string_value(v) : "-";
 			}
 		}
-		table_add(t, cell[0], cell[1], cell[2], cell[3], cell[4], cell[5]);
+		table_add(t, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10]);
 	}
 }
 
 static int dns_show(struct cli *c, const struct cli_cmd *cmd, char **arg)
 {
-	static const struct { const char *key, *cols[6], *heads[6]; int n; } parts[] = {
+	static const struct { const char *key, *cols[DNS_COLS], *heads[DNS_COLS]; int n; } parts[] = {
 		{ "upstreams", { "upstream" }, { "UPSTREAM" }, 1 },
 		{ "routes", { "domain", "server" }, { "ROUTED DOMAIN", "SERVER" }, 2 },
-		{ "blocklists", { "source", "tag", "last_fetch", "version", "lines", "unusable" },
-		  { "BLOCKLIST", "TAG", "LAST FETCH", "VERSION", "LINES", "UNUSABLE" }, 6 },
+		{ "blocklists", { "source", "tag", "last_fetch", "version", "lines", "domains",
+				  "exceptions", "unusable", "too_long", "invalid", "error" },
+		  { "BLOCKLIST", "TAG", "LAST FETCH", "VERSION", "LINES", "DOMAINS", "EXCEPTIONS",
+		    "UNUSABLE", "TOO LONG", "INVALID", "ERROR" }, 11 },
 		{ "allow", { "domain", "tag" }, { "ALLOWED", "TAG" }, 2 },
 		{ "block", { "domain", "tag" }, { "BLOCKED", "TAG" }, 2 },
 		{ "records", { "name", "type", "value" }, { "RECORD", "TYPE", "VALUE" }, 3 },
@@ -506,7 +512,7 @@ static int dns_show(struct cli *c, const struct cli_cmd *cmd, char **arg)
 			continue;
 		printf("\n");
 		table_init(&t, parts[p].n);
-		table_add(&t, h[0], h[1], h[2], h[3], h[4], h[5]);
+		table_add(&t, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10]);
 		dns_rows(&t, a, parts[p].cols, parts[p].n);
 		table_print(&t, stdout);
 		table_free(&t);

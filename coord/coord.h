@@ -78,6 +78,7 @@ struct coord_opts {
 	int64_t ephemeral_timeout;      /* seconds after the last stream closed */
 	int64_t key_expiry;             /* seconds; 0 = node keys never expire */
 	int64_t keepalive;              /* seconds between stream keepalives */
+	int64_t blocklist_refresh;      /* seconds between blocklist fetches; 0: 6 h */
 };
 
 /* guard.c: what anonymous clients may cost (set up by `coord serve`; none in tests). */
@@ -154,6 +155,7 @@ struct coord {
 	struct coord_dns dns;
 	struct coord_stats stats;
 	struct coord_guard guard;
+	struct coord_blocklists *bl;    /* blocklists.c; NULL unless started (serve) */
 	int broadcasting;               /* a fan-out is iterating the watcher lists */
 	int dead_pending;
 };
@@ -297,6 +299,39 @@ json_t *coord_dns_json(struct coord *co);
 json_t *coord_dns_node_json(struct coord *co, const struct node *n);
 /* The delta line for n ({"type":"dns","dns":{...}}\n), kept until the next change. */
 const char *coord_dns_node_line(struct coord *co, const struct node *n, size_t *len);
+
+/* What blocklists.c needs of the policy: its blocklist sources or allow / block rules
+ * (kind), in order; cb's nonzero return stops the walk and is returned. */
+struct coord_dns_entry {
+	int64_t id;
+	const char *name, *tag;   /* tag "" when unscoped */
+};
+int coord_dns_foreach(struct coord *co, enum coord_dns_kind kind,
+		      int (*cb)(const struct coord_dns_entry *e, void *arg), void *arg);
+/* The node's tags that some blocklist or rule is scoped to, comma-separated ("" for
+ * none): nodes with the same key get the same "dns" and the same compiled list. */
+void coord_dns_node_key(const struct coord *co, const struct node *n, char *out, size_t size);
+/* 1 when tag is one of the comma-separated tags of list. */
+int coord_dns_tag_in(const char *list, const char *tag);
+/* Drops the cached views and tells every running node its "dns" again. */
+void coord_dns_changed(struct coord *co);
+
+/* blocklists.c / blcompile.c: the sources fetched on a refresh interval, one list
+ * compiled per tag combination and served (blocklists.h). Started by `coord serve`
+ * only; with co->bl NULL (tests) the rest does nothing and every version is 0. */
+struct coord_blocklists;
+struct metrics_text;
+int coord_blocklists_start(struct coord *co);
+void coord_blocklists_stop(struct coord *co);   /* jobs still in the pool finish on the loop */
+void coord_blocklists_tick(struct coord *co);   /* due fetches */
+void coord_blocklists_changed(struct coord *co);   /* sources or rules were edited */
+/* The version of the key's compiled list for the netmap (0: none yet; asks for one). */
+int64_t coord_blocklists_version(struct coord *co, const char *key);
+/* A source's fetch status into its `coord dns show` object o. */
+void coord_blocklists_source_json(struct coord *co, int64_t id, json_t *o);
+/* GET /v1/dns/blocklist[?v=VERSION] for an authenticated node. */
+void coord_blocklists_serve(struct coord *co, struct http_request *req, struct node *n);
+void coord_blocklists_metrics(struct coord *co, struct metrics_text *t);
 
 /* ipalloc.c */
 int ipalloc_init(struct coord *co);

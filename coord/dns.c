@@ -3,7 +3,7 @@
  * blocking mode. Kept in memory (lists per kind, a hash of every entry for duplicates),
  * written through to the store, and told to running nodes as their netmap's "dns":
  * one JSON object per distinct set of relevant tags, built once per change. The
- * blocklists are only stored here; fetching and compiling them is another module's. */
+ * blocklists are only stored here; blocklists.c fetches and compiles them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,8 +81,7 @@ static int tag_index(const struct coord *co, const char *tag, size_t len)
 	return -1;
 }
 
-/* 1 when tag is one of the comma-separated tags of list. */
-static int tag_in(const char *list, const char *tag)
+int coord_dns_tag_in(const char *list, const char *tag)
 {
 	size_t tl = strlen(tag);
 
@@ -141,7 +140,7 @@ static json_t *rules_json(struct coord *co, enum coord_dns_kind kind, const char
 	json_t *a = json_array();
 
 	for (struct dns_item *r = co->dns.head[kind]; r; r = r->next)
-		if (!r->tag[0] || tag_in(key, r->tag))
+		if (!r->tag[0] || coord_dns_tag_in(key, r->tag))
 			json_array_append_new(a, json_string(r->name));
 	return a;
 }
@@ -155,14 +154,32 @@ static json_t *view_json(struct coord *co, const char *key)
 	for (struct dns_item *r = co->dns.head[COORD_DNS_RECORD]; r; r = r->next)
 		json_array_append_new(recs, json_pack("{s:s, s:s, s:s}", "name", r->name, "type",
 						      dnspol_rr_name(r->type), "value", r->value));
-	/* version 0: no compiled list yet (the fetcher sets it) */
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:o, s:o, s:{s:i, s:s}}",
+	/* version 0: no compiled list yet (blcompile.c tells the nodes when there is) */
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:o, s:o, s:{s:I, s:s}}",
 			 "domain", co->domain, "resolver", COORD_DNS_RESOLVER, "upstreams", ups,
 			 "routes", routes_json(co), "records", recs,
 			 "blocking_mode", co->dns.nxdomain ? "nxdomain" : "null",
 			 "allow", rules_json(co, COORD_DNS_ALLOW, key),
 			 "block", rules_json(co, COORD_DNS_BLOCK, key),
-			 "blocklist", "version", 0, "url", COORD_DNS_BLOCKLIST_PATH);
+			 "blocklist", "version", (json_int_t)coord_blocklists_version(co, key), "url",
+			 COORD_DNS_BLOCKLIST_PATH);
+}
+
+void coord_dns_node_key(const struct coord *co, const struct node *n, char *out, size_t size)
+{
+	view_key(co, n->rec.tags, out, size);
+}
+
+int coord_dns_foreach(struct coord *co, enum coord_dns_kind kind,
+		      int (*cb)(const struct coord_dns_entry *e, void *arg), void *arg)
+{
+	for (struct dns_item *it = co->dns.head[kind]; it; it = it->next) {
+		struct coord_dns_entry e = { it->id, it->name, it->tag };
+		int rc = cb(&e, arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static struct dns_view *view_get(struct coord *co, const struct node *n)
@@ -218,7 +235,7 @@ const char *coord_dns_node_line(struct coord *co, const struct node *n, size_t *
 	return v->line;
 }
 
-static void changed(struct coord *co)
+void coord_dns_changed(struct coord *co)
 {
 	views_free(co);
 	netmap_dns_changed(co);
@@ -226,7 +243,7 @@ static void changed(struct coord *co)
 
 /* --- entries --- */
 
-static json_t *item_json(const struct dns_item *it)
+static json_t *item_json(struct coord *co, const struct dns_item *it)
 {
 	const struct kind_def *k = &kinds[it->kind];
 	json_t *o = json_object();
@@ -243,20 +260,22 @@ static json_t *item_json(const struct dns_item *it)
 		json_object_set_new(o, "version", json_integer(it->version));
 		json_object_set_new(o, "lines", json_integer(it->lines));
 		json_object_set_new(o, "unusable", json_integer(it->unusable));
+		coord_blocklists_source_json(co, it->id, o);   /* fresher, when it runs */
 	}
 	return o;
 }
 
 json_t *coord_dns_json(struct coord *co)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:{s:i, s:s}}", "domain", co->domain, "resolver",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}}", "domain", co->domain, "resolver",
 			      COORD_DNS_RESOLVER, "blocking_mode", co->dns.nxdomain ? "nxdomain" : "null",
-			      "blocklist", "version", 0, "url", COORD_DNS_BLOCKLIST_PATH);
+			      "blocklist", "version", (json_int_t)coord_blocklists_version(co, ""),
+			      "url", COORD_DNS_BLOCKLIST_PATH);
 
 	for (int k = 0; o && k < COORD_DNS_KINDS; k++) {
 		json_t *a = json_array();
 		for (struct dns_item *it = co->dns.head[k]; it; it = it->next)
-			json_array_append_new(a, item_json(it));
+			json_array_append_new(a, item_json(co, it));
 		json_object_set_new(o, kinds[k].route, a);
 	}
 	return o;
@@ -577,7 +596,7 @@ int coord_dns_edit(struct coord *co, const char *kind_name, int add, const json_
 		log_info("dns policy entry added", "kind=%s name=\"%s\" value=\"%s\" tag=%s", k->route,
 			 it->name, it->value, it->tag);
 		if (item)
-			*item = item_json(it);
+			*item = item_json(co, it);
 	} else {
 		item_key(kind, &f, key);
 		it = keymap_get(&co->dns.by_key, key);
@@ -594,10 +613,12 @@ int coord_dns_edit(struct coord *co, const char *kind_name, int add, const json_
 		log_info("dns policy entry removed", "kind=%s name=\"%s\" value=\"%s\" tag=%s", k->route,
 			 it->name, it->value, it->tag);
 		if (item)
-			*item = item_json(it);
+			*item = item_json(co, it);
 		item_drop(co, it);
 	}
-	changed(co);
+	if (k->tagged)
+		coord_blocklists_changed(co);   /* a source to fetch or drop, a list to compile */
+	coord_dns_changed(co);
 	return 0;
 }
 
@@ -623,7 +644,7 @@ int coord_dns_set_domain(struct coord *co, const char *name, char *err, size_t e
 	/* Every peer entry names its fqdn; nodes rewrite theirs from the dns delta. */
 	for (struct node *n = co->nodes_head; n; n = n->next)
 		netmap_invalidate(n);
-	changed(co);
+	coord_dns_changed(co);
 	return 0;
 }
 
@@ -646,7 +667,7 @@ int coord_dns_set_mode(struct coord *co, const char *mode, char *err, size_t err
 	}
 	co->dns.nxdomain = nx;
 	log_info("dns blocking mode changed", "mode=%s", mode);
-	changed(co);
+	coord_dns_changed(co);
 	return 0;
 }
 

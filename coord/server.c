@@ -119,6 +119,7 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		(unsigned long long)co->stats.requests, (unsigned long long)co->stats.bad_requests,
 		http_server_conn_count(s->pub));
 	fill_guard_metrics(t, s);
+	coord_blocklists_metrics(co, t);
 }
 
 static void on_tls_connection(uv_stream_t *listener, int status)
@@ -261,7 +262,7 @@ int coord_serve_main(int argc, char **argv)
 {
 	const char *state = "./coord-state", *listen = ":8443", *cert = NULL, *key = NULL;
 	const char *metrics = NULL, *eph = "5m", *expiry = "180d", *keepalive = "30s";
-	const char *level = NULL;
+	const char *level = NULL, *bl_refresh = "6h";
 	struct serve_limits lim = { 0 };
 	const struct arg_opt opts[] = {
 		{ "max-conns", &lim.max_conns, NULL, 0 },
@@ -273,7 +274,8 @@ int coord_serve_main(int argc, char **argv)
 		{ "tls-cert", &cert, NULL, 0 }, { "tls-key", &key, NULL, 0 },
 		{ "metrics", &metrics, NULL, 0 }, { "ephemeral-timeout", &eph, NULL, 0 },
 		{ "key-expiry", &expiry, NULL, 0 }, { "keepalive", &keepalive, NULL, 0 },
-		{ "log-level", &level, NULL, 0 }, { NULL, NULL, NULL, 0 },
+		{ "log-level", &level, NULL, 0 }, { "blocklist-refresh", &bl_refresh, NULL, 0 },
+		{ NULL, NULL, NULL, 0 },
 	};
 	struct http_server_opts hopts = { .max_header_bytes = 16384, .max_body_bytes = 1 << 20,
 					  .header_timeout_ms = 10000, .idle_timeout_ms = 120000 }, aopts;
@@ -281,7 +283,7 @@ int coord_serve_main(int argc, char **argv)
 	struct coord_guard_opts gopts = { 0 };
 	struct server s = { 0 };
 	char *words[4], err[256], sock[4096];
-	int64_t eph_s, exp_s, ka_s;
+	int64_t eph_s, exp_s, ka_s, blr_s;
 	enum log_level lvl;
 	int n, rc = 1;
 
@@ -290,12 +292,14 @@ int coord_serve_main(int argc, char **argv)
 		fprintf(stderr, "coord serve: %s\nusage: coord serve [--state DIR] [--listen HOST:PORT] "
 			"[--tls-cert F --tls-key F] [--metrics HOST:PORT]\n"
 			"       [--max-conns N] [--max-conns-per-ip N] [--max-pending N]\n"
-			"       [--challenge-rate PER-MIN] [--register-rate PER-MIN]\n",
+			"       [--challenge-rate PER-MIN] [--register-rate PER-MIN]\n"
+			"       [--blocklist-refresh DURATION]\n",
 			n < 0 ? err : "takes no arguments");
 		return 2;
 	}
 	if (args_parse_duration(eph, &eph_s) || args_parse_duration(expiry, &exp_s) ||
-	    args_parse_duration(keepalive, &ka_s) || ka_s <= 0) {
+	    args_parse_duration(keepalive, &ka_s) || ka_s <= 0 ||
+	    args_parse_duration(bl_refresh, &blr_s) || blr_s <= 0) {
 		fprintf(stderr, "coord serve: durations look like 90d, 12h, 5m, 30s\n");
 		return 2;
 	}
@@ -334,6 +338,7 @@ int coord_serve_main(int argc, char **argv)
 	copts.ephemeral_timeout = eph_s;
 	copts.key_expiry = exp_s;
 	copts.keepalive = ka_s;
+	copts.blocklist_refresh = blr_s;
 	rc = coord_open(&s.co, s.loop, &copts);
 	if (rc) {
 		fprintf(stderr, "coord: cannot open the store in %s: %s\n", state, strerror(-rc));
@@ -369,6 +374,8 @@ int coord_serve_main(int argc, char **argv)
 		fprintf(stderr, "coord: cannot listen for metrics on %s\n", metrics);
 		goto out_handles;
 	}
+	if (coord_blocklists_start(&s.co))
+		goto out_handles;
 	start_timers(&s, ka_s);
 
 	print_listening(&s, sock);
@@ -377,6 +384,7 @@ int coord_serve_main(int argc, char **argv)
 	uv_run(s.loop, UV_RUN_DEFAULT);
 	rc = 0;
 
+	coord_blocklists_stop(&s.co);   /* its jobs end in the uv_run below */
 	netmap_close_all(&s.co);
 	relay_stream_close_all(&s.co);
 	uv_close((uv_handle_t *)&s.tick, NULL);

@@ -976,4 +976,5 @@ void coord_tick(struct coord *co)
 		}
 	}
 	coord_challenges_expire(co, now);
+	coord_blocklists_tick(co);
 }

@@ -156,6 +156,8 @@ struct fetch {
 	const char *const *headers;
 	const void *body;
 	size_t body_len;
+	const struct http_fetch_sink *sink;   /* streamed: nothing buffered */
+	uint64_t timeout_ms;
 	int finished;
 	int result;
 	int status;
@@ -177,6 +179,8 @@ static void fetch_on_response(const struct http_response *resp, void *arg)
 	struct fetch *f = arg;
 
 	f->status = resp->status;
+	if (f->sink && f->sink->on_response)
+		f->sink->on_response(resp, f->sink->arg);
 }
 
 static void fetch_on_body(const uint8_t *p, size_t len, void *arg)
@@ -187,6 +191,15 @@ static void fetch_on_body(const uint8_t *p, size_t len, void *arg)
 
 	if (f->finished)
 		return;
+	if (f->sink) {
+		int r = f->sink->on_body ? f->sink->on_body(p, len, f->sink->arg) : 0;
+		if (r) {
+			http_client_cancel(f->cl);
+			f->cl = NULL;
+			fetch_finish(f, r);
+		}
+		return;
+	}
 	if (len > FETCH_MAX_BODY - f->len) {
 		http_client_cancel(f->cl);
 		f->cl = NULL;
@@ -342,15 +355,64 @@ static int request_path(const struct http_url *u, const char *path, char *out, s
 	return 0;
 }
 
+/* Runs the request f describes to its end on a private loop. */
+static int fetch_run(struct fetch *f, const char *base_url, const char *pin)
+{
+	struct http_url u;
+	char req_path[MAX_REQUEST_PATH], host_header[300];
+	sigset_t old_mask;
+	int r, held;
+
+	r = http_url_parse(base_url, &u);
+	if (r < 0)
+		return r;
+	if (f->path)
+		r = request_path(&u, f->path, req_path, sizeof(req_path));
+	else
+		r = snprintf(req_path, sizeof(req_path), "%s", u.path) < 0 ? -EINVAL : 0;
+	if (r < 0)
+		return r;
+	http_url_host_header(&u, host_header, sizeof(host_header));
+	f->path = req_path;
+	f->host_header = host_header;
+	r = uv_loop_init(&f->loop);
+	if (r < 0)
+		return r;
+	held = sigpipe_hold(&old_mask);
+	uv_timer_init(&f->loop, &f->timer);
+	f->timer.data = f;
+	if (f->timeout_ms)
+		uv_timer_start(&f->timer, fetch_timeout, f->timeout_ms, 0);
+
+	r = start_connect(f, &u, pin);
+	if (r < 0)
+		fetch_finish(f, r);
+	while (!f->finished) {
+		if (!uv_run(&f->loop, UV_RUN_ONCE) && !f->finished) {
+			fetch_finish(f, -EIO);   /* nothing left that could finish it */
+			break;
+		}
+	}
+
+	/* Let everything close the way it was meant to (a cancelled connect, a conn
+	 * flushing), then make sure the loop can go. */
+	uv_close((uv_handle_t *)&f->timer, NULL);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	uv_walk(&f->loop, close_leftover, NULL);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&f->loop) < 0)
+		log_warn("http fetch loop not closed", "url=%s", base_url);
+	sigpipe_release(&old_mask, held);
+	f->path = f->host_header = NULL;   /* they were this frame's */
+	return f->result;
+}
+
 int http_fetch(const char *base_url, const char *pin, const char *method, const char *path,
 	       const char *const *headers, const void *body, size_t len,
 	       int *status, char **body_out, size_t *body_len, uint64_t timeout_ms)
 {
-	struct http_url u;
 	struct fetch f;
-	char req_path[MAX_REQUEST_PATH], host_header[300];
-	sigset_t old_mask;
-	int r, held;
+	int r;
 
 	if (status)
 		*status = 0;
@@ -358,51 +420,14 @@ int http_fetch(const char *base_url, const char *pin, const char *method, const 
 		*body_out = NULL;
 	if (body_len)
 		*body_len = 0;
-	r = http_url_parse(base_url, &u);
-	if (r < 0)
-		return r;
-	r = request_path(&u, path, req_path, sizeof(req_path));
-	if (r < 0)
-		return r;
-	http_url_host_header(&u, host_header, sizeof(host_header));
-
 	memset(&f, 0, sizeof(f));
 	f.method = method ? method : "GET";
-	f.path = req_path;
-	f.host_header = host_header;
+	f.path = path && *path ? path : "/";
 	f.headers = headers;
 	f.body = body;
 	f.body_len = body ? len : 0;
-	r = uv_loop_init(&f.loop);
-	if (r < 0)
-		return r;
-	held = sigpipe_hold(&old_mask);
-	uv_timer_init(&f.loop, &f.timer);
-	f.timer.data = &f;
-	if (timeout_ms)
-		uv_timer_start(&f.timer, fetch_timeout, timeout_ms, 0);
-
-	r = start_connect(&f, &u, pin);
-	if (r < 0)
-		fetch_finish(&f, r);
-	while (!f.finished) {
-		if (!uv_run(&f.loop, UV_RUN_ONCE) && !f.finished) {
-			fetch_finish(&f, -EIO);   /* nothing left that could finish it */
-			break;
-		}
-	}
-
-	/* Let everything close the way it was meant to (a cancelled connect, a conn
-	 * flushing), then make sure the loop can go. */
-	uv_close((uv_handle_t *)&f.timer, NULL);
-	uv_run(&f.loop, UV_RUN_DEFAULT);
-	uv_walk(&f.loop, close_leftover, NULL);
-	uv_run(&f.loop, UV_RUN_DEFAULT);
-	if (uv_loop_close(&f.loop) < 0)
-		log_warn("http fetch loop not closed", "url=%s", base_url);
-	sigpipe_release(&old_mask, held);
-
-	r = f.result;
+	f.timeout_ms = timeout_ms;
+	r = fetch_run(&f, base_url, pin);
 	if (r == 0) {
 		if (!f.buf && !(f.buf = malloc(1)))
 			r = -ENOMEM;
@@ -418,5 +443,22 @@ int http_fetch(const char *base_url, const char *pin, const char *method, const 
 			*body_len = f.len;
 	}
 	free(f.buf);
+	return r;
+}
+
+int http_fetch_stream(const char *url, const char *pin, const char *const *headers,
+		      const struct http_fetch_sink *sink, int *status, uint64_t timeout_ms)
+{
+	struct fetch f;
+	int r;
+
+	memset(&f, 0, sizeof(f));
+	f.method = "GET";   /* f.path NULL: the URL's own */
+	f.headers = headers;
+	f.sink = sink;
+	f.timeout_ms = timeout_ms;
+	r = fetch_run(&f, url, pin);
+	if (status)
+		*status = f.status;
 	return r;
 }

@@ -150,5 +150,16 @@ void http_url_host_header(const struct http_url *u, char *out, size_t size);
 int http_fetch(const char *base_url, const char *pin, const char *method, const char *path,
 	       const char *const *headers, const void *body, size_t len,
 	       int *status, char **body_out, size_t *body_len, uint64_t timeout_ms);
+/* A GET of url (its own path; "/" when it has none) with the answer streamed instead of
+ * kept: on_response sees the status and headers, on_body each piece of the body as it
+ * arrives (nonzero stops the fetch, which returns it). No bound on the body: the sink's.
+ * 0 once the whole body came, or a negative errno; *status as for http_fetch. */
+struct http_fetch_sink {
+	void (*on_response)(const struct http_response *resp, void *arg);
+	int (*on_body)(const uint8_t *p, size_t len, void *arg);
+	void *arg;
+};
+int http_fetch_stream(const char *url, const char *pin, const char *const *headers,
+		      const struct http_fetch_sink *sink, int *status, uint64_t timeout_ms);
 
 #endif

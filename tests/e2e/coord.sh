@@ -5,7 +5,9 @@
 # addresses), relays' admission stream, the DNS policy on the stream, kill -9 + restart.
 # Issue 12: names that read as ids, ambiguous names, pending nodes without name or
 # address, what a pending node is sent, keys revoked by prefix, home_relay, overflowing
-# expiries, the state dir's mode.
+# expiries, the state dir's mode. Issue 10: blocklists from a file and over HTTP (a
+# python3 http.server on loopback), their counts, versions, 304s, a failing source, the
+# blob per tag combination as nodes fetch it.
 # Usage: tests/e2e/coord.sh BUILD_DIR
 set -u
 BUILD=$(cd "${1:?usage: coord.sh BUILD_DIR}" && pwd)
@@ -18,7 +20,7 @@ COORD_PID=""
 
 start_coord() {
 	"$COORD" serve --state "$STATE" --listen 127.0.0.1:${PORT:-0} --metrics 127.0.0.1:0 \
-		--ephemeral-timeout 2s --keepalive 1s >"$E2E_TMP/coord.out" 2>"$E2E_TMP/coord.log" &
+		--ephemeral-timeout 2s --keepalive 1s --blocklist-refresh 1s >"$E2E_TMP/coord.out" 2>"$E2E_TMP/coord.log" &
 	COORD_PID=$!
 	track "$COORD_PID"
 	wait_for 10 grep -q "listening on 127.0.0.1:[0-9][0-9]*," "$E2E_TMP/coord.out" || { cat "$E2E_TMP/coord.out" "$E2E_TMP/coord.log"; return 1; }
@@ -277,6 +279,73 @@ stop_stream a
 stream a
 check_within "nodes resume their streams with the same tokens" 10 has a '"name":"bravo"'
 check "a second coord on the same state dir is refused" bash -c "! '$COORD' serve --state '$STATE' --listen 127.0.0.1:0 2>&1 | grep -q listening"
+
+# --- blocklists: fetched, counted, compiled per tag combination, served ---
+BLD="$E2E_TMP/lists"
+mkdir -p "$BLD/www"
+# 7 lines: a comment, 4 domains on 3 lines, an exception, junk, one too long
+{ echo '# ads'; echo '0.0.0.0 ads1.example'; echo '0.0.0.0 ads2.example ads3.example'
+  echo '||track.example^'; echo '@@||ok.track.example^'; echo 'bad..name'
+  head -c 2000 /dev/zero | tr '\0' a; echo; } >"$BLD/hosts"
+blshow() { adm dns show --json | jq -c --arg s "$1" '.blocklists[] | select(.source == $s)'; }
+blv() { blshow "$1" | jq -r .version; }
+netv() { grep '"type":"dns"' "$E2E_TMP/$1.stream" | tail -1 | jq -r .dns.blocklist.version; }
+nodeget() {   # nodeget DIR VERSION OUT: the HTTP status of the node's blob fetch
+	curl -sk -o "$3" -w '%{http_code}' -H "Authorization: Bearer $(cat "$E2E_TMP/$1/token")" \
+		"$URL/v1/dns/blocklist?v=$2"
+}
+if command -v jq >/dev/null && command -v curl >/dev/null; then
+	export COORD STATE URL E2E_TMP
+	export -f adm blshow blv netv nodeget
+	check "dns blocklist add FILE (a real one)" adm dns blocklist add "$BLD/hosts"
+	check_within "its counts are in dns show --json" 5 bash -c "[ \"\$(blshow '$BLD/hosts' | jq -c '[.lines,.domains,.exceptions,.too_long,.invalid,.version]')\" = '[7,4,1,1,1,1]' ]"
+	check "dns show prints the counts" bash -c "adm dns show | grep '$BLD/hosts' | grep -Eq ' 1 +7 +4 +1 +0 +1 +1 '"
+	check "a missing file shows its error" bash -c "adm dns show | grep /var/lib/lists/hosts | grep -q 'cannot read the file'"
+	check_within "the untagged list gets a version" 5 bash -c "[ \"\$(adm dns show --json | jq -r .blocklist.version)\" -gt 0 ]"
+	check_within "a running node is told the version" 5 bash -c "[ \"\$(netv a)\" -gt 0 ]"
+	V1=$(netv a)
+	check "the node gets the blob" test "$(nodeget a 0 "$BLD/a.blob")" = 200
+	check "the blob is a compiled list" bash -c "head -c 8 '$BLD/a.blob' | grep -q MVBLKLST"
+	check "its current version gets 304" test "$(nodeget a "$V1" /dev/null)" = 304
+	check "an unknown token gets 401" test "$(curl -sk -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$URL/v1/dns/blocklist")" = 401
+	KKEY=$(adm keys create --tags tag:kids | tail -1)
+	check "a tagged node registers" sim register k --hostname kids --auth-key "$KKEY"
+	echo '||kidsonly.example^' >"$BLD/kids"
+	check "dns blocklist add FILE --tag" adm dns blocklist add "$BLD/kids" --tag tag:kids
+	check_within "the tagged node gets its own blob" 10 bash -c "[ \"\$(nodeget k 0 '$BLD/k.blob')\" = 200 ] && [ \$(stat -c %s '$BLD/k.blob') -gt \$(stat -c %s '$BLD/a.blob') ]"
+	nodeget a 0 "$BLD/a2.blob" >/dev/null
+	check "the untagged node's blob is not the tagged one" bash -c "! cmp -s '$BLD/k.blob' '$BLD/a2.blob' && [ \$(stat -c %s '$BLD/k.blob') -gt \$(stat -c %s '$BLD/a2.blob') ]"
+	V1=$(netv a)
+	echo '0.0.0.0 new.example' >>"$BLD/hosts"
+	check_within "a changed file gets a new source version" 10 bash -c "[ \"\$(blv '$BLD/hosts')\" = 2 ]"
+	check_within "... and a new list version on the stream" 10 bash -c "[ \"\$(netv a)\" -gt $V1 ]"
+	check "the old version is no longer current" test "$(nodeget a "$V1" /dev/null)" = 200
+	MPORT=$(ss -ltnp 2>/dev/null | grep "pid=$COORD_PID," | grep -o '127.0.0.1:[0-9]*' | grep -v ":$PORT\$" | head -1)
+	check "/metrics has the compile time" bash -c "curl -s 'http://$MPORT/metrics' | grep -q '^coord_blocklist_last_compile_seconds '"
+	if command -v python3 >/dev/null; then
+		echo '||web.example^' >"$BLD/www/list.txt"
+		python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$BLD/www" >"$BLD/http.out" 2>"$BLD/http.log" &
+		HTTP_PID=$!
+		track "$HTTP_PID"
+		wait_for 10 grep -q 'port [0-9]' "$BLD/http.out"
+		HPORT=$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$BLD/http.out" | head -1)
+		HURL="http://127.0.0.1:$HPORT/list.txt"
+		check "dns blocklist add an HTTP source" adm dns blocklist add "$HURL"
+		check_within "it is fetched and counted" 10 bash -c "[ \"\$(blshow '$HURL' | jq -c '[.domains,.version]')\" = '[1,1]' ]"
+		check_within "conditional refetches get 304s" 10 grep -q '" 304 ' "$BLD/http.log"
+		check "a 304 keeps the source version" test "$(blv "$HURL")" = 1
+		check "the 304s are counted in /metrics" bash -c "curl -s 'http://$MPORT/metrics' | grep -Eq '^coord_blocklist_not_modified_total [1-9]'"
+		VH=$(netv a)
+		kill "$HTTP_PID"; wait "$HTTP_PID" 2>/dev/null; untrack "$HTTP_PID"
+		check_within "a failing source records its error" 10 bash -c "blshow '$HURL' | jq -r .error | grep -q 'fetch failed'"
+		check "... and keeps its last good version" test "$(blv "$HURL")" = 1
+		check "... and the node's list stays as it was" test "$(nodeget a "$VH" /dev/null)" = 304
+	else
+		echo "# no python3: the HTTP blocklist checks are skipped"
+	fi
+else
+	echo "# no jq or curl: the blocklist checks are skipped"
+fi
 
 # --- logout ---
 check "logout deregisters" sim logout g
