@@ -300,8 +300,7 @@ static void pending_fail(struct rs_pending *p)
 	struct resolver *r = p->r;
 	struct rc_hit hit;
 
-	if (rc_get(&r->cache, &p->q.qname, p->q.qtype, p->q.qclass, now_ms(r), 1, RS_STALE_MAX_S,
-		   &hit) != RC_MISS) {
+	if (rc_get(&r->cache, &p->q.qname, p->q.qtype, p->q.qclass, now_ms(r), 1, &hit) != RC_MISS) {
 		r->stats.stale++;
 		reply_upstream(r, &p->cl, &p->q, hit.msg, hit.len, 0, 1);
 	} else {
@@ -653,8 +652,7 @@ static void forward(struct resolver *r, const struct rs_client *cl, const struct
 		any_up |= is_up(r, &servers[i]);
 	if (!any_up || r->n_pending >= RS_PENDING_MAX) {
 		/* Nothing to ask (or too much asked): stale if we have it, SERVFAIL now. */
-		if (n && rc_get(&r->cache, &q->qname, q->qtype, q->qclass, now_ms(r), 1,
-				RS_STALE_MAX_S, &hit) != RC_MISS) {
+		if (n && rc_get(&r->cache, &q->qname, q->qtype, q->qclass, now_ms(r), 1, &hit) != RC_MISS) {
 			r->stats.stale++;
 			reply_upstream(r, cl, q, hit.msg, hit.len, 0, 1);
 		} else {
@@ -727,7 +725,7 @@ static void handle_query(struct resolver *r, const struct rs_client *cl, const u
 		reply_blocked(r, cl, &q);
 		return;
 	}
-	if (rc_get(&r->cache, &q.qname, q.qtype, q.qclass, now_ms(r), 0, 0, &hit) == RC_FRESH) {
+	if (rc_get(&r->cache, &q.qname, q.qtype, q.qclass, now_ms(r), 0, &hit) == RC_FRESH) {
 		r->stats.cached++;
 		reply_upstream(r, cl, &q, hit.msg, hit.len, hit.age_s, 0);
 		return;
@@ -1041,7 +1039,7 @@ int resolver_start(struct resolver *r, const struct addr_port *listen)
 
 	if (r->started)
 		return 0;
-	if (!r->cache.buckets && (rc = rc_init(&r->cache, RS_CACHE_MAX)))
+	if (!r->cache.buckets && (rc = rc_init(&r->cache, RS_CACHE_MAX, RS_STALE_MAX_S)))
 		return rc;
 	r->listen = *listen;
 	addr_format(listen, text, sizeof(text));

@@ -96,6 +96,7 @@ struct rc_entry;
 struct rc_cache {
 	struct rc_entry **buckets;
 	size_t n_buckets, n, max;
+	uint32_t stale_s;                /* kept this long past expiry for stale answers */
 	struct rc_entry *lru_head, *lru_tail;   /* head: most recently used */
 	uint64_t evictions;
 };
@@ -109,7 +110,7 @@ struct rc_hit {
 	uint32_t age_s;
 };
 
-int rc_init(struct rc_cache *c, size_t max);
+int rc_init(struct rc_cache *c, size_t max, uint32_t stale_s);
 void rc_free(struct rc_cache *c);
 void rc_clear(struct rc_cache *c);
 /* The TTL to cache an answer for (0: not at all): a positive answer its minimum TTL
@@ -120,11 +121,10 @@ uint32_t rc_ttl_of(const struct dns_response *r);
  * the least recently used when full). 0 or -ENOMEM. */
 int rc_put(struct rc_cache *c, const struct dns_name *name, uint16_t qtype, uint16_t qclass,
 	   const uint8_t *msg, size_t len, uint32_t ttl, uint64_t now_ms);
-/* Fresh before its TTL, stale up to stale_s past it (with allow_stale), else a miss
- * (and an entry past the stale window is dropped). */
+/* Fresh before its TTL, stale up to c->stale_s past it (a miss without allow_stale),
+ * else a miss (and an entry past the stale window is dropped). */
 enum rc_state rc_get(struct rc_cache *c, const struct dns_name *name, uint16_t qtype,
-		     uint16_t qclass, uint64_t now_ms, int allow_stale, uint32_t stale_s,
-		     struct rc_hit *hit);
+		     uint16_t qclass, uint64_t now_ms, int allow_stale, struct rc_hit *hit);
 
 /* ---- the resolver (resolver.c) ---- */
 

@@ -27,7 +27,7 @@ static uint32_t key_hash(const struct dns_name *n, uint16_t qtype, uint16_t qcla
 	return h;
 }
 
-int rc_init(struct rc_cache *c, size_t max)
+int rc_init(struct rc_cache *c, size_t max, uint32_t stale_s)
 {
 	size_t nb = 64;
 
@@ -39,6 +39,7 @@ int rc_init(struct rc_cache *c, size_t max)
 		return -ENOMEM;
 	c->n_buckets = nb;
 	c->max = max ? max : 1;
+	c->stale_s = stale_s;
 	return 0;
 }
 
@@ -156,8 +157,7 @@ int rc_put(struct rc_cache *c, const struct dns_name *name, uint16_t qtype, uint
 }
 
 enum rc_state rc_get(struct rc_cache *c, const struct dns_name *name, uint16_t qtype,
-		     uint16_t qclass, uint64_t now_ms, int allow_stale, uint32_t stale_s,
-		     struct rc_hit *hit)
+		     uint16_t qclass, uint64_t now_ms, int allow_stale, struct rc_hit *hit)
 {
 	uint32_t h = key_hash(name, qtype, qclass);
 	struct rc_entry *e = lookup(c, name, qtype, qclass, h);
@@ -167,7 +167,7 @@ enum rc_state rc_get(struct rc_cache *c, const struct dns_name *name, uint16_t q
 		return RC_MISS;
 	if (now_ms < e->expires_ms) {
 		st = RC_FRESH;
-	} else if (now_ms < e->expires_ms + (uint64_t)stale_s * 1000) {
+	} else if (now_ms < e->expires_ms + (uint64_t)c->stale_s * 1000) {
 		if (!allow_stale)
 			return RC_MISS;
 		st = RC_STALE;
