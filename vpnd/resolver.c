@@ -100,12 +100,18 @@ static int is_up(struct resolver *r, const struct addr_port *a)
 	return !u || u->down_until_ms <= now_ms(r);
 }
 
-static void mark_down(struct resolver *r, const struct addr_port *a)
+static void mark_down_for(struct resolver *r, const struct addr_port *a, uint64_t ms)
 {
 	struct rs_upstream *u = health_of(r, a);
 
-	if (u)
-		u->down_until_ms = now_ms(r) + RS_DOWN_MS;
+	if (u && u->down_until_ms < now_ms(r) + ms)
+		u->down_until_ms = now_ms(r) + ms;
+}
+
+/* Silent or unreachable: skipped for RS_DOWN_MS. */
+static void mark_down(struct resolver *r, const struct addr_port *a)
+{
+	mark_down_for(r, a, RS_DOWN_MS);
 }
 
 static void latency(struct resolver *r, uint64_t ms)
@@ -376,9 +382,13 @@ static void pending_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 		return;
 	}
 	if (resp->rcode == DNS_RCODE_SERVFAIL || resp->rcode == DNS_RCODE_REFUSED) {
+		/* The next server may know better. A SERVFAIL marks this one down briefly: it
+		 * is often about one name (a broken zone), and a long mark would turn every
+		 * other name into SERVFAIL too. REFUSED is its policy, not its health. */
 		if (u)
 			u->servfails++;
-		mark_down(r, &p->servers[p->cur]);
+		if (resp->rcode == DNS_RCODE_SERVFAIL)
+			mark_down_for(r, &p->servers[p->cur], RS_SERVFAIL_DOWN_MS);
 		for (int i = 0; i < p->n_servers && p->tries < RS_TRIES; i++)
 			if (!(p->tried & (1u << i)) && is_up(r, &p->servers[i])) {
 				try_next(p);

@@ -26,7 +26,8 @@
 #define RS_CACHE_TTL_MAX 86400        /* positive answers kept at most a day */
 #define RS_STALE_MAX_S 86400          /* served stale at most this long past expiry */
 #define RS_TRY_MS 500                 /* an upstream silent this long: the next one */
-#define RS_DOWN_MS 10000              /* a failed upstream is skipped this long */
+#define RS_DOWN_MS 10000              /* a silent upstream is skipped this long */
+#define RS_SERVFAIL_DOWN_MS 1000      /* one that answered SERVFAIL, this long */
 #define RS_TRIES 3                    /* upstreams asked per query at most */
 #define RS_PENDING_MAX 2048           /* queries in flight upstream */
 #define RS_TCP_CLIENTS_MAX 64
