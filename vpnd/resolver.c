@@ -20,6 +20,7 @@
 #define RS_TCP_TRY_MS 2000
 #define RS_REBUILD_MS 200          /* netmap bursts rebuild the zone at most this often */
 #define RS_SERVERS 8
+#define RS_TCP_QUEUE_MAX (256u << 10)   /* answers queued to one TCP client, bytes */
 
 struct rs_client {
 	int tcp;
@@ -128,6 +129,8 @@ static void latency(struct resolver *r, uint64_t ms)
 
 /* ---- answering clients ---- */
 
+static void tcpc_close(struct rs_tcpc *tc);
+
 static void tcp_write_done(uv_write_t *w, int status)
 {
 	(void)status;
@@ -149,6 +152,11 @@ static void reply(struct resolver *r, const struct rs_client *cl, const uint8_t 
 	}
 	if (!cl->tc || cl->tc->closing)
 		return;
+	/* A client that sends and never reads: dropped before its answers pile up. */
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->tc->h) > RS_TCP_QUEUE_MAX) {
+		tcpc_close(cl->tc);
+		return;
+	}
 	struct rs_write *w = malloc(sizeof(*w) + 2 + len);
 
 	if (!w)

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "vpnd/resolver.h"
@@ -422,6 +426,221 @@ static void test_cache_evict(void **state)
 	rc_free(&c);
 }
 
+/* ---- the resolver on a loop: a client and a fake upstream on 127.0.0.1 ---- */
+
+static int udp_socket(struct sockaddr_in *sa)
+{
+	socklen_t len = sizeof(*sa);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &len), 0);
+	return fd;
+}
+
+/* Runs the loop until fd has a datagram (or ms pass): its length, or -1. */
+static ssize_t pump_recv(uv_loop_t *loop, int fd, uint8_t *buf, size_t size,
+			 struct sockaddr_in *from, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		socklen_t fl = sizeof(*from);
+		ssize_t n;
+
+		uv_run(loop, UV_RUN_NOWAIT);
+		n = recvfrom(fd, buf, size, 0, (struct sockaddr *)from, &fl);
+		if (n > 0)
+			return n;
+		usleep(1000);
+	}
+	return -1;
+}
+
+struct lab {
+	uv_loop_t loop;
+	struct resolver r;
+	struct netmap m;
+	struct nm_dns dns;
+	struct nm_peer peers[1];
+	struct nm_dns_rule rules[2];
+	int client, up, rogue;
+	struct sockaddr_in res_sa, up_sa, rogue_sa, client_sa;
+};
+
+static void lab_start(struct lab *l)
+{
+	struct addr_port listen = { .family = AF_INET, .port = 0 };
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	memset(l, 0, sizeof(*l));
+	assert_int_equal(uv_loop_init(&l->loop), 0);
+	l->client = udp_socket(&l->client_sa);
+	l->up = udp_socket(&l->up_sa);
+	l->rogue = udp_socket(&l->rogue_sa);
+	make_map(&l->m, &l->dns, l->peers, 1);
+	l->dns.upstreams[0].addr = (struct addr_port){ .family = AF_INET,
+						       .port = ntohs(l->up_sa.sin_port) };
+	l->dns.upstreams[0].addr.v4 = l->up_sa.sin_addr;
+	l->dns.n_upstreams = 1;
+	l->rules[0] = (struct nm_dns_rule){ "ads.test", 0 };
+	l->rules[1] = (struct nm_dns_rule){ "ok.tracker.test", 1 };
+	l->dns.rules = l->rules;
+	l->dns.n_rules = 2;
+	resolver_init(&l->r, &l->loop, NULL);
+	inet_pton(AF_INET, "127.0.0.1", &listen.v4);
+	assert_int_equal(resolver_start(&l->r, &listen), 0);
+	resolver_update(&l->r, &l->m);
+	assert_int_equal(uv_udp_getsockname(l->r.udp, (struct sockaddr *)&ss, &len), 0);
+	memcpy(&l->res_sa, &ss, sizeof(l->res_sa));
+}
+
+static void lab_stop(struct lab *l)
+{
+	resolver_close(&l->r);
+	uv_run(&l->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&l->loop), 0);
+	close(l->client);
+	close(l->up);
+	close(l->rogue);
+}
+
+/* Asks name/type; the answer parsed into resp (its length, or -1 for none in ms). */
+static ssize_t ask(struct lab *l, const char *name, uint16_t type, struct dns_response *resp,
+		   int ms)
+{
+	uint8_t q[300], a[1500];
+	size_t qlen = make_query(name, type, q);
+	struct sockaddr_in from;
+	ssize_t n;
+
+	assert_int_equal(sendto(l->client, q, qlen, 0, (struct sockaddr *)&l->res_sa,
+				sizeof(l->res_sa)), (ssize_t)qlen);
+	n = pump_recv(&l->loop, l->client, a, sizeof(a), &from, ms);
+	if (n > 0)
+		assert_int_equal(dns_parse_response(a, (size_t)n, resp), 0);
+	return n;
+}
+
+/* The upstream's query (as the resolver sent it) and an answer to it: A 192.0.2.1. */
+static size_t upstream_answer(struct lab *l, uint8_t *out, size_t size, uint16_t *id)
+{
+	static const uint8_t ip[4] = { 192, 0, 2, 1 };
+	struct dns_rr rr = { .type = DNS_TYPE_A, .ttl = 300, .rdata = ip, .rdlen = 4 };
+	struct sockaddr_in from;
+	struct dns_query q;
+	uint8_t buf[1500];
+	ssize_t n = pump_recv(&l->loop, l->up, buf, sizeof(buf), &from, 2000);
+	int len;
+
+	assert_true(n > 0);
+	assert_int_equal(dns_parse_query(buf, (size_t)n, &q), 0);
+	assert_true(q.flags & DNS_Q_EDNS);    /* ours */
+	*id = q.hdr.id;
+	len = dns_build_answer(&q, &rr, 1, 0, size, out, size);
+	assert_true(len > 0);
+	out[2] |= 0x80;
+	return (size_t)len;
+}
+
+static void test_resolver_loop(void **state)
+{
+	struct lab *l = calloc(1, sizeof(*l));
+	struct dns_response resp;
+	uint8_t a[1500], junk[20] = { 0 };
+	uint16_t id;
+	size_t alen;
+
+	(void)state;
+	assert_non_null(l);
+	lab_start(l);
+	/* A node name: ours, authoritative. */
+	assert_true(ask(l, "alpha.ts.test", DNS_TYPE_A, &resp, 1000) > 0);
+	assert_int_equal(resp.hdr.id, 0x1234);
+	assert_true(resp.hdr.flags & DNS_FLAG_AA);
+	assert_int_equal(resp.hdr.ancount, 1);
+	assert_true(ask(l, "nobody.ts.test", DNS_TYPE_A, &resp, 1000) > 0);
+	assert_int_equal(resp.rcode, DNS_RCODE_NXDOMAIN);
+	assert_true(resp.flags & DNS_R_SOA);
+	/* A manual block: 0.0.0.0, and for a subdomain. */
+	assert_true(ask(l, "x.ads.test", DNS_TYPE_A, &resp, 1000) > 0);
+	assert_int_equal(resp.hdr.ancount, 1);
+	assert_int_equal(l->r.stats.blocked, 1);
+	/* Junk: dropped (shorter than a header), FORMERR (no question). */
+	assert_int_equal(sendto(l->client, junk, 5, 0, (struct sockaddr *)&l->res_sa,
+				sizeof(l->res_sa)), 5);
+	assert_int_equal(pump_recv(&l->loop, l->client, a, sizeof(a), &l->client_sa, 50), -1);
+	assert_int_equal(l->r.stats.dropped, 1);
+	assert_int_equal(sendto(l->client, junk, 12, 0, (struct sockaddr *)&l->res_sa,
+				sizeof(l->res_sa)), 12);
+	assert_true(pump_recv(&l->loop, l->client, a, sizeof(a), &l->client_sa, 1000) >= 12);
+	assert_int_equal(a[3] & 0xf, DNS_RCODE_FORMERR);
+
+	/* Forwarded: wrong id, wrong source and junk are ignored, then the answer is taken. */
+	uint8_t q[300];
+	size_t qlen = make_query("www.example", DNS_TYPE_A, q);
+	struct sockaddr_in from;
+	ssize_t n;
+
+	assert_int_equal(sendto(l->client, q, qlen, 0, (struct sockaddr *)&l->res_sa,
+				sizeof(l->res_sa)), (ssize_t)qlen);
+	alen = upstream_answer(l, a, sizeof(a), &id);
+	struct sockaddr_in to;
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+
+	assert_int_equal(uv_udp_getsockname(l->r.up4, (struct sockaddr *)&ss, &sl), 0);
+	memcpy(&to, &ss, sizeof(to));
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a[0] ^= 0xff;   /* wrong id */
+	sendto(l->up, a, alen, 0, (struct sockaddr *)&to, sizeof(to));
+	a[0] ^= 0xff;
+	sendto(l->rogue, a, alen, 0, (struct sockaddr *)&to, sizeof(to));   /* not asked */
+	sendto(l->up, junk, sizeof(junk), 0, (struct sockaddr *)&to, sizeof(to));
+	assert_int_equal(pump_recv(&l->loop, l->client, q, sizeof(q), &from, 100), -1);
+	assert_int_equal(l->r.stats.bad_answers, 3);
+	sendto(l->up, a, alen, 0, (struct sockaddr *)&to, sizeof(to));
+	n = pump_recv(&l->loop, l->client, a, sizeof(a), &from, 1000);
+	assert_true(n > 0);
+	assert_int_equal(dns_parse_response(a, (size_t)n, &resp), 0);
+	assert_int_equal(resp.hdr.id, 0x1234);
+	assert_int_equal(resp.hdr.ancount, 1);
+	assert_int_equal(resp.min_ttl, 300);
+	/* Again: from the cache, the upstream not asked. */
+	assert_true(ask(l, "www.example", DNS_TYPE_A, &resp, 1000) > 0);
+	assert_int_equal(resp.hdr.ancount, 1);
+	assert_int_equal(l->r.stats.cached, 1);
+	assert_int_equal(pump_recv(&l->loop, l->up, a, sizeof(a), &from, 20), -1);
+
+	/* A compiled blocklist: blocked, but the manual allow wins. */
+	struct blocklist_builder *b = blocklist_builder_new((const uint8_t *)"0123456789abcdef", 0);
+	struct blocklist *bl;
+	uint8_t *blob;
+	size_t blob_len;
+
+	assert_non_null(b);
+	assert_int_equal(blocklist_builder_add(b, "tracker.test", 12, BLOCKLIST_SUBDOMAINS), 0);
+	assert_int_equal(blocklist_builder_compile(b, 1, &blob, &blob_len), 0);
+	blocklist_builder_free(b);
+	assert_int_equal(blocklist_load(blob, blob_len, BLOCKLIST_LOAD_OWN, &bl), 0);
+	resolver_set_blocklist(&l->r, bl);
+	assert_true(ask(l, "a.tracker.test", DNS_TYPE_AAAA, &resp, 1000) > 0);
+	assert_int_equal(resp.hdr.ancount, 1);
+	assert_int_equal(l->r.stats.blocked, 2);
+	/* Allowed: forwarded; the upstream stays silent, so SERVFAIL within a second. */
+	assert_true(ask(l, "ok.tracker.test", DNS_TYPE_A, &resp, 1500) > 0);
+	assert_int_equal(resp.rcode, DNS_RCODE_SERVFAIL);
+	assert_int_equal(l->r.health[0].timeouts, 1);
+	/* The only upstream is down now: SERVFAIL at once for an uncached name. */
+	assert_true(ask(l, "new.example", DNS_TYPE_A, &resp, 30) > 0);
+	assert_int_equal(resp.rcode, DNS_RCODE_SERVFAIL);
+	lab_stop(l);
+	free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +653,7 @@ int main(void)
 		cmocka_unit_test(test_cache_ttl),
 		cmocka_unit_test(test_cache_negative),
 		cmocka_unit_test(test_cache_evict),
+		cmocka_unit_test(test_resolver_loop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
