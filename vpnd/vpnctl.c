@@ -120,6 +120,18 @@ static int fail(int status, json_t *o)
 	return status == 400 ? 2 : 1;
 }
 
+/* --json: the object as vpnd sent it, indented; consumes o. 0, or 1 without memory. */
+static int print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	json_decref(o);
+	return s ? 0 : 1;
+}
+
 static const char *str(const json_t *o, const char *key)
 {
 	const char *s;
@@ -293,14 +305,8 @@ static int cmd_status(void)
 
 	if (rc)
 		return rc;
-	if (opt_json) {
-		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
-		return s ? 0 : 1;
-	}
+	if (opt_json)
+		return print_json(o);
 	self = json_object_get(o, "self");
 	peers = json_object_get(o, "peers");
 	printf("%s", *str(self, "name") ? str(self, "name") : "(no name)");
@@ -455,14 +461,8 @@ static int cmd_netcheck(void)
 		return rc;
 	if (status != 200)
 		return fail(status, o);
-	if (opt_json) {
-		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
-		return s ? 0 : 1;
-	}
+	if (opt_json)
+		return print_json(o);
 	printf("UDP: %s\n", json_is_true(json_object_get(o, "udp")) ? "yes" : "no");
 	printf("IPv4: %s\n", *str(o, "ipv4") ? str(o, "ipv4") : "(none)");
 	printf("IPv6: %s\n", *str(o, "ipv6") ? str(o, "ipv6") : "(none)");
@@ -497,14 +497,8 @@ static int cmd_dns(void)
 		return rc;
 	if (status != 200)
 		return fail(status, o);
-	if (opt_json) {
-		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
-		return s ? 0 : 1;
-	}
+	if (opt_json)
+		return print_json(o);
 	q = json_object_get(o, "queries");
 	printf("resolver: %s\n", json_is_true(json_object_get(o, "running")) ? "running" : "stopped");
 	printf("queries: A %lld, AAAA %lld, PTR %lld, other %lld\n", (long long)num(q, "a"),
