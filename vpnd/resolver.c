@@ -184,43 +184,14 @@ static void reply_error(struct resolver *r, const struct rs_client *cl, const st
 		reply(r, cl, out_buf, (size_t)n);
 }
 
-/* An upstream's answer (ours or cached) to q: the client's id, spelling and EDNS; TTLs
- * aged (age_s) or set to the stale TTL. */
+/* An upstream's answer (ours or cached) to q, as rc_rewrite makes it. */
 static void reply_upstream(struct resolver *r, const struct rs_client *cl, const struct dns_query *q,
 			   const uint8_t *msg, size_t len, uint32_t age_s, int stale)
 {
-	size_t limit = limit_of(cl, q);
-	int n;
+	int n = rc_rewrite(q, msg, len, age_s, stale, limit_of(cl, q), out_buf, sizeof(out_buf) - 2);
 
-	if (len > sizeof(out_buf) - 2 || len < (size_t)DNS_HEADER_LEN)
-		return;
-	memcpy(out_buf, msg, len);
-	n = dns_msg_strip_opt(out_buf, len);
 	if (n > 0)
-		len = (size_t)n;
-	dns_msg_set_id(out_buf, len, q->hdr.id);
-	/* The question as the client spelt it (0x20): the same name, the same length. */
-	if (((out_buf[4] << 8) | out_buf[5]) == 1 && len >= (size_t)DNS_HEADER_LEN + q->qname.wire_len)
-		memcpy(out_buf + DNS_HEADER_LEN, q->qname_raw, q->qname.wire_len);
-	if (stale)
-		dns_msg_set_ttl(out_buf, len, DNS_STALE_TTL);
-	else if (age_s)
-		dns_msg_age(out_buf, len, age_s);
-	if (q->flags & DNS_Q_EDNS) {
-		n = dns_msg_append_opt(out_buf, len, sizeof(out_buf) - 2, q->edns.flags & DNS_EDNS_DO);
-		if (n > 0)
-			len = (size_t)n;
-	}
-	if (len > limit) {
-		/* Too big for the client's UDP size: the header and question, TC (RFC 2181 9). */
-		n = dns_build_response(q, out_buf[3] & 0xf, 0, NULL, 0, NULL, limit, out_buf,
-				       sizeof(out_buf));
-		if (n < DNS_HEADER_LEN)
-			return;
-		out_buf[2] |= DNS_FLAG_TC >> 8;
-		len = (size_t)n;
-	}
-	reply(r, cl, out_buf, len);
+		reply(r, cl, out_buf, (size_t)n);
 }
 
 static void our_soa(const struct dns_name *zone, struct dns_soa *soa)
@@ -346,6 +317,7 @@ static void try_next(struct rs_pending *p)
 
 	uptcp_detach(p);
 	while (p->tries < RS_TRIES) {
+		struct rs_upstream *u;
 		int i, rc;
 
 		for (i = 0; i < p->n_servers; i++)
@@ -357,7 +329,9 @@ static void try_next(struct rs_pending *p)
 		p->cur = i;
 		p->tries++;
 		p->sent_ms = now_ms(r);
-		health_of(r, &p->servers[i]) ? health_of(r, &p->servers[i])->queries++ : 0;
+		u = health_of(r, &p->servers[i]);
+		if (u)
+			u->queries++;
 		rc = p->cl.tcp ? send_tcp(r, p, &p->servers[i]) : send_udp(r, p, &p->servers[i]);
 		p->deadline_ms = p->sent_ms + (p->cl.tcp ? RS_TCP_TRY_MS : RS_TRY_MS);
 		if (!rc) {

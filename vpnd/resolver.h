@@ -127,6 +127,14 @@ int rc_put(struct rc_cache *c, const struct dns_name *name, uint16_t qtype, uint
 enum rc_state rc_get(struct rc_cache *c, const struct dns_name *name, uint16_t qtype,
 		     uint16_t qclass, uint64_t now_ms, int allow_stale, struct rc_hit *hit);
 
+/* An upstream's answer (from the wire or the cache; it passed dns_parse_response with
+ * q's question) rewritten for the client of q into out: q's id, the question as the
+ * client spelt it, the upstream's OPT replaced by ours when q had one, TTLs aged by age_s
+ * or set to DNS_STALE_TTL (stale), only the header and question with TC when it would
+ * pass limit. Length, -ENOSPC, -EBADMSG. */
+int rc_rewrite(const struct dns_query *q, const uint8_t *msg, size_t len, uint32_t age_s,
+	       int stale, size_t limit, uint8_t *out, size_t size);
+
 /* ---- the resolver (resolver.c) ---- */
 
 struct rs_upstream {

@@ -1,7 +1,8 @@
 /* resolver_cache.c - the resolver's answer cache (resolver.h): upstream answers (their OPT
  * stripped) keyed by lower-cased name wire form, type and class, for their TTL (RFC 2308
  * for negative ones), then stale for a bounded time (RFC 8767); bounded in entries,
- * evicting the least recently used. Pure: the caller gives the time. */
+ * evicting the least recently used; and the rewrite of such an answer for the client that
+ * asked. Pure: the caller gives the time. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,4 +182,46 @@ enum rc_state rc_get(struct rc_cache *c, const struct dns_name *name, uint16_t q
 	hit->len = e->msg_len;
 	hit->age_s = (uint32_t)((now_ms - e->stored_ms) / 1000);
 	return st;
+}
+
+int rc_rewrite(const struct dns_query *q, const uint8_t *msg, size_t len, uint32_t age_s,
+	       int stale, size_t limit, uint8_t *out, size_t size)
+{
+	int n, kept_opt;
+
+	if (len > size || len < (size_t)DNS_HEADER_LEN)
+		return -ENOSPC;
+	memcpy(out, msg, len);
+	n = dns_msg_strip_opt(out, len);
+	if (n < 0 && n != -EOPNOTSUPP)
+		return n;
+	/* An OPT with records after it stays (rare, legal): a second one would not be. */
+	kept_opt = n == -EOPNOTSUPP;
+	if (n > 0)
+		len = (size_t)n;
+	dns_msg_set_id(out, len, q->hdr.id);
+	/* The question as the client spelt it (0x20): the same name, so the same length, and
+	 * uncompressed at 12 (nothing comes before it to point to). */
+	if (((out[4] << 8) | out[5]) == 1 && len >= (size_t)DNS_HEADER_LEN + q->qname.wire_len)
+		memcpy(out + DNS_HEADER_LEN, q->qname_raw, q->qname.wire_len);
+	if (stale)
+		n = dns_msg_set_ttl(out, len, DNS_STALE_TTL);
+	else
+		n = age_s ? dns_msg_age(out, len, age_s) : 0;
+	if (n < 0)
+		return n;
+	if ((q->flags & DNS_Q_EDNS) && !kept_opt) {
+		n = dns_msg_append_opt(out, len, size, q->edns.flags & DNS_EDNS_DO);
+		if (n > 0)
+			len = (size_t)n;
+	}
+	if (len > limit) {
+		/* Too big for the client's UDP size: the header and question, TC (RFC 2181 9). */
+		n = dns_build_response(q, out[3] & 0xf, 0, NULL, 0, NULL, limit, out, size);
+		if (n < DNS_HEADER_LEN)
+			return n < 0 ? n : -ENOSPC;
+		out[2] |= DNS_FLAG_TC >> 8;
+		len = (size_t)n;
+	}
+	return (int)len;
 }
