@@ -162,15 +162,21 @@ static void remember_self(struct vpnd *d)
 	}
 }
 
-/* The resolver with the node: on 100.100.100.100:53 once the interface is up. A failure
- * (port 53 taken) is logged; the node runs without it. */
+/* The resolver with the node: on 100.100.100.100:53 once the interface is up, and with
+ * --dns-listen on the node's tailnet IPv4 for its peers. A failure (port 53 taken) is
+ * logged; the node runs without it. */
 static void resolver_run(struct vpnd *d)
 {
-	struct addr_port a = { .family = AF_INET, .port = RS_PORT };
+	struct addr_port a[RS_LISTEN_MAX] = { { .family = AF_INET, .port = RS_PORT } };
+	int n = 1;
 
-	inet_pton(AF_INET, RS_ADDR, &a.v4);
+	inet_pton(AF_INET, RS_ADDR, &a[0].v4);
+	if (d->opts.dns_listen && d->nm.self.ip4.s_addr) {
+		a[1] = (struct addr_port){ .family = AF_INET, .port = RS_PORT, .v4 = d->nm.self.ip4 };
+		n = 2;
+	}
 	if (!d->rs.started)
-		resolver_start(&d->rs, &a);
+		resolver_start(&d->rs, a, n);
 	if (d->rs.started)
 		resolver_update(&d->rs, &d->nm);
 }

@@ -25,6 +25,7 @@
 struct rs_client {
 	int tcp;
 	struct addr_port addr;           /* UDP */
+	uv_udp_t *udp;                   /* UDP: the socket it asked on (our source) */
 	struct rs_tcpc *tc;              /* TCP: NULL once the connection went */
 };
 
@@ -143,11 +144,11 @@ static void reply(struct resolver *r, const struct rs_client *cl, const uint8_t 
 	uv_buf_t b;
 
 	if (!cl->tcp) {
-		if (!r->udp)
+		if (!cl->udp || !r->started)
 			return;
 		addr_to_sockaddr(&cl->addr, &ss);
 		b = uv_buf_init((char *)msg, (unsigned)len);
-		uv_udp_try_send(r->udp, &b, 1, (const struct sockaddr *)&ss);
+		uv_udp_try_send(cl->udp, &b, 1, (const struct sockaddr *)&ss);
 		return;
 	}
 	if (!cl->tc || cl->tc->closing)
@@ -729,7 +730,7 @@ static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const struct socka
 		   unsigned flags)
 {
 	struct resolver *r = h->data;
-	struct rs_client cl = { 0 };
+	struct rs_client cl = { .udp = h };
 
 	(void)flags;
 	if (n <= 0 || !sa || addr_from_sockaddr(sa, &cl.addr))
@@ -983,7 +984,7 @@ static int open_udp(struct resolver *r, uv_udp_t **out, const struct addr_port *
 	return 0;
 }
 
-static int open_tcp(struct resolver *r, const struct addr_port *bind_to)
+static int open_tcp(struct resolver *r, uv_tcp_t **out, const struct addr_port *bind_to)
 {
 	struct sockaddr_storage ss;
 	uv_tcp_t *h = malloc(sizeof(*h));
@@ -1005,7 +1006,7 @@ static int open_tcp(struct resolver *r, const struct addr_port *bind_to)
 		uv_close((uv_handle_t *)h, free_handle);
 		return rc;
 	}
-	r->tcp = h;
+	*out = h;
 	return 0;
 }
 
@@ -1023,35 +1024,56 @@ static int add_listen_addr(struct resolver *r, const struct addr_port *a)
 	return rc == -EEXIST ? 0 : rc;
 }
 
-int resolver_start(struct resolver *r, const struct addr_port *listen)
+static void close_handle(uv_handle_t **h);
+
+/* One listener: UDP and TCP on a (neither when one fails). */
+static int listen_on(struct resolver *r, int i, const struct addr_port *a)
+{
+	char text[ADDR_TEXT_LEN];
+	int rc;
+
+	addr_format(a, text, sizeof(text));
+	rc = open_udp(r, &r->udp[i], a, on_udp);
+	if (!rc)
+		rc = open_tcp(r, &r->tcp[i], a);
+	if (rc) {
+		close_handle((uv_handle_t **)&r->udp[i]);
+		log_error("resolver: cannot listen", "addr=%s error=\"%s\"", text, uv_strerror(rc));
+		return rc;
+	}
+	log_info("resolver listening", "addr=%s udp=yes tcp=yes", text);
+	return 0;
+}
+
+int resolver_start(struct resolver *r, const struct addr_port *listen, int n)
 {
 	struct addr_port any4 = { .family = AF_INET }, any6 = { .family = AF_INET6 };
-	char text[ADDR_TEXT_LEN];
 	int rc;
 
 	if (r->started)
 		return 0;
+	if (n < 1 || n > RS_LISTEN_MAX)
+		return -EINVAL;
 	if (!r->cache.buckets && (rc = rc_init(&r->cache, RS_CACHE_MAX, RS_STALE_MAX_S)))
 		return rc;
-	r->listen = *listen;
-	addr_format(listen, text, sizeof(text));
-	rc = add_listen_addr(r, listen);
+	rc = add_listen_addr(r, &listen[0]);
 	if (!rc)
-		rc = open_udp(r, &r->udp, listen, on_udp);
-	if (!rc)
-		rc = open_tcp(r, listen);
+		rc = listen_on(r, 0, &listen[0]);
 	if (!rc)
 		rc = open_udp(r, &r->up4, &any4, on_upstream_udp);
 	if (rc) {
-		log_error("resolver: cannot listen", "addr=%s error=\"%s\"", text, uv_strerror(rc));
 		resolver_stop(r);
 		return rc;
 	}
+	r->listen[0] = listen[0];
+	r->n_listen = 1;
+	for (int i = 1; i < n; i++)
+		if (!listen_on(r, r->n_listen, &listen[i]))
+			r->listen[r->n_listen++] = listen[i];
 	if (open_udp(r, &r->up6, &any6, on_upstream_udp))
-		log_info("resolver: no IPv6 socket for upstreams", "addr=%s", text);
+		log_info("resolver: no IPv6 socket for upstreams", "listeners=%d", r->n_listen);
 	uv_timer_start(&r->timer, on_tick, RS_TICK_MS, RS_TICK_MS);
 	r->started = 1;
-	log_info("resolver listening", "addr=%s udp=yes tcp=yes", text);
 	return 0;
 }
 
@@ -1068,8 +1090,11 @@ void resolver_stop(struct resolver *r)
 		pending_free(r->pending);
 	while (r->tcpcs)
 		tcpc_close(r->tcpcs);
-	close_handle((uv_handle_t **)&r->udp);
-	close_handle((uv_handle_t **)&r->tcp);
+	for (int i = 0; i < RS_LISTEN_MAX; i++) {
+		close_handle((uv_handle_t **)&r->udp[i]);
+		close_handle((uv_handle_t **)&r->tcp[i]);
+	}
+	r->n_listen = 0;
 	close_handle((uv_handle_t **)&r->up4);
 	close_handle((uv_handle_t **)&r->up6);
 	if (r->have_timer)

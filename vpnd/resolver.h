@@ -20,6 +20,7 @@
 
 #define RS_ADDR "100.100.100.100"
 #define RS_PORT 53
+#define RS_LISTEN_MAX 2               /* 100.100.100.100 and, with --dns-listen, ours */
 #define RS_TTL 60                     /* node names and records */
 #define RS_NEG_TTL 60                 /* our SOA's minimum */
 #define RS_CACHE_MAX 10000            /* entries */
@@ -166,9 +167,10 @@ struct resolver {
 	uv_loop_t *loop;
 	struct vpnd *d;                  /* NULL in tests: no address on an interface */
 	int started;
-	struct addr_port listen;
-	uv_udp_t *udp;                   /* handles on the heap: a stop's closes may */
-	uv_tcp_t *tcp;                   /* still run when the next start opens anew */
+	struct addr_port listen[RS_LISTEN_MAX];
+	int n_listen;
+	uv_udp_t *udp[RS_LISTEN_MAX];    /* handles on the heap: a stop's closes may */
+	uv_tcp_t *tcp[RS_LISTEN_MAX];    /* still run when the next start opens anew */
 	uv_udp_t *up4, *up6;             /* to upstreams (one each, random ids) */
 	uv_timer_t timer;
 	int have_timer;
@@ -194,9 +196,10 @@ struct resolver {
 };
 
 void resolver_init(struct resolver *r, uv_loop_t *loop, struct vpnd *d);
-/* The node runs: 100.100.100.100/32 on the interface (d), UDP and TCP bound on listen.
- * 0 or -errno. */
-int resolver_start(struct resolver *r, const struct addr_port *listen);
+/* The node runs: 100.100.100.100/32 on the interface (d), UDP and TCP bound on each of
+ * the n listen addresses (at most RS_LISTEN_MAX; the first must work, a later one that
+ * fails is logged). 0 or -errno. */
+int resolver_start(struct resolver *r, const struct addr_port *listen, int n);
 /* The node stops: sockets closed, queries in flight dropped, the cache emptied. */
 void resolver_stop(struct resolver *r);
 void resolver_close(struct resolver *r);

@@ -197,6 +197,7 @@ struct vpnd_opts {
 	const char *ifname;
 	uint16_t port;
 	const char *metrics;     /* HOST:PORT for Prometheus /metrics; NULL = none */
+	int dns_listen;          /* the resolver on the node's tailnet IPv4 too (for peers) */
 };
 
 /* Counters for --metrics. */

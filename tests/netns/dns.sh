@@ -8,7 +8,7 @@
 # resolves upstream; a record added on coord resolves within seconds; the route's domain
 # goes to its own server; TCP works; a dead upstream fails over to the next; with every
 # upstream dead a cached name is served stale (TTL 30) and an uncached one gets SERVFAIL
-# at once.
+# at once; with --dns-listen a peer asks a node's resolver on its tailnet address.
 # Usage: tests/netns/dns.sh BUILD_DIR      (root; exit 77 = skipped)
 set -u
 BUILD=$(cd "${1:?usage: dns.sh BUILD_DIR}" && pwd)
@@ -62,10 +62,10 @@ start_coord() {
 adm() { "$COORD" --state "$CSTATE" "$@" >>"$E2E_TMP/adm.log" 2>&1; }
 
 start_vpnd() {
-	local n=$1
+	local n=$1; shift
 	mkdir -p "$E2E_TMP/$n"
 	ip netns exec "$(lab_ns "$n")" "$VPND" --state "$E2E_TMP/$n/state" --socket "$E2E_TMP/$n/vpnd.sock" \
-		--wg-backend userspace --ifname "$(ifname "$n")" --port 41641 --log-level debug \
+		--wg-backend userspace --ifname "$(ifname "$n")" --port 41641 --log-level debug "$@" \
 		>>"$E2E_TMP/$n.log" 2>&1 &
 	VPND_PID[$n]=$!
 	track "${VPND_PID[$n]}"
@@ -133,7 +133,8 @@ check "a route's server (Consul's port)" start_dnsmasq up2 consul "$UP2" 8600 \
 	--local=/consul/ --host-record=web.service.consul,192.0.2.30
 
 for n in a b; do
-	check "vpnd $n starts" start_vpnd "$n"
+	# b also answers its peers on its tailnet address (--dns-listen)
+	check "vpnd $n starts" start_vpnd "$n" $([ "$n" = b ] && echo --dns-listen)
 	check "$n joins and runs" joins "$n"
 	IP4[$n]=$(ctl "$n" ip -4)
 	IP6[$n]=$(ctl "$n" ip -6)
@@ -147,6 +148,9 @@ check "... in any case" answers a "${IP4[b]}" "BrAvO.$DOM" A
 check "PTR of bravo's IPv4" answers a "bravo.$DOM." -x "${IP4[b]}"
 check "PTR of bravo's IPv6" answers a "bravo.$DOM." -x "${IP6[b]}"
 check "b resolves alpha" answers b "${IP4[a]}" "alpha.$DOM" A
+peer_asks() { test "$(lab_exec a dig +time=2 +tries=1 @"${IP4[b]}" +short "$@")" = "${IP4[a]}"; }
+check_within "--dns-listen: a asks b's resolver on b's tailnet address" 10 peer_asks "alpha.$DOM" A
+check "... over TCP too" peer_asks +tcp "alpha.$DOM" A
 check "TXT of a node: NODATA" status_is a NOERROR "bravo.$DOM" TXT
 check "... with no answer" noanswer a "bravo.$DOM" TXT
 check "an unknown name under the domain: NXDOMAIN" status_is a NXDOMAIN "nobody.$DOM" A

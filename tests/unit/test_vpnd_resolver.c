@@ -492,9 +492,9 @@ static void lab_start(struct lab *l)
 	l->dns.n_rules = 2;
 	resolver_init(&l->r, &l->loop, NULL);
 	inet_pton(AF_INET, "127.0.0.1", &listen.v4);
-	assert_int_equal(resolver_start(&l->r, &listen), 0);
+	assert_int_equal(resolver_start(&l->r, &listen, 1), 0);
 	resolver_update(&l->r, &l->m);
-	assert_int_equal(uv_udp_getsockname(l->r.udp, (struct sockaddr *)&ss, &len), 0);
+	assert_int_equal(uv_udp_getsockname(l->r.udp[0], (struct sockaddr *)&ss, &len), 0);
 	memcpy(&l->res_sa, &ss, sizeof(l->res_sa));
 }
 
