@@ -22,7 +22,7 @@
 
 static const char *sock_path = VPND_DEFAULT_SOCKET;
 static const char *opt_coord, *opt_auth_key, *opt_hostname, *opt_pin, *opt_count;
-static const char *arg_peer, *arg_dns;
+static const char *arg_peer;
 static int opt_json, opt_4, opt_6, opt_help;
 
 struct cmd {
@@ -492,7 +492,6 @@ static int cmd_dns(void)
 	const char *k;
 	size_t i;
 
-	(void)arg_dns;
 	if (rc)
 		return rc;
 	if (status != 200)
@@ -595,11 +594,11 @@ int main(int argc, char **argv)
 	} else if (c->fn == cmd_ping) {
 		fprintf(stderr, "vpnctl ping: takes one PEER (a name or tailnet address)\n");
 		return 2;
-	} else if (c->fn == cmd_dns && n == 2 && !strcmp(words[1], "stats")) {
-		arg_dns = words[1];
 	} else if (c->fn == cmd_dns) {
-		fprintf(stderr, "vpnctl dns: takes 'stats'\n");
-		return 2;
+		if (n != 2 || strcmp(words[1], "stats")) {
+			fprintf(stderr, "vpnctl dns: takes 'stats'\n");
+			return 2;
+		}
 	} else if (n > 1) {
 		fprintf(stderr, "vpnctl %s: unexpected argument '%s'\n", c->name, words[1]);
 		return 2;
