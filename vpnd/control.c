@@ -424,6 +424,11 @@ static void on_request(struct http_request *req, void *arg)
 			http_respond_error(req, 405, "netcheck takes GET");
 		else
 			route_netcheck(d, req);
+	} else if (!strcmp(path, VPND_CTL_DNS_STATS)) {
+		if (!get)
+			http_respond_error(req, 405, "dns stats takes GET");
+		else
+			http_respond_json(req, 200, resolver_stats_json(&d->rs));
 	} else if (!strcmp(path, VPND_CTL_LOGOUT)) {
 		if (!post)
 			http_respond_error(req, 405, "logout takes POST");

@@ -162,6 +162,33 @@ static void remember_self(struct vpnd *d)
 	}
 }
 
+/* The resolver with the node: on 100.100.100.100:53 once the interface is up, and with
+ * --dns-listen on the node's tailnet IPv4 for its peers. A failure (port 53 taken) is
+ * logged; the node runs without it. */
+static void resolver_run(struct vpnd *d)
+{
+	struct addr_port a[RS_LISTEN_MAX] = { { .family = AF_INET, .port = RS_PORT } };
+	int n = 1;
+
+	inet_pton(AF_INET, RS_ADDR, &a[0].v4);
+	if (d->opts.dns_listen && d->nm.self.ip4.s_addr) {
+		a[1] = (struct addr_port){ .family = AF_INET, .port = RS_PORT, .v4 = d->nm.self.ip4 };
+		n = 2;
+	}
+	if (!d->rs.started)
+		resolver_start(&d->rs, a, n);
+	if (d->rs.started)
+		resolver_update(&d->rs, &d->nm);
+}
+
+/* A delta: the names and the policy again (a resolver that could not start stays off
+ * until the next full map). */
+static void resolver_changed(struct vpnd *d)
+{
+	if (d->rs.started)
+		resolver_update(&d->rs, &d->nm);
+}
+
 static void on_full(struct vpnd *d)
 {
 	const struct nm_self *s = &d->nm.self;
@@ -182,24 +209,28 @@ static void on_full(struct vpnd *d)
 		traversal_start(&d->tv, d->opts.port);
 		traversal_full(&d->tv, &d->nm);
 		wgsync_full(&d->sync, &d->nm);
+		resolver_run(d);
 		set_state(d, VPND_RUNNING, "");
 		endpoints_post(d);
 		break;
 	case NODE_STATUS_NEEDS_APPROVAL:
 		wgsync_clear(&d->sync);
 		traversal_stop(&d->tv);
+		resolver_stop(&d->rs);
 		snprintf(msg, sizeof(msg), "waiting for approval: coord nodes approve %s", s->name);
 		set_state(d, VPND_NEEDS_APPROVAL, msg);
 		break;
 	case NODE_STATUS_EXPIRED:
 		wgsync_clear(&d->sync);
 		traversal_stop(&d->tv);
+		resolver_stop(&d->rs);
 		set_state(d, VPND_EXPIRED, "the node key expired: run vpnctl up (with --auth-key, or "
 			  "an admin approves it again)");
 		break;
 	default:
 		wgsync_clear(&d->sync);
 		traversal_stop(&d->tv);
+		resolver_stop(&d->rs);
 		snprintf(msg, sizeof(msg), "coord reports the state '%s'",
 			 s->state ? node_status_name(s->state) : "unknown");
 		set_state(d, VPND_STOPPED, msg);
@@ -240,6 +271,7 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 		if (running) {
 			traversal_peer(&d->tv, chg.peer);
 			wgsync_peer(&d->sync, chg.peer);
+			resolver_changed(d);
 		}
 		cache_delta(d, line, len);
 		break;
@@ -247,6 +279,7 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 		if (running) {
 			traversal_removed(&d->tv, &chg.removed);
 			wgsync_removed(&d->sync, &chg.removed);
+			resolver_changed(d);
 		}
 		cache_delta(d, line, len);
 		break;
@@ -260,7 +293,8 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 		cache_delta(d, line, len);
 		break;
 	case NM_DNS:
-		/* the resolver takes it from d->nm.dns once there is one */
+		if (running)
+			resolver_changed(d);
 		log_debug("dns policy changed", "domain=%s upstreams=%d routes=%zu records=%zu rules=%zu",
 			  d->nm.dns->domain, d->nm.dns->n_upstreams, d->nm.dns->n_routes,
 			  d->nm.dns->n_records, d->nm.dns->n_rules);
@@ -650,6 +684,7 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 	nmcache_init(&d->cache, opts->state_dir);
 	wgsync_init(&d->sync, d->opts.ifname);
 	traversal_init(&d->tv, d);
+	resolver_init(&d->rs, loop, d);
 	rc = prefs_load(opts->state_dir, &d->prefs);
 	if (rc && rc != -ENOENT) {
 		log_error("cannot read prefs", "dir=%s error=\"%s\"", opts->state_dir, strerror(-rc));
@@ -714,6 +749,7 @@ void vpnd_shutdown(struct vpnd *d)
 	linkmon_close(&d->linkmon);
 	iface_down(d);
 	traversal_close(&d->tv);
+	resolver_close(&d->rs);
 	if (d->nif) {
 		netif_close(d->nif);
 		d->nif = NULL;

@@ -29,6 +29,7 @@ void iface_down(struct vpnd *d)
 	if (!d->wg)
 		return;
 	traversal_stop(&d->tv);
+	resolver_stop(&d->rs);   /* its address goes with the interface */
 	wg_close(d->wg);
 	d->wg = NULL;
 	d->ifindex = 0;

@@ -22,6 +22,7 @@ static const char usage[] =
 	"usage: vpnd [--state DIR] [--socket PATH] [--wg-backend auto|kernel|userspace]\n"
 	"            [--ifname NAME] [--port N] [--log-level error|warn|info|debug]\n"
 	"            [--metrics HOST:PORT]   (Prometheus text at /metrics)\n"
+	"            [--dns-listen]   (the resolver on this node's tailnet address too, for peers)\n"
 	"Runs the meshvpn node daemon; control it with vpnctl.\n";
 
 static struct vpnd daemon_state;
@@ -97,12 +98,12 @@ int main(int argc, char **argv)
 	const char *state = VPND_DEFAULT_STATE, *sock = VPND_DEFAULT_SOCKET;
 	const char *backend = VPND_DEFAULT_BACKEND, *ifname = VPND_DEFAULT_IFNAME;
 	const char *port_s = NULL, *level = NULL, *metrics = NULL;
-	int help = 0;
+	int help = 0, dns_listen = 0;
 	const struct arg_opt opts[] = {
 		{ "state", &state, NULL, 0 }, { "socket", &sock, NULL, 0 },
 		{ "wg-backend", &backend, NULL, 0 }, { "ifname", &ifname, NULL, 0 },
 		{ "port", &port_s, NULL, 0 }, { "log-level", &level, NULL, 0 },
-		{ "metrics", &metrics, NULL, 0 },
+		{ "metrics", &metrics, NULL, 0 }, { "dns-listen", NULL, &dns_listen, 0 },
 		{ "help", NULL, &help, 'h' }, { NULL, NULL, NULL, 0 },
 	};
 	struct vpnd_opts vo;
@@ -192,6 +193,7 @@ int main(int argc, char **argv)
 	vo.ifname = ifname;
 	vo.port = (uint16_t)port;
 	vo.metrics = metrics;
+	vo.dns_listen = dns_listen;
 	loop = uv_default_loop();
 	rc = vpnd_init(&daemon_state, loop, &vo);
 	if (rc) {

@@ -39,6 +39,7 @@ static int cmd_status(void);
 static int cmd_ip(void);
 static int cmd_ping(void);
 static int cmd_netcheck(void);
+static int cmd_dns(void);
 
 static const struct cmd cmds[] = {
 	{ "up", cmd_up, "Joins the network: --coord URL [--auth-key K] [--hostname H] "
@@ -51,6 +52,7 @@ static const struct cmd cmds[] = {
 	  "round trip of each reply", "count" },
 	{ "netcheck", cmd_netcheck, "What the network allows: UDP, reflexive addresses, hard NAT, "
 	  "relay latencies [--json]", "json" },
+	{ "dns", cmd_dns, "stats: the resolver's counters on 100.100.100.100 [--json]", "json" },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -116,6 +118,18 @@ static int fail(int status, json_t *o)
 		fprintf(stderr, "(HTTP %d)\n", status);
 	json_decref(o);
 	return status == 400 ? 2 : 1;
+}
+
+/* --json: the object as vpnd sent it, indented; consumes o. 0, or 1 without memory. */
+static int print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	json_decref(o);
+	return s ? 0 : 1;
 }
 
 static const char *str(const json_t *o, const char *key)
@@ -291,14 +305,8 @@ static int cmd_status(void)
 
 	if (rc)
 		return rc;
-	if (opt_json) {
-		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
-		return s ? 0 : 1;
-	}
+	if (opt_json)
+		return print_json(o);
 	self = json_object_get(o, "self");
 	peers = json_object_get(o, "peers");
 	printf("%s", *str(self, "name") ? str(self, "name") : "(no name)");
@@ -453,14 +461,8 @@ static int cmd_netcheck(void)
 		return rc;
 	if (status != 200)
 		return fail(status, o);
-	if (opt_json) {
-		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
-		return s ? 0 : 1;
-	}
+	if (opt_json)
+		return print_json(o);
 	printf("UDP: %s\n", json_is_true(json_object_get(o, "udp")) ? "yes" : "no");
 	printf("IPv4: %s\n", *str(o, "ipv4") ? str(o, "ipv4") : "(none)");
 	printf("IPv6: %s\n", *str(o, "ipv6") ? str(o, "ipv6") : "(none)");
@@ -474,6 +476,46 @@ static int cmd_netcheck(void)
 		else
 			printf("  %s: no answer\n", str(r, "name"));
 	}
+	json_decref(o);
+	return 0;
+}
+
+/* vpnctl dns stats: the resolver's counters. */
+static int cmd_dns(void)
+{
+	static const char *const keys[] = { "local", "blocked", "cached", "forwarded", "stale",
+					    "servfail", "formerr", "dropped", "bad_answers",
+					    "tcp_queries", "cache_entries", "cache_evictions",
+					    "zone_records" };
+	json_t *o, *q, *ups, *u, *hist, *v;
+	int status, rc = ctl("GET", VPND_CTL_DNS_STATS, NULL, CTL_TIMEOUT_MS, &status, &o);
+	const char *k;
+	size_t i;
+
+	if (rc)
+		return rc;
+	if (status != 200)
+		return fail(status, o);
+	if (opt_json)
+		return print_json(o);
+	q = json_object_get(o, "queries");
+	printf("resolver: %s\n", json_is_true(json_object_get(o, "running")) ? "running" : "stopped");
+	printf("queries: A %lld, AAAA %lld, PTR %lld, other %lld\n", (long long)num(q, "a"),
+	       (long long)num(q, "aaaa"), (long long)num(q, "ptr"), (long long)num(q, "other"));
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		printf("%s: %lld\n", keys[i], (long long)num(o, keys[i]));
+	ups = json_object_get(o, "upstreams");
+	json_array_foreach(ups, i, u)
+		printf("upstream %s: %s, queries %lld, answers %lld, timeouts %lld, servfails %lld, "
+		       "bad %lld\n", str(u, "addr"), json_is_true(json_object_get(u, "up")) ? "up" : "down",
+		       (long long)num(u, "queries"), (long long)num(u, "answers"),
+		       (long long)num(u, "timeouts"), (long long)num(u, "servfails"),
+		       (long long)num(u, "bad"));
+	hist = json_object_get(o, "latency_ms_le");
+	printf("upstream latency (answers within ms):");
+	json_object_foreach(hist, k, v)
+		printf(" %s:%lld", k, (long long)json_integer_value(v));
+	printf("\n");
 	json_decref(o);
 	return 0;
 }
@@ -552,6 +594,11 @@ int main(int argc, char **argv)
 	} else if (c->fn == cmd_ping) {
 		fprintf(stderr, "vpnctl ping: takes one PEER (a name or tailnet address)\n");
 		return 2;
+	} else if (c->fn == cmd_dns) {
+		if (n != 2 || strcmp(words[1], "stats")) {
+			fprintf(stderr, "vpnctl dns: takes 'stats'\n");
+			return 2;
+		}
 	} else if (n > 1) {
 		fprintf(stderr, "vpnctl %s: unexpected argument '%s'\n", c->name, words[1]);
 		return 2;

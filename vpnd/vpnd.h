@@ -22,6 +22,7 @@
 #include "linkmon.h"
 #include "netmap.h"
 #include "nmcache.h"
+#include "resolver.h"
 #include "traversal.h"
 #include "wgsync.h"
 
@@ -51,6 +52,7 @@
  *   GET  /v1/netcheck -> 200 {"done","udp","ipv4","ipv6","mapping_varies_by_dest",
  *                    "ipv6_varies","relays":[{"name","latency_ms"}],"preferred_relay"}
  *                    after a fresh STUN round
+ *   GET  /v1/dns/stats -> 200 the resolver's counters (resolver_stats_json)
  */
 #define VPND_CTL_STATUS "/v1/status"
 #define VPND_CTL_UP     "/v1/up"
@@ -58,6 +60,7 @@
 #define VPND_CTL_LOGOUT "/v1/logout"
 #define VPND_CTL_PING   "/v1/ping"
 #define VPND_CTL_NETCHECK "/v1/netcheck"
+#define VPND_CTL_DNS_STATS "/v1/dns/stats"   /* GET -> 200 resolver_stats_json */
 
 struct up_request {
 	char coord[VPND_URL_MAX + 1];          /* "" = the one in prefs */
@@ -194,6 +197,7 @@ struct vpnd_opts {
 	const char *ifname;
 	uint16_t port;
 	const char *metrics;     /* HOST:PORT for Prometheus /metrics; NULL = none */
+	int dns_listen;          /* the resolver on the node's tailnet IPv4 too (for peers) */
 };
 
 /* Counters for --metrics. */
@@ -285,6 +289,7 @@ struct vpnd {
 	void *event_arg;
 
 	struct traversal tv;            /* paths: disco, STUN, relays (traversal.h) */
+	struct resolver rs;             /* DNS on 100.100.100.100 (resolver.h) */
 	struct linkmon linkmon;         /* address and link changes -> endpoints again */
 	struct vpnd_stats stats;
 	struct metrics_server *metrics;

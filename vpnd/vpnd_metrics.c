@@ -53,6 +53,66 @@ static void peer_metrics(struct metrics_text *t, const json_t *peers)
 	}
 }
 
+/* The resolver's counters: queries by type, answers by source, upstream errors and the
+ * latency histogram of upstream answers. */
+static void resolver_metrics(struct metrics_text *t, const struct resolver *r)
+{
+	static const char *const le[RS_HIST_BUCKETS + 1] = { "1", "5", "10", "25", "50", "100",
+							     "250", "500", "1000", "+Inf" };
+	const struct resolver_stats *s = &r->stats;
+	const struct {
+		const char *name, *help;
+		uint64_t v;
+	} one[] = {
+		{ "vpnd_dns_local_total", "Queries answered from the netmap (node names, records).",
+		  s->local },
+		{ "vpnd_dns_blocked_total", "Queries answered as blocked.", s->blocked },
+		{ "vpnd_dns_cached_total", "Queries answered from the cache.", s->cached },
+		{ "vpnd_dns_forwarded_total", "Queries sent to an upstream (each try).", s->forwarded },
+		{ "vpnd_dns_stale_total", "Stale answers served while no upstream answered.", s->stale },
+		{ "vpnd_dns_servfail_total", "SERVFAILs given: no upstream could answer.", s->servfail },
+		{ "vpnd_dns_malformed_total", "Malformed queries (answered FORMERR or dropped).",
+		  s->formerr + s->dropped },
+		{ "vpnd_dns_bad_answers_total",
+		  "Upstream messages ignored: junk, wrong id or question, unasked source.",
+		  s->bad_answers },
+	};
+	char a[ADDR_TEXT_LEN];
+	uint64_t cum = 0;
+
+	metrics_head(t, "vpnd_dns_queries_total", "counter", "DNS queries by type.");
+	metrics_printf(t, "vpnd_dns_queries_total{type=\"A\"} %llu\n", (unsigned long long)s->q_a);
+	metrics_printf(t, "vpnd_dns_queries_total{type=\"AAAA\"} %llu\n",
+		       (unsigned long long)s->q_aaaa);
+	metrics_printf(t, "vpnd_dns_queries_total{type=\"PTR\"} %llu\n", (unsigned long long)s->q_ptr);
+	metrics_printf(t, "vpnd_dns_queries_total{type=\"other\"} %llu\n",
+		       (unsigned long long)s->q_other);
+	for (size_t k = 0; k < sizeof(one) / sizeof(one[0]); k++) {
+		metrics_head(t, one[k].name, "counter", one[k].help);
+		metrics_printf(t, "%s %llu\n", one[k].name, (unsigned long long)one[k].v);
+	}
+	metrics_head(t, "vpnd_dns_upstream_errors_total", "counter",
+		     "Upstream failures (timeouts, SERVFAIL/REFUSED, ignored answers) by upstream.");
+	for (size_t i = 0; i < r->n_health; i++) {
+		const struct rs_upstream *u = &r->health[i];
+
+		addr_format(&u->addr, a, sizeof(a));
+		metrics_printf(t, "vpnd_dns_upstream_errors_total{upstream=\"%s\"} %llu\n", a,
+			       (unsigned long long)(u->timeouts + u->servfails + u->bad));
+	}
+	metrics_head(t, "vpnd_dns_upstream_latency_ms", "histogram",
+		     "Time to an upstream's answer, in milliseconds.");
+	for (int b = 0; b <= RS_HIST_BUCKETS; b++) {
+		cum += s->hist[b];
+		metrics_printf(t, "vpnd_dns_upstream_latency_ms_bucket{le=\"%s\"} %llu\n", le[b],
+			       (unsigned long long)cum);
+	}
+	metrics_printf(t, "vpnd_dns_upstream_latency_ms_sum %llu\n",
+		       (unsigned long long)s->latency_sum_ms);
+	metrics_printf(t, "vpnd_dns_upstream_latency_ms_count %llu\n",
+		       (unsigned long long)s->latency_n);
+}
+
 void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 {
 	static const char *const states[] = { "running", "needs-approval", "stopped", "expired" };
@@ -148,5 +208,6 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 		}
 	}
 	peer_metrics(t, peers);
+	resolver_metrics(t, &d->rs);
 	json_decref(st);
 }
