@@ -181,6 +181,21 @@ static void resolver_run(struct vpnd *d)
 		resolver_update(&d->rs, &d->nm);
 }
 
+/* The compiled blocklist the netmap names (fetched by dnsbl.c when its version moves). */
+static void blocklist_follow(struct vpnd *d)
+{
+	if (d->state == VPND_RUNNING && d->nm.dns)
+		dnsbl_update(&d->dnsbl, d->nm.dns->blocklist_version, d->nm.dns->blocklist_url,
+			     d->prefs.coord, d->prefs.pin, d->prefs.token);
+}
+
+static void on_blocklist(void *arg, struct blocklist *bl)
+{
+	struct vpnd *d = arg;
+
+	resolver_set_blocklist(&d->rs, bl);
+}
+
 /* A delta: the names and the policy again (a resolver that could not start stays off
  * until the next full map). */
 static void resolver_changed(struct vpnd *d)
@@ -264,6 +279,7 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 			  node_status_name(d->nm.self.state));
 		d->nm_from_cache = 0;
 		on_full(d);
+		blocklist_follow(d);
 		cache_full(d, line, len);
 		break;
 	case NM_PEER_ADDED:
@@ -295,6 +311,7 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 	case NM_DNS:
 		if (running)
 			resolver_changed(d);
+		blocklist_follow(d);
 		log_debug("dns policy changed", "domain=%s upstreams=%d routes=%zu records=%zu rules=%zu",
 			  d->nm.dns->domain, d->nm.dns->n_upstreams, d->nm.dns->n_routes,
 			  d->nm.dns->n_records, d->nm.dns->n_rules);
@@ -685,6 +702,7 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 	wgsync_init(&d->sync, d->opts.ifname);
 	traversal_init(&d->tv, d);
 	resolver_init(&d->rs, loop, d);
+	dnsbl_init(&d->dnsbl, loop, on_blocklist, d);
 	rc = prefs_load(opts->state_dir, &d->prefs);
 	if (rc && rc != -ENOENT) {
 		log_error("cannot read prefs", "dir=%s error=\"%s\"", opts->state_dir, strerror(-rc));
@@ -749,6 +767,7 @@ void vpnd_shutdown(struct vpnd *d)
 	linkmon_close(&d->linkmon);
 	iface_down(d);
 	traversal_close(&d->tv);
+	dnsbl_close(&d->dnsbl);
 	resolver_close(&d->rs);
 	if (d->nif) {
 		netif_close(d->nif);

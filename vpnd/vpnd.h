@@ -22,6 +22,7 @@
 #include "linkmon.h"
 #include "netmap.h"
 #include "nmcache.h"
+#include "dnsbl.h"
 #include "resolver.h"
 #include "traversal.h"
 #include "wgsync.h"
@@ -290,6 +291,7 @@ struct vpnd {
 
 	struct traversal tv;            /* paths: disco, STUN, relays (traversal.h) */
 	struct resolver rs;             /* DNS on 100.100.100.100 (resolver.h) */
+	struct dnsbl dnsbl;             /* coord's compiled blocklist, fetched (dnsbl.h) */
 	struct linkmon linkmon;         /* address and link changes -> endpoints again */
 	struct vpnd_stats stats;
 	struct metrics_server *metrics;

@@ -91,6 +91,8 @@ stop_dnsmasq() {
 	untrack "${DNSMASQ_PID[$1]}"
 }
 ZONE="--local=/example.test/ --host-record=www.example.test,192.0.2.20
+	--host-record=good.adnet.test,192.0.2.12 --host-record=x.adnet.test,192.0.2.13 --local=/adnet.test/
+	--host-record=tracker.example.test,192.0.2.14
 	--host-record=cached.example.test,192.0.2.21 --host-record=ok.ads.example,192.0.2.10
 	--host-record=x.ads.example,192.0.2.11 --local=/ads.example/"
 
@@ -175,6 +177,19 @@ check_within "the allowed name resolves through the upstream" 5 answers a 192.0.
 check "blocking-mode nxdomain" adm dns blocking-mode nxdomain
 check_within "a blocked name is NXDOMAIN now" 5 status_is a NXDOMAIN x.ads.example A
 check "the allowed one still resolves" answers a 192.0.2.10 ok.ads.example A
+
+# --- a compiled blocklist: coord reads a list file (hosts and Adblock lines), compiles it,
+# --- the node fetches the blob when the netmap's version moves ---
+printf '# a list\n0.0.0.0 tracker.example.test\n||adnet.test^\n@@||good.adnet.test^\n||bad.test^$third-party\n' \
+	>"$E2E_TMP/list.txt"
+check "blocklist add FILE" adm dns blocklist add "$E2E_TMP/list.txt"
+check_within "a hosts-list name is blocked within 10 s (compiled on coord, fetched by the node)" 10 \
+	status_is a NXDOMAIN tracker.example.test A
+upstream_has() { test "$(lab_exec a dig +time=2 +tries=1 +short @"$UP1" "$1" A)" = "$2"; }
+check "... the upstream has it: the list blocked it" upstream_has tracker.example.test 192.0.2.14
+check "an ||d^ rule blocks its subdomains" status_is a NXDOMAIN x.adnet.test A
+check "its @@ exception resolves through the upstream" answers a 192.0.2.12 good.adnet.test A
+check "names the list does not have still resolve" answers a 192.0.2.20 www.example.test A
 
 # --- records and routes ---
 check "record add web A 192.0.2.80" adm dns record add web A 192.0.2.80
