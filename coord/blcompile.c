@@ -258,7 +258,7 @@ static void compile_after(uv_work_t *w, int status)
 			b->compiles++;
 			b->last_compile_ms = j->ms;
 			log_info("blocklist compiled", "tags=\"%s\" version=%" PRIu64 " bytes=%zu"
-				 " sources=%zu rules=%zu ms=%.1f%s", j->key, j->serial, cb->len,
+				 " sources=%zu manual_rules=%zu ms=%.1f%s", j->key, j->serial, cb->len,
 				 j->n_paths, j->n_rules, j->ms, j->truncated ? " truncated=1" : "");
 		} else if (!b->stopping && j->rc) {
 			b->compile_failures++;

@@ -23,6 +23,7 @@ struct dnsbl_fetch {
 	uint8_t *buf;
 	size_t len, cap;
 	struct blocklist *bl;
+	double load_ms;                 /* blocklist_load's time (the node's load target) */
 };
 
 int dnsbl_url(const char *coord_url, const char *path, char *out, size_t size)
@@ -74,13 +75,16 @@ static void fetch_work(uv_work_t *w)
 	struct dnsbl_fetch *f = w->data;
 	const char *headers[] = { f->auth, NULL };
 	struct http_fetch_sink sink = { on_response, on_body, f };
+	uint64_t t0;
 
 	f->rc = http_fetch_stream(f->url, f->pin[0] ? f->pin : NULL, headers, &sink, &f->status,
 				  DNSBL_TIMEOUT_MS);
 	if (f->rc || f->status != 200)
 		return;
 	/* checked whole here, off the loop: the resolver gets a list it can use at once */
+	t0 = uv_hrtime();
 	f->rc = blocklist_load(f->buf, f->len, BLOCKLIST_LOAD_OWN, &f->bl);
+	f->load_ms = (double)(uv_hrtime() - t0) / 1e6;
 	if (!f->rc)
 		f->buf = NULL;   /* the list's now */
 }
@@ -110,8 +114,9 @@ static void fetch_after(uv_work_t *w, int status)
 			b->have = (int64_t)info.serial;
 			b->backoff_ms = DNSBL_RETRY_MIN_MS;
 			log_info("blocklist loaded", "version=%" PRIu64 " exact=%u subdomains=%u"
-				 " exceptions=%u memory=%zu", info.serial, info.exact, info.subdomains,
-				 info.exact_exceptions + info.subdomain_exceptions, info.memory);
+				 " exceptions=%u memory=%zu bytes=%zu load_ms=%.1f", info.serial, info.exact,
+				 info.subdomains, info.exact_exceptions + info.subdomain_exceptions,
+				 info.memory, f->len, f->load_ms);
 			b->on_blocklist(b->arg, f->bl);
 			f->bl = NULL;
 		} else {
