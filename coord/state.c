@@ -763,7 +763,7 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 	return rc;
 }
 
-static int save_node(struct coord *co, const struct node_rec *r, struct node *n)
+static int save_node(struct coord *co, struct node_rec *r, struct node *n)
 {
 	int rc = store_node_update(co->st, r);
 

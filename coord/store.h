@@ -1,14 +1,18 @@
-/* store.h - coord's durable state in one SQLite file (WAL): nodes, auth keys, API keys,
- * relays, tailnet settings, the DNS policy. coord keeps a working copy in memory and writes through
+/* store.h - coord's durable state: nodes, auth keys, API keys, relays, tailnet settings,
+ * the DNS policy, and the change feed that lets several coord instances share one
+ * database. In one SQLite file (WAL) by default, or in PostgreSQL / CockroachDB
+ * (store_db.h has the engines). coord keeps a working copy in memory and writes through
  * here before it answers, so kill -9 at any moment loses nothing that was acknowledged. */
 #ifndef COORD_STORE_H
 #define COORD_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "meshvpn/keys.h"
 
 #define STORE_NAME_LEN 64
 #define STORE_TAGS_LEN 256
+#define STORE_ENDPOINTS_LEN 1024
 
 enum node_state {
 	NODE_PENDING = 0,   /* registered, waiting for `coord nodes approve` */
@@ -34,6 +38,12 @@ struct node_rec {
 	int64_t created;                  /* unix seconds */
 	int64_t key_expiry;               /* unix seconds; 0 = never */
 	int64_t last_seen;                /* unix seconds */
+	int64_t rev;                      /* bumped by every store_node_update */
+	/* What the node reports and where it is connected (store_node_live; no rev): */
+	char endpoints[STORE_ENDPOINTS_LEN]; /* "ip:port,ip:port" */
+	char home_relay[STORE_NAME_LEN];
+	char online[STORE_NAME_LEN];      /* the instance holding its stream; "" = offline */
+	int64_t disconnected_at;          /* unix seconds its last stream closed; 0 = never */
 };
 
 struct authkey_rec {
@@ -71,12 +81,18 @@ struct relay_rec {
 
 struct store;
 
-/* Opens the database file PATH (created 0600 when absent; coord uses STATE/coord.db),
- * sets WAL, applies migrations up to the current schema version. -errno, -EPROTO for a
- * file from a newer coord, or -EIO with a logged SQLite message. */
-int store_open(const char *path, struct store **out);
+/* Opens SPEC: a postgresql:// (or postgres://) libpq URI, else the path of an SQLite file
+ * (created 0600 when absent; coord uses STATE/coord.db, WAL). Creates or migrates the
+ * schema to the current version. -errno, -EPROTO for a database from a newer coord,
+ * -EIO (unreachable, or a logged engine message). */
+int store_open(const char *spec, struct store **out);
 void store_close(struct store *st);
 int store_schema_version(struct store *st);
+int store_spec_is_remote(const char *spec);   /* a PostgreSQL URI */
+const char *store_engine_name(const struct store *st);
+/* The name this coord instance writes into the feed, leases and the instances table. */
+void store_set_instance(struct store *st, const char *name);
+int store_healthy(struct store *st);          /* 1 while the database answers */
 
 /* Transactions for multi-step changes (nested calls are not supported). */
 int store_begin(struct store *st);
@@ -87,24 +103,36 @@ void store_rollback(struct store *st);
 int store_meta_get(struct store *st, const char *key, char *out, size_t size); /* -ENOENT */
 int store_meta_set(struct store *st, const char *key, const char *value);
 
+/* Every write below is recorded in the change feed in the same transaction (the
+ * caller's, or its own). -EEXIST: a unique column (name, address, key) is taken. */
 int store_node_insert(struct store *st, struct node_rec *n);       /* sets n->id */
-int store_node_update(struct store *st, const struct node_rec *n); /* by id; -ENOENT */
+/* By id, if n->rev is still the stored one (then n->rev is bumped); -ENOENT, or -ESTALE
+ * when another instance changed the node since n was read. Not the live fields. */
+int store_node_update(struct store *st, struct node_rec *n);
+/* The live fields and last_seen, whatever the rev. */
+int store_node_live(struct store *st, const struct node_rec *n);
 int store_node_delete(struct store *st, int64_t id);               /* -ENOENT */
 /* Calls cb for every node in id order; a non-zero return from cb stops and is returned. */
 int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, void *arg), void *arg);
+int store_node_get(struct store *st, int64_t id, struct node_rec *out);   /* -ENOENT */
 
 int store_authkey_insert(struct store *st, struct authkey_rec *k);
 int store_authkey_update(struct store *st, const struct authkey_rec *k);
 int store_authkey_foreach(struct store *st, int (*cb)(const struct authkey_rec *k, void *arg), void *arg);
+int store_authkey_get(struct store *st, int64_t id, struct authkey_rec *out);
+/* Counts one use in the database; -EACCES when revoked or (not reusable) used already. */
+int store_authkey_use(struct store *st, int64_t id, int reusable);
 
 int store_apikey_insert(struct store *st, struct apikey_rec *k);
 int store_apikey_update(struct store *st, const struct apikey_rec *k);
 int store_apikey_foreach(struct store *st, int (*cb)(const struct apikey_rec *k, void *arg), void *arg);
+int store_apikey_get(struct store *st, int64_t id, struct apikey_rec *out);
 
 int store_relay_insert(struct store *st, struct relay_rec *r);
 int store_relay_update(struct store *st, const struct relay_rec *r);
 int store_relay_delete(struct store *st, int64_t id);
 int store_relay_foreach(struct store *st, int (*cb)(const struct relay_rec *r, void *arg), void *arg);
+int store_relay_get(struct store *st, int64_t id, struct relay_rec *out);
 
 /* The DNS policy's tables (schema version 4), one row shape for all five. */
 enum store_dns_table {
@@ -131,5 +159,61 @@ int store_dns_blocklist_status(struct store *st, const struct dns_rec *r); /* by
 /* In id order; the strings live until cb returns. */
 int store_dns_foreach(struct store *st, int table, int (*cb)(const struct dns_rec *r, void *arg),
 		      void *arg);
+/* cb once if the row is there; 0 either way. */
+int store_dns_get(struct store *st, int table, int64_t id,
+		  int (*cb)(const struct dns_rec *r, void *arg), void *arg);
+
+/* The change feed: what each committed write changed, numbered in commit order. */
+enum store_change_kind {
+	STORE_CH_META = 1,       /* key: the setting */
+	STORE_CH_NODE,           /* ref: node id (gone when it no longer reads) */
+	STORE_CH_NODE_LIVE,      /* ref: node id; only its live fields changed */
+	STORE_CH_AUTHKEY,
+	STORE_CH_APIKEY,
+	STORE_CH_RELAY,
+	STORE_CH_DNS,            /* + enum store_dns_table; ref: the row's id */
+};
+
+struct store_change {
+	int64_t seq, idx;        /* the transaction's number, the change's place in it */
+	int kind;
+	int64_t ref;
+	char key[64];
+	char instance[STORE_NAME_LEN];   /* which coord wrote it */
+	int64_t at;
+};
+
+/* Changes after seq `after`, in order, at most limit rows. */
+int store_feed_read(struct store *st, int64_t after, int limit,
+		    int (*cb)(const struct store_change *c, void *arg), void *arg);
+int store_feed_head(struct store *st, int64_t *seq);     /* the newest committed number */
+int store_feed_oldest(struct store *st, int64_t *seq);   /* 0 when the feed is empty */
+int store_feed_prune(struct store *st, int64_t before);
+
+/* A once-only job: 1 when this instance holds it until now + ttl (it had it, or the
+ * holder's lease ran out), 0 when another holds it. */
+int store_lease_claim(struct store *st, const char *job, int64_t now, int64_t ttl);
+int store_lease_release(struct store *st, const char *job);
+
+struct store_instance {
+	char name[STORE_NAME_LEN];
+	char url[256];
+	int64_t started, seen, feed_seq;
+	char jobs[128];
+};
+int store_instance_beat(struct store *st, const struct store_instance *in);  /* name: ours */
+int store_instance_foreach(struct store *st, int64_t seen_since,
+			   int (*cb)(const struct store_instance *in, void *arg), void *arg);
+
+/* Whole tables, for `coord migrate` (store_db.h's rows). */
+struct store_row;
+const char *store_table_columns(const char *table);       /* "a, b, c" in order */
+int store_table_foreach(struct store *st, const char *table,
+			int (*cb)(const struct store_row *row, void *arg), void *arg);
+int store_table_count(struct store *st, const char *table, int64_t *count);
+int store_row_copy(struct store *st, const char *table, const struct store_row *row);
+int store_table_bump_ids(struct store *st, const char *table);
+int64_t store_col_int(const struct store_row *r, int i);
+void store_col_text(const struct store_row *r, int i, char *out, size_t size);
 
 #endif

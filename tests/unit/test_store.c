@@ -22,6 +22,7 @@
 
 #include "meshvpn/log.h"
 #include "store.h"
+#include "store_db.h"
 
 #define MAX_ROWS 8
 #define PATH_MAX_LEN 128
@@ -434,7 +435,8 @@ static void test_store_open_creates_private_wal_file(void **state)
 	side_path(f, "-shm", p);
 	assert_mode(p, 0600);
 	v = store_schema_version(f->st);
-	assert_int_equal(v, 4);   /* four migrations so far; bump with the next */
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	assert_int_equal(v, 5);   /* five versions so far; bump with the next */
 	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v);
 	close_store(f);
 	/* WAL is persistent: the header says so to any later reader. */
@@ -814,7 +816,7 @@ static void test_store_migrates_v1(void **state)
 	unlink(p);
 	raw_exec(f->path, v1_schema);
 	assert_int_equal(store_open(f->path, &f->st), 0);
-	assert_int_equal(store_schema_version(f->st), 4);
+	assert_int_equal(store_schema_version(f->st), STORE_SCHEMA_VERSION);
 	/* The old relay keeps everything and has no STUN address or port of its own yet. */
 	assert_int_equal(list(f->st, T_RELAYS, &r), 0);
 	assert_int_equal(r.n, 1);
@@ -831,7 +833,7 @@ static void test_store_migrates_v1(void **state)
 	assert_int_equal(store_relay_update(f->st, &rl), 0);
 	add_row(f->st, T_RELAYS, 1);
 	reopen(f);
-	assert_int_equal(store_schema_version(f->st), 4);
+	assert_int_equal(store_schema_version(f->st), STORE_SCHEMA_VERSION);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(list(f->st, T_RELAYS, &r), 0);
 	assert_int_equal(r.n, 2);
@@ -897,13 +899,15 @@ static void test_store_migrates_v2_keeps_ids(void **state)
 	assert_int_equal(store_node_delete(f->st, idb), 0);
 	close_store(f);
 	/* Back to the version 2 table, as an older coord left it. */
-	raw_exec(f->path, "CREATE TABLE old AS SELECT * FROM nodes; DROP TABLE nodes;"
+	raw_exec(f->path, "CREATE TABLE old AS SELECT id, name, hostname, os, node_key, disco_key,"
+		 " machine_key, token_hash, ipv4, ipv6, state, ephemeral, tags, auth_key_id, created,"
+		 " key_expiry, last_seen FROM nodes; DROP TABLE nodes;"
 		 V1_NODES_TABLE
 		 "INSERT INTO nodes SELECT * FROM old; DROP TABLE old;"
 		 "UPDATE sqlite_sequence SET seq=7 WHERE name='nodes';"
 		 "PRAGMA user_version=2;");
 	assert_int_equal(store_open(f->path, &f->st), 0);
-	assert_int_equal(store_schema_version(f->st), 4);
+	assert_int_equal(store_schema_version(f->st), STORE_SCHEMA_VERSION);
 	assert_int_equal(list(f->st, T_NODES, &r), 0);
 	assert_int_equal(r.n, 1);
 	assert_int_equal(r.nodes[0].id, ida);
