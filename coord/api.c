@@ -34,8 +34,11 @@ int api_status(int rc)
 		return 404;
 	case -EEXIST:
 	case -ENOTUNIQ:
+	case -ESTALE:      /* changed on another instance meanwhile */
 		return 409;
 	case -ENOSPC:
+	case -ENOTCONN:    /* the database is unreachable */
+	case -EAGAIN:      /* it kept failing to serialise the change */
 		return 503;
 	default:
 		return 500;
@@ -77,6 +80,8 @@ static void respond_failed(struct http_request *req, int rc, const char *err)
 {
 	int status = api_status(rc);
 
+	if (rc == -ENOTCONN)
+		err = "the database is unreachable: coord takes no changes until it is back";
 	http_respond_error(req, status, status == 500 ? "could not store the change" : err);
 }
 
@@ -572,6 +577,8 @@ static void admin_route(struct coord *co, struct http_request *req, char **seg, 
 		admin_relays(co, req, seg, nseg);
 	else if (!strcmp(seg[2], "dns"))
 		admin_dns(co, req, seg, nseg);
+	else if (!strcmp(seg[2], "status") && nseg == 3 && !strcmp(req->method, "GET"))
+		http_respond_json(req, 200, coord_status_json(co));
 	else
 		http_respond_error(req, 404, "no such route");
 }

@@ -535,6 +535,39 @@ static int pin_main(struct cli *c, const struct cli_cmd *cmd, char **arg)
 	return 0;
 }
 
+/* `coord status`: this instance and the others on the same database. */
+static int status_main(struct cli *c, const struct cli_cmd *cmd, char **arg)
+{
+	json_t *v, *in;
+	struct table t;
+	char a[32], b[32];
+	size_t i;
+
+	(void)cmd;
+	(void)arg;
+	if (list_get(c, "/v1/admin/status", &v) || !v)
+		return c->json ? 0 : 1;
+	printf("instance %s, store %s (%s), feed at %lld of %lld, lag %.0fs, %s the once-only jobs\n",
+	       str(v, "instance"), str(v, "store"),
+	       json_is_true(json_object_get(v, "database_ok")) ? "reachable" : "UNREACHABLE",
+	       (long long)json_integer_value(json_object_get(v, "feed_seq")),
+	       (long long)json_integer_value(json_object_get(v, "feed_head")),
+	       json_number_value(json_object_get(v, "feed_lag_seconds")),
+	       json_is_true(json_object_get(v, "jobs")) ? "runs" : "does not run");
+	table_init(&t, 5);
+	table_add(&t, "INSTANCE", "URL", "STARTED", "SEEN", "JOBS");
+	json_array_foreach(json_object_get(v, "instances"), i, in)
+		table_add(&t, str(in, "name"), *str(in, "url") ? str(in, "url") : "-",
+			  ago(json_integer_value(json_object_get(in, "started")), a, sizeof(a)),
+			  ago(json_integer_value(json_object_get(in, "seen")), b, sizeof(b)),
+			  *str(in, "jobs") ? str(in, "jobs") : "-");
+	if (json_array_size(json_object_get(v, "instances")))
+		table_print(&t, stdout);
+	table_free(&t);
+	json_decref(v);
+	return 0;
+}
+
 static const struct cli_cmd cmds[] = {
 	{ "nodes", "list", 0, nodes_list, NULL, NULL },
 	{ "nodes", "approve", 1, nodes_action, "/v1/admin/nodes/%s/approve", NULL },
@@ -565,6 +598,7 @@ static const struct cli_cmd cmds[] = {
 	{ "dns", "block", 1, dns_edit, "block", "add" },
 	{ "dns", "record", 4, dns_edit, "records", NULL },
 	{ "pin", NULL, 0, pin_main, NULL, NULL },
+	{ "status", NULL, 0, status_main, NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };
 

@@ -38,6 +38,8 @@ struct node {
 	uint8_t name_hash[HASH_LEN];    /* key of by_name */
 	char *peer_json;                /* cached peer entry as other nodes see it */
 	size_t peer_json_len;
+	uint8_t id_key[HASH_LEN];       /* key of by_id */
+	int remote_online;              /* its stream is open at another live instance */
 };
 
 struct relay {
@@ -79,6 +81,40 @@ struct coord_opts {
 	int64_t key_expiry;             /* seconds; 0 = node keys never expire */
 	int64_t keepalive;              /* seconds between stream keepalives */
 	int64_t blocklist_refresh;      /* seconds between blocklist fetches; 0: 6 h */
+	const char *store;              /* a postgresql:// URI; NULL: SQLite in state_dir */
+	const char *instance;           /* this instance's name in the feed; NULL: "local" */
+	const char *url;                /* where nodes reach this instance (coord status) */
+};
+
+/* feed.c: several instances on one database. Each follows the change feed and applies
+ * what the others wrote; once-only jobs are leased; instances beat in a table. */
+#define COORD_FEED_POLL_MS 100
+#define COORD_FEED_BATCH 1000
+#define COORD_INSTANCE_BEAT 5           /* seconds */
+#define COORD_INSTANCE_DEAD 20          /* seconds without a beat: its streams are gone */
+#define COORD_LEASE_TTL 15              /* seconds */
+#define COORD_FEED_KEEP 100000          /* changes kept for followers that fall behind */
+#define COORD_MAX_INSTANCES 64
+
+struct coord_instance_seen {
+	char name[STORE_NAME_LEN];
+	int64_t seen;
+};
+
+struct coord_feed {
+	int64_t seq;                    /* the last change applied */
+	int64_t head;                   /* the newest committed, when last asked */
+	int64_t applied, own_skipped, reloads;
+	int64_t poll_errors;
+	uint64_t db_calls, db_us;       /* the follower's reads, and their time */
+	double last_lag_s;              /* commit of the newest change applied -> applied */
+	int jobs;                       /* this instance runs the once-only jobs */
+	int db_ok;                      /* the last poll reached the database */
+	int64_t started, last_beat;
+	struct coord_instance_seen inst[COORD_MAX_INSTANCES];
+	size_t n_inst;
+	uv_timer_t timer;
+	int timer_on;
 };
 
 /* guard.c: what anonymous clients may cost (set up by `coord serve`; none in tests). */
@@ -156,11 +192,38 @@ struct coord {
 	struct coord_stats stats;
 	struct coord_guard guard;
 	struct coord_blocklists *bl;    /* blocklists.c; NULL unless started (serve) */
+	struct keymap by_id;
+	char instance[STORE_NAME_LEN];  /* this instance's name (store_set_instance) */
+	int remote;                     /* on PostgreSQL: other instances may share it */
+	struct coord_feed feed;
 	int broadcasting;               /* a fan-out is iterating the watcher lists */
 	int dead_pending;
 };
 
 /* state.c: the tailnet model; every change is written to the store before it returns. */
+struct node *coord_node_by_id(struct coord *co, int64_t id);
+/* What another instance did, read back from the store (feed.c): a node appears, changes,
+ * changes only its live fields, or is gone; fanned out as a change made here would be. */
+struct node *coord_node_adopt(struct coord *co, const struct node_rec *r);
+void coord_node_apply(struct coord *co, struct node *n, const struct node_rec *r);
+void coord_node_apply_live(struct coord *co, struct node *n, const struct node_rec *r);
+void coord_node_forget(struct coord *co, struct node *n);
+/* Writes n's endpoints, home relay, online instance and disconnect time to the store. */
+int coord_node_live_save(struct coord *co, struct node *n);
+int coord_settings_load(struct coord *co);   /* the tailnet's ULA prefix and domain */
+/* feed.c */
+int coord_instances_load(struct coord *co);
+int coord_instance_alive(const struct coord *co, const char *name);
+void coord_feed_poll(struct coord *co);
+int coord_feed_start(struct coord *co);
+void coord_feed_stop(struct coord *co);
+/* 1 when this instance may run the once-only jobs now (always with SQLite). */
+int coord_jobs_mine(struct coord *co);
+json_t *coord_status_json(struct coord *co);
+/* With several instances: the state dir's tls.crt / tls.key become the store's one. */
+int coord_tls_identity(struct coord *co, const char *dir);
+struct metrics_text;
+void coord_feed_metrics(struct coord *co, struct metrics_text *t);
 int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts);
 void coord_close(struct coord *co);
 int64_t coord_now(void);
@@ -406,5 +469,6 @@ json_t *api_body_json(struct coord *co, struct http_request *req);
 /* server.c / cli.c */
 int coord_serve_main(int argc, char **argv);
 int coord_cli_main(const char *group, int argc, char **argv);
+int coord_migrate_main(int argc, char **argv);   /* migrate.c */
 
 #endif

@@ -18,6 +18,8 @@ static const struct cmd cmds[] = {
 	{ "apikeys", "Creates, lists or revokes admin API keys (for --server URL)" },
 	{ "dns", "Shows or changes the DNS policy (domain, upstreams, routes, blocklists, ...)" },
 	{ "pin", "Prints the pin of the server's self-signed certificate" },
+	{ "status", "Shows this instance, its database and every instance seen recently" },
+	{ "migrate", "Copies an SQLite state into an empty PostgreSQL database (--from DIR --to URI)" },
 };
 
 static void usage(FILE *f)
@@ -71,6 +73,8 @@ int main(int argc, char **argv)
 	rest[n] = NULL;
 	if (!strcmp(name, "serve"))
 		return coord_serve_main(n, rest);
+	if (!strcmp(name, "migrate"))
+		return coord_migrate_main(n, rest);
 	for (size_t i = 1; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (!strcmp(name, cmds[i].name)) {
 			/* The admin CLI sees the command word first, then the rest. */

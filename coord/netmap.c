@@ -12,9 +12,10 @@
 #include "meshvpn/json.h"
 #include "meshvpn/log.h"
 
+/* Online: its stream is open here, or (several instances) at another live instance. */
 int netmap_node_online(const struct node *n)
 {
-	return n->watcher && !n->watcher->dead && n->watcher->stream;
+	return (n->watcher && !n->watcher->dead && n->watcher->stream) || n->remote_online;
 }
 
 void netmap_invalidate(struct node *n)
@@ -135,6 +136,11 @@ static void watcher_finish(struct coord *co, struct watcher *w)
 	n->watcher = NULL;
 	n->disconnected_at = coord_now();
 	n->rec.last_seen = coord_now();
+	if (!strcmp(n->rec.online, co->instance)) {
+		n->rec.online[0] = 0;
+		if (!w->quiet)   /* a deleted node has no row left to write */
+			coord_node_live_save(co, n);
+	}
 	netmap_invalidate(n);
 	if (!w->quiet && coord_node_visible(n))
 		netmap_online_changed(co, n);
@@ -437,6 +443,9 @@ void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
 	n->watcher = w;
 	n->disconnected_at = 0;
 	n->rec.last_seen = coord_now();
+	n->remote_online = 0;
+	snprintf(n->rec.online, sizeof(n->rec.online), "%s", co->instance);
+	coord_node_live_save(co, n);   /* the other instances see it online here */
 	netmap_invalidate(n);
 	netmap_send_full(co, n);
 	if (!was_online && coord_node_visible(n) && netmap_node_online(n))

@@ -120,6 +120,7 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		http_server_conn_count(s->pub));
 	fill_guard_metrics(t, s);
 	coord_blocklists_metrics(co, t);
+	coord_feed_metrics(co, t);
 }
 
 static void on_tls_connection(uv_stream_t *listener, int status)
@@ -258,11 +259,40 @@ static int parse_limits(const struct serve_limits *l, struct http_server_opts *h
 	return 0;
 }
 
+/* --store, --instance, --url: which database, and this instance's name in it (default
+ * the host name and the listening port: stable across restarts, so a restarted
+ * instance recognises the online marks it left). */
+static int serve_store_opts(struct coord_opts *o, const char *store, const char *instance,
+			    const char *url, const char *listen, char *err, size_t errlen)
+{
+	static char name[STORE_NAME_LEN];
+	char host[64] = "coord";
+	const char *port = strrchr(listen, ':');
+
+	if (store && !store_spec_is_remote(store)) {
+		snprintf(err, errlen, "--store takes a postgresql:// URI (without it: SQLite in --state)");
+		return -EINVAL;
+	}
+	if (instance && (!*instance || strlen(instance) >= sizeof(name) || strchr(instance, ','))) {
+		snprintf(err, errlen, "--instance takes a name of 1-%zu characters", sizeof(name) - 1);
+		return -EINVAL;
+	}
+	if (!instance && store) {
+		gethostname(host, sizeof(host) - 1);
+		snprintf(name, sizeof(name), "%.40s-%.8s", host, port ? port + 1 : "8443");
+		instance = name;
+	}
+	o->store = store;
+	o->instance = instance;
+	o->url = url;
+	return 0;
+}
+
 int coord_serve_main(int argc, char **argv)
 {
 	const char *state = "./coord-state", *listen = ":8443", *cert = NULL, *key = NULL;
 	const char *metrics = NULL, *eph = "5m", *expiry = "180d", *keepalive = "30s";
-	const char *level = NULL, *bl_refresh = "6h";
+	const char *level = NULL, *bl_refresh = "6h", *store = NULL, *instance = NULL, *url = NULL;
 	struct serve_limits lim = { 0 };
 	const struct arg_opt opts[] = {
 		{ "max-conns", &lim.max_conns, NULL, 0 },
@@ -275,6 +305,8 @@ int coord_serve_main(int argc, char **argv)
 		{ "metrics", &metrics, NULL, 0 }, { "ephemeral-timeout", &eph, NULL, 0 },
 		{ "key-expiry", &expiry, NULL, 0 }, { "keepalive", &keepalive, NULL, 0 },
 		{ "log-level", &level, NULL, 0 }, { "blocklist-refresh", &bl_refresh, NULL, 0 },
+		{ "store", &store, NULL, 0 }, { "instance", &instance, NULL, 0 },
+		{ "url", &url, NULL, 0 },
 		{ NULL, NULL, NULL, 0 },
 	};
 	struct http_server_opts hopts = { .max_header_bytes = 16384, .max_body_bytes = 1 << 20,
@@ -293,7 +325,8 @@ int coord_serve_main(int argc, char **argv)
 			"[--tls-cert F --tls-key F] [--metrics HOST:PORT]\n"
 			"       [--max-conns N] [--max-conns-per-ip N] [--max-pending N]\n"
 			"       [--challenge-rate PER-MIN] [--register-rate PER-MIN]\n"
-			"       [--blocklist-refresh DURATION]\n",
+			"       [--blocklist-refresh DURATION]\n"
+			"       [--store postgresql://...] [--instance NAME] [--url https://HOST:PORT]\n",
 			n < 0 ? err : "takes no arguments");
 		return 2;
 	}
@@ -339,13 +372,23 @@ int coord_serve_main(int argc, char **argv)
 	copts.key_expiry = exp_s;
 	copts.keepalive = ka_s;
 	copts.blocklist_refresh = blr_s;
+	if (serve_store_opts(&copts, store, instance, url, listen, err, sizeof(err))) {
+		fprintf(stderr, "coord serve: %s\n", err);
+		rc = 2;
+		goto out_lock;
+	}
 	rc = coord_open(&s.co, s.loop, &copts);
 	if (rc) {
-		fprintf(stderr, "coord: cannot open the store in %s: %s\n", state, strerror(-rc));
+		fprintf(stderr, "coord: cannot open the store %s: %s\n", store ? "(--store)" : state,
+			strerror(-rc));
 		rc = 1;
 		goto out_lock;
 	}
 	rc = 1;
+	if (!cert && coord_tls_identity(&s.co, state)) {
+		fprintf(stderr, "coord: cannot share the TLS identity through the store\n");
+		goto out_coord;
+	}
 	if (coord_guard_setup(&s.co, &gopts)) {
 		fprintf(stderr, "coord: out of memory\n");
 		goto out_coord;
@@ -374,7 +417,7 @@ int coord_serve_main(int argc, char **argv)
 		fprintf(stderr, "coord: cannot listen for metrics on %s\n", metrics);
 		goto out_handles;
 	}
-	if (coord_blocklists_start(&s.co))
+	if (coord_blocklists_start(&s.co) || coord_feed_start(&s.co))
 		goto out_handles;
 	start_timers(&s, ka_s);
 
@@ -385,6 +428,7 @@ int coord_serve_main(int argc, char **argv)
 	rc = 0;
 
 	coord_blocklists_stop(&s.co);   /* its jobs end in the uv_run below */
+	coord_feed_stop(&s.co);
 	netmap_close_all(&s.co);
 	relay_stream_close_all(&s.co);
 	uv_close((uv_handle_t *)&s.tick, NULL);

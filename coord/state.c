@@ -88,8 +88,32 @@ static int64_t key_expiry_from_now(struct coord *co)
 
 /* Maps point into the node's record, so they are updated around every key change. A
  * node without a name yet (pending) is not in by_name: it holds no name. */
+static void id_key(int64_t id, uint8_t out[HASH_LEN])
+{
+	uint64_t x = (uint64_t)id + 0x9e3779b97f4a7c15ull;
+
+	/* keymap hashes by the first bytes: mix them (splitmix64), keep the id after. */
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	memset(out, 0, HASH_LEN);
+	memcpy(out, &x, sizeof(x));
+	memcpy(out + 8, &id, sizeof(id));
+}
+
+struct node *coord_node_by_id(struct coord *co, int64_t id)
+{
+	uint8_t k[HASH_LEN];
+
+	id_key(id, k);
+	return keymap_get(&co->by_id, k);
+}
+
 static int index_node(struct coord *co, struct node *n)
 {
+	id_key(n->rec.id, n->id_key);
+	if (keymap_put(&co->by_id, n->id_key, n))
+		return -EEXIST;
 	memset(n->name_hash, 0, sizeof(n->name_hash));
 	if (n->rec.name[0]) {
 		name_hash(n->rec.name, n->name_hash);
@@ -110,11 +134,14 @@ err_node_key:
 err_name:
 	if (n->rec.name[0])
 		keymap_del(&co->by_name, n->name_hash);
+	keymap_del(&co->by_id, n->id_key);
 	return -EEXIST;
 }
 
 static void unindex_node(struct coord *co, struct node *n)
 {
+	if (keymap_get(&co->by_id, n->id_key) == n)
+		keymap_del(&co->by_id, n->id_key);
 	if (n->rec.name[0] && keymap_get(&co->by_name, n->name_hash) == n)
 		keymap_del(&co->by_name, n->name_hash);
 	keymap_del(&co->by_node_key, n->rec.node_key);
@@ -156,26 +183,66 @@ static void node_free(struct node *n)
 	free(n);
 }
 
-static int load_node(const struct node_rec *r, void *arg)
+/* The live fields as the store has them: endpoints, home relay, and whether another
+ * instance holds the node's stream (ours it cannot be: we hold no stream of it yet, or
+ * the row says so because we wrote it). */
+static void live_from_rec(struct coord *co, struct node *n)
 {
-	struct coord *co = arg;
+	char buf[STORE_ENDPOINTS_LEN], *save = NULL, *tok;
+
+	n->n_endpoints = 0;
+	snprintf(buf, sizeof(buf), "%s", n->rec.endpoints);
+	for (tok = strtok_r(buf, ",", &save); tok && n->n_endpoints < COORD_MAX_ENDPOINTS;
+	     tok = strtok_r(NULL, ",", &save))
+		snprintf(n->endpoints[n->n_endpoints++], COORD_ENDPOINT_LEN, "%s", tok);
+	snprintf(n->home_relay, sizeof(n->home_relay), "%s", n->rec.home_relay);
+	n->remote_online = n->rec.online[0] && strcmp(n->rec.online, co->instance) &&
+			   coord_instance_alive(co, n->rec.online);
+}
+
+static void live_to_rec(struct node *n)
+{
+	size_t at = 0;
+
+	n->rec.endpoints[0] = 0;
+	for (int i = 0; i < n->n_endpoints && at < sizeof(n->rec.endpoints); i++)
+		at += (size_t)snprintf(n->rec.endpoints + at, sizeof(n->rec.endpoints) - at, "%s%s",
+				       i ? "," : "", n->endpoints[i]);
+	snprintf(n->rec.home_relay, sizeof(n->rec.home_relay), "%s", n->home_relay);
+}
+
+int coord_node_live_save(struct coord *co, struct node *n)
+{
+	live_to_rec(n);
+	n->rec.disconnected_at = n->disconnected_at;
+	return store_node_live(co->st, &n->rec);
+}
+
+struct node *coord_node_adopt(struct coord *co, const struct node_rec *r)
+{
 	struct node *n = calloc(1, sizeof(*n));
 
 	if (!n)
-		return -ENOMEM;
+		return NULL;
 	n->rec = *r;
 	/* An older coord cut hostnames at 63 bytes, maybe inside a character. */
 	coord_clip_utf8(r->hostname, sizeof(n->rec.hostname) - 1, n->rec.hostname);
 	n->disconnected_at = coord_now();   /* ephemeral nodes get their grace period anew */
 	n->expired_notified = node_expired(n);
+	live_from_rec(co, n);
 	if (index_node(co, n) || (r->ipv4 && ipalloc_mark(co, r->ipv4))) {
 		log_error("store holds a conflicting node", "id=%lld name=%s", (long long)r->id, r->name);
 		unindex_node(co, n);
 		node_free(n);
-		return -EIO;
+		return NULL;
 	}
 	link_node(co, n);
-	return 0;
+	return n;
+}
+
+static int load_node(const struct node_rec *r, void *arg)
+{
+	return coord_node_adopt(arg, r) ? 0 : -EIO;
 }
 
 static int load_authkey(const struct authkey_rec *r, void *arg)
@@ -274,7 +341,7 @@ static int state_dir_private(const char *dir)
 	return rc;
 }
 
-static int load_settings(struct coord *co)
+int coord_settings_load(struct coord *co)
 {
 	char buf[128];
 	int rc;
@@ -285,16 +352,15 @@ static int load_settings(struct coord *co)
 		co->ula[0] = 0xfd;
 		randombytes_buf(co->ula + 1, 5);
 		hex_encode(co->ula, 6, buf);
-		rc = store_meta_set(co->st, "tailnet_ula", buf);
-	} else if (!rc) {
-		rc = hex_decode(buf, co->ula, 6);
+		rc = store_meta_init(co->st, "tailnet_ula", buf, buf, sizeof(buf));
 	}
+	if (!rc)
+		rc = hex_decode(buf, co->ula, 6);
 	if (rc)
 		return rc;
 	rc = store_meta_get(co->st, "tailnet_domain", buf, sizeof(buf));
 	if (rc == -ENOENT) {
-		snprintf(buf, sizeof(buf), "meshvpn.internal");
-		rc = store_meta_set(co->st, "tailnet_domain", buf);
+		rc = store_meta_init(co->st, "tailnet_domain", "meshvpn.internal", buf, sizeof(buf));
 	}
 	if (rc)
 		return rc;
@@ -315,6 +381,7 @@ int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts)
 	keymap_init(&co->by_machine_key);
 	keymap_init(&co->by_name);
 	keymap_init(&co->by_challenge);
+	keymap_init(&co->by_id);
 	co->challenges = calloc(COORD_MAX_CHALLENGES, sizeof(*co->challenges));
 	if (!co->challenges || ipalloc_init(co)) {
 		rc = -ENOMEM;
@@ -330,10 +397,19 @@ int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts)
 	if (rc)
 		goto err;
 	snprintf(path, sizeof(path), "%s/coord.db", opts->state_dir);
-	rc = store_open(path, &co->st);
+	snprintf(co->instance, sizeof(co->instance), "%s", opts->instance ? opts->instance : "local");
+	co->remote = opts->store && store_spec_is_remote(opts->store);
+	rc = store_open(opts->store ? opts->store : path, &co->st);
 	if (rc)
 		goto err;
-	rc = load_settings(co);
+	store_set_instance(co->st, co->instance);
+	/* The feed's position before the tables are read: a change committed meanwhile is
+	 * applied again by the follower, which is harmless (it reads the row as it is). */
+	rc = store_feed_head(co->st, &co->feed.seq);
+	if (!rc)
+		rc = coord_instances_load(co);
+	if (!rc)
+		rc = coord_settings_load(co);
 	if (!rc)
 		rc = store_node_foreach(co->st, load_node, co);
 	if (!rc)
@@ -385,6 +461,7 @@ void coord_close(struct coord *co)
 	keymap_free(&co->by_machine_key);
 	keymap_free(&co->by_name);
 	keymap_free(&co->by_challenge);
+	keymap_free(&co->by_id);
 	free(co->challenges);
 	co->challenges = NULL;
 	free(co->ip_used);
@@ -562,26 +639,13 @@ int coord_register_parse(const json_t *req, struct coord_reg *g, char *err, size
 	return 0;
 }
 
-int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size_t errlen)
+/* The auth key and the node a verified registration is about, as this instance knows
+ * them now. */
+static int reg_lookup(struct coord *co, struct coord_reg *g, char *err, size_t errlen)
 {
-	char msg[1024];
 	const char *problem;
 	struct node *other;
-	int m, rc;
 
-	rc = coord_challenge_take(co, g->challenge);
-	if (rc) {
-		snprintf(err, errlen, rc == -ETIMEDOUT ? "challenge expired: ask for a new one"
-			 : rc == -EBUSY ? "too many registrations in flight; retry shortly"
-			 : "unknown or already used challenge: ask for a new one");
-		return rc == -EBUSY ? -ENOSPC : -EACCES;
-	}
-	m = coord_register_message(g->challenge_hex, g->node_b64, g->disco_b64, g->machine_b64,
-				   g->hostname, g->os, g->auth_key, msg, sizeof(msg));
-	if (m < 0 || keys_verify(g->machine_key, msg, (size_t)m, g->sig)) {
-		snprintf(err, errlen, "signature does not verify with the machine key");
-		return -EACCES;
-	}
 	if (g->auth_key) {
 		g->ak = coord_authkey_lookup(co, g->auth_key);
 		problem = coord_authkey_problem(g->ak);
@@ -601,6 +665,27 @@ int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size
 		return -EPERM;
 	}
 	return 0;
+}
+
+int coord_register_verify(struct coord *co, struct coord_reg *g, char *err, size_t errlen)
+{
+	char msg[1024];
+	int m, rc;
+
+	rc = coord_challenge_take(co, g->challenge);
+	if (rc) {
+		snprintf(err, errlen, rc == -ETIMEDOUT ? "challenge expired: ask for a new one"
+			 : rc == -EBUSY ? "too many registrations in flight; retry shortly"
+			 : "unknown or already used challenge: ask for a new one");
+		return rc == -EBUSY ? -ENOSPC : -EACCES;
+	}
+	m = coord_register_message(g->challenge_hex, g->node_b64, g->disco_b64, g->machine_b64,
+				   g->hostname, g->os, g->auth_key, msg, sizeof(msg));
+	if (m < 0 || keys_verify(g->machine_key, msg, (size_t)m, g->sig)) {
+		snprintf(err, errlen, "signature does not verify with the machine key");
+		return -EACCES;
+	}
+	return reg_lookup(co, g, err, errlen);
 }
 
 /* A known machine keeps its id, name and addresses; a new or expired node key without
@@ -655,20 +740,18 @@ static int reg_store(struct coord *co, struct node_rec *r, int is_new, struct au
 
 	if (!rc)
 		rc = is_new ? store_node_insert(co->st, r) : store_node_update(co->st, r);
-	if (!rc && ak) {
-		struct authkey_rec kr = ak->rec;
-		kr.uses++;
-		rc = store_authkey_update(co->st, &kr);
-		if (!rc)
-			rc = store_commit(co->st);
-		if (!rc)
-			ak->rec = kr;
-	} else if (!rc) {
+	/* Counted in the database: another instance may be using the same key. */
+	if (!rc && ak)
+		rc = store_authkey_use(co->st, ak->rec.id, ak->rec.reusable);
+	if (!rc)
 		rc = store_commit(co->st);
-	}
-	if (rc)
+	if (rc) {
 		store_rollback(co->st);
-	return rc;
+		return rc;
+	}
+	if (ak)
+		ak->rec.uses++;
+	return 0;
 }
 
 static struct node *reg_add_node(struct coord *co, const struct node_rec *r)
@@ -690,18 +773,10 @@ static struct node *reg_add_node(struct coord *co, const struct node_rec *r)
 	return n;
 }
 
-static void reg_update_node(struct coord *co, struct node *n, const struct node_rec *r,
-			    int was_visible, int key_changed)
+/* n's record was replaced (here, or by another instance): what its peers and its own
+ * stream are told. */
+static void node_fanout(struct coord *co, struct node *n, int was_visible, int key_changed)
 {
-	if (was_visible && key_changed)
-		netmap_peer_removed(co, n);   /* under its old key */
-	unindex_node(co, n);
-	n->rec = *r;
-	n->expired_notified = node_expired(n);
-	index_node(co, n);
-	netmap_invalidate(n);
-	log_info("node re-registered", "id=%lld name=%s state=%s key_changed=%d", (long long)r->id,
-		 r->name, node_status_name(coord_node_state(n)), key_changed);
 	if (coord_node_visible(n) && (!was_visible || key_changed))
 		netmap_peer_added(co, n);
 	else if (was_visible && !coord_node_visible(n) && !key_changed)
@@ -709,6 +784,104 @@ static void reg_update_node(struct coord *co, struct node *n, const struct node_
 	else if (coord_node_visible(n))
 		netmap_peer_changed(co, n);
 	netmap_send_full(co, n);
+}
+
+/* Replaces n's record, keeping the maps and the address bitmap right. */
+static void node_replace(struct coord *co, struct node *n, const struct node_rec *r)
+{
+	uint32_t old_ip = n->rec.ipv4;
+
+	unindex_node(co, n);
+	n->rec = *r;
+	if (old_ip != r->ipv4) {
+		if (old_ip)
+			ipalloc_release(co, old_ip);
+		if (r->ipv4)
+			ipalloc_mark(co, r->ipv4);
+	}
+	n->expired_notified = node_expired(n);
+	if (index_node(co, n))
+		log_error("node conflicts with another in memory", "id=%lld name=%s",
+			  (long long)r->id, r->name);
+	netmap_invalidate(n);
+}
+
+static void reg_update_node(struct coord *co, struct node *n, const struct node_rec *r,
+			    int was_visible, int key_changed)
+{
+	if (was_visible && key_changed)
+		netmap_peer_removed(co, n);   /* under its old key */
+	node_replace(co, n, r);
+	log_info("node re-registered", "id=%lld name=%s state=%s key_changed=%d", (long long)r->id,
+		 r->name, node_status_name(coord_node_state(n)), key_changed);
+	node_fanout(co, n, was_visible, key_changed);
+}
+
+void coord_node_apply(struct coord *co, struct node *n, const struct node_rec *r)
+{
+	int was_visible = coord_node_visible(n);
+	int key_changed = memcmp(n->rec.node_key, r->node_key, KEY_LEN) != 0;
+	int rejected = r->state == NODE_REJECTED && n->rec.state != NODE_REJECTED;
+
+	if (was_visible && key_changed)
+		netmap_peer_removed(co, n);
+	node_replace(co, n, r);
+	live_from_rec(co, n);
+	log_debug("node changed by another instance", "id=%lld name=%s state=%s", (long long)r->id,
+		  r->name, node_status_name(coord_node_state(n)));
+	if (rejected) {
+		if (was_visible && !key_changed)
+			netmap_peer_removed(co, n);
+		netmap_node_gone(co, n, "rejected");
+		return;
+	}
+	node_fanout(co, n, was_visible, key_changed);
+}
+
+void coord_node_apply_live(struct coord *co, struct node *n, const struct node_rec *r)
+{
+	int was_online = netmap_node_online(n);
+	int eps_changed = strcmp(n->rec.endpoints, r->endpoints) || strcmp(n->rec.home_relay, r->home_relay);
+
+	if (n->watcher && strcmp(r->online, co->instance)) {
+		/* It streams from us, yet the row names another instance: the node moved
+		 * there and our stream is a leftover the node will drop. Ours stays true. */
+		snprintf(n->rec.online, sizeof(n->rec.online), "%s", co->instance);
+	} else {
+		snprintf(n->rec.online, sizeof(n->rec.online), "%s", r->online);
+	}
+	snprintf(n->rec.endpoints, sizeof(n->rec.endpoints), "%s", r->endpoints);
+	snprintf(n->rec.home_relay, sizeof(n->rec.home_relay), "%s", r->home_relay);
+	n->rec.last_seen = r->last_seen;
+	n->rec.disconnected_at = r->disconnected_at;
+	if (!n->watcher && r->disconnected_at)
+		n->disconnected_at = r->disconnected_at;
+	live_from_rec(co, n);
+	netmap_invalidate(n);
+	if (!coord_node_visible(n))
+		return;
+	if (eps_changed)
+		netmap_endpoints_changed(co, n);
+	if (was_online != netmap_node_online(n))
+		netmap_online_changed(co, n);
+}
+
+/* Why the store refused it. -EEXIST: a name or address another instance gave out a
+ * moment ago (the caller catches up on the feed and tries once more); -ESTALE: the
+ * node was changed elsewhere meanwhile; -EACCES: a one-off auth key used elsewhere. */
+static int reg_store_error(int rc, char *err, size_t errlen)
+{
+	if (rc == -EEXIST)
+		snprintf(err, errlen, "a name or address was taken meanwhile; try again");
+	else if (rc == -ESTALE)
+		snprintf(err, errlen, "this node was changed on another coord instance meanwhile; try again");
+	else if (rc == -EACCES)
+		snprintf(err, errlen, "auth key was used up or revoked meanwhile");
+	else if (rc == -ENOTCONN)
+		snprintf(err, errlen, "the database is unreachable; try again");
+	else
+		snprintf(err, errlen, "could not store the node");
+	return rc == -EEXIST || rc == -ESTALE || rc == -EACCES || rc == -ENOTCONN ? rc : -EIO;
 }
 
 static int reg_apply(struct coord *co, const struct coord_reg *g, json_t **resp, char *err,
@@ -731,11 +904,11 @@ static int reg_apply(struct coord *co, const struct coord_reg *g, json_t **resp,
 		return rc;
 	r.last_seen = coord_now();
 	new_token(&r, token, sizeof(token));
-	if (reg_store(co, &r, !n, g->ak)) {
+	rc = reg_store(co, &r, !n, g->ak);
+	if (rc) {
 		node_unassign(co, &before, &r);
 		sodium_memzero(token, sizeof(token));
-		snprintf(err, errlen, "could not store the node");
-		return -EIO;
+		return reg_store_error(rc, err, errlen);
 	}
 	if (n)
 		reg_update_node(co, n, &r, was_visible, key_changed);
@@ -760,6 +933,15 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 		rc = coord_register_verify(co, &g, err, errlen);
 	if (!rc)
 		rc = reg_apply(co, &g, resp, err, errlen);
+	if ((rc == -EEXIST || rc == -ESTALE) && co->remote) {
+		/* Another instance got there first: learn what it did, then once more. */
+		coord_feed_poll(co);
+		rc = reg_lookup(co, &g, err, errlen);
+		if (!rc)
+			rc = reg_apply(co, &g, resp, err, errlen);
+	}
+	if (rc == -ESTALE)
+		rc = -EAGAIN;
 	return rc;
 }
 
@@ -849,6 +1031,12 @@ int coord_node_delete(struct coord *co, struct node *n)
 	if (rc && rc != -ENOENT)
 		return rc;
 	log_info("node deleted", "id=%lld name=%s", (long long)n->rec.id, n->rec.name);
+	coord_node_forget(co, n);
+	return 0;
+}
+
+void coord_node_forget(struct coord *co, struct node *n)
+{
 	if (coord_node_visible(n))
 		netmap_peer_removed(co, n);
 	netmap_node_gone(co, n, "deleted");
@@ -856,7 +1044,6 @@ int coord_node_delete(struct coord *co, struct node *n)
 	unlink_node(co, n);
 	ipalloc_release(co, n->rec.ipv4);
 	node_free(n);
-	return 0;
 }
 
 int coord_node_rename(struct coord *co, struct node *n, const char *name, char *err, size_t errlen)
@@ -949,6 +1136,14 @@ int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *bod
 	snprintf(n->home_relay, sizeof(n->home_relay), "%s", relay);
 	n->rec.last_seen = coord_now();
 	netmap_invalidate(n);
+	/* Through the store, for the other instances' nodes; refused while it is away
+	 * (the node posts again), but this instance's own nodes hear of it regardless. */
+	if (coord_node_live_save(co, n) && co->remote) {
+		snprintf(err, errlen, "the database is unreachable; endpoints not shared");
+		if (coord_node_visible(n))
+			netmap_endpoints_changed(co, n);
+		return -EIO;
+	}
 	if (coord_node_visible(n))
 		netmap_endpoints_changed(co, n);
 	return 0;
@@ -968,7 +1163,7 @@ void coord_tick(struct coord *co)
 			netmap_peer_removed(co, n);
 			netmap_send_full(co, n);
 		}
-		if (n->rec.ephemeral && !n->watcher && n->disconnected_at &&
+		if (n->rec.ephemeral && coord_jobs_mine(co) && !netmap_node_online(n) && n->disconnected_at &&
 		    now - n->disconnected_at >= co->opts.ephemeral_timeout) {
 			log_info("ephemeral node removed", "id=%lld name=%s", (long long)n->rec.id,
 				 n->rec.name);

@@ -21,7 +21,16 @@ struct store {
 	int txn_bumped;      /* this transaction holds the feed number */
 	int64_t txn_idx;     /* changes recorded in it */
 	char instance[STORE_NAME_LEN];
+	uint64_t calls, us, errors;
 };
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static int64_t store_now(void)
 {
@@ -88,7 +97,21 @@ static int corrupt(const char *table, int64_t id)
 static int run(struct store *st, const char *op, const char *sql, const struct store_val *p, int n,
 	       store_row_cb rows, void *arg, int64_t *changes)
 {
-	return st->e->run(st->impl, op, sql, p, n, rows, arg, changes);
+	uint64_t t0 = mono_us();
+	int rc = st->e->run(st->impl, op, sql, p, n, rows, arg, changes);
+
+	st->calls++;
+	st->us += mono_us() - t0;
+	st->errors += rc < 0;
+	return rc;
+}
+
+void store_get_stats(const struct store *st, struct store_stats *out)
+{
+	out->calls = st->calls;
+	out->us = st->us;
+	out->errors = st->errors;
+	out->retries = st->e->retries ? st->e->retries(st->impl) : 0;
 }
 
 /* ---- open, transactions ---- */
@@ -410,6 +433,19 @@ int store_meta_set(struct store *st, const char *key, const char *value)
 		rc = run(st, "meta_set", "INSERT INTO meta(key, value) VALUES(?, ?)"
 			 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", p, 2, NULL, NULL, NULL);
 	return wr_end(st, &w, rc, STORE_CH_META, 0, key);
+}
+
+int store_meta_init(struct store *st, const char *key, const char *value, char *out, size_t size)
+{
+	struct store_val p[2] = { vt(key), vt(value) };
+	struct wr w;
+	int rc = wr_begin(st, &w);
+
+	if (!rc)
+		rc = run(st, "meta_init", "INSERT INTO meta(key, value) VALUES(?, ?)"
+			 " ON CONFLICT (key) DO NOTHING", p, 2, NULL, NULL, NULL);
+	rc = wr_end(st, &w, rc, STORE_CH_META, 0, key);
+	return rc ? rc : store_meta_get(st, key, out, size);
 }
 
 /* An insert's id: the engine's next (PostgreSQL) or the one it assigns (SQLite). A row

@@ -93,6 +93,11 @@ const char *store_engine_name(const struct store *st);
 /* The name this coord instance writes into the feed, leases and the instances table. */
 void store_set_instance(struct store *st, const char *name);
 int store_healthy(struct store *st);          /* 1 while the database answers */
+struct store_stats {
+	uint64_t calls, us, errors;   /* statements, their time, the failed */
+	uint64_t retries;             /* serialisation failures retried (PostgreSQL) */
+};
+void store_get_stats(const struct store *st, struct store_stats *out);
 
 /* Transactions for multi-step changes (nested calls are not supported). */
 int store_begin(struct store *st);
@@ -102,6 +107,9 @@ void store_rollback(struct store *st);
 /* Key/value settings: "tailnet_ula" (hex), "tailnet_domain", "key_expiry_days", ... */
 int store_meta_get(struct store *st, const char *key, char *out, size_t size); /* -ENOENT */
 int store_meta_set(struct store *st, const char *key, const char *value);
+/* Sets key to value unless it has one (another instance's first start may race ours),
+ * and reads back what it holds now. */
+int store_meta_init(struct store *st, const char *key, const char *value, char *out, size_t size);
 
 /* Every write below is recorded in the change feed in the same transaction (the
  * caller's, or its own). -EEXIST: a unique column (name, address, key) is taken. */

@@ -41,7 +41,8 @@ struct store_engine {
 	void (*close)(void *impl);
 	/* A statement; rows (may be NULL) gets each result row; *changes the affected rows.
 	 * -EEXIST for a unique or primary key violation, -EAGAIN for a serialisation failure
-	 * the engine could not retry away, -EIO otherwise (the engine logs the message). */
+	 * the engine could not retry away, -ENOTCONN while the database is unreachable,
+	 * -EIO otherwise (the engine logs the message). */
 	int (*run)(void *impl, const char *op, const char *sql, const struct store_val *p, int n,
 		   store_row_cb rows, void *arg, int64_t *changes);
 	/* Statements separated by ';' without parameters (DDL). */
@@ -61,6 +62,7 @@ struct store_engine {
 	int (*set_version)(void *impl, int v);
 	/* 1 while the engine's connection works (PostgreSQL reconnects on demand). */
 	int (*healthy)(void *impl);
+	uint64_t (*retries)(void *impl);   /* serialisation failures retried; may be NULL */
 };
 
 extern const struct store_engine store_engine_sqlite;

@@ -88,11 +88,11 @@ static int ensure(struct pg *pg)
 	if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
 		return 0;
 	if (pg->in_txn)
-		return -EIO;          /* the transaction died with the connection */
+		return -ENOTCONN;     /* the transaction died with the connection */
 	if (now_ms() - pg->last_connect_ms < PG_RECONNECT_MS)
-		return -EIO;
+		return -ENOTCONN;
 	if (connect_db(pg))
-		return -EIO;
+		return -ENOTCONN;
 	log_info("database connection restored", "engine=postgresql");
 	return 0;
 }
@@ -346,8 +346,10 @@ static int pg_run(void *impl, const char *op, const char *sql, const struct stor
 		if (!rc)
 			rc = exec_one(pg, op, sql, p, n, rows, arg, &ch);
 	}
-	if (rc < 0 && rc != -EEXIST && PQstatus(pg->conn) != CONNECTION_OK)
+	if (rc < 0 && rc != -EEXIST && rc != -ENOTCONN && PQstatus(pg->conn) != CONNECTION_OK) {
 		log_warn("database connection lost", "op=%s", op);
+		rc = -ENOTCONN;
+	}
 	if (!rc && pg->in_txn)
 		rc = log_add(pg, sql, p, n, ch);
 	if (rc >= 0 && changes)
@@ -409,6 +411,8 @@ static int pg_commit(void *impl)
 	}
 	if (rc)
 		PQclear(PQexec(pg->conn, "ROLLBACK"));
+	if (rc == -EIO && PQstatus(pg->conn) != CONNECTION_OK)
+		rc = -ENOTCONN;
 	pg->in_txn = 0;
 	log_clear(pg);
 	return rc;
@@ -487,6 +491,11 @@ static int pg_healthy(void *impl)
 	return !ensure(pg);
 }
 
+static uint64_t pg_retries(void *impl)
+{
+	return ((struct pg *)impl)->retries;
+}
+
 static int pg_open(const char *spec, void **impl)
 {
 	struct pg *pg = calloc(1, sizeof(*pg));
@@ -531,4 +540,5 @@ const struct store_engine store_engine_pg = {
 	.get_version = pg_get_version,
 	.set_version = pg_set_version,
 	.healthy = pg_healthy,
+	.retries = pg_retries,
 };
