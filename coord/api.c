@@ -245,7 +245,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 	if (nseg == 4 && !strcmp(req->method, "DELETE")) {
 		rc = coord_node_delete(co, n);
 		if (rc)
-			http_respond_error(req, 500, "could not delete the node");
+			respond_failed(req, rc, "could not delete the node");
 		else
 			respond_ok(req);
 		return;
@@ -277,7 +277,7 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 		rc = coord_node_rename(co, n, name, err, sizeof(err));
 		json_decref(b);
 		if (rc) {
-			http_respond_error(req, rc == -EEXIST ? 409 : 400, err);
+			respond_failed(req, rc, err);
 			return;
 		}
 	} else {
@@ -287,7 +287,8 @@ static void admin_nodes(struct coord *co, struct http_request *req, char **seg, 
 	if (rc == -ENOSPC)
 		http_respond_error(req, 503, "no free addresses left in 100.64.0.0/10");
 	else if (rc)
-		http_respond_error(req, 500, "could not store the change");
+		respond_failed(req, rc, rc == -ESTALE ? "the node was changed on another coord instance"
+			       " meanwhile; try again" : "could not store the change");
 	else
 		http_respond_json(req, 200, admin_node_json(co, n));
 }

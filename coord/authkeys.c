@@ -16,15 +16,25 @@
 
 /* --- auth keys --- */
 
-struct authkey *coord_authkey_lookup(struct coord *co, const char *key)
+static struct authkey *authkey_find(struct coord *co, const uint8_t h[HASH_LEN])
 {
-	uint8_t h[HASH_LEN];
-
-	keys_hash(key, strlen(key), h);
 	for (struct authkey *k = co->authkeys; k; k = k->next)
 		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
 			return k;
 	return NULL;
+}
+
+struct authkey *coord_authkey_lookup(struct coord *co, const char *key)
+{
+	uint8_t h[HASH_LEN];
+	struct authkey *k;
+
+	keys_hash(key, strlen(key), h);
+	k = authkey_find(co, h);
+	/* Made on another instance a moment ago? */
+	if (!k && coord_feed_catch_up(co))
+		k = authkey_find(co, h);
+	return k;
 }
 
 const char *coord_authkey_problem(const struct authkey *k)
@@ -151,10 +161,14 @@ int coord_apikey_check(struct coord *co, const char *key)
 	if (!key || strncmp(key, TOKEN_API, strlen(TOKEN_API)))
 		return -EPERM;
 	keys_hash(key, strlen(key), h);
-	for (struct apikey *k = co->apikeys; k; k = k->next)
-		if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
-			return k->rec.revoked || (k->rec.expiry && coord_now() >= k->rec.expiry)
-				? -EPERM : 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct apikey *k = co->apikeys; k; k = k->next)
+			if (!keys_equal_ct(k->rec.hash, h, HASH_LEN))
+				return k->rec.revoked || (k->rec.expiry && coord_now() >= k->rec.expiry)
+					? -EPERM : 0;
+		if (pass || !coord_feed_catch_up(co))
+			break;
+	}
 	return -EPERM;
 }
 

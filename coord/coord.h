@@ -113,6 +113,7 @@ struct coord_feed {
 	int64_t started, last_beat;
 	struct coord_instance_seen inst[COORD_MAX_INSTANCES];
 	size_t n_inst;
+	uint64_t forced_us;             /* the last coord_feed_catch_up poll */
 	uv_timer_t timer;
 	int timer_on;
 };
@@ -215,6 +216,9 @@ int coord_settings_load(struct coord *co);   /* the tailnet's ULA prefix and dom
 int coord_instances_load(struct coord *co);
 int coord_instance_alive(const struct coord *co, const char *name);
 void coord_feed_poll(struct coord *co);
+/* A credential or node this instance does not know may have been made on another a
+ * moment ago: polls the feed now (rate-limited); 1 when it did, so look again. */
+int coord_feed_catch_up(struct coord *co);
 int coord_feed_start(struct coord *co);
 void coord_feed_stop(struct coord *co);
 /* 1 when this instance may run the once-only jobs now (always with SQLite). */

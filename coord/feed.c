@@ -244,12 +244,33 @@ struct dirty {
 	int relays, dns;
 };
 
+/* A change written by an instance proves it alive then (its beat may not have been
+ * read yet: it may have started after our last look at the instances table). */
+static void instance_touch(struct coord *co, const char *name, int64_t at)
+{
+	struct coord_feed *f = &co->feed;
+	size_t i;
+
+	for (i = 0; i < f->n_inst && strcmp(f->inst[i].name, name); i++)
+		;
+	if (i == f->n_inst) {
+		if (f->n_inst == COORD_MAX_INSTANCES)
+			return;
+		snprintf(f->inst[i].name, sizeof(f->inst[i].name), "%s", name);
+		f->inst[i].seen = 0;
+		f->n_inst++;
+	}
+	if (f->inst[i].seen < at)
+		f->inst[i].seen = at;
+}
+
 static void apply(struct coord *co, const struct store_change *c, struct dirty *d)
 {
 	if (!strcmp(c->instance, co->instance)) {
 		co->feed.own_skipped++;   /* applied when it was made */
 		return;
 	}
+	instance_touch(co, c->instance, c->at);
 	co->feed.applied++;
 	switch (c->kind) {
 	case STORE_CH_NODE: apply_node(co, c->ref, 0); break;
@@ -322,6 +343,19 @@ void coord_feed_poll(struct coord *co)
 	}
 	if (store_feed_head(co->st, &f->head) == 0 && f->head == f->seq)
 		f->last_lag_s = 0;
+}
+
+int coord_feed_catch_up(struct coord *co)
+{
+	uint64_t now = mono_us();
+
+	/* At most every 50 ms: unknown credentials from anyone must not become a query
+	 * each. */
+	if (!co->remote || now - co->feed.forced_us < 50000)
+		return 0;
+	co->feed.forced_us = now;
+	coord_feed_poll(co);
+	return 1;
 }
 
 static void on_timer(uv_timer_t *t)

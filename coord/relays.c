@@ -180,9 +180,13 @@ struct relay *coord_relay_by_token(struct coord *co, const char *token)
 	if (!token || strncmp(token, TOKEN_RELAY, strlen(TOKEN_RELAY)))
 		return NULL;
 	keys_hash(token, strlen(token), h);
-	for (struct relay *r = co->relays; r; r = r->next)
-		if (!keys_equal_ct(r->rec.token_hash, h, HASH_LEN))
-			return r;
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct relay *r = co->relays; r; r = r->next)
+			if (!keys_equal_ct(r->rec.token_hash, h, HASH_LEN))
+				return r;
+		if (pass || !coord_feed_catch_up(co))
+			break;
+	}
 	return NULL;
 }
 

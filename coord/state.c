@@ -512,11 +512,15 @@ struct node *coord_node_find(struct coord *co, const char *name_or_id)
 struct node *coord_node_by_token(struct coord *co, const char *token)
 {
 	uint8_t h[HASH_LEN];
+	struct node *n;
 
 	if (!token || strncmp(token, TOKEN_NODE, strlen(TOKEN_NODE)))
 		return NULL;
 	keys_hash(token, strlen(token), h);
-	return keymap_get(&co->by_token, h);
+	n = keymap_get(&co->by_token, h);
+	if (!n && coord_feed_catch_up(co))
+		n = keymap_get(&co->by_token, h);
+	return n;
 }
 
 /* --- nodes --- */
@@ -933,8 +937,8 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 		rc = coord_register_verify(co, &g, err, errlen);
 	if (!rc)
 		rc = reg_apply(co, &g, resp, err, errlen);
-	if ((rc == -EEXIST || rc == -ESTALE) && co->remote) {
-		/* Another instance got there first: learn what it did, then once more. */
+	/* Another instance got there first: learn what it did, then again. */
+	for (int i = 0; (rc == -EEXIST || rc == -ESTALE) && co->remote && i < 3; i++) {
 		coord_feed_poll(co);
 		rc = reg_lookup(co, &g, err, errlen);
 		if (!rc)

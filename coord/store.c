@@ -159,8 +159,15 @@ int store_open(const char *spec, struct store **out)
 	st->e = is_pg_spec(spec) ? &store_engine_pg : &store_engine_sqlite;
 	snprintf(st->instance, sizeof(st->instance), "local");
 	rc = st->e->open(spec, &st->impl);
-	if (!rc)
-		rc = migrate(st);
+	/* Two instances creating the schema at once: the loser's CREATE fails on the
+	 * catalogue's unique index; it looks again once the winner has committed. */
+	for (int i = 0; !rc && (rc = migrate(st)) == -EEXIST && i < 10; i++) {
+		struct timespec ts = { 0, 100000000L * (i + 1) };
+
+		log_info("store schema being created by another instance: waiting", "try=%d", i + 1);
+		nanosleep(&ts, NULL);
+		rc = 0;
+	}
 	if (rc) {
 		if (st->impl)
 			st->e->close(st->impl);

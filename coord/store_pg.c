@@ -169,8 +169,11 @@ static int classify(PGresult *res, PGconn *conn, const char *op)
 
 	if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01")))
 		return PG_RETRY;
-	if (state && !strcmp(state, "23505"))
+	if (state && !strcmp(state, "23505")) {
+		log_debug("store: unique violation", "op=%s detail=\"%s\"", op,
+			  res && PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : "");
 		return -EEXIST;
+	}
 	log_error("store error", "op=%s sqlstate=%s err=\"%s\"", op, state ? state : "-",
 		  res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(conn));
 	return -EIO;

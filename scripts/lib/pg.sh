@@ -16,6 +16,7 @@ pg_start() {  # pg_start DIR
 	PG_BIN=$(pg_bin) || return 1
 	mkdir -p "$PG_DIR"
 	chmod 755 "$PG_DIR"
+	chmod o+x "$(dirname "$PG_DIR")"   # postgres must reach it (mktemp -d makes 0700)
 	mkdir -p "$PG_DIR/data" "$PG_DIR/sock"
 	chown postgres:postgres "$PG_DIR/data" "$PG_DIR/sock"
 	runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >"$PG_DIR/initdb.log" 2>&1 ||

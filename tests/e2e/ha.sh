@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# ha.sh - end-to-end, issue 11: Debian's PostgreSQL started by the test (its own data dir
+# and socket under the test's temp dir, removed at the end) and three coord instances on
+# it, on loopback. The store on a real server (test_store_pg); one TLS identity; nodes
+# registered through different instances; a change made on one instance reaching streams
+# held on each of the others within a second; two registrations racing for one name on
+# two instances; unique addresses; kill -9 of an instance (its nodes go offline on the
+# others, nothing is lost); PostgreSQL restarted under running instances (writes refused
+# with 503 meanwhile, streams kept, caught up after); `coord status`; and `coord migrate`
+# of an SQLite state, verified and then served with the same nodes and addresses.
+# Usage: tests/e2e/ha.sh BUILD_DIR
+set -u
+BUILD=$(cd "${1:?usage: ha.sh BUILD_DIR}" && pwd)
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../../scripts/lib/pg.sh"
+
+COORD="$BUILD/coord/coord"
+SIM="$BUILD/tests/tools/nodesim"
+E2E_CLEANUPS="pg_stop"
+
+pg_start "$E2E_TMP/pg" || { echo "cannot start PostgreSQL"; exit 1; }
+check "PostgreSQL runs (its own data dir and socket)" psql -X -q "$PG_URI" -c 'SELECT 1'
+check "the store passes its tests on this server" env MESHVPN_TEST_PG="$PG_URI" "$BUILD/tests/test_store_pg"
+psql -X -q "$PG_URI" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null 2>&1
+
+declare -A CPID CPORT CURL
+# start_coord I: instance cI on the shared database, its own state dir and port.
+start_coord() {
+	local i=$1 dir="$E2E_TMP/c$1"
+	"$COORD" serve --store "$PG_URI" --instance "c$i" --state "$dir" \
+		--listen 127.0.0.1:${CPORT[$i]:-0} --metrics 127.0.0.1:0 --keepalive 1s \
+		--ephemeral-timeout 3s >"$E2E_TMP/c$i.out" 2>>"$E2E_TMP/c$i.log" &
+	CPID[$i]=$!
+	track "${CPID[$i]}"
+	wait_for 15 grep -q "listening on 127.0.0.1:[0-9][0-9]*," "$E2E_TMP/c$i.out" || { cat "$E2E_TMP/c$i.log"; return 1; }
+	CPORT[$i]=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p' "$E2E_TMP/c$i.out")
+	CURL[$i]="https://127.0.0.1:${CPORT[$i]}"
+	METRICS[$i]=$(ss -ltnp 2>/dev/null | grep "pid=${CPID[$i]}," | grep -o '127.0.0.1:[0-9]*' | grep -v ":${CPORT[$i]}\$" | head -1)
+}
+declare -A METRICS
+kill9_coord() { kill -9 "${CPID[$1]}"; wait "${CPID[$1]}" 2>/dev/null; untrack "${CPID[$1]}"; }
+adm() { local i=$1; shift; "$COORD" --state "$E2E_TMP/c$i" "$@"; }
+pin_of() { grep -o 'sha256:[0-9a-f]\{64\}' "$E2E_TMP/c$1.out" | head -1; }
+sim() { local cmd=$1 i=$2 dir=$3; shift 3; "$SIM" "$cmd" --coord "${CURL[$i]}" --pin "$PIN" --state "$E2E_TMP/n-$dir" "$@"; }
+declare -A SPID
+stream() {  # stream NODE INSTANCE
+	"$SIM" stream --coord "${CURL[$2]}" --pin "$PIN" --state "$E2E_TMP/n-$1" --timeout 300 \
+		>"$E2E_TMP/$1.stream" 2>"$E2E_TMP/$1.stream.err" &
+	SPID[$1]=$!
+	track $!
+}
+has() { grep -q -- "$2" "$E2E_TMP/$1.stream"; }
+names() { adm 1 nodes list --json | jq -r '.nodes[].name' | sort; }
+
+check "instance c1 starts on PostgreSQL" start_coord 1
+check "instance c2 starts on the same database" start_coord 2
+check "instance c3 starts on the same database" start_coord 3
+PIN=$(pin_of 1)
+check "all three serve one TLS identity (one pin)" test "$(pin_of 2)" = "$PIN" -a "$(pin_of 3)" = "$PIN"
+check "coord status lists the three instances" bash -c "'$COORD' status --state '$E2E_TMP/c1' | grep -c '^c[123] ' | grep -qx 3"
+check "coord status --json: the store and the feed" bash -c "'$COORD' status --json --state '$E2E_TMP/c2' | jq -e '.store == \"postgresql\" and .database_ok and .instance == \"c2\"'"
+check "exactly one instance runs the once-only jobs" bash -c "'$COORD' status --json --state '$E2E_TMP/c1' | jq -e '[.instances[] | select(.jobs != \"\")] | length == 1'"
+
+# --- nodes through different instances ---
+KEY=$(adm 1 keys create --reusable | tail -1)
+check "a key made on c1 registers node a on c2" sim register 2 a --hostname alpha --auth-key "$KEY"
+check "node b registers on c3 with the same key" sim register 3 b --hostname beta --auth-key "$KEY"
+check "node c registers on c1" sim register 1 c --hostname gamma --auth-key "$KEY"
+check_within "the key's uses are counted across instances (3)" 2 bash -c "'$COORD' keys list --json --state '$E2E_TMP/c2' | jq -e '.keys[0].uses == 3'"
+stream a 1; stream b 2; stream c 3
+check_within "a (on c1) sees b and c as peers" 10 bash -c "grep -q '\"name\":\"beta\"' '$E2E_TMP/a.stream' && grep -q '\"name\":\"gamma\"' '$E2E_TMP/a.stream'"
+check_within "every instance sees a, b, c online" 10 bash -c "for i in 1 2 3; do '$COORD' nodes list --json --state '$E2E_TMP/c'\$i | jq -e '[.nodes[] | select(.online)] | length == 3' >/dev/null || exit 1; done"
+
+# A change on one instance reaches streams on the others within a second.
+t0=$(date +%s%N)
+sim endpoints 2 b 192.0.2.22:41641 >/dev/null
+check_within "b's endpoint posted on c2 reaches a on c1 within 1 s" 1 has a '"endpoints":\["192.0.2.22:41641"\]'
+check_within "... and c on c3" 1 has c '"endpoints":\["192.0.2.22:41641"\]'
+check "an admin rename on c3 reaches a on c1 within 1 s" bash -c "'$COORD' nodes rename gamma gamma2 --state '$E2E_TMP/c3' >/dev/null"
+check_within "... (a hears gamma2)" 1 has a '"name":"gamma2"'
+check "a pending node registered on c1 ..." sim register 1 p --hostname pending-one
+stream p 1
+check_within "... is approved on c2 and its stream on c1 says running" 2 bash -c "'$COORD' nodes approve pending-one --state '$E2E_TMP/c2' >/dev/null 2>&1; grep -q '\"state\":\"running\"' '$E2E_TMP/p.stream'"
+check_within "b on c2 gets peer_added for it" 2 has b '"type":"peer_added","peer":{[^}]*"name":"pending-one"'
+check "DNS policy set on c1 ..." adm 1 dns record add printer.home A 192.0.2.80
+check_within "... reaches b on c2" 2 has b 'printer.home'
+check "a relay added on c3 ..." bash -c "'$COORD' relays add fra https://127.0.0.1:9 --state '$E2E_TMP/c3' >/dev/null"
+check_within "... is in a's relay map on c1" 2 has a '"name":"fra"'
+
+# Two registrations racing for one name on two instances: two distinct names.
+for i in $(seq 1 5); do
+	sim register 1 r1-$i --hostname racer --auth-key "$KEY" >"$E2E_TMP/r1-$i.out" 2>&1 &
+	p1=$!
+	sim register 2 r2-$i --hostname racer --auth-key "$KEY" >"$E2E_TMP/r2-$i.out" 2>&1 &
+	wait $p1 $!
+done
+racers_distinct() { [ "$(names | grep -c '^racer')" -eq 10 ] && [ "$(names | grep '^racer' | sort -u | wc -l)" -eq 10 ]; }
+check "ten racing registrations all succeed" bash -c "! grep -L '\"state\":\"running\"' '$E2E_TMP'/r[12]-*.out | grep -q ."
+check_within "... with ten distinct names (as c1 sees them)" 2 racers_distinct
+check "every node holds a distinct address" bash -c "'$COORD' nodes list --json --state '$E2E_TMP/c3' | jq -r '.nodes[].ips[0]' | grep -v null | sort | uniq -d | grep -q . && exit 1 || exit 0"
+
+# --- kill -9 of an instance ---
+check "c2 is killed with -9" kill9_coord 2
+check_within "b (its stream was on c2) goes offline on c1 (its beats stop)" 40 bash -c "'$COORD' nodes list --json --state '$E2E_TMP/c1' | jq -e '.nodes[] | select(.name == \"beta\") | .online == false'"
+node_count() { [ "$(names | wc -l)" -eq "$1" ]; }
+check "nothing is lost: every node is still there" node_count 14
+stream b 3
+check_within "b streams from c3 and is online again on c1" 10 bash -c "'$COORD' nodes list --json --state '$E2E_TMP/c1' | jq -e '.nodes[] | select(.name == \"beta\") | .online'"
+check "c2 restarts on the same port and catches up" start_coord 2
+check_within "c2 knows the nodes made while it was down" 10 bash -c "[ \$('$COORD' nodes list --json --state '$E2E_TMP/c2' | jq '.nodes | length') -eq 14 ]"
+
+# --- PostgreSQL restarted under running instances ---
+check "PostgreSQL is stopped (immediate)" pg_down
+check_within "instances say the database is unreachable" 10 bash -c "'$COORD' status --json --state '$E2E_TMP/c1' | jq -e '.database_ok == false'"
+check "a change meanwhile is refused with 503" bash -c "'$COORD' nodes rename beta beta2 --state '$E2E_TMP/c3' 2>&1 | grep -q 'HTTP 503'"
+check "... streams stay open (a's stream process is alive)" kill -0 "${SPID[a]}"
+check "PostgreSQL is started again" pg_up
+check_within "every instance reaches it again" 15 bash -c "for i in 1 2 3; do '$COORD' status --json --state '$E2E_TMP/c'\$i | jq -e .database_ok >/dev/null || exit 1; done"
+check_within "a change now works again and reaches a" 10 bash -c "'$COORD' nodes rename beta beta2 --state '$E2E_TMP/c3' >/dev/null 2>&1; grep -q '\"name\":\"beta2\"' '$E2E_TMP/a.stream'"
+check "metrics: feed lag, store latency, retries, the job holder" bash -c "curl -s http://${METRICS[1]}/metrics | grep -q '^coord_feed_lag_changes ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_store_seconds_total ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_store_retries_total ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_jobs_holder{instance=\"c1\"}'"
+
+for i in 1 2 3; do kill "${CPID[$i]}" 2>/dev/null; wait "${CPID[$i]}" 2>/dev/null; untrack "${CPID[$i]}"; done
+
+# --- migrate an SQLite state ---
+SQ="$E2E_TMP/sqlite"
+"$COORD" serve --state "$SQ" --listen 127.0.0.1:0 >"$E2E_TMP/sq.out" 2>"$E2E_TMP/sq.log" &
+SQPID=$!; track $SQPID
+wait_for 10 grep -q "listening on" "$E2E_TMP/sq.out"
+SQURL="https://127.0.0.1:$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p' "$E2E_TMP/sq.out")"
+SQPIN=$(grep -o 'sha256:[0-9a-f]\{64\}' "$E2E_TMP/sq.out" | head -1)
+K2=$("$COORD" keys create --reusable --state "$SQ" | tail -1)
+for h in m1 m2 m3; do "$SIM" register --coord "$SQURL" --pin "$SQPIN" --state "$E2E_TMP/s-$h" --hostname $h --auth-key "$K2" >/dev/null; done
+"$COORD" dns upstream add 192.0.2.53 --state "$SQ" >/dev/null
+"$COORD" nodes list --json --state "$SQ" | jq -c '[.nodes[] | {name, ips}]' >"$E2E_TMP/before.json"
+kill "$SQPID"; wait "$SQPID" 2>/dev/null; untrack "$SQPID"
+createdb_new() { runuser -u postgres -- "$PG_BIN/createdb" -h "$PG_DIR/sock" -p 5432 -U postgres meshvpn2; }
+check "a second, empty database" createdb_new
+URI2="postgresql:///meshvpn2?host=$PG_DIR/sock&port=5432&user=postgres"
+check "coord migrate copies and verifies every table" bash -c "'$COORD' migrate --from '$SQ' --to '$URI2' >'$E2E_TMP/migrate.out' 2>&1 && ! grep -q MISMATCH '$E2E_TMP/migrate.out' && grep -q 'verify nodes .* ok' '$E2E_TMP/migrate.out'"
+check "migrating into a database that is not empty is refused" bash -c "! '$COORD' migrate --from '$SQ' --to '$URI2' 2>&1 | grep -q '^migrated'"
+"$COORD" serve --store "$URI2" --instance m --state "$SQ" --listen 127.0.0.1:0 >"$E2E_TMP/m.out" 2>"$E2E_TMP/m.log" &
+MPID=$!; track $MPID
+wait_for 10 grep -q "listening on" "$E2E_TMP/m.out"
+check "the migrated state serves the same nodes with the same addresses" bash -c "'$COORD' nodes list --json --state '$SQ' | jq -c '[.nodes[] | {name, ips}]' | cmp - '$E2E_TMP/before.json'"
+check "... the same DNS policy" bash -c "'$COORD' dns show --json --state '$SQ' | grep -q 192.0.2.53"
+check "... and the same pin (the state dir's certificate went into the store)" test "$(grep -o 'sha256:[0-9a-f]\{64\}' "$E2E_TMP/m.out" | head -1)" = "$SQPIN"
+kill "$MPID"; wait "$MPID" 2>/dev/null; untrack "$MPID"
+
+finish
