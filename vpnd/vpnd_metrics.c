@@ -77,7 +77,7 @@ static void resolver_metrics(struct metrics_text *t, const struct resolver *r)
 		  "Upstream messages ignored: junk, wrong id or question, unasked source.",
 		  s->bad_answers },
 	};
-	char a[ADDR_TEXT_LEN];
+	char a[DNSPOL_SERVER_TEXT];
 	uint64_t cum = 0;
 
 	metrics_head(t, "vpnd_dns_queries_total", "counter", "DNS queries by type.");
@@ -92,13 +92,39 @@ static void resolver_metrics(struct metrics_text *t, const struct resolver *r)
 		metrics_printf(t, "%s %llu\n", one[k].name, (unsigned long long)one[k].v);
 	}
 	metrics_head(t, "vpnd_dns_upstream_errors_total", "counter",
-		     "Upstream failures (timeouts, SERVFAIL/REFUSED, ignored answers) by upstream.");
+		     "Upstream failures (timeouts, SERVFAIL/REFUSED, ignored answers, DNS-over-TLS "
+		     "connections that failed) by upstream.");
 	for (size_t i = 0; i < r->n_health; i++) {
 		const struct rs_upstream *u = &r->health[i];
 
-		addr_format(&u->addr, a, sizeof(a));
+		resolver_upstream_label(r, u, a, sizeof(a));
 		metrics_printf(t, "vpnd_dns_upstream_errors_total{upstream=\"%s\"} %llu\n", a,
-			       (unsigned long long)(u->timeouts + u->servfails + u->bad));
+			       (unsigned long long)(u->timeouts + u->servfails + u->bad +
+						    u->conn_errors));
+	}
+	metrics_head(t, "vpnd_dns_upstream_tls_verify_failures_total", "counter",
+		     "DNS-over-TLS upstreams whose certificate did not verify for their name.");
+	for (size_t i = 0; i < r->n_health; i++) {
+		const struct rs_upstream *u = &r->health[i];
+
+		if (!u->dot)
+			continue;
+		resolver_upstream_label(r, u, a, sizeof(a));
+		metrics_printf(t, "vpnd_dns_upstream_tls_verify_failures_total{upstream=\"%s\"} %llu\n",
+			       a, (unsigned long long)u->verify_failures);
+	}
+	metrics_head(t, "vpnd_dns_upstream_answers_total", "counter", "Answers by upstream.");
+	for (size_t i = 0; i < r->n_health; i++) {
+		resolver_upstream_label(r, &r->health[i], a, sizeof(a));
+		metrics_printf(t, "vpnd_dns_upstream_answers_total{upstream=\"%s\"} %llu\n", a,
+			       (unsigned long long)r->health[i].answers);
+	}
+	metrics_head(t, "vpnd_dns_upstream_answer_ms_total", "counter",
+		     "Milliseconds to those answers, summed, by upstream (per-upstream latency).");
+	for (size_t i = 0; i < r->n_health; i++) {
+		resolver_upstream_label(r, &r->health[i], a, sizeof(a));
+		metrics_printf(t, "vpnd_dns_upstream_answer_ms_total{upstream=\"%s\"} %llu\n", a,
+			       (unsigned long long)r->health[i].latency_sum_ms);
 	}
 	metrics_head(t, "vpnd_dns_upstream_latency_ms", "histogram",
 		     "Time to an upstream's answer, in milliseconds.");
