@@ -13,7 +13,9 @@
 
 struct rs_flight {
 	uint16_t qid;
+	uint16_t len;                    /* of frame */
 	uint64_t sent_ms;
+	uint8_t frame[2 + RS_DOT_QUERY_MAX];   /* kept to send again on a new connection */
 };
 
 struct rs_dot {
@@ -26,6 +28,8 @@ struct rs_dot {
 	struct conn_connect *cc;         /* TCP connect and handshake under way */
 	struct conn *c;                  /* open */
 	uint64_t start_ms, last_ms;      /* connect started; last query or answer */
+	uint64_t read_ms;                /* last bytes from the server */
+	int resent;                      /* in flight sent again after a close, none answered */
 	struct rs_flight fl[RS_DOT_INFLIGHT];
 	int n_fl;
 	uint8_t *wq;                     /* framed queries held for the handshake */
@@ -137,7 +141,8 @@ static void dot_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
 	size_t off = 0;
 
 	(void)c;
-	d->last_ms = now_ms(d->r);
+	d->last_ms = d->read_ms = now_ms(d->r);
+	d->resent = 0;
 	while (len) {
 		size_t take = sizeof(d->rbuf) - d->rlen < len ? sizeof(d->rbuf) - d->rlen : len;
 		int flen;
@@ -168,11 +173,44 @@ static void dot_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
 	}
 }
 
+static int dot_connect(struct rs_dot *d);
+
+/* The server closed while queries were out, maybe as they crossed its idle close
+ * (RFC 7766 6.2.3): they go again, once, on a new connection. */
+static int dot_resend(struct rs_dot *d)
+{
+	size_t n = 0;
+	int rc;
+
+	dot_disconnect(d);
+	free(d->wq);
+	d->wq_len = 0;
+	for (int i = 0; i < d->n_fl; i++)
+		n += d->fl[i].len;
+	d->wq = malloc(n);
+	if (!d->wq)
+		return -ENOMEM;
+	for (int i = 0; i < d->n_fl; i++) {
+		memcpy(d->wq + d->wq_len, d->fl[i].frame, d->fl[i].len);
+		d->wq_len += d->fl[i].len;
+	}
+	d->resent = 1;
+	rc = dot_connect(d);
+	return rc < 0 ? rc : 0;
+}
+
 static void dot_end(struct conn *c, int status, void *arg)
 {
 	struct rs_dot *d = arg;
+	int rc;
 
 	(void)c;
+	if (status == UV_EOF && d->n_fl && !d->resent) {
+		rc = dot_resend(d);
+		if (!rc)
+			return;
+		status = rc;
+	}
 	/* A server closes idle connections (unbound after tcp-idle-timeout): the next
 	 * query opens another. Only an error counts against it. */
 	dot_failed(d, status, status != UV_EOF);
@@ -188,7 +226,7 @@ static void dot_connected(struct conn *c, int status, void *arg)
 		return;
 	}
 	d->c = c;
-	d->last_ms = now_ms(d->r);
+	d->last_ms = d->read_ms = now_ms(d->r);
 	conn_set_callbacks(c, dot_read, dot_end, d);
 	log_debug("resolver: DNS-over-TLS upstream connected", "upstream=%s suite=%s resumed=%d",
 		  d->label, tls_conn_suite(c, NULL), tls_conn_resumed(c));
@@ -228,7 +266,7 @@ static int dot_connect(struct rs_dot *d)
 int rsdot_send(struct resolver *r, uint32_t id, uint16_t qid, const uint8_t *msg, size_t len)
 {
 	struct rs_dot *d = dot_by_id(r, id);
-	uint8_t frame[2 + RS_DOT_QUERY_MAX];
+	struct rs_flight *f;
 	uint8_t *q;
 	int rc;
 
@@ -240,26 +278,30 @@ int rsdot_send(struct resolver *r, uint32_t id, uint16_t qid, const uint8_t *msg
 		return -EBUSY;
 	if (!d->c && !d->cc && (rc = dot_connect(d)) < 0)
 		return rc;
-	dns_tcp_frame_put(frame, len);
-	memcpy(frame + 2, msg, len);
+	/* Our ids are unique among the queries in flight; one freed and reused while its
+	 * old answer is still due takes the old slot. */
+	flight_remove(d, qid);
+	f = &d->fl[d->n_fl];
+	dns_tcp_frame_put(f->frame, len);
+	memcpy(f->frame + 2, msg, len);
+	f->len = (uint16_t)(len + 2);
 	if (d->c) {
 		/* One write: one TLS record per query. */
-		if (conn_write(d->c, frame, len + 2) < 0) {
+		if (conn_write(d->c, f->frame, f->len) < 0) {
 			dot_disconnect(d);
 			return -EPIPE;
 		}
 	} else {
-		q = realloc(d->wq, d->wq_len + len + 2);
+		q = realloc(d->wq, d->wq_len + f->len);
 		if (!q)
 			return -ENOMEM;
-		memcpy(q + d->wq_len, frame, len + 2);
+		memcpy(q + d->wq_len, f->frame, f->len);
 		d->wq = q;
-		d->wq_len += len + 2;
+		d->wq_len += f->len;
 	}
-	/* Our ids are unique among the queries in flight; one freed and reused while its
-	 * old answer is still due takes the old slot. */
-	flight_remove(d, qid);
-	d->fl[d->n_fl++] = (struct rs_flight){ .qid = qid, .sent_ms = now_ms(r) };
+	f->qid = qid;
+	f->sent_ms = now_ms(r);
+	d->n_fl++;
 	d->last_ms = now_ms(r);
 	return 0;
 }
@@ -275,6 +317,17 @@ void rsdot_tick(struct resolver *r)
 			dot_failed(d, -ETIMEDOUT, 1);
 			continue;
 		}
+		/* A connection that took a query and said nothing since, for a try's time:
+		 * stuck (the queries' deadlines marked it down); the next try reconnects. */
+		for (int i = 0; d->c && i < d->n_fl; i++)
+			if (now - d->fl[i].sent_ms >= RS_DOT_TRY_MS && d->read_ms < d->fl[i].sent_ms) {
+				uint16_t qids[RS_DOT_INFLIGHT];
+
+				log_info("resolver: DNS-over-TLS upstream silent, reconnecting later",
+					 "upstream=%s in_flight=%d", d->label, d->n_fl);
+				dot_disconnect(d);
+				dot_drop(d, qids);
+			}
 		/* Answers that never came: forgotten, so they do not hold slots. */
 		for (int i = 0; i < d->n_fl; i++)
 			if (now - d->fl[i].sent_ms >= 2 * RS_DOT_TRY_MS)
