@@ -122,7 +122,7 @@ static void dot_failed(struct rs_dot *d, int status, int down)
 	if (down)
 		log_warn("resolver: DNS-over-TLS upstream failed", "upstream=%s error=\"%s\"",
 			 d->label, status == -EPERM ? "certificate not trusted for the name"
-			 : uv_strerror(status));
+			 : strerror(-status));
 	rs_dot_failed(d->r, d->id, status, down, qids, n);
 }
 

@@ -505,8 +505,7 @@ static int cmd_dns(void)
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		printf("%s: %lld\n", keys[i], (long long)num(o, keys[i]));
 	ups = json_object_get(o, "upstreams");
-	json_array_foreach(ups, i, u)
-	{
+	json_array_foreach(ups, i, u) {
 		long long answers = (long long)num(u, "answers");
 
 		printf("upstream %s: %s, queries %lld, answers %lld, timeouts %lld, servfails %lld, "
