@@ -681,10 +681,17 @@ static void tls_connect_cancel(struct conn_connect *cc)
 int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
 		conn_connect_cb cb, void *arg, struct conn_connect **out)
 {
-	struct tls_conn *t;
-	int r = 0;
+	return tls_connect_name(loop, cfg, host, port, host, cb, arg, out);
+}
 
-	if (!cfg || cfg->is_server || !host || !*host || !cb)
+int tls_connect_name(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
+		     const char *name, conn_connect_cb cb, void *arg, struct conn_connect **out)
+{
+	char key[TLS_SESSION_HOST_MAX];
+	struct tls_conn *t;
+	int r = 0, n;
+
+	if (!cfg || cfg->is_server || !host || !*host || !name || !*name || !cb)
 		return -EINVAL;
 	t = tls_new(loop, cfg, &r);
 	if (!t)
@@ -696,19 +703,22 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 	snprintf(t->base.peer, sizeof(t->base.peer), "%s:%u", host, port);
 	/* With a pin the name is only SNI; without one mbedtls checks it against the
 	 * certificate (DNS names and CN; mbedtls 2.28 does not match IP SANs). */
-	if (!cfg->has_pin || !is_ip_literal(host))
-		r = mbedtls_ssl_set_hostname(&t->ssl, host);
+	if (!cfg->has_pin || !is_ip_literal(name))
+		r = mbedtls_ssl_set_hostname(&t->ssl, name);
 	if (r) {
 		r = -EINVAL;
 		goto err_free;
 	}
-	if (strlen(host) < TLS_SESSION_HOST_MAX) {
+	/* A session verified for one name is never offered to another at the same place. */
+	n = name == host || !strcmp(name, host) ? snprintf(key, sizeof(key), "%s", host)
+						 : snprintf(key, sizeof(key), "%s#%s", host, name);
+	if (n > 0 && (size_t)n < sizeof(key)) {
 		t->key = calloc(1, sizeof(*t->key));
 		if (!t->key) {
 			r = -ENOMEM;
 			goto err_free;
 		}
-		memcpy(t->key->host, host, strlen(host) + 1);
+		memcpy(t->key->host, key, (size_t)n + 1);
 		t->key->port = port;
 		t->key->has_pin = (uint8_t)cfg->has_pin;
 		memcpy(t->key->trust, cfg->trust, sizeof(t->key->trust));

@@ -23,6 +23,8 @@ static const char usage[] =
 	"            [--ifname NAME] [--port N] [--log-level error|warn|info|debug]\n"
 	"            [--metrics HOST:PORT]   (Prometheus text at /metrics)\n"
 	"            [--dns-listen]   (the resolver on this node's tailnet address too, for peers)\n"
+	"            [--dns-tls-ca FILE]   (CA certificates for DNS-over-TLS upstreams;\n"
+	"                                   default /etc/ssl/certs/ca-certificates.crt)\n"
 	"Runs the meshvpn node daemon; control it with vpnctl.\n";
 
 static struct vpnd daemon_state;
@@ -97,13 +99,14 @@ int main(int argc, char **argv)
 {
 	const char *state = VPND_DEFAULT_STATE, *sock = VPND_DEFAULT_SOCKET;
 	const char *backend = VPND_DEFAULT_BACKEND, *ifname = VPND_DEFAULT_IFNAME;
-	const char *port_s = NULL, *level = NULL, *metrics = NULL;
+	const char *port_s = NULL, *level = NULL, *metrics = NULL, *dns_tls_ca = NULL;
 	int help = 0, dns_listen = 0;
 	const struct arg_opt opts[] = {
 		{ "state", &state, NULL, 0 }, { "socket", &sock, NULL, 0 },
 		{ "wg-backend", &backend, NULL, 0 }, { "ifname", &ifname, NULL, 0 },
 		{ "port", &port_s, NULL, 0 }, { "log-level", &level, NULL, 0 },
 		{ "metrics", &metrics, NULL, 0 }, { "dns-listen", NULL, &dns_listen, 0 },
+		{ "dns-tls-ca", &dns_tls_ca, NULL, 0 },
 		{ "help", NULL, &help, 'h' }, { NULL, NULL, NULL, 0 },
 	};
 	struct vpnd_opts vo;
@@ -194,6 +197,7 @@ int main(int argc, char **argv)
 	vo.port = (uint16_t)port;
 	vo.metrics = metrics;
 	vo.dns_listen = dns_listen;
+	vo.dns_tls_ca = dns_tls_ca;
 	loop = uv_default_loop();
 	rc = vpnd_init(&daemon_state, loop, &vo);
 	if (rc) {

@@ -14,6 +14,7 @@
 #include "meshvpn/log.h"
 #include "netif.h"
 #include "resolver.h"
+#include "resolver_dot.h"
 #include "vpnd.h"
 
 #define RS_TICK_MS 50
@@ -37,7 +38,7 @@ struct rs_pending {
 	struct rs_client cl;
 	struct dns_query q;
 	uint16_t id;                     /* ours, to the upstream */
-	struct addr_port servers[RS_SERVERS];
+	struct rs_server servers[RS_SERVERS];
 	int n_servers;
 	unsigned tried;                  /* bit per server */
 	int cur, tries;
@@ -87,22 +88,22 @@ static void free_handle(uv_handle_t *h)
 
 /* ---- upstream health ---- */
 
-static struct rs_upstream *health_of(struct resolver *r, const struct addr_port *a)
+static struct rs_upstream *health_of(struct resolver *r, const struct rs_server *a)
 {
 	for (size_t i = 0; i < r->n_health; i++)
-		if (addr_equal(&r->health[i].addr, a))
+		if (r->health[i].dot == a->dot && addr_equal(&r->health[i].addr, &a->addr))
 			return &r->health[i];
 	return NULL;
 }
 
-static int is_up(struct resolver *r, const struct addr_port *a)
+static int is_up(struct resolver *r, const struct rs_server *a)
 {
 	struct rs_upstream *u = health_of(r, a);
 
 	return !u || u->down_until_ms <= now_ms(r);
 }
 
-static void mark_down_for(struct resolver *r, const struct addr_port *a, uint64_t ms)
+static void mark_down_for(struct resolver *r, const struct rs_server *a, uint64_t ms)
 {
 	struct rs_upstream *u = health_of(r, a);
 
@@ -111,7 +112,7 @@ static void mark_down_for(struct resolver *r, const struct addr_port *a, uint64_
 }
 
 /* Silent or unreachable: skipped for RS_DOWN_MS. */
-static void mark_down(struct resolver *r, const struct addr_port *a)
+static void mark_down(struct resolver *r, const struct rs_server *a)
 {
 	mark_down_for(r, a, RS_DOWN_MS);
 }
@@ -333,13 +334,20 @@ static void try_next(struct rs_pending *p)
 		u = health_of(r, &p->servers[i]);
 		if (u)
 			u->queries++;
-		rc = p->cl.tcp ? send_tcp(r, p, &p->servers[i]) : send_udp(r, p, &p->servers[i]);
-		p->deadline_ms = p->sent_ms + (p->cl.tcp ? RS_TCP_TRY_MS : RS_TRY_MS);
+		if (p->servers[i].dot)
+			rc = rsdot_send(r, p->servers[i].dot, p->id, p->qmsg, p->qlen);
+		else if (p->cl.tcp)
+			rc = send_tcp(r, p, &p->servers[i].addr);
+		else
+			rc = send_udp(r, p, &p->servers[i].addr);
+		p->deadline_ms = p->sent_ms + (p->servers[i].dot ? RS_DOT_TRY_MS
+					       : p->cl.tcp ? RS_TCP_TRY_MS : RS_TRY_MS);
 		if (!rc) {
 			r->stats.forwarded++;
 			return;
 		}
-		mark_down(r, &p->servers[i]);
+		if (rc != -EBUSY)   /* a full DoT connection is busy, not down */
+			mark_down(r, &p->servers[i]);
 	}
 	pending_fail(p);
 }
@@ -353,13 +361,15 @@ static void pending_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 	uint32_t ttl;
 
 	latency(r, now_ms(r) - p->sent_ms);
-	if (u)
+	if (u) {
 		u->answers++;
+		u->latency_sum_ms += now_ms(r) - p->sent_ms;
+	}
 	if ((resp->flags & DNS_R_TC) && !via_tcp) {
 		/* Truncated: the same server over TCP (RFC 7766 5). */
 		p->sent_ms = now_ms(r);
 		p->deadline_ms = p->sent_ms + RS_TCP_TRY_MS;
-		if (!send_tcp(r, p, &p->servers[p->cur]))
+		if (!send_tcp(r, p, &p->servers[p->cur].addr))
 			return;
 		try_next(p);
 		return;
@@ -414,7 +424,8 @@ static int check_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 
 	if (from) {
 		for (int i = 0; i < p->n_servers; i++)
-			asked |= (p->tried & (1u << i)) && addr_equal(&p->servers[i], from);
+			asked |= (p->tried & (1u << i)) && !p->servers[i].dot &&
+				 addr_equal(&p->servers[i].addr, from);
 		if (!asked)
 			return -1;
 	}
@@ -447,7 +458,7 @@ static void on_upstream_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const str
 		return;
 	p = pending_by_id(r, (uint16_t)((uint8_t)b->base[0] << 8 | (uint8_t)b->base[1]));
 	if (!p || p->ut || check_answer(p, (const uint8_t *)b->base, (size_t)n, &from, &resp)) {
-		struct rs_upstream *u = health_of(r, &from);
+		struct rs_upstream *u = health_of(r, &(struct rs_server){ .addr = from });
 
 		r->stats.bad_answers++;
 		if (u)
@@ -455,6 +466,60 @@ static void on_upstream_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const str
 		return;
 	}
 	pending_answer(p, (const uint8_t *)b->base, (size_t)n, &resp, 0);
+}
+
+/* ---- DNS over TLS (resolver_dot.c holds the connections) ---- */
+
+static int tried_dot(const struct rs_pending *p, uint32_t id)
+{
+	for (int i = 0; i < p->n_servers; i++)
+		if ((p->tried & (1u << i)) && p->servers[i].dot == id)
+			return 1;
+	return 0;
+}
+
+static struct rs_upstream *health_of_dot(struct resolver *r, uint32_t id)
+{
+	for (size_t i = 0; i < r->n_health; i++)
+		if (r->health[i].dot == id)
+			return &r->health[i];
+	return NULL;
+}
+
+void rs_dot_answer(struct resolver *r, uint32_t id, const uint8_t *msg, size_t len)
+{
+	struct rs_pending *p = len >= DNS_HEADER_LEN ? pending_by_id(r, (uint16_t)(msg[0] << 8 | msg[1]))
+						     : NULL;
+	struct dns_response resp;
+
+	if (!p || !tried_dot(p, id) || check_answer(p, msg, len, NULL, &resp)) {
+		struct rs_upstream *u = health_of_dot(r, id);
+
+		r->stats.bad_answers++;
+		if (u)
+			u->bad++;
+		return;
+	}
+	pending_answer(p, msg, len, &resp, 1);   /* a stream: TC is not retried */
+}
+
+void rs_dot_failed(struct resolver *r, uint32_t id, int status, int down, const uint16_t *qids,
+		   int n)
+{
+	struct rs_upstream *u = health_of_dot(r, id);
+
+	if (down && u) {
+		u->conn_errors++;
+		if (status == -EPERM)
+			u->verify_failures++;
+		mark_down(r, &(struct rs_server){ .addr = u->addr, .dot = id });
+	}
+	for (int i = 0; i < n; i++) {
+		struct rs_pending *p = pending_by_id(r, qids[i]);
+
+		if (p && !p->ut && p->servers[p->cur].dot == id)
+			try_next(p);
+	}
 }
 
 /* ---- TCP to an upstream ---- */
@@ -465,7 +530,7 @@ static void uptcp_error(struct rs_uptcp *ut)
 
 	if (!p)
 		return;
-	mark_down(p->r, &ut->to);
+	mark_down(p->r, &(struct rs_server){ .addr = ut->to });
 	try_next(p);   /* detaches and closes ut */
 }
 
@@ -573,7 +638,7 @@ static int send_tcp(struct resolver *r, struct rs_pending *p, const struct addr_
 
 /* The servers for a name: the longest route whose domain it is under, else the
  * upstreams. Count. */
-static int servers_for(const struct resolver *r, const struct dns_name *n, struct addr_port *out)
+static int servers_for(const struct resolver *r, const struct dns_name *n, struct rs_server *out)
 {
 	const struct nm_dns_route *best = NULL;
 	size_t best_len = 0;
@@ -591,9 +656,13 @@ static int servers_for(const struct resolver *r, const struct dns_name *n, struc
 		best_len = dl;
 	}
 	if (best) {
-		for (int i = 0; i < best->n_servers && k < RS_SERVERS; i++)
-			if (!best->servers[i].tls)
-				out[k++] = best->servers[i].addr;
+		for (int i = 0; i < best->n_servers && k < RS_SERVERS; i++) {
+			const struct dnspol_server *s = &best->servers[i];
+			uint32_t dot = s->tls ? rsdot_find(r, s) : 0;
+
+			if (!s->tls || dot)
+				out[k++] = (struct rs_server){ .addr = s->addr, .dot = dot };
+		}
 		return k;
 	}
 	for (int i = 0; i < r->n_upstreams && k < RS_SERVERS; i++)
@@ -636,7 +705,7 @@ static void build_forward(struct rs_pending *p, const uint8_t *msg)
 static void forward(struct resolver *r, const struct rs_client *cl, const struct dns_query *q,
 		    const uint8_t *msg)
 {
-	struct addr_port servers[RS_SERVERS];
+	struct rs_server servers[RS_SERVERS];
 	struct rs_pending *p;
 	struct rc_hit hit;
 	int n = servers_for(r, &q->qname, servers), any_up = 0;
@@ -833,16 +902,23 @@ static void on_tcp_conn(uv_stream_t *srv, int status)
 /* ---- the policy, rebuilt from the netmap ---- */
 
 static void add_health(struct resolver *r, struct rs_upstream *old, size_t n_old,
-		       const struct addr_port *a)
+		       const struct rs_server *a)
 {
 	if (health_of(r, a))
 		return;
 	struct rs_upstream *u = &r->health[r->n_health++];
 
-	*u = (struct rs_upstream){ .addr = *a };
+	*u = (struct rs_upstream){ .addr = a->addr, .dot = a->dot };
 	for (size_t i = 0; i < n_old; i++)
-		if (addr_equal(&old[i].addr, a))
+		if (old[i].dot == a->dot && addr_equal(&old[i].addr, &a->addr))
 			*u = old[i];
+}
+
+/* The policy's server as we ask it: a DoT one gets its connection's id (0: no memory). */
+static int server_of(struct resolver *r, const struct dnspol_server *s, struct rs_server *out)
+{
+	*out = (struct rs_server){ .addr = s->addr, .dot = s->tls ? rsdot_use(r, s) : 0 };
+	return !s->tls || out->dot;
 }
 
 static int rebuild(struct resolver *r)
@@ -871,23 +947,28 @@ static int rebuild(struct resolver *r)
 			rc = -ENOMEM;
 		}
 	}
+	rsdot_mark(r);
 	for (int i = 0; dns && i < dns->n_upstreams; i++)
-		if (!dns->upstreams[i].tls)   /* DNS over TLS: not yet (issue 10) */
-			r->upstreams[r->n_upstreams++] = dns->upstreams[i].addr;
+		if (server_of(r, &dns->upstreams[i], &r->upstreams[r->n_upstreams]))
+			r->n_upstreams++;
 	for (size_t i = 0; i < r->n_routes; i++)
 		want += (size_t)r->routes[i].n_servers;
 	r->health = calloc(want, sizeof(*r->health));
 	r->n_health = 0;
 	if (r->health) {
+		struct rs_server srv;
+
 		for (int i = 0; i < r->n_upstreams; i++)
 			add_health(r, old, n_old, &r->upstreams[i]);
 		for (size_t i = 0; i < r->n_routes; i++)
 			for (int j = 0; j < r->routes[i].n_servers; j++)
-				add_health(r, old, n_old, &r->routes[i].servers[j].addr);
+				if (server_of(r, &r->routes[i].servers[j], &srv))
+					add_health(r, old, n_old, &srv);
 	} else {
 		rc = -ENOMEM;
 	}
 	free(old);
+	rsdot_sweep(r);
 	if (rc)
 		log_error("resolver: cannot rebuild the zone", "error=\"%s\"", strerror(-rc));
 	else
@@ -934,6 +1015,7 @@ static void on_tick(uv_timer_t *t)
 		mark_down(r, &p->servers[p->cur]);
 		try_next(p);   /* may free p; next was taken before */
 	}
+	rsdot_tick(r);
 	for (tc = r->tcpcs; tc; tc = tnext) {
 		tnext = tc->next;
 		if (now - tc->last_ms >= RS_TCP_IDLE_MS)
@@ -955,6 +1037,7 @@ void resolver_init(struct resolver *r, uv_loop_t *loop, struct vpnd *d)
 	uv_timer_init(loop, &r->timer);
 	r->timer.data = r;
 	r->have_timer = 1;
+	r->tls_ca = d ? d->opts.dns_tls_ca : NULL;
 }
 
 static int open_udp(struct resolver *r, uv_udp_t **out, const struct addr_port *bind_to,
@@ -1097,6 +1180,7 @@ void resolver_stop(struct resolver *r)
 	r->n_listen = 0;
 	close_handle((uv_handle_t **)&r->up4);
 	close_handle((uv_handle_t **)&r->up6);
+	rsdot_stop(r);
 	if (r->have_timer)
 		uv_timer_stop(&r->timer);
 	if (r->started)
@@ -1124,9 +1208,21 @@ void resolver_close(struct resolver *r)
 	free(r->health);
 	r->health = NULL;
 	r->n_health = 0;
+	rsdot_free(r);
 }
 
 /* ---- stats ---- */
+
+void resolver_upstream_label(const struct resolver *r, const struct rs_upstream *u, char *out,
+			     size_t size)
+{
+	const char *l = u->dot ? rsdot_label(r, u->dot) : NULL;
+
+	if (l)
+		snprintf(out, size, "%s", l);
+	else
+		addr_format(&u->addr, out, size);
+}
 
 json_t *resolver_stats_json(const struct resolver *r)
 {
@@ -1134,17 +1230,25 @@ json_t *resolver_stats_json(const struct resolver *r)
 							     "250", "500", "1000", "+Inf" };
 	const struct resolver_stats *s = &r->stats;
 	json_t *o = json_object(), *ups = json_array(), *hist = json_object();
-	char text[ADDR_TEXT_LEN];
+	char text[DNSPOL_SERVER_TEXT];
 	uint64_t cum = 0;
 
 	for (size_t i = 0; i < r->n_health; i++) {
 		const struct rs_upstream *u = &r->health[i];
+		json_t *uo;
 
-		addr_format(&u->addr, text, sizeof(text));
-		json_array_append_new(ups, json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:I}", "addr", text,
+		resolver_upstream_label(r, u, text, sizeof(text));
+		uo = json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "addr", text,
 			"up", u->down_until_ms <= uv_now(r->loop), "queries", (json_int_t)u->queries,
 			"answers", (json_int_t)u->answers, "timeouts", (json_int_t)u->timeouts,
-			"servfails", (json_int_t)u->servfails, "bad", (json_int_t)u->bad));
+			"servfails", (json_int_t)u->servfails, "bad", (json_int_t)u->bad,
+			"latency_ms_sum", (json_int_t)u->latency_sum_ms);
+		if (u->dot) {
+			json_object_set_new(uo, "conn_errors", json_integer((json_int_t)u->conn_errors));
+			json_object_set_new(uo, "verify_failures",
+					    json_integer((json_int_t)u->verify_failures));
+		}
+		json_array_append_new(ups, uo);
 	}
 	for (int b = 0; b <= RS_HIST_BUCKETS; b++) {
 		cum += s->hist[b];

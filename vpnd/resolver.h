@@ -138,10 +138,21 @@ int rc_rewrite(const struct dns_query *q, const uint8_t *msg, size_t len, uint32
 
 /* ---- the resolver (resolver.c) ---- */
 
+/* A server a query may go to: plain UDP/TCP (dot 0) or DNS over TLS (dot: the upstream's
+ * id in resolver_dot.c; two names at one address are two upstreams). */
+struct rs_server {
+	struct addr_port addr;
+	uint32_t dot;
+};
+
 struct rs_upstream {
 	struct addr_port addr;
+	uint32_t dot;
 	uint64_t down_until_ms;
 	uint64_t queries, answers, timeouts, servfails, bad;
+	uint64_t conn_errors;            /* DoT: connect, handshake or certificate failures */
+	uint64_t verify_failures;        /* DoT: of those, certificates that did not verify */
+	uint64_t latency_sum_ms;         /* over its answers */
 };
 
 struct resolver_stats {
@@ -161,6 +172,7 @@ struct resolver_stats {
 
 struct rs_pending;
 struct rs_tcpc;
+struct rs_dot_set;
 struct vpnd;
 
 struct resolver {
@@ -184,7 +196,7 @@ struct resolver {
 	int nxdomain_mode;
 	struct nm_dns_route *routes;     /* copies: the netmap's go with its next change */
 	size_t n_routes;
-	struct addr_port upstreams[NM_DNS_MAX_UPSTREAMS];
+	struct rs_server upstreams[NM_DNS_MAX_UPSTREAMS];
 	int n_upstreams;
 	struct rs_upstream *health;      /* every server we may ask, by address */
 	size_t n_health;
@@ -193,6 +205,8 @@ struct resolver {
 	struct rs_tcpc *tcpcs;
 	size_t n_tcpcs;
 	struct resolver_stats stats;
+	const char *tls_ca;              /* --dns-tls-ca: DoT trust anchors; NULL: the system's */
+	struct rs_dot_set *dot;          /* DoT upstreams' connections (resolver_dot.c) */
 };
 
 void resolver_init(struct resolver *r, uv_loop_t *loop, struct vpnd *d);
@@ -207,6 +221,9 @@ void resolver_close(struct resolver *r);
 void resolver_update(struct resolver *r, const struct netmap *nm);
 /* A new compiled blocklist (owned from now; NULL: none); the old one is freed. */
 void resolver_set_blocklist(struct resolver *r, struct blocklist *bl);
+/* An upstream's name in stats and metrics: "ADDR:PORT", or "tls://ADDR:PORT#NAME". */
+void resolver_upstream_label(const struct resolver *r, const struct rs_upstream *u, char *out,
+			     size_t size);
 /* GET /v1/dns/stats: the counters as JSON. */
 json_t *resolver_stats_json(const struct resolver *r);
 

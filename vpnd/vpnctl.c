@@ -505,12 +505,20 @@ static int cmd_dns(void)
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		printf("%s: %lld\n", keys[i], (long long)num(o, keys[i]));
 	ups = json_object_get(o, "upstreams");
-	json_array_foreach(ups, i, u)
+	json_array_foreach(ups, i, u) {
+		long long answers = (long long)num(u, "answers");
+
 		printf("upstream %s: %s, queries %lld, answers %lld, timeouts %lld, servfails %lld, "
-		       "bad %lld\n", str(u, "addr"), json_is_true(json_object_get(u, "up")) ? "up" : "down",
-		       (long long)num(u, "queries"), (long long)num(u, "answers"),
-		       (long long)num(u, "timeouts"), (long long)num(u, "servfails"),
-		       (long long)num(u, "bad"));
+		       "bad %lld, avg %lld ms", str(u, "addr"),
+		       json_is_true(json_object_get(u, "up")) ? "up" : "down",
+		       (long long)num(u, "queries"), answers, (long long)num(u, "timeouts"),
+		       (long long)num(u, "servfails"), (long long)num(u, "bad"),
+		       answers ? (long long)num(u, "latency_ms_sum") / answers : 0);
+		if (json_object_get(u, "conn_errors"))
+			printf(", tls errors %lld (certificate %lld)", (long long)num(u, "conn_errors"),
+			       (long long)num(u, "verify_failures"));
+		printf("\n");
+	}
 	hist = json_object_get(o, "latency_ms_le");
 	printf("upstream latency (answers within ms):");
 	json_object_foreach(hist, k, v)

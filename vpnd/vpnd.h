@@ -199,6 +199,7 @@ struct vpnd_opts {
 	uint16_t port;
 	const char *metrics;     /* HOST:PORT for Prometheus /metrics; NULL = none */
 	int dns_listen;          /* the resolver on the node's tailnet IPv4 too (for peers) */
+	const char *dns_tls_ca;  /* CA bundle for DNS-over-TLS upstreams; NULL = the system's */
 };
 
 /* Counters for --metrics. */

@@ -53,6 +53,44 @@ static void peer_metrics(struct metrics_text *t, const json_t *peers)
 	}
 }
 
+static uint64_t up_errors(const struct rs_upstream *u)
+{
+	return u->timeouts + u->servfails + u->bad + u->conn_errors;
+}
+
+static uint64_t up_verify_failures(const struct rs_upstream *u)
+{
+	return u->verify_failures;
+}
+
+static uint64_t up_answers(const struct rs_upstream *u)
+{
+	return u->answers;
+}
+
+static uint64_t up_answer_ms(const struct rs_upstream *u)
+{
+	return u->latency_sum_ms;
+}
+
+/* One counter per upstream, labelled with its name (the tls:// text for DNS over TLS);
+ * dot_only: DNS-over-TLS upstreams alone. */
+static void upstream_counter(struct metrics_text *t, const struct resolver *r, const char *name,
+			     const char *help, uint64_t (*value)(const struct rs_upstream *),
+			     int dot_only)
+{
+	char a[DNSPOL_SERVER_TEXT];
+
+	metrics_head(t, name, "counter", help);
+	for (size_t i = 0; i < r->n_health; i++) {
+		if (dot_only && !r->health[i].dot)
+			continue;
+		resolver_upstream_label(r, &r->health[i], a, sizeof(a));
+		metrics_printf(t, "%s{upstream=\"%s\"} %llu\n", name, a,
+			       (unsigned long long)value(&r->health[i]));
+	}
+}
+
 /* The resolver's counters: queries by type, answers by source, upstream errors and the
  * latency histogram of upstream answers. */
 static void resolver_metrics(struct metrics_text *t, const struct resolver *r)
@@ -77,7 +115,6 @@ static void resolver_metrics(struct metrics_text *t, const struct resolver *r)
 		  "Upstream messages ignored: junk, wrong id or question, unasked source.",
 		  s->bad_answers },
 	};
-	char a[ADDR_TEXT_LEN];
 	uint64_t cum = 0;
 
 	metrics_head(t, "vpnd_dns_queries_total", "counter", "DNS queries by type.");
@@ -91,15 +128,17 @@ static void resolver_metrics(struct metrics_text *t, const struct resolver *r)
 		metrics_head(t, one[k].name, "counter", one[k].help);
 		metrics_printf(t, "%s %llu\n", one[k].name, (unsigned long long)one[k].v);
 	}
-	metrics_head(t, "vpnd_dns_upstream_errors_total", "counter",
-		     "Upstream failures (timeouts, SERVFAIL/REFUSED, ignored answers) by upstream.");
-	for (size_t i = 0; i < r->n_health; i++) {
-		const struct rs_upstream *u = &r->health[i];
-
-		addr_format(&u->addr, a, sizeof(a));
-		metrics_printf(t, "vpnd_dns_upstream_errors_total{upstream=\"%s\"} %llu\n", a,
-			       (unsigned long long)(u->timeouts + u->servfails + u->bad));
-	}
+	upstream_counter(t, r, "vpnd_dns_upstream_errors_total",
+			 "Upstream failures (timeouts, SERVFAIL/REFUSED, ignored answers, "
+			 "DNS-over-TLS connections that failed) by upstream.", up_errors, 0);
+	upstream_counter(t, r, "vpnd_dns_upstream_tls_verify_failures_total",
+			 "DNS-over-TLS upstreams whose certificate did not verify for their name.",
+			 up_verify_failures, 1);
+	upstream_counter(t, r, "vpnd_dns_upstream_answers_total", "Answers by upstream.",
+			 up_answers, 0);
+	upstream_counter(t, r, "vpnd_dns_upstream_answer_ms_total",
+			 "Milliseconds to those answers, summed, by upstream (per-upstream latency).",
+			 up_answer_ms, 0);
 	metrics_head(t, "vpnd_dns_upstream_latency_ms", "histogram",
 		     "Time to an upstream's answer, in milliseconds.");
 	for (int b = 0; b <= RS_HIST_BUCKETS; b++) {

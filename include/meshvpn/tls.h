@@ -52,6 +52,11 @@ int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out);
  * called: that stops it in either phase, TCP connect or handshake, and cb never comes. */
 int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
 		conn_connect_cb cb, void *arg, struct conn_connect **out);
+/* The same, the certificate verified for name (and name sent as SNI) while the TCP
+ * connection goes to host: a DNS-over-TLS upstream is an address plus the name its
+ * certificate must carry (RFC 7858 / 8310's authentication domain name). */
+int tls_connect_name(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
+		     const char *name, conn_connect_cb cb, void *arg, struct conn_connect **out);
 
 /* Session resumption: a client keeps its last sessions (16, an hour at most) per
  * process, keyed by host, port and pin or CA bundle, and offers them on the next

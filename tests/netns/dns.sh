@@ -213,6 +213,96 @@ check "dns stats: stale answers counted" stats_has a '"stale":[1-9]'
 check "dns stats: upstreams' timeouts counted" stats_has a '"timeouts":[1-9]'
 check "vpnctl dns stats (human)" bash -c "'$VPNCTL' --socket '$E2E_TMP/a/vpnd.sock' dns stats | grep -q '^blocked: [1-9]'"
 
+# --- DNS over TLS: unbound serves a zone only it has on UP1:853 with a certificate for
+# --- dot.test from the test's own CA; vpnd a restarts with --dns-tls-ca that CA. A DoT
+# --- upstream whose name the certificate does not carry (#wrong.test) is never used: its
+# --- handshake fails verification (counted), the query fails over to the next ---
+if command -v unbound >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
+	DOT="$E2E_TMP/dot"
+	mkdir -p "$DOT"
+	make_dot_certs() {
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+			-subj /CN=meshvpn-test-ca -keyout "$DOT/ca.key" -out "$DOT/ca.crt" &&
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=dot.test \
+			-keyout "$DOT/server.key" -out "$DOT/server.csr" &&
+		printf 'subjectAltName=DNS:dot.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+			>"$DOT/ext" &&
+		openssl x509 -req -in "$DOT/server.csr" -CA "$DOT/ca.crt" -CAkey "$DOT/ca.key" \
+			-CAcreateserial -days 2 -extfile "$DOT/ext" -out "$DOT/server.crt"
+	} >>"$DOT/openssl.log" 2>&1
+	check "a test CA and a certificate for dot.test" make_dot_certs
+	cat >"$DOT/unbound.conf" <<-EOF
+	server:
+	  interface: $UP1@853
+	  tls-port: 853
+	  tls-service-key: "$DOT/server.key"
+	  tls-service-pem: "$DOT/server.crt"
+	  do-daemonize: no
+	  username: ""
+	  chroot: ""
+	  directory: "$DOT"
+	  pidfile: ""
+	  use-syslog: no
+	  logfile: "$DOT/unbound.log"
+	  verbosity: 1
+	  do-ip6: no
+	  num-threads: 1
+	  module-config: "iterator"
+	  access-control: 0.0.0.0/0 allow
+	  local-zone: "dotonly.test." static
+	  local-data: "name.dotonly.test. 60 IN A 192.0.2.77"
+	  local-data: "tcp.dotonly.test. 60 IN A 192.0.2.78"
+	  log-queries: yes
+	remote-control:
+	  control-enable: no
+	EOF
+	start_unbound_dot() {
+		ip netns exec "$(lab_ns up1)" unbound -d -c "$DOT/unbound.conf" >"$DOT/unbound.out" 2>&1 &
+		UNBOUND_PID=$!
+		track "$UNBOUND_PID"
+		wait_for 10 lab_exec up1 bash -c "exec 3<>/dev/tcp/$UP1/853"
+	}
+	check "unbound serves DNS over TLS on $UP1:853" start_unbound_dot
+	check "dig +tls at unbound (the zone is there)" bash -c \
+		"ip netns exec '$(lab_ns up1)' dig +time=2 +tries=1 +tls +short @$UP1 -p 853 name.dotonly.test A | grep -qx 192.0.2.77"
+	kill -TERM "${VPND_PID[a]}" 2>/dev/null
+	wait "${VPND_PID[a]}" 2>/dev/null
+	untrack "${VPND_PID[a]}"
+	check "vpnd a restarts with --dns-tls-ca" start_vpnd a --dns-tls-ca "$DOT/ca.crt" --metrics 127.0.0.1:9153
+	check "a joins again" joins a
+	check "upstream remove $UP1" adm dns upstream remove "$UP1"
+	check "upstream remove $UP2" adm dns upstream remove "$UP2"
+	check "upstream add tls://$UP1:853#wrong.test (first)" adm dns upstream add "tls://$UP1:853#wrong.test"
+	check "upstream add tls://$UP1:853#dot.test" adm dns upstream add "tls://$UP1:853#dot.test"
+	check_within "a name only the DoT server has resolves (over TLS, verified as dot.test)" 10 \
+		answers a 192.0.2.77 name.dotonly.test A
+	check "a client's TCP query goes over TLS too" answers a 192.0.2.78 +tcp tcp.dotonly.test A
+	dstats() { ctl a dns stats | grep -q "$1"; }
+	check "vpnctl dns stats: the tls:// upstream answered" \
+		dstats "^upstream tls://$UP1:853#dot.test: up, queries [1-9][0-9]*, answers [1-9]"
+	check "vpnctl dns stats: #wrong.test's certificate did not verify (counted)" \
+		dstats "^upstream tls://$UP1:853#wrong.test: down, .*answers 0, .*tls errors [1-9][0-9]* (certificate [1-9]"
+	metric_has() { lab_exec a curl -s --max-time 3 http://127.0.0.1:9153/metrics | grep -q "$1"; }
+	check "/metrics: the verify failure under its tls:// label" metric_has \
+		"^vpnd_dns_upstream_tls_verify_failures_total{upstream=\"tls://$UP1:853#wrong.test\"} [1-9]"
+	check "/metrics: answers by the tls:// upstream" metric_has \
+		"^vpnd_dns_upstream_answers_total{upstream=\"tls://$UP1:853#dot.test\"} [1-9]"
+	check "upstream remove tls://$UP1:853#dot.test" adm dns upstream remove "tls://$UP1:853#dot.test"
+	check_within "the policy reaches a: #wrong.test is the only upstream" 10 \
+		bash -c "! '$VPNCTL' --socket '$E2E_TMP/a/vpnd.sock' dns stats | grep -q '#dot.test:'"
+	wrong_only() {
+		lab_exec a dig +time=3 +tries=1 @100.100.100.100 other.dotonly.test A | grep -q "status: SERVFAIL,"
+	}
+	check_within "with only #wrong.test left: SERVFAIL, never its answer" 15 wrong_only
+	check "... unbound was never asked through #wrong.test" \
+		bash -c "grep -q name.dotonly.test '$DOT/unbound.log' && ! grep -q other.dotonly.test '$DOT/unbound.log'"
+	kill -TERM "$UNBOUND_PID" 2>/dev/null
+	wait "$UNBOUND_PID" 2>/dev/null
+	untrack "$UNBOUND_PID"
+else
+	echo "skip: DNS over TLS checks (unbound or openssl not installed)"
+fi
+
 for n in a b; do
 	kill -TERM "${VPND_PID[$n]}" 2>/dev/null
 	wait "${VPND_PID[$n]}" 2>/dev/null

@@ -410,6 +410,44 @@ static void test_tls_ca_trusted(void **state)
 	loop_finish(&loop);
 }
 
+/* tls_connect_name: TCP to an address, the certificate checked for another name (a DNS
+ * over TLS upstream). A session kept for one name is not offered for another. */
+static void test_tls_connect_name(void **state)
+{
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct client cl = { 0 }, cl2 = { 0 }, cl3 = { 0 };
+	struct tls_config *cfg;
+	uint16_t port;
+
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	assert_int_equal(tls_config_client_new(cert, NULL, &cfg), 0);
+	assert_int_equal(tls_connect_name(&loop, cfg, "127.0.0.1", port, NULL, client_connected,
+					  &cl, NULL), -EINVAL);
+	assert_int_equal(tls_connect_name(&loop, cfg, "127.0.0.1", port, "localhost",
+					  client_connected, &cl, NULL), 0);
+	run_until(&loop, &cl.connected);
+	assert_int_equal(cl.connect_status, 0);
+	assert_int_equal(strncmp(cl.c->peer, "127.0.0.1:", 10), 0);
+	echo_round_trip(&loop, &cl, 1000, 5);
+	client_close(&cl);
+	/* The address answers, the name does not match: refused, resumption or not. */
+	assert_int_equal(tls_connect_name(&loop, cfg, "127.0.0.1", port, "wrong.test",
+					  client_connected, &cl2, NULL), 0);
+	run_until(&loop, &cl2.connected);
+	assert_int_equal(cl2.connect_status, -EPERM);
+	/* The right name again: still fine. */
+	assert_int_equal(tls_connect_name(&loop, cfg, "127.0.0.1", port, "localhost",
+					  client_connected, &cl3, NULL), 0);
+	run_until(&loop, &cl3.connected);
+	assert_int_equal(cl3.connect_status, 0);
+	client_close(&cl3);
+	tls_config_free(cfg);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
 /* Garbage on the TLS port ends that connection with an error; the server keeps serving
  * a good client afterwards. */
 struct raw {
@@ -1097,6 +1135,7 @@ int main(void)
 		cmocka_unit_test(test_tls_pin_wrong),
 		cmocka_unit_test(test_tls_ca_untrusted),
 		cmocka_unit_test(test_tls_ca_trusted),
+		cmocka_unit_test(test_tls_connect_name),
 		cmocka_unit_test(test_tls_garbage_then_good),
 		cmocka_unit_test(test_tls_close_in_callback),
 		cmocka_unit_test(test_tls_close_in_connect_cb),

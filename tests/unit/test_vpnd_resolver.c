@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "meshvpn/tls.h"
 #include "vpnd/resolver.h"
 
 static struct nm_dns_record records[] = {
@@ -641,6 +642,248 @@ static void test_resolver_loop(void **state)
 	free(l);
 }
 
+/* ---- DNS over TLS upstreams ---- */
+
+#define DOT_HELD_MAX 8
+
+/* A DoT server in the test's loop: answers A 192.0.2.7, `hold` queries at a time in
+ * reverse order, each batch led by a copy with a wrong id and a frame of junk. */
+struct dot_server {
+	uv_tcp_t tcp;
+	struct tls_config *cfg;
+	struct conn *c[4];
+	int accepted, hold, n_held, queries;
+	int close_next;                  /* closes on the next query, unanswered */
+	size_t len;
+	uint8_t buf[2048];
+	uint8_t held[DOT_HELD_MAX][2 + 512];
+	size_t held_len[DOT_HELD_MAX];
+};
+
+static void dot_server_flush(struct dot_server *srv, struct conn *c)
+{
+	static const uint8_t junk[2 + 14] = { 0, 14, 0xff, 0xff, 0xff };
+	uint8_t wrong[2 + 512];
+
+	memcpy(wrong, srv->held[0], srv->held_len[0]);
+	wrong[2] ^= 0x5a;
+	assert_int_equal(conn_write(c, wrong, srv->held_len[0]), 0);
+	assert_int_equal(conn_write(c, junk, sizeof(junk)), 0);
+	while (srv->n_held) {
+		srv->n_held--;
+		assert_int_equal(conn_write(c, srv->held[srv->n_held], srv->held_len[srv->n_held]), 0);
+	}
+}
+
+static void dot_server_read(struct conn *c, const uint8_t *buf, size_t len, void *arg)
+{
+	static const uint8_t ip[4] = { 192, 0, 2, 7 };
+	struct dns_rr rr = { .type = DNS_TYPE_A, .ttl = 300, .rdata = ip, .rdlen = 4 };
+	struct dot_server *srv = arg;
+	struct dns_query q;
+	int flen, n;
+
+	if (srv->close_next) {
+		/* As a server's idle close crossing our query. */
+		srv->close_next = 0;
+		srv->len = 0;
+		for (int i = 0; i < srv->accepted; i++)
+			if (srv->c[i] == c)
+				srv->c[i] = NULL;
+		conn_close(c);
+		return;
+	}
+	assert_true(srv->len + len <= sizeof(srv->buf));
+	memcpy(srv->buf + srv->len, buf, len);
+	srv->len += len;
+	while ((flen = dns_tcp_frame_len(srv->buf, srv->len)) > 0 &&
+	       srv->len >= (size_t)flen + 2) {
+		uint8_t *a = srv->held[srv->n_held];
+
+		assert_int_equal(dns_parse_query(srv->buf + 2, (size_t)flen, &q), 0);
+		n = dns_build_answer(&q, &rr, 1, 0, 512, a + 2, 512);
+		assert_true(n > 0);
+		a[4] |= 0x80;
+		dns_tcp_frame_put(a, (size_t)n);
+		srv->held_len[srv->n_held++] = (size_t)n + 2;
+		srv->queries++;
+		memmove(srv->buf, srv->buf + flen + 2, srv->len - (size_t)flen - 2);
+		srv->len -= (size_t)flen + 2;
+		if (srv->n_held >= srv->hold)
+			dot_server_flush(srv, c);
+	}
+}
+
+static void dot_server_end(struct conn *c, int status, void *arg)
+{
+	struct dot_server *srv = arg;
+
+	(void)status;
+	for (int i = 0; i < srv->accepted; i++)
+		if (srv->c[i] == c)
+			srv->c[i] = NULL;
+	conn_close(c);
+}
+
+static void dot_server_conn(uv_stream_t *s, int status)
+{
+	struct dot_server *srv = s->data;
+	struct conn *c;
+
+	assert_int_equal(status, 0);
+	assert_true(srv->accepted < 4);
+	assert_int_equal(tls_accept(srv->cfg, s, &c), 0);
+	srv->c[srv->accepted++] = c;
+	conn_set_callbacks(c, dot_server_read, dot_server_end, srv);
+}
+
+static void dot_upstream(struct dnspol_server *s, uint16_t port, const char *name)
+{
+	memset(s, 0, sizeof(*s));
+	s->addr = (struct addr_port){ .family = AF_INET, .port = port };
+	inet_pton(AF_INET, "127.0.0.1", &s->addr.v4);
+	s->tls = 1;
+	snprintf(s->tls_name, sizeof(s->tls_name), "%s", name);
+}
+
+static const struct rs_upstream *upstream_named(const struct resolver *r, const char *label)
+{
+	char text[DNSPOL_SERVER_TEXT];
+
+	for (size_t i = 0; i < r->n_health; i++) {
+		resolver_upstream_label(r, &r->health[i], text, sizeof(text));
+		if (!strcmp(text, label))
+			return &r->health[i];
+	}
+	return NULL;
+}
+
+/* A DoT upstream whose certificate does not carry its name is marked down (a verify
+ * failure) and the query goes to the next, over TLS; queries pipeline on that one
+ * connection, answers in any order, a wrong id and junk ignored. */
+static void test_resolver_dot(void **state)
+{
+	struct lab *l = calloc(1, sizeof(*l));
+	struct dot_server *srv = calloc(1, sizeof(*srv));
+	char dir[] = "/tmp/test_dotXXXXXX", cert[64], key[64], label[DNSPOL_SERVER_TEXT];
+	const struct rs_upstream *good, *wrong;
+	struct sockaddr_in sa, from;
+	struct dns_response resp;
+	int len = sizeof(sa);
+	uint8_t q[300], a[1500];
+	uint16_t port;
+
+	(void)state;
+	assert_non_null(l);
+	assert_non_null(srv);
+	assert_non_null(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/c.pem", dir);
+	snprintf(key, sizeof(key), "%s/k.pem", dir);
+	assert_int_equal(tls_selfsigned_create(cert, key, "dot.test"), 0);
+	lab_start(l);
+	assert_int_equal(tls_config_server_new(cert, key, &srv->cfg), 0);
+	assert_int_equal(conn_listen_tcp(&l->loop, "127.0.0.1:0", &srv->tcp, dot_server_conn), 0);
+	srv->tcp.data = srv;
+	srv->hold = 1;
+	assert_int_equal(uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+
+	/* The certificate itself is the trust anchor (as --dns-tls-ca would give it). */
+	l->r.tls_ca = cert;
+	l->dns.upstreams[2] = l->dns.upstreams[0];   /* the plain one, last */
+	dot_upstream(&l->dns.upstreams[0], port, "wrong.test");
+	dot_upstream(&l->dns.upstreams[1], port, "dot.test");
+	l->dns.n_upstreams = 3;
+	resolver_update(&l->r, &l->m);
+	for (int i = 0; i < 1000 && l->r.n_upstreams != 3; i++) {
+		uv_run(&l->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_int_equal(l->r.n_upstreams, 3);
+
+	assert_true(ask(l, "dot.example", DNS_TYPE_A, &resp, 3000) > 0);
+	assert_int_equal(resp.rcode, DNS_RCODE_NOERROR);
+	assert_int_equal(resp.hdr.ancount, 1);
+	snprintf(label, sizeof(label), "tls://127.0.0.1:%u#wrong.test", port);
+	wrong = upstream_named(&l->r, label);
+	snprintf(label, sizeof(label), "tls://127.0.0.1:%u#dot.test", port);
+	good = upstream_named(&l->r, label);
+	assert_non_null(wrong);
+	assert_non_null(good);
+	assert_int_equal(wrong->verify_failures, 1);
+	assert_int_equal(wrong->conn_errors, 1);
+	assert_true(wrong->down_until_ms > uv_now(&l->loop));
+	assert_int_equal(wrong->answers, 0);
+	assert_int_equal(good->answers, 1);
+	assert_int_equal(srv->queries, 1);
+	/* The first batch's wrong id and junk were ignored. */
+	assert_int_equal(l->r.stats.bad_answers, 2);
+	assert_int_equal(good->bad, 2);
+
+	/* Three at once: one connection, answers in reverse order. */
+	srv->hold = 3;
+	for (int i = 0; i < 3; i++) {
+		char name[32];
+		size_t qlen;
+
+		snprintf(name, sizeof(name), "p%d.example", i);
+		qlen = make_query(name, DNS_TYPE_A, q);
+		q[1] = (uint8_t)i;
+		assert_int_equal(sendto(l->client, q, qlen, 0, (struct sockaddr *)&l->res_sa,
+					sizeof(l->res_sa)), (ssize_t)qlen);
+	}
+	for (int i = 0; i < 3; i++) {
+		ssize_t n = pump_recv(&l->loop, l->client, a, sizeof(a), &from, 3000);
+
+		assert_true(n > 0);
+		assert_int_equal(dns_parse_response(a, (size_t)n, &resp), 0);
+		assert_int_equal(resp.rcode, DNS_RCODE_NOERROR);
+		assert_int_equal(resp.hdr.ancount, 1);
+	}
+	assert_int_equal(srv->queries, 4);
+	assert_int_equal(good->answers, 4);
+	assert_int_equal(l->r.stats.bad_answers, 4);
+	/* wrong.test's handshake and dot.test's one connection. */
+	assert_int_equal(srv->accepted, 2);
+
+	/* The server closes as a query arrives: it goes again on a new connection, answered,
+	 * and nothing is held against the upstream. */
+	srv->hold = 1;
+	srv->close_next = 1;
+	assert_true(ask(l, "again.example", DNS_TYPE_A, &resp, 3000) > 0);
+	assert_int_equal(resp.rcode, DNS_RCODE_NOERROR);
+	assert_int_equal(resp.hdr.ancount, 1);
+	assert_int_equal(srv->accepted, 3);
+	assert_int_equal(good->answers, 5);
+	assert_int_equal(good->conn_errors, 0);
+	assert_true(good->down_until_ms <= uv_now(&l->loop));
+
+	/* In the stats by their tls:// names. */
+	json_t *st = resolver_stats_json(&l->r);
+	char *dump = json_dumps(st, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+	assert_non_null(strstr(dump, "#dot.test\",\"up\":true"));
+	assert_non_null(strstr(dump, "\"verify_failures\":1"));
+	free(dump);
+	json_decref(st);
+
+	/* The resolver stops: the connection goes; no query was left on it. */
+	resolver_stop(&l->r);
+	for (int i = 0; i < 200 && srv->c[2]; i++) {
+		uv_run(&l->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_null(srv->c[2]);
+	uv_close((uv_handle_t *)&srv->tcp, NULL);
+	tls_config_free(srv->cfg);
+	lab_stop(l);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+	free(srv);
+	free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -654,6 +897,7 @@ int main(void)
 		cmocka_unit_test(test_cache_negative),
 		cmocka_unit_test(test_cache_evict),
 		cmocka_unit_test(test_resolver_loop),
+		cmocka_unit_test(test_resolver_dot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
