@@ -17,6 +17,7 @@
 #include "meshvpn/blocklist.h"
 #include "meshvpn/dns_msg.h"
 #include "netmap.h"
+#include "resolver_log.h"
 
 #define RS_ADDR "100.100.100.100"
 #define RS_PORT 53
@@ -193,6 +194,7 @@ struct resolver {
 	struct rs_tcpc *tcpcs;
 	size_t n_tcpcs;
 	struct resolver_stats stats;
+	struct resolver_log log;         /* the query log, off unless sized (resolver_log.h) */
 };
 
 void resolver_init(struct resolver *r, uv_loop_t *loop, struct vpnd *d);
