@@ -269,6 +269,7 @@ static int write_conf(const char *path, const void *p, size_t len)
 
 	if (rc != -EBUSY)
 		return rc;
+	log_debug("resolv.conf is a mount point: written in place", "path=%s", path);
 	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
