@@ -124,6 +124,11 @@ check "... the old nameserver is gone (the policy has upstreams)" bash -c "! gre
 check "status --json: accept_dns true" bash -c "'$VPNCTL' --socket '$E2E_TMP/a/vpnd.sock' status --json | tr -d ' \n' | grep -q '\"accept_dns\":true'"
 check_within "a plain dig (no @server) resolves the node's name" 5 plain_dig "alpha.$DOM"
 check "dig +search alpha: the tailnet domain as search domain" plain_dig +search alpha
+search_is() { grep -q "^search $1 example.invalid$" "$CONF"; }
+check "the tailnet domain changes on coord" adm dns domain other.test
+check_within "resolv.conf follows it (search other.test)" 5 search_is other.test
+check "and back" adm dns domain "$DOM"
+check_within "resolv.conf follows again" 5 search_is "$DOM"
 
 # --- the query log ---
 check "a plain dig of a forwarded name" lab_exec a dig +time=2 +tries=1 +short www.example.test
