@@ -506,11 +506,11 @@ static void print_log(const json_t *o, uint64_t *last)
 	json_array_foreach(json_object_get(o, "entries"), i, e) {
 		const char *up = str(e, "upstream");
 
-		printf("%s %-22s %-40s %-5s %-9s %s%s%s\n", str(e, "time"), str(e, "client"),
-		       str(e, "name"), str(e, "type"), str(e, "outcome"), up,
-		       *up ? " " : "", *up ? "" : "-");
+		printf("%s %-22s %-40s %-5s %-9s %s", str(e, "time"), str(e, "client"),
+		       str(e, "name"), str(e, "type"), str(e, "outcome"), *up ? up : "-");
 		if (*up)
-			printf("%*s latency %lld ms\n", 24, "", (long long)num(e, "latency_ms"));
+			printf(" %lld ms", (long long)num(e, "latency_ms"));
+		printf("\n");
 		*last = (uint64_t)num(e, "seq");
 	}
 	fflush(stdout);
