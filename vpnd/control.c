@@ -59,7 +59,8 @@ static int take_str(const json_t *o, const char *key, char *out, size_t size, co
 int control_parse_up(const void *body, size_t len, struct up_request *out, char *err,
 		     size_t errlen)
 {
-	static const char *const known[] = { "coord", "pin", "hostname", "auth_key", NULL };
+	static const char *const known[] = { "coord", "pin", "hostname", "auth_key", "accept_dns",
+					     NULL };
 	struct up_request r;
 	struct http_url u;
 	uint8_t pin[32];
@@ -68,6 +69,7 @@ int control_parse_up(const void *body, size_t len, struct up_request *out, char 
 	int rc = -EINVAL;
 
 	memset(&r, 0, sizeof(r));
+	r.accept_dns = -1;
 	if (len > CTL_MAX_BODY) {
 		snprintf(err, errlen, "request too large");
 		return -EINVAL;
@@ -115,6 +117,13 @@ int control_parse_up(const void *body, size_t len, struct up_request *out, char 
 		snprintf(err, errlen, "auth key holds spaces or control characters");
 		goto out;
 	}
+	val = json_object_get(o, "accept_dns");
+	if (val && !json_is_boolean(val)) {
+		snprintf(err, errlen, "'accept_dns' must be true or false");
+		goto out;
+	}
+	if (val)
+		r.accept_dns = json_is_true(val);
 	*out = r;
 	rc = 0;
 out:
@@ -379,6 +388,52 @@ static void route_netcheck(struct vpnd *d, struct http_request *req)
 		http_respond_error(req, status_of(rc), "the node is not running: run vpnctl up");
 }
 
+/* ---- the query log ---- */
+
+/* The number after "KEY=" in the query string, or def. */
+static uint64_t query_num(const char *path, const char *key, uint64_t def)
+{
+	const char *q = strchr(path, '?');
+	size_t kl = strlen(key);
+
+	for (; q && *q; q = strchr(q, '&')) {
+		q++;
+		if (!strncmp(q, key, kl) && q[kl] == '=')
+			return strtoull(q + kl + 1, NULL, 10);
+	}
+	return def;
+}
+
+/* GET: the last ?n= entries (all kept without it) after ?after=SEQ; POST {"size": N}:
+ * the log resized (0 = off). */
+static void route_dns_log(struct vpnd *d, struct http_request *req, int post)
+{
+	char err[120];
+	int64_t size;
+	json_t *o;
+	int rc;
+
+	if (post) {
+		o = json_parse_object(req->body_len ? (const void *)req->body : "{}",
+				      req->body_len ? req->body_len : 2, err, sizeof(err));
+		if (!o || json_get_int(o, "size", &size) || size < 0 || size > RL_MAX) {
+			json_decref(o);
+			snprintf(err, sizeof(err), "'size' must be 0 (off) .. %d entries", RL_MAX);
+			http_respond_error(req, 400, err);
+			return;
+		}
+		json_decref(o);
+		rc = rl_resize(&d->rs.log, (size_t)size);
+		if (rc) {
+			http_respond_error(req, status_of(rc), "no memory for the query log");
+			return;
+		}
+		log_info("dns query log", "entries=%lld", (long long)size);
+	}
+	http_respond_json(req, 200, resolver_log_json(&d->rs.log, query_num(req->path, "n", 0),
+						      query_num(req->path, "after", 0)));
+}
+
 static void on_request(struct http_request *req, void *arg)
 {
 	struct vpnd *d = arg;
@@ -429,6 +484,11 @@ static void on_request(struct http_request *req, void *arg)
 			http_respond_error(req, 405, "dns stats takes GET");
 		else
 			http_respond_json(req, 200, resolver_stats_json(&d->rs));
+	} else if (!strcmp(path, VPND_CTL_DNS_LOG)) {
+		if (!get && !post)
+			http_respond_error(req, 405, "dns log takes GET or POST");
+		else
+			route_dns_log(d, req, post);
 	} else if (!strcmp(path, VPND_CTL_LOGOUT)) {
 		if (!post)
 			http_respond_error(req, 405, "logout takes POST");

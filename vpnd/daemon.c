@@ -181,6 +181,18 @@ static void resolver_run(struct vpnd *d)
 		resolver_update(&d->rs, &d->nm);
 }
 
+void vpnd_dns_follow(struct vpnd *d)
+{
+	struct dnsconf_want w;
+
+	if (d->prefs.accept_dns && d->state == VPND_RUNNING && d->wg && d->rs.started) {
+		dnsconf_want_of(d->nm.dns, &w);
+		dnsconf_apply(&d->dnsconf, &w);
+	} else if (d->dnsconf.mode != DNSCONF_NONE || d->dnsconf.lost || d->dnsconf.failed) {
+		dnsconf_restore(&d->dnsconf);
+	}
+}
+
 /* The compiled blocklist the netmap names (fetched by dnsbl.c when its version moves). */
 static void blocklist_follow(struct vpnd *d)
 {
@@ -226,6 +238,7 @@ static void on_full(struct vpnd *d)
 		wgsync_full(&d->sync, &d->nm);
 		resolver_run(d);
 		set_state(d, VPND_RUNNING, "");
+		vpnd_dns_follow(d);
 		endpoints_post(d);
 		break;
 	case NODE_STATUS_NEEDS_APPROVAL:
@@ -311,6 +324,7 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 	case NM_DNS:
 		if (running)
 			resolver_changed(d);
+		vpnd_dns_follow(d);   /* the domain or the routes may have moved */
 		blocklist_follow(d);
 		log_debug("dns policy changed", "domain=%s upstreams=%d routes=%zu records=%zu rules=%zu",
 			  d->nm.dns->domain, d->nm.dns->n_upstreams, d->nm.dns->n_routes,
@@ -515,7 +529,10 @@ int vpnd_up(struct vpnd *d, const struct up_request *r, char *err, size_t errlen
 	if (!d->prefs.hostname[0] && gethostname(d->prefs.hostname, sizeof(d->prefs.hostname) - 1))
 		snprintf(d->prefs.hostname, sizeof(d->prefs.hostname), "node");
 	d->prefs.want_up = 1;
+	if (r->accept_dns >= 0)
+		d->prefs.accept_dns = r->accept_dns;
 	save_prefs(d);
+	vpnd_dns_follow(d);   /* already running: at once */
 
 	need_register = !d->prefs.token[0] || !d->have_keys || d->state == VPND_EXPIRED ||
 			d->prefs.node_state == NODE_STATUS_EXPIRED ||
@@ -559,6 +576,7 @@ void vpnd_down(struct vpnd *d)
 	reset_netmap(d);
 	nmcache_close(&d->cache);   /* kept: the next up or start may use it */
 	set_state(d, VPND_STOPPED, "stopped by vpnctl down");
+	vpnd_dns_follow(d);   /* put back before `down` answers */
 	up_done(d, -ECANCELED, "vpnd was told to go down");
 	log_info("down", "ifname=%s", d->opts.ifname);
 }
@@ -621,6 +639,7 @@ int vpnd_logout(struct vpnd *d, char *err, size_t errlen)
 	reset_netmap(d);
 	up_done(d, -ECANCELED, "vpnd is logging out");
 	d->prefs.want_up = 0;
+	dnsconf_restore(&d->dnsconf);
 	if (d->prefs.token[0] && d->prefs.coord[0]) {
 		call = coord_call_new(CALL_LOGOUT, d->prefs.coord, d->prefs.pin);
 		if (call) {
@@ -654,6 +673,7 @@ static void on_tick(uv_timer_t *t)
 		wgsync_resync(&d->sync, &d->nm);
 	if (d->state == VPND_RUNNING && d->wg)
 		wgsync_tick(&d->sync);
+	vpnd_dns_follow(d);   /* the resolver started late, or the node stopped (gone, expired) */
 	endpoints_tick(d, d->ticks);
 	/* The netmap says run but the interface failed: try again now and then. */
 	if (d->state == VPND_STOPPED && !d->wg && d->nm.have_full && d->cc.active &&
@@ -702,7 +722,17 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 	wgsync_init(&d->sync, d->opts.ifname);
 	traversal_init(&d->tv, d);
 	resolver_init(&d->rs, loop, d);
+	if (opts->dns_log && rl_resize(&d->rs.log, opts->dns_log))
+		log_warn("no memory for the dns query log, off", "entries=%u", opts->dns_log);
 	dnsbl_init(&d->dnsbl, loop, on_blocklist, d);
+	dnsconf_init(&d->dnsconf, opts->state_dir, opts->ifname, opts->resolv_conf, opts->resolvectl,
+		     opts->resolved_dir);
+	if (dnsconf_pending(&d->dnsconf)) {
+		/* A crash left the system pointed at a resolver that is gone: put it back now;
+		 * with accept-dns still on it is pointed again once the node runs. */
+		log_info("DNS configuration left by a previous run", "backup=%s", d->dnsconf.backup);
+		dnsconf_restore(&d->dnsconf);
+	}
 	rc = prefs_load(opts->state_dir, &d->prefs);
 	if (rc && rc != -ENOENT) {
 		log_error("cannot read prefs", "dir=%s error=\"%s\"", opts->state_dir, strerror(-rc));
@@ -765,6 +795,7 @@ void vpnd_shutdown(struct vpnd *d)
 	d->metrics = NULL;
 	coordc_close(&d->cc);
 	linkmon_close(&d->linkmon);
+	dnsconf_restore(&d->dnsconf);   /* the resolver goes with us; a restart points again */
 	iface_down(d);
 	traversal_close(&d->tv);
 	dnsbl_close(&d->dnsbl);

@@ -25,6 +25,9 @@ static const char usage[] =
 	"            [--dns-listen]   (the resolver on this node's tailnet address too, for peers)\n"
 	"            [--dns-tls-ca FILE]   (CA certificates for DNS-over-TLS upstreams;\n"
 	"                                   default /etc/ssl/certs/ca-certificates.crt)\n"
+	"            [--dns-log N]    (keep the last N queries for vpnctl dns log; 0 = off)\n"
+	"            [--resolv-conf PATH] [--resolvectl PATH]   (what vpnctl up --accept-dns\n"
+	"                              changes: " DNSCONF_RESOLV_CONF ", " DNSCONF_RESOLVECTL ")\n"
 	"Runs the meshvpn node daemon; control it with vpnctl.\n";
 
 static struct vpnd daemon_state;
@@ -100,6 +103,8 @@ int main(int argc, char **argv)
 	const char *state = VPND_DEFAULT_STATE, *sock = VPND_DEFAULT_SOCKET;
 	const char *backend = VPND_DEFAULT_BACKEND, *ifname = VPND_DEFAULT_IFNAME;
 	const char *port_s = NULL, *level = NULL, *metrics = NULL, *dns_tls_ca = NULL;
+	const char *port_s = NULL, *level = NULL, *metrics = NULL, *dns_log = NULL;
+	const char *resolv_conf = NULL, *resolvectl = NULL;
 	int help = 0, dns_listen = 0;
 	const struct arg_opt opts[] = {
 		{ "state", &state, NULL, 0 }, { "socket", &sock, NULL, 0 },
@@ -107,12 +112,14 @@ int main(int argc, char **argv)
 		{ "port", &port_s, NULL, 0 }, { "log-level", &level, NULL, 0 },
 		{ "metrics", &metrics, NULL, 0 }, { "dns-listen", NULL, &dns_listen, 0 },
 		{ "dns-tls-ca", &dns_tls_ca, NULL, 0 },
+		{ "dns-log", &dns_log, NULL, 0 }, { "resolv-conf", &resolv_conf, NULL, 0 },
+		{ "resolvectl", &resolvectl, NULL, 0 },
 		{ "help", NULL, &help, 'h' }, { NULL, NULL, NULL, 0 },
 	};
 	struct vpnd_opts vo;
 	char *words[2], err[256], *end;
 	enum log_level lvl;
-	unsigned long port = VPND_DEFAULT_PORT;
+	unsigned long port = VPND_DEFAULT_PORT, log_n = 0;
 	uv_loop_t *loop;
 	int n, rc, lock_fd;
 
@@ -132,6 +139,18 @@ int main(int argc, char **argv)
 			fprintf(stderr, "vpnd: --port takes 1..65535\n");
 			return 2;
 		}
+	}
+	if (dns_log) {
+		errno = 0;
+		log_n = strtoul(dns_log, &end, 10);
+		if (errno || *end || !*dns_log || log_n > RL_MAX) {
+			fprintf(stderr, "vpnd: --dns-log takes 0..%d (entries; 0 = off)\n", RL_MAX);
+			return 2;
+		}
+	}
+	if ((resolv_conf && *resolv_conf != '/') || (resolvectl && *resolvectl != '/')) {
+		fprintf(stderr, "vpnd: --resolv-conf and --resolvectl take absolute paths\n");
+		return 2;
 	}
 	if (strcmp(backend, "auto") && strcmp(backend, "kernel") && strcmp(backend, "userspace")) {
 		fprintf(stderr, "vpnd: --wg-backend is auto, kernel or userspace\n");
@@ -198,6 +217,9 @@ int main(int argc, char **argv)
 	vo.metrics = metrics;
 	vo.dns_listen = dns_listen;
 	vo.dns_tls_ca = dns_tls_ca;
+	vo.dns_log = (unsigned)log_n;
+	vo.resolv_conf = resolv_conf;
+	vo.resolvectl = resolvectl;
 	loop = uv_default_loop();
 	rc = vpnd_init(&daemon_state, loop, &vo);
 	if (rc) {

@@ -1,5 +1,5 @@
 /* prefs.c - what vpnd remembers between runs in STATE/prefs: coord, pin, hostname,
- * want_up, the node's token (secret) and its last known identity. JSON, 0600, replaced
+ * want_up, accept_dns, the node's token (secret) and its last known identity. JSON, 0600, replaced
  * atomically (lib/file.c); parsing is pure and fuzzed (fuzz_vpnd_control). */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@ int prefs_parse(const char *text, size_t len, struct vpnd_prefs *p)
 	struct vpnd_prefs n;
 	char err[128], state[NODE_STATUS_TEXT_MAX];
 	json_t *o;
-	int rc = -EINVAL, up = 0;
+	int rc = -EINVAL, up = 0, accept_dns = 0;
 
 	memset(&n, 0, sizeof(n));
 	o = json_parse_object(text, len, err, sizeof(err));
@@ -37,9 +37,11 @@ int prefs_parse(const char *text, size_t len, struct vpnd_prefs *p)
 	    json_copy_str(o, "name", n.name, sizeof(n.name), 0) ||
 	    json_copy_str(o, "ip4", n.ip4, sizeof(n.ip4), 0) ||
 	    json_copy_str(o, "ip6", n.ip6, sizeof(n.ip6), 0) ||
-	    json_get_bool(o, "want_up", &up) == -EINVAL)
+	    json_get_bool(o, "want_up", &up) == -EINVAL ||
+	    json_get_bool(o, "accept_dns", &accept_dns) == -EINVAL)
 		goto out;
 	n.want_up = up;
+	n.accept_dns = accept_dns;
 	n.node_state = node_status_parse(state);
 	*p = n;
 	rc = 0;
@@ -87,8 +89,9 @@ int prefs_save(const char *dir, const struct vpnd_prefs *p)
 	size_t len;
 	int rc;
 
-	o = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "coord", p->coord, "pin",
-		      p->pin, "hostname", p->hostname, "want_up", p->want_up, "token", p->token,
+	o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:s, s:s, s:s}", "coord", p->coord, "pin",
+		      p->pin, "hostname", p->hostname, "want_up", p->want_up, "accept_dns",
+		      p->accept_dns, "token", p->token,
 		      "node_state", node_status_name(p->node_state), "name", p->name, "ip4", p->ip4, "ip6", p->ip6);
 	if (!o)
 		return -ENOMEM;

@@ -170,6 +170,14 @@ static void reply(struct resolver *r, const struct rs_client *cl, const uint8_t 
 		free(w);
 }
 
+/* One query's outcome into the log (a branch while it is off). */
+static void qlog(struct resolver *r, const struct rs_client *cl, const struct dns_query *q,
+		 enum rl_outcome o, const struct addr_port *up, uint64_t ms)
+{
+	if (r->log.cap)
+		rl_add(&r->log, cl->tcp ? NULL : &cl->addr, q, o, up, ms);
+}
+
 static size_t limit_of(const struct rs_client *cl, const struct dns_query *q)
 {
 	return cl->tcp ? DNS_TCP_MAX : q->udp_limit;
@@ -289,8 +297,10 @@ static void pending_fail(struct rs_pending *p)
 
 	if (rc_get(&r->cache, &p->q.qname, p->q.qtype, p->q.qclass, now_ms(r), 1, &hit) != RC_MISS) {
 		r->stats.stale++;
+		qlog(r, &p->cl, &p->q, RL_STALE, NULL, 0);
 		reply_upstream(r, &p->cl, &p->q, hit.msg, hit.len, 0, 1);
 	} else {
+		qlog(r, &p->cl, &p->q, RL_SERVFAIL, NULL, 0);
 		reply_error(r, &p->cl, &p->q, DNS_RCODE_SERVFAIL);
 	}
 	pending_free(p);
@@ -388,6 +398,8 @@ static void pending_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 				return;
 			}
 		/* The last one: its SERVFAIL goes back at once. */
+		qlog(r, &p->cl, &p->q, resp->rcode == DNS_RCODE_SERVFAIL ? RL_SERVFAIL : RL_REFUSED,
+		     &p->servers[p->cur], now_ms(r) - p->sent_ms);
 		reply_upstream(r, &p->cl, &p->q, msg, len, 0, 0);
 		pending_free(p);
 		return;
@@ -404,6 +416,7 @@ static void pending_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 		if (s >= 0)
 			rc_put(&r->cache, &p->q.qname, p->q.qtype, p->q.qclass, out_buf, n, ttl, now_ms(r));
 	}
+	qlog(r, &p->cl, &p->q, RL_FORWARDED, &p->servers[p->cur], now_ms(r) - p->sent_ms);
 	reply_upstream(r, &p->cl, &p->q, msg, len, 0, 0);
 	pending_free(p);
 }
@@ -716,8 +729,10 @@ static void forward(struct resolver *r, const struct rs_client *cl, const struct
 		/* Nothing to ask (or too much asked): stale if we have it, SERVFAIL now. */
 		if (n && rc_get(&r->cache, &q->qname, q->qtype, q->qclass, now_ms(r), 1, &hit) != RC_MISS) {
 			r->stats.stale++;
+			qlog(r, cl, q, RL_STALE, NULL, 0);
 			reply_upstream(r, cl, q, hit.msg, hit.len, 0, 1);
 		} else {
+			qlog(r, cl, q, n ? RL_SERVFAIL : RL_REFUSED, NULL, 0);
 			reply_error(r, cl, q, n ? DNS_RCODE_SERVFAIL : DNS_RCODE_REFUSED);
 		}
 		return;
@@ -779,16 +794,19 @@ static void handle_query(struct resolver *r, const struct rs_client *cl, const u
 		rz_lookup(&r->zone, &q.qname, q.qtype, &a);
 		if (a.result != RZ_NOT_OURS) {
 			r->stats.local++;
+			qlog(r, cl, &q, RL_LOCAL, NULL, 0);
 			reply_local(r, cl, &q, &a);
 			return;
 		}
 	}
 	if (is_blocked(r, &q.qname)) {
+		qlog(r, cl, &q, RL_BLOCKED, NULL, 0);
 		reply_blocked(r, cl, &q);
 		return;
 	}
 	if (rc_get(&r->cache, &q.qname, q.qtype, q.qclass, now_ms(r), 0, &hit) == RC_FRESH) {
 		r->stats.cached++;
+		qlog(r, cl, &q, RL_CACHED, NULL, 0);
 		reply_upstream(r, cl, &q, hit.msg, hit.len, hit.age_s, 0);
 		return;
 	}
@@ -1201,6 +1219,7 @@ void resolver_close(struct resolver *r)
 	rc_free(&r->cache);
 	rz_free(&r->zone);
 	rr_rules_free(&r->rules);
+	rl_free(&r->log);
 	blocklist_free(r->bl);
 	r->bl = NULL;
 	free(r->routes);

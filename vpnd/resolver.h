@@ -17,6 +17,7 @@
 #include "meshvpn/blocklist.h"
 #include "meshvpn/dns_msg.h"
 #include "netmap.h"
+#include "resolver_log.h"
 
 #define RS_ADDR "100.100.100.100"
 #define RS_PORT 53
@@ -207,6 +208,7 @@ struct resolver {
 	struct resolver_stats stats;
 	const char *tls_ca;              /* --dns-tls-ca: DoT trust anchors; NULL: the system's */
 	struct rs_dot_set *dot;          /* DoT upstreams' connections (resolver_dot.c) */
+	struct resolver_log log;         /* the query log, off unless sized (resolver_log.h) */
 };
 
 void resolver_init(struct resolver *r, uv_loop_t *loop, struct vpnd *d);

@@ -70,6 +70,8 @@ json_t *vpnd_status_json(struct vpnd *d)
 			 "port", (int)d->opts.port, "node_key", pub);
 	if (self)
 		json_object_set_new(self, "netmap_from_cache", json_boolean(d->nm_from_cache));
+	if (self)
+		json_object_set_new(self, "accept_dns", json_boolean(d->prefs.accept_dns));
 	if (self && d->nm.have_full && d->nm.self.fqdn[0])
 		json_object_set_new(self, "fqdn", json_string(d->nm.self.fqdn));
 	if (self)

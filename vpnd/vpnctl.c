@@ -22,6 +22,8 @@
 
 static const char *sock_path = VPND_DEFAULT_SOCKET;
 static const char *opt_coord, *opt_auth_key, *opt_hostname, *opt_pin, *opt_count;
+static const char *opt_accept_dns, *opt_lines, *opt_enable;
+static int opt_follow, opt_disable;
 static const char *arg_peer;
 static int opt_json, opt_4, opt_6, opt_help;
 
@@ -40,10 +42,12 @@ static int cmd_ip(void);
 static int cmd_ping(void);
 static int cmd_netcheck(void);
 static int cmd_dns(void);
+static int cmd_dns_log(void);
 
 static const struct cmd cmds[] = {
 	{ "up", cmd_up, "Joins the network: --coord URL [--auth-key K] [--hostname H] "
-	  "[--pin sha256:HEX]; without --coord, rejoins the last one", "coord auth-key hostname pin" },
+	  "[--pin sha256:HEX] [--accept-dns[=false]]; without --coord, rejoins the last one",
+	  "coord auth-key hostname pin accept-dns" },
 	{ "down", cmd_down, "Removes the interface; keys and registration stay (up rejoins)", "" },
 	{ "logout", cmd_logout, "Leaves the network: tells coord, deletes this node's keys", "" },
 	{ "status", cmd_status, "Shows this node and its peers [--json]", "json" },
@@ -52,7 +56,8 @@ static const struct cmd cmds[] = {
 	  "round trip of each reply", "count" },
 	{ "netcheck", cmd_netcheck, "What the network allows: UDP, reflexive addresses, hard NAT, "
 	  "relay latencies [--json]", "json" },
-	{ "dns", cmd_dns, "stats: the resolver's counters on 100.100.100.100 [--json]", "json" },
+	{ "dns", cmd_dns, "stats: the resolver's counters on 100.100.100.100 [--json]; log "
+	  "[-n N] [--follow] [--json]: recent queries (log --enable N / --disable)", "json" },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -169,6 +174,18 @@ static int cmd_up(void)
 		json_object_set_new(body, "hostname", json_string(opt_hostname));
 	if (opt_auth_key)
 		json_object_set_new(body, "auth_key", json_string(opt_auth_key));
+	if (opt_accept_dns) {
+		int on = !strcmp(opt_accept_dns, "true") || !strcmp(opt_accept_dns, "yes") ||
+			 !strcmp(opt_accept_dns, "1");
+
+		if (!on && strcmp(opt_accept_dns, "false") && strcmp(opt_accept_dns, "no") &&
+		    strcmp(opt_accept_dns, "0")) {
+			fprintf(stderr, "vpnctl up: --accept-dns is true or false\n");
+			json_decref(body);
+			return 2;
+		}
+		json_object_set_new(body, "accept_dns", json_boolean(on));
+	}
 	text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (!text)
@@ -480,6 +497,98 @@ static int cmd_netcheck(void)
 	return 0;
 }
 
+/* The entries of a log answer, one line each; the last seq seen into *last. */
+static void print_log(const json_t *o, uint64_t *last)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "entries"), i, e) {
+		const char *up = str(e, "upstream");
+
+		printf("%s %-22s %-40s %-5s %-9s %s", str(e, "time"), str(e, "client"),
+		       str(e, "name"), str(e, "type"), str(e, "outcome"), *up ? up : "-");
+		if (*up)
+			printf(" %lld ms", (long long)num(e, "latency_ms"));
+		printf("\n");
+		*last = (uint64_t)num(e, "seq");
+	}
+	fflush(stdout);
+}
+
+/* vpnctl dns log: the query log (enable/disable it; the last N; follow it). */
+static int cmd_dns_log(void)
+{
+	char path[96], body[48];
+	uint64_t last = 0;
+	unsigned long n = 50;
+	json_t *o;
+	int status, rc;
+
+	if (opt_enable || opt_disable) {
+		snprintf(body, sizeof(body), "{\"size\":%s}", opt_disable ? "0" : opt_enable);
+		if (opt_enable && (strspn(opt_enable, "0123456789") != strlen(opt_enable) ||
+				   !*opt_enable || strlen(opt_enable) > 9)) {
+			fprintf(stderr, "vpnctl dns log: --enable takes a number of entries\n");
+			return 2;
+		}
+		rc = ctl("POST", VPND_CTL_DNS_LOG "?n=1", body, CTL_TIMEOUT_MS, &status, &o);
+		if (rc)
+			return rc;
+		if (status != 200)
+			return fail(status, o);
+		printf("query log: %s (%lld entries)\n", opt_disable ? "off" : "on",
+		       (long long)num(o, "capacity"));
+		json_decref(o);
+		return 0;
+	}
+	if (opt_lines) {
+		char *end;
+
+		n = strtoul(opt_lines, &end, 10);
+		if (*end || !*opt_lines || n > RL_MAX) {
+			fprintf(stderr, "vpnctl dns log: -n takes 1..%d\n", RL_MAX);
+			return 2;
+		}
+	}
+	for (;;) {
+		snprintf(path, sizeof(path), "%s?n=%lu&after=%llu", VPND_CTL_DNS_LOG, last ? 0 : n,
+			 (unsigned long long)last);
+		rc = ctl("GET", path, NULL, CTL_TIMEOUT_MS, &status, &o);
+		if (rc)
+			return rc;
+		if (status != 200)
+			return fail(status, o);
+		if (!last && !json_is_true(json_object_get(o, "enabled")))
+			fprintf(stderr, "vpnctl: the query log is off (vpnctl dns log --enable N, or "
+				"vpnd --dns-log N)\n");
+		if (opt_json && !opt_follow)
+			return print_json(o);
+		if (opt_json) {
+			json_t *e;
+			size_t i;
+
+			json_array_foreach(json_object_get(o, "entries"), i, e) {
+				char *line = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+				if (line)
+					printf("%s\n", line);
+				free(line);
+				last = (uint64_t)num(e, "seq");
+			}
+			fflush(stdout);
+		} else {
+			print_log(o, &last);
+		}
+		if (!last)
+			last = (uint64_t)num(o, "total");
+		json_decref(o);
+		if (!opt_follow)
+			return 0;
+		usleep(500000);   /* a poll: the log has no push */
+	}
+}
+
 /* vpnctl dns stats: the resolver's counters. */
 static int cmd_dns(void)
 {
@@ -535,6 +644,8 @@ static int check_opts(const struct cmd *c)
 		{ "coord", !!opt_coord }, { "auth-key", !!opt_auth_key },
 		{ "hostname", !!opt_hostname }, { "pin", !!opt_pin }, { "json", opt_json },
 		{ "4", opt_4 }, { "6", opt_6 }, { "count", !!opt_count },
+		{ "accept-dns", !!opt_accept_dns }, { "lines", !!opt_lines },
+		{ "follow", opt_follow }, { "enable", !!opt_enable }, { "disable", opt_disable },
 	};
 
 	for (size_t i = 0; i < sizeof(given) / sizeof(given[0]); i++) {
@@ -567,14 +678,22 @@ int main(int argc, char **argv)
 		{ "auth-key", &opt_auth_key, NULL, 0 }, { "hostname", &opt_hostname, NULL, 0 },
 		{ "pin", &opt_pin, NULL, 0 }, { "json", NULL, &opt_json, 0 },
 		{ "ipv4", NULL, &opt_4, '4' }, { "ipv6", NULL, &opt_6, '6' },
-		{ "count", &opt_count, NULL, 'c' },
+		{ "count", &opt_count, NULL, 'c' }, { "accept-dns", &opt_accept_dns, NULL, 0 },
+		{ "lines", &opt_lines, NULL, 'n' }, { "follow", NULL, &opt_follow, 'f' },
+		{ "enable", &opt_enable, NULL, 0 }, { "disable", NULL, &opt_disable, 0 },
 		{ "help", NULL, &opt_help, 'h' }, { NULL, NULL, NULL, 0 },
 	};
-	char *words[4], err[256];
+	static const struct cmd dns_log_cmd = { "dns log", cmd_dns_log, "",
+						"json lines follow enable disable" };
+	char *words[4], err[256], accept_true[] = "--accept-dns=true";
 	const struct cmd *c;
 	int n;
 
 	log_set_level(LOG_ERROR);
+	/* --accept-dns alone means true; it takes =false as its only value form */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--accept-dns"))
+			argv[i] = accept_true;
 	n = args_parse(argc - 1, argv + 1, opts, words, 4, err, sizeof(err));
 	if (n < 0) {
 		fprintf(stderr, "vpnctl: %s\n", err);
@@ -603,10 +722,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vpnctl ping: takes one PEER (a name or tailnet address)\n");
 		return 2;
 	} else if (c->fn == cmd_dns) {
-		if (n != 2 || strcmp(words[1], "stats")) {
-			fprintf(stderr, "vpnctl dns: takes 'stats'\n");
+		if (n != 2 || (strcmp(words[1], "stats") && strcmp(words[1], "log"))) {
+			fprintf(stderr, "vpnctl dns: takes 'stats' or 'log'\n");
 			return 2;
 		}
+		if (!strcmp(words[1], "log"))
+			c = &dns_log_cmd;
 	} else if (n > 1) {
 		fprintf(stderr, "vpnctl %s: unexpected argument '%s'\n", c->name, words[1]);
 		return 2;

@@ -23,6 +23,7 @@
 #include "netmap.h"
 #include "nmcache.h"
 #include "dnsbl.h"
+#include "dnsconf.h"
 #include "resolver.h"
 #include "traversal.h"
 #include "wgsync.h"
@@ -43,7 +44,7 @@
 
 /* ---- control API (control.c): requests from vpnctl ----
  *   GET  /v1/status  -> 200 status object (vpnd_status_json)
- *   POST /v1/up      {"coord"?, "pin"?, "hostname"?, "auth_key"?}
+ *   POST /v1/up      {"coord"?, "pin"?, "hostname"?, "auth_key"?, "accept_dns"?: bool}
  *                    -> 200 {"state","name","ips","approve_command"?} once running or
  *                       waiting for approval; 4xx/5xx {"error"} otherwise
  *   POST /v1/down    -> 200 {"state":"stopped"}
@@ -54,6 +55,9 @@
  *                    "ipv6_varies","relays":[{"name","latency_ms"}],"preferred_relay"}
  *                    after a fresh STUN round
  *   GET  /v1/dns/stats -> 200 the resolver's counters (resolver_stats_json)
+ *   GET  /v1/dns/log[?n=N] -> 200 {"enabled","capacity","dropped","entries":[...]} the last
+ *                    N queries, oldest first (resolver_log_json)
+ *   POST /v1/dns/log {"size": N} -> 200 the same object: the log resized (0 = off)
  */
 #define VPND_CTL_STATUS "/v1/status"
 #define VPND_CTL_UP     "/v1/up"
@@ -62,17 +66,20 @@
 #define VPND_CTL_PING   "/v1/ping"
 #define VPND_CTL_NETCHECK "/v1/netcheck"
 #define VPND_CTL_DNS_STATS "/v1/dns/stats"   /* GET -> 200 resolver_stats_json */
+#define VPND_CTL_DNS_LOG "/v1/dns/log"       /* GET -> the query log; POST {"size"} */
 
 struct up_request {
 	char coord[VPND_URL_MAX + 1];          /* "" = the one in prefs */
 	char pin[TLS_PIN_LEN];                 /* "" = CA verification (or the one in prefs) */
 	char hostname[VPND_HOSTNAME_MAX + 1];  /* "" = the one in prefs, else gethostname() */
 	char auth_key[VPND_AUTHKEY_MAX + 1];   /* secret: up_request_wipe */
+	int accept_dns;                        /* -1 = as in prefs, else 0/1 */
 };
 
 /* Parses and checks the body of POST /v1/up: a JSON object with only the keys above, each
- * a string: coord an https:// URL (or unix:), pin "sha256:<64 hex>", hostname 1..63
- * printable characters, auth_key 1..128 characters without spaces or controls. 0, or
+ * a string but accept_dns (a boolean): coord an https:// URL (or unix:), pin
+ * "sha256:<64 hex>", hostname 1..63 printable characters, auth_key 1..128 characters
+ * without spaces or controls. 0, or
  * -EINVAL with a message for the user in err. Pure: no state, no I/O. */
 int control_parse_up(const void *body, size_t len, struct up_request *out, char *err,
 		     size_t errlen);
@@ -84,6 +91,7 @@ struct vpnd_prefs {
 	char pin[TLS_PIN_LEN];
 	char hostname[VPND_HOSTNAME_MAX + 1];
 	int want_up;
+	int accept_dns;                        /* point the system's DNS at the resolver */
 	char token[COORD_TOKEN_MAX];           /* secret */
 	/* last known identity, for status while stopped */
 	enum node_status node_state;            /* as coord said: running, needs-approval, expired */
@@ -200,6 +208,10 @@ struct vpnd_opts {
 	const char *metrics;     /* HOST:PORT for Prometheus /metrics; NULL = none */
 	int dns_listen;          /* the resolver on the node's tailnet IPv4 too (for peers) */
 	const char *dns_tls_ca;  /* CA bundle for DNS-over-TLS upstreams; NULL = the system's */
+	const char *resolv_conf; /* --accept-dns without systemd-resolved: this file */
+	const char *resolvectl;  /* and with it: this program (NULL: the defaults, dnsconf.h) */
+	const char *resolved_dir;
+	unsigned dns_log;        /* query log entries (0: off) */
 };
 
 /* Counters for --metrics. */
@@ -293,6 +305,7 @@ struct vpnd {
 	struct traversal tv;            /* paths: disco, STUN, relays (traversal.h) */
 	struct resolver rs;             /* DNS on 100.100.100.100 (resolver.h) */
 	struct dnsbl dnsbl;             /* coord's compiled blocklist, fetched (dnsbl.h) */
+	struct dnsconf dnsconf;         /* the system's DNS under --accept-dns (dnsconf.h) */
 	struct linkmon linkmon;         /* address and link changes -> endpoints again */
 	struct vpnd_stats stats;
 	struct metrics_server *metrics;
@@ -314,6 +327,9 @@ const char *vpnd_state_name(enum vpnd_state s);
  * logout runs, -EDESTADDRREQ when no coord is known, else -errno; err says it. */
 int vpnd_up(struct vpnd *d, const struct up_request *r, char *err, size_t errlen);
 void vpnd_down(struct vpnd *d);
+/* --accept-dns: the system's DNS pointed at the resolver while the node runs with the
+ * preference on, put back otherwise (daemon.c; cheap when nothing changed). */
+void vpnd_dns_follow(struct vpnd *d);
 /* 0: logged out without telling coord; -EINPROGRESS: telling coord, VPND_EV_LOGOUT_DONE
  * follows; -EBUSY while a registration or logout runs. */
 int vpnd_logout(struct vpnd *d, char *err, size_t errlen);

@@ -1,5 +1,5 @@
 /* fuzz_vpnd_control.c - the parsers behind vpnd's control socket and state dir on
- * arbitrary bytes: the `up` request body (control_parse_up), the prefs file
+ * arbitrary bytes: the `up` request body (control_parse_up, accept_dns too), the prefs file
  * (prefs_parse). What they accept must be in bounds, and must survive a round trip
  * unchanged. Endpoint text is lib/addr.c's: fuzz_addr. */
 #include <errno.h>
@@ -38,6 +38,8 @@ static void check_up(const uint8_t *data, size_t size)
 		abort();
 	if (r.pin[0] && strlen(r.pin) != 71)
 		abort();
+	if (r.accept_dns < -1 || r.accept_dns > 1)
+		abort();
 	/* What vpnctl would send for it parses to the same request. */
 	o = json_object();
 	if (r.coord[0])
@@ -48,6 +50,8 @@ static void check_up(const uint8_t *data, size_t size)
 		json_object_set_new(o, "hostname", json_string(r.hostname));
 	if (r.auth_key[0])
 		json_object_set_new(o, "auth_key", json_string(r.auth_key));
+	if (r.accept_dns >= 0)
+		json_object_set_new(o, "accept_dns", json_boolean(r.accept_dns));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!text)
@@ -76,6 +80,8 @@ static void check_prefs(const uint8_t *data, size_t size)
 	bounded(p.ip4, sizeof(p.ip4));
 	bounded(p.ip6, sizeof(p.ip6));
 	if (p.want_up != 0 && p.want_up != 1)
+		abort();
+	if (p.accept_dns != 0 && p.accept_dns != 1)
 		abort();
 	prefs_wipe(&p);
 }

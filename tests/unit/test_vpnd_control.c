@@ -62,6 +62,13 @@ static void test_vpnd_control_up_valid(void **state)
 	assert_string_equal(r.pin, "");
 	assert_string_equal(r.hostname, "");
 	assert_string_equal(r.auth_key, "");
+	assert_int_equal(r.accept_dns, -1);   /* as in prefs */
+
+	/* --accept-dns and --accept-dns=false */
+	assert_int_equal(parse("{\"accept_dns\":true}", &r, err, sizeof(err)), 0);
+	assert_int_equal(r.accept_dns, 1);
+	assert_int_equal(parse("{\"accept_dns\":false}", &r, err, sizeof(err)), 0);
+	assert_int_equal(r.accept_dns, 0);
 
 	/* IPv6 literal, default port, trailing slash, upper-case scheme. */
 	assert_int_equal(parse("{\"coord\":\"https://[2001:db8::1]:8443\"}", &r, err, sizeof(err)), 0);
@@ -139,6 +146,8 @@ static void test_vpnd_control_up_bad_shapes(void **state)
 	expect_bad("{\"auth_key\":\"has space\"}", "spaces");
 	expect_bad("{\"auth_key\":\"tab\\there\"}", "spaces");
 	expect_bad("{\"auth_key\":true}", "string");
+	expect_bad("{\"accept_dns\":\"yes\"}", "true or false");
+	expect_bad("{\"accept_dns\":1}", "true or false");
 	memset(key, 'k', 129);
 	key[129] = 0;
 	snprintf(body, sizeof(body), "{\"auth_key\":\"%s\"}", key);
@@ -178,6 +187,7 @@ static void test_vpnd_prefs_round_trip(void **state)
 	strcpy(p.ip4, "100.64.0.1");
 	strcpy(p.ip6, "fd7a:115c:a1e0::6440:1");
 	p.want_up = 1;
+	p.accept_dns = 1;
 	assert_int_equal(prefs_save(dir, &p), 0);
 	snprintf(path, sizeof(path), "%s/prefs", dir);
 	assert_int_equal(stat(path, &st), 0);
@@ -205,7 +215,7 @@ static void test_vpnd_prefs_parse_rejects(void **state)
 {
 	static const char *const bad[] = {
 		"", "{", "[]", "{\"want_up\":1}", "{\"coord\":5}", "{\"token\":[\"x\"]}",
-		"{\"ip4\":\"100.100.100.100.100.100\"}",
+		"{\"ip4\":\"100.100.100.100.100.100\"}", "{\"accept_dns\":\"yes\"}",
 		"{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
 	};
 	struct vpnd_prefs p;
