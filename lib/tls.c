@@ -681,10 +681,16 @@ static void tls_connect_cancel(struct conn_connect *cc)
 int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
 		conn_connect_cb cb, void *arg, struct conn_connect **out)
 {
+	return tls_connect_to(loop, cfg, host, host, port, cb, arg, out);
+}
+
+int tls_connect_to(uv_loop_t *loop, struct tls_config *cfg, const char *host, const char *addr,
+		   uint16_t port, conn_connect_cb cb, void *arg, struct conn_connect **out)
+{
 	struct tls_conn *t;
 	int r = 0;
 
-	if (!cfg || cfg->is_server || !host || !*host || !cb)
+	if (!cfg || cfg->is_server || !host || !*host || !addr || !*addr || !cb)
 		return -EINVAL;
 	t = tls_new(loop, cfg, &r);
 	if (!t)
@@ -693,7 +699,7 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 	t->connect_cb = cb;
 	t->connect_arg = arg;
 	t->connecting.cancel = tls_connect_cancel;
-	snprintf(t->base.peer, sizeof(t->base.peer), "%s:%u", host, port);
+	snprintf(t->base.peer, sizeof(t->base.peer), "%s:%u", addr, port);
 	/* With a pin the name is only SNI; without one mbedtls checks it against the
 	 * certificate (DNS names and CN; mbedtls 2.28 does not match IP SANs). */
 	if (!cfg->has_pin || !is_ip_literal(host))
@@ -702,13 +708,14 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 		r = -EINVAL;
 		goto err_free;
 	}
-	if (strlen(host) < TLS_SESSION_HOST_MAX) {
+	/* Sessions are keyed by the address dialled: each instance behind a name has its own. */
+	if (strlen(addr) < TLS_SESSION_HOST_MAX) {
 		t->key = calloc(1, sizeof(*t->key));
 		if (!t->key) {
 			r = -ENOMEM;
 			goto err_free;
 		}
-		memcpy(t->key->host, host, strlen(host) + 1);
+		memcpy(t->key->host, addr, strlen(addr) + 1);
 		t->key->port = port;
 		t->key->has_pin = (uint8_t)cfg->has_pin;
 		memcpy(t->key->trust, cfg->trust, sizeof(t->key->trust));
@@ -717,7 +724,7 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
 			goto err_free;
 		t->offered = r == 1;
 	}
-	r = conn_tcp_connect(loop, host, port, client_connected, t, &t->tcp);
+	r = conn_tcp_connect(loop, addr, port, client_connected, t, &t->tcp);
 	if (r < 0)
 		goto err_free;
 	if (out)
