@@ -399,7 +399,6 @@ int line_stream_start(struct line_stream *ls, const char *url, const char *pin, 
 		free(u);
 		return -EINVAL;
 	}
-		return -EINVAL;
 	rc = tls_config_client_new(NULL, pin && *pin ? pin : NULL, &tls);
 	if (rc) {
 		free(u);
