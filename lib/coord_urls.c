@@ -27,11 +27,14 @@ static int same_url(const struct http_url *a, const struct http_url *b)
 static int parse_item(struct coord_urls *l, const char *item, char *err, size_t errlen)
 {
 	struct http_url u;
+	int rc;
 
 	if (!*item)
 		return fail_msg(err, errlen, "an empty coord URL in the list%s", "");
-	if (strlen(item) >= sizeof(l->base[0]) || http_url_parse(item, &u) ||
-	    u.scheme != HTTP_SCHEME_HTTPS)
+	rc = strlen(item) >= sizeof(l->base[0]) ? -ENAMETOOLONG : http_url_parse(item, &u);
+	if (rc == -ENAMETOOLONG)
+		return fail_msg(err, errlen, "coord URL too long: '%.60s...'", item);
+	if (rc || u.scheme != HTTP_SCHEME_HTTPS)
 		return fail_msg(err, errlen,
 				"coord must be an https:// URL, like https://coord.example.net:8443 "
 				"(not '%.60s')", item);
@@ -100,6 +103,14 @@ int coord_urls_fail(struct coord_urls *l)
 	l->cand[l->cur].failed = 1;
 	l->cur = (l->cur + 1) % l->n_cand;
 	return l->cand[l->cur].failed;
+}
+
+int coord_urls_others_failed(const struct coord_urls *l)
+{
+	for (size_t i = 0; i < l->n_cand; i++)
+		if (i != l->cur && !l->cand[i].failed)
+			return 0;
+	return 1;
 }
 
 void coord_urls_ok(struct coord_urls *l)
@@ -211,11 +222,25 @@ int coord_urls_ordered(const struct coord_urls *l, int by_addr, char *out, size_
 	return rc;
 }
 
+int coord_urls_overlap(const char *a, const char *b)
+{
+	struct coord_urls *la = malloc(sizeof(*la)), *lb = malloc(sizeof(*lb));
+	int same = 0;
+
+	if (la && lb && !coord_urls_parse(a, la, NULL, 0) && !coord_urls_parse(b, lb, NULL, 0))
+		for (size_t i = 0; i < la->n_urls && !same; i++)
+			for (size_t j = 0; j < lb->n_urls && !same; j++)
+				same = same_url(&la->urls[i], &lb->urls[j]);
+	free(la);
+	free(lb);
+	return same;
+}
+
 int coord_urls_fetch(const char *list, const char *pin, const char *method, const char *path,
 		     const char *const *headers, const void *body, size_t len, int *status,
 		     char **body_out, size_t *body_len, uint64_t timeout_ms)
 {
-	char buf[COORD_URLS_TEXT_MAX + 1], *item, *save = NULL;
+	char buf[COORD_URLS_ORDERED_MAX + 1], *item, *save = NULL;
 	int rc = -EINVAL;
 
 	if (!list || strlen(list) >= sizeof(buf))

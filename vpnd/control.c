@@ -56,12 +56,26 @@ static int take_str(const json_t *o, const char *key, char *out, size_t size, co
 	return 0;
 }
 
+/* One https base URL or a comma list of them (the instances of one coord). */
+static int control_check_coord(const char *coord, char *err, size_t errlen)
+{
+	struct coord_urls *l = malloc(sizeof(*l));
+	int rc;
+
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = coord_urls_parse(coord, l, err, errlen);
+	free(l);
+	return rc;
+}
+
 int control_parse_up(const void *body, size_t len, struct up_request *out, char *err,
 		     size_t errlen)
 {
 	static const char *const known[] = { "coord", "pin", "hostname", "auth_key", NULL };
 	struct up_request r;
-	struct http_url u;
 	uint8_t pin[32];
 	const char *key, *v;
 	json_t *o, *val;
@@ -87,16 +101,8 @@ int control_parse_up(const void *body, size_t len, struct up_request *out, char 
 	}
 	if (take_str(o, "coord", r.coord, sizeof(r.coord), &v, err, errlen))
 		goto out;
-	if (v) {
-		if (http_url_parse(r.coord, &u) || u.scheme != HTTP_SCHEME_HTTPS) {
-			snprintf(err, errlen, "coord must be an https:// URL, like https://coord.example.net:8443");
-			goto out;
-		}
-		if (strcmp(u.path, "/")) {
-			snprintf(err, errlen, "coord URL takes no path: https://HOST[:PORT]");
-			goto out;
-		}
-	}
+	if (v && control_check_coord(r.coord, err, errlen))
+		goto out;
 	if (take_str(o, "pin", r.pin, sizeof(r.pin), &v, err, errlen))
 		goto out;
 	if (v && tls_pin_parse(r.pin, pin)) {

@@ -15,6 +15,8 @@
 #define COORD_URLS_CAND_MAX 32     /* candidates: URLs and the addresses of their names */
 #define COORD_URLS_TEXT_MAX 1023   /* the whole list as text */
 #define COORD_URLS_ADDR_MAX 46     /* an IPv6 literal and its NUL */
+/* coord_urls_ordered's text: the list and the address of the instance in use. */
+#define COORD_URLS_ORDERED_MAX (COORD_URLS_TEXT_MAX + 64)
 
 struct coord_cand {
 	int url;                        /* index into the list's URLs */
@@ -44,6 +46,9 @@ const struct http_url *coord_urls_current_url(const struct coord_urls *l);
  * has not failed since the last success (try it at once), 1 when every candidate
  * failed in a row (back off before trying it). */
 int coord_urls_fail(struct coord_urls *l);
+/* 1 when every candidate but the current one failed since the last success: its failure
+ * ends a whole round (a caller waiting for the stream gives up then, not before). */
+int coord_urls_others_failed(const struct coord_urls *l);
 /* The current one works: a new round starts (no candidate failed); counts a move when
  * it is not the one that worked before. */
 void coord_urls_ok(struct coord_urls *l);
@@ -60,6 +65,10 @@ int coord_urls_current_base(const struct coord_urls *l, int by_addr, char *out, 
 /* The list again with the current candidate's base (as coord_urls_current_base) first and
  * the other URLs after it, for calls that try one after the other (coord_urls_fetch). */
 int coord_urls_ordered(const struct coord_urls *l, int by_addr, char *out, size_t size);
+
+/* 1 when two lists (both parse) name a common instance: the same network, only
+ * reordered or with instances added or removed; 0 otherwise. */
+int coord_urls_overlap(const char *a, const char *b);
 
 /* http_fetch on each base URL of list in turn until one answers without a transport error
  * and with a status below 500: the calls besides the stream (registration, endpoints, the

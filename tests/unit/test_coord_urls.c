@@ -94,10 +94,12 @@ static void test_coord_urls_rotation(void **state)
 	assert_string_equal(coord_urls_current_url(&l)->host, "a");
 	assert_int_equal(l.moves, 0);
 	/* a fails: b at once, then c at once; c failing too makes a whole round. */
+	assert_int_equal(coord_urls_others_failed(&l), 0);
 	assert_int_equal(coord_urls_fail(&l), 0);
 	assert_string_equal(coord_urls_current_url(&l)->host, "b");
 	assert_int_equal(coord_urls_fail(&l), 0);
 	assert_string_equal(coord_urls_current_url(&l)->host, "c");
+	assert_int_equal(coord_urls_others_failed(&l), 1);
 	assert_int_equal(coord_urls_fail(&l), 1);
 	assert_string_equal(coord_urls_current_url(&l)->host, "a");
 	/* Past a whole round every further failure backs off... */
