@@ -86,6 +86,17 @@ int coord_urls_parse(const char *list, struct coord_urls *out, char *err, size_t
 	return 0;
 }
 
+int coord_urls_check(const char *list, char *err, size_t errlen)
+{
+	struct coord_urls *l = malloc(sizeof(*l));   /* ~10 KiB: off the caller's stack */
+	int rc = l ? coord_urls_parse(list, l, err, errlen) : -ENOMEM;
+
+	if (!l && err && errlen)
+		snprintf(err, errlen, "out of memory");
+	free(l);
+	return rc;
+}
+
 const struct coord_cand *coord_urls_current(const struct coord_urls *l)
 {
 	return &l->cand[l->cur];

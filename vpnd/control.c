@@ -56,21 +56,6 @@ static int take_str(const json_t *o, const char *key, char *out, size_t size, co
 	return 0;
 }
 
-/* One https base URL or a comma list of them (the instances of one coord). */
-static int control_check_coord(const char *coord, char *err, size_t errlen)
-{
-	struct coord_urls *l = malloc(sizeof(*l));
-	int rc;
-
-	if (!l) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	rc = coord_urls_parse(coord, l, err, errlen);
-	free(l);
-	return rc;
-}
-
 int control_parse_up(const void *body, size_t len, struct up_request *out, char *err,
 		     size_t errlen)
 {
@@ -101,7 +86,7 @@ int control_parse_up(const void *body, size_t len, struct up_request *out, char 
 	}
 	if (take_str(o, "coord", r.coord, sizeof(r.coord), &v, err, errlen))
 		goto out;
-	if (v && control_check_coord(r.coord, err, errlen))
+	if (v && coord_urls_check(r.coord, err, errlen))
 		goto out;
 	if (take_str(o, "pin", r.pin, sizeof(r.pin), &v, err, errlen))
 		goto out;

@@ -16,7 +16,7 @@
 static void coord_json(const struct vpnd *d, json_t *self)
 {
 	const struct coord_urls *l = &d->cc.ls.urls;
-	struct coord_urls *saved = malloc(sizeof(*saved));
+	struct coord_urls *saved = malloc(sizeof(*saved));   /* ~10 KiB */
 	char cur[COORD_URLS_ORDERED_MAX + 1] = "";
 	json_t *urls = json_array();
 

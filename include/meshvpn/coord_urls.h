@@ -39,6 +39,8 @@ struct coord_urls {
  * (same host, case-insensitive, and port) dropped; https only, no path. 0 or -EINVAL
  * with err (may be NULL) saying why. The current candidate is the first URL. */
 int coord_urls_parse(const char *list, struct coord_urls *out, char *err, size_t errlen);
+/* Only checks a list (coord_urls_parse on the heap): 0, -EINVAL with err, -ENOMEM. */
+int coord_urls_check(const char *list, char *err, size_t errlen);
 /* The current candidate. */
 const struct coord_cand *coord_urls_current(const struct coord_urls *l);
 const struct http_url *coord_urls_current_url(const struct coord_urls *l);
