@@ -107,13 +107,45 @@ const struct http_url *coord_urls_current_url(const struct coord_urls *l)
 	return &l->urls[l->cand[l->cur].url];
 }
 
+/* After a whole failed round: each name back to one candidate to resolve, at its first
+ * address's place, still failed (the instances behind a name come and go). */
+static void forget_addrs(struct coord_urls *l)
+{
+	struct coord_cand out[COORD_URLS_CAND_MAX];
+	size_t k = 0, cur = 0, j;
+
+	for (size_t i = 0; i < l->n_cand; i++) {
+		struct coord_cand c = l->cand[i];
+
+		if (coord_urls_needs_resolve(l, &(struct coord_cand){ .url = c.url })) {
+			c.addr[0] = 0;
+			for (j = 0; j < k && out[j].url != c.url; j++)
+				;
+			if (j < k) {   /* the name has its place already */
+				if (i == l->cur)
+					cur = j;
+				continue;
+			}
+		}
+		if (i == l->cur)
+			cur = k;
+		out[k++] = c;
+	}
+	memcpy(l->cand, out, k * sizeof(out[0]));
+	l->n_cand = k;
+	l->cur = cur;
+}
+
 int coord_urls_fail(struct coord_urls *l)
 {
 	if (!l->n_cand)
 		return 1;
 	l->cand[l->cur].failed = 1;
 	l->cur = (l->cur + 1) % l->n_cand;
-	return l->cand[l->cur].failed;
+	if (!l->cand[l->cur].failed)
+		return 0;
+	forget_addrs(l);
+	return 1;
 }
 
 int coord_urls_others_failed(const struct coord_urls *l)

@@ -46,7 +46,8 @@ const struct coord_cand *coord_urls_current(const struct coord_urls *l);
 const struct http_url *coord_urls_current_url(const struct coord_urls *l);
 /* The current one failed: it is marked and the next becomes current. 0 when that one
  * has not failed since the last success (try it at once), 1 when every candidate
- * failed in a row (back off before trying it). */
+ * failed in a row (back off before trying it); the names' addresses are forgotten then,
+ * to be resolved again (the instances behind a name come and go). */
 int coord_urls_fail(struct coord_urls *l);
 /* 1 when every candidate but the current one failed since the last success: its failure
  * ends a whole round (a caller waiting for the stream gives up then, not before). */

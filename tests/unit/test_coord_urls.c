@@ -158,6 +158,22 @@ static void test_coord_urls_expand(void **state)
 	assert_string_equal(coord_urls_current(&l)->addr, "192.0.2.2");
 	assert_int_equal(coord_urls_current(&l)->url, 1);
 	assert_int_equal(coord_urls_fail(&l), 1);   /* all five failed */
+	/* A whole failed round forgets the addresses: the names are resolved again. */
+	assert_int_equal(l.n_cand, 2);
+	assert_int_equal(coord_urls_current(&l)->url, 0);
+	assert_int_equal(coord_urls_needs_resolve(&l, coord_urls_current(&l)), 1);
+	assert_int_equal(coord_urls_fail(&l), 1);
+	assert_int_equal(coord_urls_current(&l)->url, 1);
+	/* Literal URLs stay as they are. */
+	assert_int_equal(coord_urls_parse("https://192.0.2.9,https://z", &l, NULL, 0), 0);
+	assert_int_equal(coord_urls_fail(&l), 0);
+	assert_int_equal(coord_urls_expand(&l, 1, addrs, 2), 0);
+	assert_int_equal(l.n_cand, 3);
+	assert_int_equal(coord_urls_fail(&l), 0);
+	assert_int_equal(coord_urls_fail(&l), 1);
+	assert_int_equal(l.n_cand, 2);
+	assert_int_equal(coord_urls_current(&l)->url, 0);
+	assert_string_equal(coord_urls_current_url(&l)->host, "192.0.2.9");
 }
 
 static void test_coord_urls_ordered(void **state)
