@@ -44,16 +44,20 @@ DEAD="https://$A_IP:8442"         # nothing ever listens there
 URL_A="https://$A_IP:8443"
 URL_B="https://$B_IP:8443"
 RELAY_URL="https://$A_IP:8445"
-declare -A VPND_PID IP4 OCTET=([a]=11 [b]=12) HOST=([a]=alpha [b]=bravo) MPORT=([a]=9111 [b]=9112)
+NAME=coord.failover.test          # both addresses, in the hosts file c's vpnd sees
+URL_NAME="https://$NAME:8443"
+declare -A VPND_PID IP4 OCTET=([a]=11 [b]=12 [c]=13) HOST=([a]=alpha [b]=bravo [c]=charlie)
+declare -A MPORT=([a]=9111 [b]=9112 [c]=9113)
 declare -A INST_PID
 
 E2E_CLEANUPS="lab_down"
 lab_init "mvfo$TAG" || { echo "FAIL - cannot create the lab"; exit 1; }
 lab_host coord 1 || { echo "FAIL - lab host"; exit 1; }
 ip -n "$(lab_ns coord)" addr add "$B_IP/24" dev eth0 || { echo "FAIL - second address"; exit 1; }
-for n in a b; do
+for n in a b c; do
 	lab_host "$n" "${OCTET[$n]}" || { echo "FAIL - lab host $n"; exit 1; }
 done
+printf '%s %s\n' "$A_IP" "$NAME" "$B_IP" "$NAME" >"$E2E_TMP/hosts"
 ifname() { echo "mvfo${TAG}$1"; }
 
 # start_instance NAME IP: one coord instance on the shared state, its output in NAME.out.
@@ -75,10 +79,14 @@ kill_instance() {
 }
 adm() { "$COORD" --state "$CSTATE" "$@"; }
 
+# vpnd NODE ARGS...: vpnd in NODE's namespace; c's sees $E2E_TMP/hosts as /etc/hosts (a
+# mount namespace of its own: nothing on the machine changes). Each step execs the next:
+# $! is vpnd's PID.
 start_vpnd() {
-	local n=$1
+	local n=$1 pre=()
 	mkdir -p "$E2E_TMP/$n"
-	ip netns exec "$(lab_ns "$n")" "$VPND" --state "$E2E_TMP/$n/state" --socket "$E2E_TMP/$n/vpnd.sock" \
+	[ "$n" = c ] && pre=(unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$E2E_TMP/hosts")
+	ip netns exec "$(lab_ns "$n")" "${pre[@]}" "$VPND" --state "$E2E_TMP/$n/state" --socket "$E2E_TMP/$n/vpnd.sock" \
 		--wg-backend userspace --ifname "$(ifname "$n")" --port 41641 --log-level debug \
 		--metrics "127.0.0.1:${MPORT[$n]}" >>"$E2E_TMP/$n.log" 2>&1 &
 	VPND_PID[$n]=$!
@@ -105,6 +113,7 @@ vpnd_metric() { lab_exec "$1" curl -s "http://127.0.0.1:${MPORT[$1]}/metrics" | 
 relay_metric() { lab_exec coord curl -s http://127.0.0.1:9120/metrics | grep -qF "$1 $2"; }
 relay_instance() { lab_exec coord curl -s http://127.0.0.1:9120/metrics | grep -qF "relay_coord_instance{url=\"$1\"} 1"; }
 joins() { ctl "$1" up --coord "$2" --pin "$PIN" --hostname "${HOST[$1]}" --auth-key "$KEY" | grep -q "^Running as ${HOST[$1]} "; }
+address_is() { status "$1" | grep -q "\"coord_address\": \"$2\""; }
 human_names() { ctl "$1" status | grep "^coord " | grep -qF "$2"; }
 listed_online() { adm nodes list | grep "$1" | grep -q ' yes '; }
 both_online() { listed_online alpha && listed_online bravo; }
@@ -213,6 +222,24 @@ check "a's peer never left wg show during the move" never_below "$E2E_TMP/peers-
 check "b's peer never left wg show during the move" never_below "$E2E_TMP/peers-b" 1
 check "no peer was removed by vpnd during the move" nothing_removed a b
 check "a and b still ping each other" pings a b
+
+# --- (3) one name with two addresses: two instances ---
+check "vpnd c starts (its hosts file gives $NAME both addresses)" start_vpnd c
+check "c joins through the name while only B (the second address) is up" joins c "$URL_NAME"
+check "c's stream uses the name's second address" address_is c "$B_IP"
+check "... under the name's URL" current_is c "$URL_NAME"
+IP4[c]=$(ctl c ip -4)
+check_within "c and a ping each other" 10 pings c a
+check_within "... both ways" 10 pings a c
+check "B is killed" kill_instance B
+check "A comes back on the first address" start_instance A "$A_IP"
+check_within "c moves to the name's first address" 15 address_is c "$A_IP"
+check_within "... and is connected" 15 coord_connected c true
+check_within "a moves back to A (its list: dead, A, B)" 15 current_is a "$URL_A"
+check_within "b moves back to A (its list: A, B)" 15 current_is b "$URL_A"
+check_within "the relay moves back to A" 15 relay_instance "$URL_A"
+check "c and a still ping each other" pings c a
+check "no peer was removed by vpnd on any node" nothing_removed a b c
 
 [ "$FAILED" -eq 0 ] || dump_logs
 finish
