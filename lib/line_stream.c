@@ -86,7 +86,6 @@ static void ls_connect(struct line_stream *ls);
 struct ls_resolve {
 	uv_getaddrinfo_t req;
 	struct line_stream *ls;
-	int url;
 };
 
 #define RESOLVE_MAX 16   /* addresses taken from one name */
@@ -338,7 +337,6 @@ static void ls_connect(struct line_stream *ls)
 		return;
 	c = coord_urls_current(&ls->urls);
 	ls->url = *coord_urls_current_url(&ls->urls);
-	snprintf(ls->addr, sizeof(ls->addr), "%s", c->addr);
 	if (coord_urls_needs_resolve(&ls->urls, c))
 		rc = ls_resolve(ls);
 	else
@@ -366,17 +364,18 @@ static void on_retry(uv_timer_t *t)
 static void ls_schedule(struct line_stream *ls)
 {
 	uint64_t delay;
-	char msg[96];
+	char msg[96], to[COORD_URLS_ORDERED_MAX + 1] = "";
 
 	if (!ls->active || ls->closing)
 		return;
-	if (coord_urls_fail(&ls->urls) || ls->urls.n_cand < 2) {
+	if (coord_urls_fail(&ls->urls)) {
 		delay = line_stream_next_delay(ls);
 	} else {
 		/* Another instance that has not failed yet: no reason to wait. */
 		delay = 0;
+		coord_urls_current_base(&ls->urls, 1, to, sizeof(to));
 		log_info(words(msg, sizeof(msg), "moving to another ", ls->o.peer), "from=%s to=%s",
-			 ls->url.host, coord_urls_current_url(&ls->urls)->host);
+			 ls->url.host, to);
 	}
 	log_info(words(msg, sizeof(msg), "reconnecting to ", ls->o.peer), "%s=%s in_ms=%llu",
 		 ls->o.peer, coord_urls_current_url(&ls->urls)->host, (unsigned long long)delay);

@@ -73,7 +73,6 @@ struct line_stream {
 	struct tls_config *tls;
 	struct coord_urls urls;      /* the instances; the current one is dialled */
 	struct http_url url;         /* the current one's URL */
-	char addr[COORD_URLS_ADDR_MAX]; /* the address dialled ("" while resolving) */
 	struct ls_resolve *resolving; /* uv_getaddrinfo in flight (detached by a drop) */
 	char token[LINE_STREAM_TOKEN_MAX];   /* secret */
 	int active;                  /* a stream is wanted */
