@@ -405,6 +405,8 @@ int line_stream_start(struct line_stream *ls, const char *url, const char *pin, 
 	}
 	line_stream_stop(ls);
 	ls->tls = tls;
+	/* The failover count is the stream's, for metrics: a new list does not reset it. */
+	u->moves = ls->urls.moves;
 	ls->urls = *u;
 	free(u);
 	snprintf(ls->token, sizeof(ls->token), "%s", token);
