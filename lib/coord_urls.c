@@ -189,11 +189,15 @@ int coord_urls_expand(struct coord_urls *l, int url, const char (*addrs)[COORD_U
 		      size_t n)
 {
 	struct coord_cand out[COORD_URLS_CAND_MAX];
-	size_t k = 0, cur = l->cur;
+	size_t k = 0, cur = l->cur, room = COORD_URLS_CAND_MAX, mine;
 	int was_cur = l->cand[l->cur].url == url, done = 0;
 
 	if (url < 0 || (size_t)url >= l->n_urls || !n)
 		return -EINVAL;
+	/* The other URLs keep their places: this one gets what they leave (1 at least, the
+	 * place it had). */
+	for (size_t i = 0; i < l->n_cand; i++)
+		room -= l->cand[i].url != url;
 	for (size_t i = 0; i < l->n_cand; i++) {
 		if (l->cand[i].url != url) {
 			if (i == l->cur)
@@ -207,13 +211,15 @@ int coord_urls_expand(struct coord_urls *l, int url, const char (*addrs)[COORD_U
 		done = 1;
 		if (was_cur)
 			cur = k;
-		for (size_t j = 0; j < n && k < COORD_URLS_CAND_MAX; j++) {
+		mine = 0;
+		for (size_t j = 0; j < n && mine < room; j++) {
 			if (!addrs[j][0] || has_addr(out, k, url, addrs[j]))
 				continue;
 			memset(&out[k], 0, sizeof(out[k]));
 			out[k].url = url;
 			snprintf(out[k].addr, sizeof(out[k].addr), "%s", addrs[j]);
 			k++;
+			mine++;
 		}
 	}
 	memcpy(l->cand, out, k * sizeof(out[0]));

@@ -1,6 +1,8 @@
 /* line_stream.c - a client that follows a chunked HTTPS response of lines (GET with a
  * bearer token, TLS 1.2 with an optional pin), reconnected with exponential backoff and
- * jitter, dropped and reconnected when silent or when a line grows past its bound.
+ * jitter, dropped and reconnected when silent or when a line grows past its bound. Given
+ * several instances (lib/coord_urls.c; a name's addresses resolved off the loop), a
+ * failure moves to the next at once; the backoff waits only after a whole failed round.
  * Used for coord's netmap stream (vpnd) and relay stream (relay): coord_proto.h. */
 #include <errno.h>
 #include <stdio.h>

@@ -176,6 +176,30 @@ static void test_coord_urls_expand(void **state)
 	assert_string_equal(coord_urls_current_url(&l)->host, "192.0.2.9");
 }
 
+/* However many addresses names have, the candidates stay within COORD_URLS_CAND_MAX and
+ * every URL keeps at least its one place. */
+static void test_coord_urls_expand_bounded(void **state)
+{
+	char addrs[COORD_URLS_CAND_MAX + 8][COORD_URLS_ADDR_MAX];
+	struct coord_urls l;
+
+	(void)state;
+	for (int i = 0; i < COORD_URLS_CAND_MAX + 8; i++)
+		snprintf(addrs[i], sizeof(addrs[i]), "192.0.2.%d", i + 1);
+	assert_int_equal(coord_urls_parse("https://a,https://b,https://c", &l, NULL, 0), 0);
+	assert_int_equal(coord_urls_expand(&l, 1, (const char (*)[COORD_URLS_ADDR_MAX])addrs,
+					   COORD_URLS_CAND_MAX + 8), 0);
+	assert_int_equal(l.n_cand, COORD_URLS_CAND_MAX);
+	assert_int_equal(l.cand[0].url, 0);
+	assert_int_equal(l.cand[COORD_URLS_CAND_MAX - 1].url, 2);
+	assert_int_equal(coord_urls_expand(&l, 0, (const char (*)[COORD_URLS_ADDR_MAX])addrs, 20), 0);
+	assert_int_equal(l.n_cand, COORD_URLS_CAND_MAX);
+	assert_int_equal(l.cand[0].url, 0);
+	assert_int_equal(l.cand[1].url, 1);   /* a had no room to grow: b holds it */
+	assert_int_equal(l.cand[COORD_URLS_CAND_MAX - 1].url, 2);
+	assert_string_equal(l.cand[0].addr, "192.0.2.1");
+}
+
 static void test_coord_urls_ordered(void **state)
 {
 	static const char addrs[1][COORD_URLS_ADDR_MAX] = { "192.0.2.7" };
@@ -223,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_coord_urls_dedupe),
 		cmocka_unit_test(test_coord_urls_rotation),
 		cmocka_unit_test(test_coord_urls_expand),
+		cmocka_unit_test(test_coord_urls_expand_bounded),
 		cmocka_unit_test(test_coord_urls_ordered),
 		cmocka_unit_test(test_coord_urls_fetch_none),
 	};
