@@ -1,6 +1,8 @@
 /* line_stream.c - a client that follows a chunked HTTPS response of lines (GET with a
  * bearer token, TLS 1.2 with an optional pin), reconnected with exponential backoff and
- * jitter, dropped and reconnected when silent or when a line grows past its bound.
+ * jitter, dropped and reconnected when silent or when a line grows past its bound. Given
+ * several instances (lib/coord_urls.c; a name's addresses resolved off the loop), a
+ * failure moves to the next at once; the backoff waits only after a whole failed round.
  * Used for coord's netmap stream (vpnd) and relay stream (relay): coord_proto.h. */
 #include <errno.h>
 #include <stdio.h>
@@ -80,6 +82,15 @@ void line_buf_free(struct line_buf *lb)
 /* ---- the stream ---- */
 
 static void ls_schedule(struct line_stream *ls);
+static void ls_connect(struct line_stream *ls);
+
+/* A name being resolved: the stream may drop or close meanwhile (ls NULL then). */
+struct ls_resolve {
+	uv_getaddrinfo_t req;
+	struct line_stream *ls;
+};
+
+#define RESOLVE_MAX 16   /* addresses taken from one name */
 
 /* "<a><b>" for a log message: the caller names the stream and its server. */
 static const char *words(char *buf, size_t size, const char *a, const char *b)
@@ -115,6 +126,11 @@ uint64_t line_stream_next_delay(struct line_stream *ls)
 static void ls_drop(struct line_stream *ls)
 {
 	ls->gen++;
+	if (ls->resolving) {
+		ls->resolving->ls = NULL;   /* its answer is dropped when it comes */
+		uv_cancel((uv_req_t *)&ls->resolving->req);
+		ls->resolving = NULL;
+	}
 	if (ls->attempt) {
 		conn_connect_cancel(ls->attempt);   /* its callback will not run */
 		ls->attempt = NULL;
@@ -144,6 +160,7 @@ static int on_whole_line(const char *line, size_t len, void *arg)
 
 	/* Something whole arrived: the server is really there. */
 	ls->backoff_ms = ls->o.backoff_min_ms;
+	coord_urls_ok(&ls->urls);
 	ls->o.on_line(ls, line, len, ls->o.arg);
 	return gen != ls->gen;   /* the line stopped or restarted the stream */
 }
@@ -249,17 +266,84 @@ static void on_watchdog(uv_timer_t *t)
 	}
 }
 
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct ls_resolve *r = req->data;
+	struct line_stream *ls = r->ls;
+	char addrs[RESOLVE_MAX][COORD_URLS_ADDR_MAX], msg[96];
+	size_t n = 0;
+
+	for (struct addrinfo *a = status ? NULL : res; a && n < RESOLVE_MAX; a = a->ai_next) {
+		addrs[n][0] = 0;
+		if (a->ai_family == AF_INET)
+			uv_ip4_name((struct sockaddr_in *)a->ai_addr, addrs[n], sizeof(addrs[n]));
+		else if (a->ai_family == AF_INET6)
+			uv_ip6_name((struct sockaddr_in6 *)a->ai_addr, addrs[n], sizeof(addrs[n]));
+		n += addrs[n][0] != 0;
+	}
+	if (!status)
+		uv_freeaddrinfo(res);
+	free(r);
+	if (!ls)
+		return;   /* dropped or closed meanwhile */
+	ls->resolving = NULL;
+	if (!n) {
+		log_warn(words(msg, sizeof(msg), "cannot resolve ", ls->o.peer), "%s=%s error=\"%s\"",
+			 ls->o.peer, ls->url.host, status ? uv_strerror(status) : "no address");
+		ls_drop(ls);
+		if (ls->o.on_event)
+			ls->o.on_event(ls, LINE_STREAM_LOST, -EHOSTUNREACH, ls->o.arg);
+		ls_schedule(ls);
+		return;
+	}
+	coord_urls_expand(&ls->urls, coord_urls_current(&ls->urls)->url,
+			  (const char (*)[COORD_URLS_ADDR_MAX])addrs, n);
+	ls_connect(ls);
+}
+
+/* The current instance is a name: its addresses become the instances (off the loop). */
+static int ls_resolve(struct line_stream *ls)
+{
+	struct ls_resolve *r = calloc(1, sizeof(*r));
+	struct addrinfo hints;
+	char port[8];
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;   /* no AI_ADDRCONFIG: a netns with only lo */
+	snprintf(port, sizeof(port), "%u", ls->url.port);
+	r->ls = ls;
+	r->req.data = r;
+	rc = uv_getaddrinfo(ls->loop, &r->req, on_resolved, ls->url.host, port, &hints);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	ls->resolving = r;
+	return 0;
+}
+
 static void ls_connect(struct line_stream *ls)
 {
 	uint64_t every = ls->o.idle_timeout_ms < WATCHDOG_EVERY_MS ? ls->o.idle_timeout_ms
 								    : WATCHDOG_EVERY_MS;
+	const struct coord_cand *c;
 	char msg[96];
 	int rc;
 
 	if (!ls->active || ls->closing)
 		return;
-	rc = tls_connect(ls->loop, ls->tls, ls->url.host, ls->url.port, on_connected, ls,
-			 &ls->attempt);
+	c = coord_urls_current(&ls->urls);
+	ls->url = *coord_urls_current_url(&ls->urls);
+	if (coord_urls_needs_resolve(&ls->urls, c))
+		rc = ls_resolve(ls);
+	else
+		rc = tls_connect_to(ls->loop, ls->tls, ls->url.host, c->addr[0] ? c->addr : ls->url.host,
+				    ls->url.port, on_connected, ls, &ls->attempt);
 	if (rc) {
 		ls->attempt = NULL;
 		log_warn(words(msg, sizeof(msg), "cannot reach ", ls->o.peer), "%s=%s error=\"%s\"",
@@ -282,35 +366,51 @@ static void on_retry(uv_timer_t *t)
 static void ls_schedule(struct line_stream *ls)
 {
 	uint64_t delay;
-	char msg[96];
+	char msg[96], to[COORD_URLS_ORDERED_MAX + 1] = "";
 
 	if (!ls->active || ls->closing)
 		return;
-	delay = line_stream_next_delay(ls);
+	if (coord_urls_fail(&ls->urls)) {
+		delay = line_stream_next_delay(ls);
+	} else {
+		/* Another instance that has not failed yet: no reason to wait. */
+		delay = 0;
+		coord_urls_current_base(&ls->urls, 1, to, sizeof(to));
+		log_info(words(msg, sizeof(msg), "moving to another ", ls->o.peer), "from=%s to=%s",
+			 ls->url.host, to);
+	}
 	log_info(words(msg, sizeof(msg), "reconnecting to ", ls->o.peer), "%s=%s in_ms=%llu",
-		 ls->o.peer, ls->url.host, (unsigned long long)delay);
+		 ls->o.peer, coord_urls_current_url(&ls->urls)->host, (unsigned long long)delay);
 	uv_timer_start(&ls->retry, on_retry, delay, 0);
 }
 
 int line_stream_start(struct line_stream *ls, const char *url, const char *pin, const char *token)
 {
 	struct tls_config *tls = NULL;
-	struct http_url u;
+	struct coord_urls *u;
 	int rc;
 
 	if (ls->closing)
 		return -ESHUTDOWN;
-	rc = http_url_parse(url, &u);
-	if (rc || u.scheme != HTTP_SCHEME_HTTPS)
+	u = malloc(sizeof(*u));   /* ~10 KiB: not on the stack of whoever calls */
+	if (!u)
+		return -ENOMEM;
+	rc = coord_urls_parse(url, u, NULL, 0);
+	if (rc || strlen(token) >= sizeof(ls->token)) {
+		free(u);
 		return -EINVAL;
-	if (strlen(token) >= sizeof(ls->token))
-		return -EINVAL;
+	}
 	rc = tls_config_client_new(NULL, pin && *pin ? pin : NULL, &tls);
-	if (rc)
+	if (rc) {
+		free(u);
 		return rc;
+	}
 	line_stream_stop(ls);
 	ls->tls = tls;
-	ls->url = u;
+	/* The failover count is the stream's, for metrics: a new list does not reset it. */
+	u->moves = ls->urls.moves;
+	ls->urls = *u;
+	free(u);
 	snprintf(ls->token, sizeof(ls->token), "%s", token);
 	ls->active = 1;
 	ls->backoff_ms = ls->o.backoff_min_ms;

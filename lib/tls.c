@@ -681,17 +681,23 @@ static void tls_connect_cancel(struct conn_connect *cc)
 int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
 		conn_connect_cb cb, void *arg, struct conn_connect **out)
 {
-	return tls_connect_name(loop, cfg, host, port, host, cb, arg, out);
+	return tls_connect_to(loop, cfg, host, host, port, cb, arg, out);
 }
 
 int tls_connect_name(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
 		     const char *name, conn_connect_cb cb, void *arg, struct conn_connect **out)
 {
+	return tls_connect_to(loop, cfg, name, host, port, cb, arg, out);
+}
+
+int tls_connect_to(uv_loop_t *loop, struct tls_config *cfg, const char *host, const char *addr,
+		   uint16_t port, conn_connect_cb cb, void *arg, struct conn_connect **out)
+{
 	char key[TLS_SESSION_HOST_MAX];
 	struct tls_conn *t;
 	int r = 0, n;
 
-	if (!cfg || cfg->is_server || !host || !*host || !name || !*name || !cb)
+	if (!cfg || cfg->is_server || !host || !*host || !addr || !*addr || !cb)
 		return -EINVAL;
 	t = tls_new(loop, cfg, &r);
 	if (!t)
@@ -700,18 +706,20 @@ int tls_connect_name(uv_loop_t *loop, struct tls_config *cfg, const char *host, 
 	t->connect_cb = cb;
 	t->connect_arg = arg;
 	t->connecting.cancel = tls_connect_cancel;
-	snprintf(t->base.peer, sizeof(t->base.peer), "%s:%u", host, port);
+	snprintf(t->base.peer, sizeof(t->base.peer), "%s:%u", addr, port);
 	/* With a pin the name is only SNI; without one mbedtls checks it against the
 	 * certificate (DNS names and CN; mbedtls 2.28 does not match IP SANs). */
-	if (!cfg->has_pin || !is_ip_literal(name))
-		r = mbedtls_ssl_set_hostname(&t->ssl, name);
+	if (!cfg->has_pin || !is_ip_literal(host))
+		r = mbedtls_ssl_set_hostname(&t->ssl, host);
 	if (r) {
 		r = -EINVAL;
 		goto err_free;
 	}
-	/* A session verified for one name is never offered to another at the same place. */
-	n = name == host || !strcmp(name, host) ? snprintf(key, sizeof(key), "%s", host)
-						 : snprintf(key, sizeof(key), "%s#%s", host, name);
+	/* Sessions are keyed by the address dialled (each instance behind a name has its
+	 * own) and, when it differs, the name verified: a session checked for one name is
+	 * never offered to another at the same place. */
+	n = !strcmp(addr, host) ? snprintf(key, sizeof(key), "%s", addr)
+				: snprintf(key, sizeof(key), "%s#%s", addr, host);
 	if (n > 0 && (size_t)n < sizeof(key)) {
 		t->key = calloc(1, sizeof(*t->key));
 		if (!t->key) {
@@ -727,7 +735,7 @@ int tls_connect_name(uv_loop_t *loop, struct tls_config *cfg, const char *host, 
 			goto err_free;
 		t->offered = r == 1;
 	}
-	r = conn_tcp_connect(loop, host, port, client_connected, t, &t->tcp);
+	r = conn_tcp_connect(loop, addr, port, client_connected, t, &t->tcp);
 	if (r < 0)
 		goto err_free;
 	if (out)

@@ -15,7 +15,7 @@
 #include "meshvpn/log.h"
 #include "relay.h"
 
-#define USAGE "usage: relay --coord URL --token T [--pin sha256:HEX] [--listen HOST:PORT|off]\n" \
+#define USAGE "usage: relay --coord URL[,URL...] --token T [--pin sha256:HEX] [--listen HOST:PORT|off]\n" \
 	"             [--stun HOST:PORT|off] [--tls-cert F --tls-key F] [--plain-http HOST:PORT]\n" \
 	"             [--metrics HOST:PORT] [--state DIR] [--log-level L]\n"
 
@@ -89,6 +89,10 @@ static int parse(int argc, char **argv, struct opts *o)
 	}
 	if (!o->coord || !o->token) {
 		fprintf(stderr, "relay: --coord and --token are needed\n" USAGE);
+		return -EINVAL;
+	}
+	if (coord_urls_check(o->coord, err, sizeof(err))) {
+		fprintf(stderr, "relay: --coord: %s\n", err);
 		return -EINVAL;
 	}
 	if (strlen(o->token) >= LINE_STREAM_TOKEN_MAX || (o->pin && tls_pin_parse(o->pin, pin))) {
@@ -172,6 +176,8 @@ static int start_admission(struct app *a, const struct opts *o)
 	rc = relay_admission_start(&a->adm, o->coord, o->pin, o->token);
 	if (rc)
 		fprintf(stderr, "relay: cannot follow coord at %s: %s\n", o->coord, strerror(-rc));
+	if (a->have_pin)
+		a->pin.follow = &a->adm.ls;
 	return rc;
 }
 

@@ -1,6 +1,6 @@
 /* metrics.c - the relay's --metrics body: connections (current, accepted, refused and
  * closed by reason), packets and bytes forwarded, drops by reason, STUN requests, the
- * coord stream's state and the admitted keys (lib/metrics.c adds RSS and CPU). */
+ * coord stream's state and instance, and the admitted keys (lib/metrics.c adds RSS and CPU). */
 #include <inttypes.h>
 
 #include "relay.h"
@@ -52,6 +52,18 @@ void relay_metrics_fill(struct metrics_text *t, void *arg)
 		stun ? stun->requests : 0);
 	gauge(t, "relay_coord_connected", "1 while coord's relay stream is open.",
 	      m->adm ? (uint64_t)m->adm->connected : 0);
+	counter(t, "relay_coord_failovers_total",
+		"Times the relay stream came up on another coord instance than before.",
+		m->adm ? m->adm->ls.urls.moves : 0);
+	if (m->adm && m->adm->ls.active && m->adm->ls.urls.n_cand) {
+		char url[COORD_URLS_ORDERED_MAX + 1], label[COORD_URLS_ORDERED_MAX + 1];
+
+		coord_urls_current_base(&m->adm->ls.urls, 0, url, sizeof(url));
+		metrics_head(t, "relay_coord_instance", "gauge",
+			     "1 for the coord instance the relay stream uses or tries.");
+		metrics_printf(t, "relay_coord_instance{url=\"%s\"} 1\n",
+			       metrics_label(url, label, sizeof(label)));
+	}
 	gauge(t, "relay_admitted_keys", "Node keys admitted now.",
 	      s->admission_ready ? keymap_count(&s->admitted) : 0);
 }

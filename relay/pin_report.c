@@ -1,7 +1,8 @@
 /* pin_report.c - tells coord the pin of the relay's self-signed certificate (POST
  * /v1/relay/pin with the relay token), which coord hands to nodes in the relay map. The
  * blocking http_fetch runs in libuv's threadpool; a failure is retried with backoff
- * (1 s doubling to 60 s) until coord takes it. */
+ * (1 s doubling to 60 s) until coord takes it; each try goes to the coord instance the
+ * admission stream uses, the others after it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +28,9 @@ static void work_cb(uv_work_t *w)
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", p->token);
 	snprintf(body, sizeof(body), "{\"pin\":\"%s\"}", p->pin);
 	p->status = 0;
-	p->rc = http_fetch(p->url, p->coord_pin[0] ? p->coord_pin : NULL, "POST",
-			   COORD_PATH_RELAY_PIN, headers, body, strlen(body), &p->status, &resp,
-			   &resp_len, CALL_TIMEOUT_MS);
+	p->rc = coord_urls_fetch(p->to, p->coord_pin[0] ? p->coord_pin : NULL, "POST",
+				 COORD_PATH_RELAY_PIN, headers, body, strlen(body), &p->status, &resp,
+				 &resp_len, CALL_TIMEOUT_MS);
 	sodium_memzero(auth, sizeof(auth));
 	free(resp);
 }
@@ -67,6 +68,10 @@ static void after_work_cb(uv_work_t *w, int status)
 
 static void try_now(struct relay_pin_report *p)
 {
+	/* Read here, on the loop: the stream's list is the loop's. */
+	if (!p->follow || !p->follow->active ||
+	    coord_urls_ordered(&p->follow->urls, p->coord_pin[0] != 0, p->to, sizeof(p->to)))
+		snprintf(p->to, sizeof(p->to), "%s", p->url);
 	p->work.data = p;
 	if (!uv_queue_work(p->loop, &p->work, work_cb, after_work_cb))
 		p->busy = 1;

@@ -189,11 +189,15 @@ struct relay_pin_report {
 	uv_loop_t *loop;
 	uv_work_t work;
 	uv_timer_t retry;
-	char url[512], coord_pin[TLS_PIN_LEN], pin[TLS_PIN_LEN];
+	char url[COORD_URLS_TEXT_MAX + 1], coord_pin[TLS_PIN_LEN], pin[TLS_PIN_LEN];
+	char to[COORD_URLS_ORDERED_MAX + 1];            /* this try's order of url */
+	const struct line_stream *follow;               /* admission's: its instance first */
 	char token[LINE_STREAM_TOKEN_MAX];              /* secret */
 	uint64_t backoff_ms;
 	int busy, done, closing, rc, status;
 };
+/* url: coord's instances (a comma list); each try goes to the one the admission stream
+ * uses first once p->follow is set, then the others. */
 int relay_pin_report_start(struct relay_pin_report *p, uv_loop_t *loop, const char *url,
 			   const char *coord_pin, const char *token, const char *pin);
 void relay_pin_report_close(struct relay_pin_report *p);

@@ -62,7 +62,6 @@ int control_parse_up(const void *body, size_t len, struct up_request *out, char 
 	static const char *const known[] = { "coord", "pin", "hostname", "auth_key", "accept_dns",
 					     NULL };
 	struct up_request r;
-	struct http_url u;
 	uint8_t pin[32];
 	const char *key, *v;
 	json_t *o, *val;
@@ -89,16 +88,8 @@ int control_parse_up(const void *body, size_t len, struct up_request *out, char 
 	}
 	if (take_str(o, "coord", r.coord, sizeof(r.coord), &v, err, errlen))
 		goto out;
-	if (v) {
-		if (http_url_parse(r.coord, &u) || u.scheme != HTTP_SCHEME_HTTPS) {
-			snprintf(err, errlen, "coord must be an https:// URL, like https://coord.example.net:8443");
-			goto out;
-		}
-		if (strcmp(u.path, "/")) {
-			snprintf(err, errlen, "coord URL takes no path: https://HOST[:PORT]");
-			goto out;
-		}
-	}
+	if (v && coord_urls_check(r.coord, err, errlen))
+		goto out;
 	if (take_str(o, "pin", r.pin, sizeof(r.pin), &v, err, errlen))
 		goto out;
 	if (v && tls_pin_parse(r.pin, pin)) {

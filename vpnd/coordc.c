@@ -1,7 +1,8 @@
 /* coordc.c - vpnd's client of coord: the netmap stream (GET /v1/map with the node's
  * bearer token, a chunked body of JSON lines over TLS 1.2 with a pinned key, followed by
  * lib/line_stream.c with vpnd's bounds); and the blocking calls (challenge + register,
- * endpoints, logout) run with http_fetch in libuv's threadpool so the loop never waits.
+ * endpoints, logout) run with http_fetch in libuv's threadpool so the loop never waits,
+ * the instance the stream uses first and the other instances of the list after it.
  * Protocol: meshvpn/coord_proto.h and docs/ARCHITECTURE.md ("Registration", "Netmap"). */
 #include <errno.h>
 #include <stdio.h>
@@ -76,6 +77,26 @@ void coordc_close(struct coordc *cc)
 	cc->active = 0;
 }
 
+void coordc_targets(const struct coordc *cc, const char *list, const char *pin, char *out,
+		    size_t size)
+{
+	/* The stream's list is the one it was started with: list, unless stopped since. */
+	if (!cc->ls.active || !cc->ls.urls.n_cand ||
+	    coord_urls_ordered(&cc->ls.urls, pin && *pin, out, size))
+		snprintf(out, size, "%s", list);
+}
+
+void coordc_current(const struct coordc *cc, const char *list, int by_addr, char *out,
+		    size_t size)
+{
+	size_t n = strcspn(list, ",");
+
+	if (cc->ls.active && cc->ls.urls.n_cand &&
+	    !coord_urls_current_base(&cc->ls.urls, by_addr, out, size))
+		return;
+	snprintf(out, size, "%.*s", (int)n, list);
+}
+
 /* ---- blocking calls in the threadpool ---- */
 
 struct coord_call *coord_call_new(enum coord_call_kind kind, const char *url, const char *pin)
@@ -120,8 +141,9 @@ static int post(struct coord_call *call, const char *path, const char *body, siz
 		free(call->resp);
 		call->resp = NULL;
 	}
-	rc = http_fetch(call->url, call->pin[0] ? call->pin : NULL, "POST", path, headers, body, len,
-			&call->status, &call->resp, &call->resp_len, CALL_TIMEOUT_MS);
+	rc = coord_urls_fetch(call->url, call->pin[0] ? call->pin : NULL, "POST", path, headers,
+			      body, len, &call->status, &call->resp, &call->resp_len,
+			      CALL_TIMEOUT_MS);
 	sodium_memzero(auth, sizeof(auth));
 	return rc;
 }

@@ -196,9 +196,14 @@ void vpnd_dns_follow(struct vpnd *d)
 /* The compiled blocklist the netmap names (fetched by dnsbl.c when its version moves). */
 static void blocklist_follow(struct vpnd *d)
 {
-	if (d->state == VPND_RUNNING && d->nm.dns)
+	char base[COORD_URLS_ORDERED_MAX + 1];
+
+	if (d->state == VPND_RUNNING && d->nm.dns) {
+		/* From the instance the netmap came from: the version it named is there. */
+		coordc_current(&d->cc, d->prefs.coord, d->prefs.pin[0] != 0, base, sizeof(base));
 		dnsbl_update(&d->dnsbl, d->nm.dns->blocklist_version, d->nm.dns->blocklist_url,
-			     d->prefs.coord, d->prefs.pin, d->prefs.token);
+			     base, d->prefs.pin, d->prefs.token);
+	}
 }
 
 static void on_blocklist(void *arg, struct blocklist *bl)
@@ -356,7 +361,8 @@ static void on_cc_event(struct coordc *cc, enum cc_event ev, int detail, void *a
 		snprintf(d->coord_error, sizeof(d->coord_error), "%s",
 			 detail == -EPERM ? "the coordination server's certificate does not match the pin"
 					  : strerror(-detail));
-		if (!d->reg) {
+		/* Another instance is tried at once: an up waiting for the stream waits for it. */
+		if (!d->reg && coord_urls_others_failed(&d->cc.ls.urls)) {
 			snprintf(msg, sizeof(msg), "cannot reach coord at %s: %s; vpnd keeps trying",
 				 d->prefs.coord, d->coord_error);
 			up_done(d, -EREMOTEIO, msg);
@@ -468,7 +474,7 @@ static int start_register(struct vpnd *d, const char *auth_key)
 			return rc;
 		log_info("node key rotated", "reason=expired");
 	}
-	call = coord_call_new(CALL_REGISTER, d->prefs.coord, d->prefs.pin);
+	call = vpnd_call_new(d, CALL_REGISTER);
 	if (!call)
 		return -ENOMEM;
 	call->keys = d->keys;
@@ -484,6 +490,14 @@ static int start_register(struct vpnd *d, const char *auth_key)
 	log_info("registering", "coord=%s hostname=%s auth_key=%s", d->prefs.coord,
 		 d->prefs.hostname, auth_key && *auth_key ? "yes" : "no");
 	return 0;
+}
+
+struct coord_call *vpnd_call_new(struct vpnd *d, enum coord_call_kind kind)
+{
+	char to[COORD_URLS_ORDERED_MAX + 1];
+
+	coordc_targets(&d->cc, d->prefs.coord, d->prefs.pin, to, sizeof(to));
+	return coord_call_new(kind, to, d->prefs.pin);
 }
 
 /* ---- control actions ---- */
@@ -505,6 +519,16 @@ static void leave_coord(struct vpnd *d, const char *coord)
 	set_state(d, VPND_STOPPED, "");
 }
 
+/* A list sharing an instance with the old one names the same network (instances added,
+ * removed or reordered): the node stays; a running stream starts over on the new list. */
+static void relist_coord(struct vpnd *d, const char *coord)
+{
+	log_info("coordination server list changed", "from=%s to=%s", d->prefs.coord, coord);
+	snprintf(d->prefs.coord, sizeof(d->prefs.coord), "%s", coord);
+	if (d->cc.active && d->prefs.token[0])
+		coordc_start(&d->cc, d->prefs.coord, d->prefs.pin, d->prefs.token);
+}
+
 int vpnd_up(struct vpnd *d, const struct up_request *r, char *err, size_t errlen)
 {
 	int need_register, pin_changed = 0, rc;
@@ -517,8 +541,12 @@ int vpnd_up(struct vpnd *d, const struct up_request *r, char *err, size_t errlen
 		snprintf(err, errlen, "this node has not joined a network yet: give --coord URL");
 		return -EDESTADDRREQ;
 	}
-	if (r->coord[0] && strcmp(r->coord, d->prefs.coord))
-		leave_coord(d, r->coord);
+	if (r->coord[0] && strcmp(r->coord, d->prefs.coord)) {
+		if (coord_urls_overlap(r->coord, d->prefs.coord))
+			relist_coord(d, r->coord);
+		else
+			leave_coord(d, r->coord);
+	}
 	if (r->pin[0] && strcmp(r->pin, d->prefs.pin)) {
 		/* A new pin: the stream must verify coord with it from now on. */
 		snprintf(d->prefs.pin, sizeof(d->prefs.pin), "%s", r->pin);
@@ -641,7 +669,7 @@ int vpnd_logout(struct vpnd *d, char *err, size_t errlen)
 	d->prefs.want_up = 0;
 	dnsconf_restore(&d->dnsconf);
 	if (d->prefs.token[0] && d->prefs.coord[0]) {
-		call = coord_call_new(CALL_LOGOUT, d->prefs.coord, d->prefs.pin);
+		call = vpnd_call_new(d, CALL_LOGOUT);
 		if (call) {
 			snprintf(call->token, sizeof(call->token), "%s", d->prefs.token);
 			if (!coord_call_start(d->loop, call, logout_done, d)) {

@@ -172,7 +172,7 @@ void endpoints_post(struct vpnd *d)
 	if (e->posted_ok && n == e->n_posted && !memcmp(eps, e->posted, (size_t)n * sizeof(*eps)) &&
 	    !strcmp(home, e->home_posted) && !e->fresh)
 		return;
-	call = coord_call_new(CALL_ENDPOINTS, d->prefs.coord, d->prefs.pin);
+	call = vpnd_call_new(d, CALL_ENDPOINTS);
 	if (!call || !(call->body = post_body(eps, n, home, &call->body_len))) {
 		coord_call_free(call);
 		return;

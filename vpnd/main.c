@@ -103,8 +103,7 @@ int main(int argc, char **argv)
 	const char *state = VPND_DEFAULT_STATE, *sock = VPND_DEFAULT_SOCKET;
 	const char *backend = VPND_DEFAULT_BACKEND, *ifname = VPND_DEFAULT_IFNAME;
 	const char *port_s = NULL, *level = NULL, *metrics = NULL, *dns_tls_ca = NULL;
-	const char *port_s = NULL, *level = NULL, *metrics = NULL, *dns_log = NULL;
-	const char *resolv_conf = NULL, *resolvectl = NULL;
+	const char *dns_log = NULL, *resolv_conf = NULL, *resolvectl = NULL;
 	int help = 0, dns_listen = 0;
 	const struct arg_opt opts[] = {
 		{ "state", &state, NULL, 0 }, { "socket", &sock, NULL, 0 },

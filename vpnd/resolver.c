@@ -399,7 +399,7 @@ static void pending_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 			}
 		/* The last one: its SERVFAIL goes back at once. */
 		qlog(r, &p->cl, &p->q, resp->rcode == DNS_RCODE_SERVFAIL ? RL_SERVFAIL : RL_REFUSED,
-		     &p->servers[p->cur], now_ms(r) - p->sent_ms);
+		     &p->servers[p->cur].addr, now_ms(r) - p->sent_ms);
 		reply_upstream(r, &p->cl, &p->q, msg, len, 0, 0);
 		pending_free(p);
 		return;
@@ -416,7 +416,7 @@ static void pending_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 		if (s >= 0)
 			rc_put(&r->cache, &p->q.qname, p->q.qtype, p->q.qclass, out_buf, n, ttl, now_ms(r));
 	}
-	qlog(r, &p->cl, &p->q, RL_FORWARDED, &p->servers[p->cur], now_ms(r) - p->sent_ms);
+	qlog(r, &p->cl, &p->q, RL_FORWARDED, &p->servers[p->cur].addr, now_ms(r) - p->sent_ms);
 	reply_upstream(r, &p->cl, &p->q, msg, len, 0, 0);
 	pending_free(p);
 }

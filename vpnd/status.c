@@ -11,6 +11,29 @@
 #include "vpnd.h"
 #include "wg.h"
 
+/* The coord instances: the list, the one in use (and the address dialled when its name
+ * resolved to several) and how often the stream moved. */
+static void coord_json(const struct vpnd *d, json_t *self)
+{
+	const struct coord_urls *l = &d->cc.ls.urls;
+	struct coord_urls *saved = malloc(sizeof(*saved));   /* ~10 KiB */
+	char cur[COORD_URLS_ORDERED_MAX + 1] = "";
+	json_t *urls = json_array();
+
+	/* The list in prefs (the stream's may be an older one while stopped). */
+	if (saved && !coord_urls_parse(d->prefs.coord, saved, NULL, 0))
+		for (size_t i = 0; i < saved->n_urls; i++)
+			json_array_append_new(urls, json_string(saved->base[i]));
+	free(saved);
+	if (d->cc.active)
+		coordc_current(&d->cc, d->prefs.coord, 0, cur, sizeof(cur));
+	json_object_set_new(self, "coord_urls", urls);
+	json_object_set_new(self, "coord_current", json_string(cur));
+	json_object_set_new(self, "coord_address",
+			    json_string(d->cc.active && l->n_cand ? coord_urls_current(l)->addr : ""));
+	json_object_set_new(self, "coord_failovers", json_integer((json_int_t)l->moves));
+}
+
 static int cmp_wg_peer(const void *a, const void *b)
 {
 	return memcmp(((const struct wg_peer *)a)->public_key, ((const struct wg_peer *)b)->public_key,
@@ -70,8 +93,10 @@ json_t *vpnd_status_json(struct vpnd *d)
 			 "port", (int)d->opts.port, "node_key", pub);
 	if (self)
 		json_object_set_new(self, "netmap_from_cache", json_boolean(d->nm_from_cache));
-	if (self)
+	if (self) {
 		json_object_set_new(self, "accept_dns", json_boolean(d->prefs.accept_dns));
+		coord_json(d, self);
+	}
 	if (self && d->nm.have_full && d->nm.self.fqdn[0])
 		json_object_set_new(self, "fqdn", json_string(d->nm.self.fqdn));
 	if (self)

@@ -45,7 +45,7 @@ static int cmd_dns(void);
 static int cmd_dns_log(void);
 
 static const struct cmd cmds[] = {
-	{ "up", cmd_up, "Joins the network: --coord URL [--auth-key K] [--hostname H] "
+	{ "up", cmd_up, "Joins the network: --coord URL[,URL...] [--auth-key K] [--hostname H] "
 	  "[--pin sha256:HEX] [--accept-dns[=false]]; without --coord, rejoins the last one",
 	  "coord auth-key hostname pin accept-dns" },
 	{ "down", cmd_down, "Removes the interface; keys and registration stay (up rejoins)", "" },
@@ -142,6 +142,27 @@ static const char *str(const json_t *o, const char *key)
 	const char *s;
 
 	return o && !json_get_str(o, key, &s) ? s : "";
+}
+
+/* "coord URL", or with several instances the one in use, the address dialled when its
+ * name has several, and the list. */
+static void print_coord(const json_t *self)
+{
+	const json_t *urls = json_object_get(self, "coord_urls"), *u;
+	size_t i;
+
+	if (json_array_size(urls) < 2 || !*str(self, "coord_current")) {
+		printf("coord %s", str(self, "coord"));
+		return;
+	}
+	printf("coord %s", str(self, "coord_current"));
+	if (*str(self, "coord_address"))
+		printf(" at %s", str(self, "coord_address"));
+	printf(" (instances:");
+	json_array_foreach(urls, i, u)
+		printf("%s %s", i ? "," : "", json_string_value(u));
+	printf("; failovers %lld)", (long long)json_integer_value(json_object_get(self,
+										"coord_failovers")));
 }
 
 static void print_ips(const json_t *ips, FILE *f, const char *sep)
@@ -337,7 +358,8 @@ static int cmd_status(void)
 		printf(" - %s", str(self, "reason"));
 	printf("\n");
 	if (*str(self, "coord")) {
-		printf("coord %s: %s", str(self, "coord"),
+		print_coord(self);
+		printf(": %s",
 		       json_is_true(json_object_get(self, "coord_connected")) ? "connected" : "not connected");
 		if (*str(self, "coord_error"))
 			printf(" (%s)", str(self, "coord_error"));

@@ -16,6 +16,7 @@
 
 #include "meshvpn/addr.h"
 #include "meshvpn/coord_proto.h"
+#include "meshvpn/coord_urls.h"
 #include "meshvpn/http.h"
 #include "meshvpn/keys.h"
 #include "meshvpn/tls.h"
@@ -34,7 +35,7 @@
 #define VPND_DEFAULT_PORT    41641
 #define VPND_DEFAULT_BACKEND "auto"
 
-#define VPND_URL_MAX      255   /* coord base URL */
+#define VPND_URL_MAX      COORD_URLS_TEXT_MAX   /* coord base URLs, comma-separated */
 #define VPND_HOSTNAME_MAX 63    /* a DNS label; coord sanitises the rest */
 #define VPND_AUTHKEY_MAX  128
 #define VPND_REASON_LEN   160
@@ -159,6 +160,15 @@ int coordc_start(struct coordc *cc, const char *url, const char *pin, const char
 void coordc_stop(struct coordc *cc);
 /* Stops and closes the timers (asynchronously: run the loop afterwards). */
 void coordc_close(struct coordc *cc);
+/* Where the other calls go: while the stream runs, the instance it uses first (by
+ * address when pinned: a name's other addresses may be other instances) and the rest of
+ * the list after it; else list as it is. */
+void coordc_targets(const struct coordc *cc, const char *list, const char *pin, char *out,
+		    size_t size);
+/* The instance the stream uses or tries: its URL as written in the list, or by_addr with
+ * the address dialled; while stopped, list's first URL. */
+void coordc_current(const struct coordc *cc, const char *list, int by_addr, char *out,
+		    size_t size);
 
 /* Blocking calls to coord, run with http_fetch in libuv's threadpool. */
 enum coord_call_kind { CALL_REGISTER, CALL_ENDPOINTS, CALL_LOGOUT };
@@ -170,7 +180,7 @@ struct coord_call {
 	uv_work_t work;
 	enum coord_call_kind kind;
 	/* in */
-	char url[VPND_URL_MAX + 1];
+	char url[COORD_URLS_ORDERED_MAX + 1];   /* tried in order (coord_urls_fetch) */
 	char pin[TLS_PIN_LEN];
 	char token[COORD_TOKEN_MAX];            /* endpoints, logout */
 	struct node_keys keys;                  /* register */
@@ -188,6 +198,9 @@ struct coord_call {
 };
 
 struct coord_call *coord_call_new(enum coord_call_kind kind, const char *url, const char *pin);
+struct vpnd;
+/* A call to the daemon's coord instances, the one in use first (coordc_targets). */
+struct coord_call *vpnd_call_new(struct vpnd *d, enum coord_call_kind kind);
 /* Queues the call; done runs on the loop thread afterwards (and only if this returned 0). */
 int coord_call_start(uv_loop_t *loop, struct coord_call *call, coord_call_cb done, void *arg);
 /* Wipes keys, auth key and token; frees everything. NULL ok. */

@@ -231,6 +231,9 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 			  d->stats.wg_errors + d->sync.errors },
 			{ "vpnd_coord_stream_lost_total", "counter",
 			  "Times the netmap stream ended or could not start.", d->stats.coord_stream_lost },
+			{ "vpnd_coord_failovers_total", "counter",
+			  "Times the netmap stream came up on another coord instance than before.",
+			  d->cc.ls.urls.moves },
 			{ "vpnd_endpoint_posts_total", "counter", "Endpoint sets coord accepted.",
 			  d->stats.endpoint_posts },
 			{ "vpnd_link_events_total", "counter",
@@ -245,6 +248,14 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 			metrics_head(t, one[k].name, one[k].type, one[k].help);
 			metrics_printf(t, "%s %llu\n", one[k].name, one[k].v);
 		}
+	}
+	if (*str_of(self, "coord_current")) {
+		char url[COORD_URLS_ORDERED_MAX + 1];
+
+		metrics_head(t, "vpnd_coord_instance", "gauge",
+			     "1 for the coord instance the netmap stream uses or tries.");
+		metrics_printf(t, "vpnd_coord_instance{url=\"%s\"} 1\n",
+			       metrics_label(str_of(self, "coord_current"), url, sizeof(url)));
 	}
 	peer_metrics(t, peers);
 	resolver_metrics(t, &d->rs);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "meshvpn/coord_urls.h"
 #include "meshvpn/http.h"
 
 #define LINE_STREAM_TOKEN_MAX 128   /* bearer token, NUL included */
@@ -70,7 +71,9 @@ struct line_stream {
 	uv_loop_t *loop;
 	struct line_stream_opts o;
 	struct tls_config *tls;
-	struct http_url url;
+	struct coord_urls urls;      /* the instances; the current one is dialled */
+	struct http_url url;         /* the current one's URL */
+	struct ls_resolve *resolving; /* uv_getaddrinfo in flight (detached by a drop) */
 	char token[LINE_STREAM_TOKEN_MAX];   /* secret */
 	int active;                  /* a stream is wanted */
 	int connected;               /* answered 200, lines may flow */
@@ -87,9 +90,12 @@ struct line_stream {
 /* Copies opts; -EINVAL (and nothing to close) without a path, what or peer, with an idle
  * timeout of 0, or a backoff of 0 or min > max. */
 int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_stream_opts *opts);
-/* (Re)starts the stream now with these credentials (url "https://host[:port]", pin NULL
- * or "" for CA verification); an open one is dropped first. -EINVAL for another scheme,
- * a bad pin or a token too long, -ESHUTDOWN after close. */
+/* (Re)starts the stream now with these credentials (url "https://host[:port]" or a comma
+ * list of them: coord_urls.h; pin NULL or "" for CA verification); an open one is dropped
+ * first. A failed stream moves to the next instance (a host name's addresses are
+ * resolved off the loop, each one an instance) at once, and backs off only when every
+ * one failed in a row. -EINVAL for another scheme, a bad pin or a token too long,
+ * -ESHUTDOWN after close. */
 int line_stream_start(struct line_stream *ls, const char *url, const char *pin,
 		      const char *token);
 /* Drops the stream, stops retrying, wipes the token. No callback afterwards. */

@@ -57,6 +57,10 @@ int tls_connect(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint1
  * certificate must carry (RFC 7858 / 8310's authentication domain name). */
 int tls_connect_name(uv_loop_t *loop, struct tls_config *cfg, const char *host, uint16_t port,
 		     const char *name, conn_connect_cb cb, void *arg, struct conn_connect **out);
+/* The same, dialling addr (an address or another name) while SNI, the certificate check
+ * and the pin go by host: one of the instances a coord name resolves to. */
+int tls_connect_to(uv_loop_t *loop, struct tls_config *cfg, const char *host, const char *addr,
+		   uint16_t port, conn_connect_cb cb, void *arg, struct conn_connect **out);
 
 /* Session resumption: a client keeps its last sessions (16, an hour at most) per
  * process, keyed by host, port and pin or CA bundle, and offers them on the next

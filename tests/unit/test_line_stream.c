@@ -1,7 +1,8 @@
 /* test_line_stream.c - lib/line_stream.c against an HTTPS server on loopback in the same
  * loop: line assembly across chunks, the line bound, 401/403 not retried, errors and
  * drops retried with growing backoff, the idle watchdog (a silent stream, a handshake
- * that hangs), no callback after a stop. */
+ * that hangs), no callback after a stop, a list of instances (the next one at once) and
+ * a name resolved off the loop. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -426,6 +427,51 @@ static void test_line_stream_wrong_pin(void **state)
 	assert_true(E.ls.active);
 }
 
+/* A list whose first instance refuses: the second is tried at once (the backoff is not
+ * touched), and a whole line there makes it the one that works. */
+static void test_line_stream_failover(void **state)
+{
+	char list[160];
+
+	client_init();
+	snprintf(list, sizeof(list), "https://127.0.0.1:1,%s", E.url);
+	E.mode = MODE_STREAM;
+	assert_int_equal(line_stream_start(&E.ls, list, E.pin, TOKEN), 0);
+	WAIT_FOR(E.stream);
+	assert_event(0, LINE_STREAM_LOST, -ECONNREFUSED);
+	assert_event(1, LINE_STREAM_CONNECTED, 200);
+	assert_int_equal(E.ls.urls.cur, 1);
+	assert_int_equal(E.ls.backoff_ms, BACKOFF_MIN);
+	server_write("x\n");
+	WAIT_FOR(E.n_lines == 1);
+	assert_int_equal(E.ls.urls.cand[0].failed, 0);   /* a new round */
+	assert_int_equal(E.ls.urls.moves, 0);           /* the first success is no move */
+}
+
+/* A name is resolved off the loop and its addresses dialled (the pin, not the name,
+ * verifies the server); the address in use is the one listening. */
+static void test_line_stream_resolves_name(void **state)
+{
+	char url[96];
+
+	client_init();
+	snprintf(url, sizeof(url), "https://localhost:%s", strrchr(E.url, ':') + 1);
+	E.mode = MODE_STREAM;
+	assert_int_equal(line_stream_start(&E.ls, url, E.pin, TOKEN), 0);
+	WAIT_FOR(E.stream);
+	assert_string_equal(coord_urls_current(&E.ls.urls)->addr, "127.0.0.1");
+	assert_string_equal(E.ls.url.host, "localhost");
+	assert_int_equal(E.ls.backoff_ms, BACKOFF_MIN);
+	/* A stop while a name resolves drops the answer; nothing is called afterwards. */
+	line_stream_stop(&E.ls);
+	assert_int_equal(line_stream_start(&E.ls, url, E.pin, TOKEN), 0);
+	assert_non_null(E.ls.resolving);
+	line_stream_stop(&E.ls);
+	assert_null(E.ls.resolving);
+	run_for(100);
+	assert_false(E.ls.active);
+}
+
 static void test_line_stream_backoff(void **state)
 {
 	uint64_t base = BACKOFF_MIN, d;
@@ -516,6 +562,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_line_stream_stop_no_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_stream_wrong_pin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_stream_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_failover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_resolves_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_stream_bad_args, setup, teardown),
 	};
 

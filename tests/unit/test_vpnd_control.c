@@ -74,6 +74,10 @@ static void test_vpnd_control_up_valid(void **state)
 	assert_int_equal(parse("{\"coord\":\"https://[2001:db8::1]:8443\"}", &r, err, sizeof(err)), 0);
 	assert_int_equal(parse("{\"coord\":\"https://198.51.100.1/\"}", &r, err, sizeof(err)), 0);
 	assert_int_equal(parse("{\"coord\":\"HTTPS://coord\"}", &r, err, sizeof(err)), 0);
+	/* The instances of one coord: a comma list, kept as written. */
+	assert_int_equal(parse("{\"coord\":\"https://a:8443,https://b:8443\"}", &r, err, sizeof(err)),
+			 0);
+	assert_string_equal(r.coord, "https://a:8443,https://b:8443");
 }
 
 static void test_vpnd_control_up_bad_url(void **state)
@@ -93,6 +97,8 @@ static void test_vpnd_control_up_bad_url(void **state)
 	expect_bad("{\"coord\":\"unix:/run/coord.sock\"}", "https://");
 	expect_bad("{\"coord\":\"https://coord/api\"}", "no path");
 	expect_bad("{\"coord\":\"\"}", "empty");
+	expect_bad("{\"coord\":\"https://a,,https://b\"}", "empty");
+	expect_bad("{\"coord\":\"https://a,http://b\"}", "https://");
 	memset(longhost, 'a', 300);
 	longhost[300] = 0;
 	snprintf(body, sizeof(body), "{\"coord\":\"https://%s\"}", longhost);
