@@ -14,6 +14,7 @@
 #include "meshvpn/log.h"
 #include "netif.h"
 #include "resolver.h"
+#include "resolver_udp.h"
 #include "vpnd.h"
 
 #define RS_TICK_MS 50
@@ -25,7 +26,7 @@
 struct rs_client {
 	int tcp;
 	struct addr_port addr;           /* UDP */
-	uv_udp_t *udp;                   /* UDP: the socket it asked on (our source) */
+	struct rs_udp *udp;              /* UDP: the socket it asked on (our source) */
 	struct rs_tcpc *tc;              /* TCP: NULL once the connection went */
 };
 
@@ -140,15 +141,11 @@ static void tcp_write_done(uv_write_t *w, int status)
 
 static void reply(struct resolver *r, const struct rs_client *cl, const uint8_t *msg, size_t len)
 {
-	struct sockaddr_storage ss;
 	uv_buf_t b;
 
 	if (!cl->tcp) {
-		if (!cl->udp || !r->started)
-			return;
-		addr_to_sockaddr(&cl->addr, &ss);
-		b = uv_buf_init((char *)msg, (unsigned)len);
-		uv_udp_try_send(cl->udp, &b, 1, (const struct sockaddr *)&ss);
+		if (cl->udp && r->started)
+			rs_udp_send(cl->udp, &cl->addr, msg, len);
 		return;
 	}
 	if (!cl->tc || cl->tc->closing)
@@ -726,16 +723,15 @@ static void handle_query(struct resolver *r, const struct rs_client *cl, const u
 	forward(r, cl, &q, msg);
 }
 
-static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const struct sockaddr *sa,
-		   unsigned flags)
+/* A query from resolver_udp.c's batch: its answer goes out with the batch. */
+static void on_udp(void *arg, struct rs_udp *u, const uint8_t *msg, size_t len,
+		   const struct sockaddr *sa)
 {
-	struct resolver *r = h->data;
-	struct rs_client cl = { .udp = h };
+	struct rs_client cl = { .udp = u };
 
-	(void)flags;
-	if (n <= 0 || !sa || addr_from_sockaddr(sa, &cl.addr))
+	if (addr_from_sockaddr(sa, &cl.addr))
 		return;
-	handle_query(r, &cl, (const uint8_t *)b->base, (size_t)n);
+	handle_query(arg, &cl, msg, len);
 }
 
 /* ---- TCP clients (RFC 7766: several queries per connection, answers in any order) ---- */
@@ -1033,11 +1029,12 @@ static int listen_on(struct resolver *r, int i, const struct addr_port *a)
 	int rc;
 
 	addr_format(a, text, sizeof(text));
-	rc = open_udp(r, &r->udp[i], a, on_udp);
+	rc = rs_udp_open(r->loop, a, on_udp, r, &r->udp[i]);
 	if (!rc)
 		rc = open_tcp(r, &r->tcp[i], a);
 	if (rc) {
-		close_handle((uv_handle_t **)&r->udp[i]);
+		rs_udp_close(r->udp[i]);
+		r->udp[i] = NULL;
 		log_error("resolver: cannot listen", "addr=%s error=\"%s\"", text, uv_strerror(rc));
 		return rc;
 	}
@@ -1091,7 +1088,8 @@ void resolver_stop(struct resolver *r)
 	while (r->tcpcs)
 		tcpc_close(r->tcpcs);
 	for (int i = 0; i < RS_LISTEN_MAX; i++) {
-		close_handle((uv_handle_t **)&r->udp[i]);
+		rs_udp_close(r->udp[i]);
+		r->udp[i] = NULL;
 		close_handle((uv_handle_t **)&r->tcp[i]);
 	}
 	r->n_listen = 0;

@@ -160,6 +160,7 @@ struct resolver_stats {
 };
 
 struct rs_pending;
+struct rs_udp;
 struct rs_tcpc;
 struct vpnd;
 
@@ -169,8 +170,9 @@ struct resolver {
 	int started;
 	struct addr_port listen[RS_LISTEN_MAX];
 	int n_listen;
-	uv_udp_t *udp[RS_LISTEN_MAX];    /* handles on the heap: a stop's closes may */
-	uv_tcp_t *tcp[RS_LISTEN_MAX];    /* still run when the next start opens anew */
+	struct rs_udp *udp[RS_LISTEN_MAX];   /* resolver_udp.c; on the heap, as the TCP */
+	uv_tcp_t *tcp[RS_LISTEN_MAX];    /* ones: a stop's closes may still run when the
+					  * next start opens anew */
 	uv_udp_t *up4, *up6;             /* to upstreams (one each, random ids) */
 	uv_timer_t timer;
 	int have_timer;

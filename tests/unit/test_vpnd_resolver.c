@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "vpnd/resolver.h"
+#include "vpnd/resolver_udp.h"
 
 static struct nm_dns_record records[] = {
 	{ "web", DNSPOL_RR_A, "192.0.2.80" },
@@ -474,7 +475,6 @@ static void lab_start(struct lab *l)
 {
 	struct addr_port listen = { .family = AF_INET, .port = 0 };
 	struct sockaddr_storage ss;
-	int len = sizeof(ss);
 
 	memset(l, 0, sizeof(*l));
 	assert_int_equal(uv_loop_init(&l->loop), 0);
@@ -494,7 +494,7 @@ static void lab_start(struct lab *l)
 	inet_pton(AF_INET, "127.0.0.1", &listen.v4);
 	assert_int_equal(resolver_start(&l->r, &listen, 1), 0);
 	resolver_update(&l->r, &l->m);
-	assert_int_equal(uv_udp_getsockname(l->r.udp[0], (struct sockaddr *)&ss, &len), 0);
+	assert_int_equal(rs_udp_sockname(l->r.udp[0], &ss), 0);
 	memcpy(&l->res_sa, &ss, sizeof(l->res_sa));
 }
 
