@@ -43,6 +43,7 @@ struct rs_pending {
 	unsigned tried;                  /* bit per server */
 	int cur, tries;
 	uint64_t sent_ms, deadline_ms;
+	uint32_t policy;                 /* r->cache.tag when the query was checked */
 	struct rs_uptcp *ut;
 	size_t qlen;
 	uint8_t qmsg[DNS_HEADER_LEN + DNS_NAME_MAX + 4 + 11];
@@ -380,6 +381,10 @@ static void pending_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 		return;
 	}
 	ttl = rc_ttl_of(resp);
+	/* Cached entries are stamped as checked under the current policy: a list swapped in
+	 * while this was upstream checks the name again before it is cached. */
+	if (ttl && p->policy != r->cache.tag && is_blocked(r, &p->q.qname))
+		ttl = 0;
 	if (ttl) {
 		size_t n = len;
 		int s;
@@ -658,6 +663,7 @@ static void forward(struct resolver *r, const struct rs_client *cl, const struct
 	p->r = r;
 	p->cl = *cl;
 	p->q = *q;
+	p->policy = r->cache.tag;
 	memcpy(p->servers, servers, sizeof(servers[0]) * (size_t)n);
 	p->n_servers = n;
 	do
@@ -690,7 +696,7 @@ static void handle_query(struct resolver *r, const struct rs_client *cl, const u
 	struct dns_query q;
 	struct rz_answer a;
 	struct rc_hit hit;
-	int rc = dns_parse_query(msg, len, &q), code;
+	int rc = dns_parse_query(msg, len, &q), code, fresh;
 
 	if (rc) {
 		code = dns_query_rcode(rc);
@@ -711,11 +717,16 @@ static void handle_query(struct resolver *r, const struct rs_client *cl, const u
 			return;
 		}
 	}
-	if (is_blocked(r, &q.qname)) {
+	/* The cache first: an entry stamped with the current policy generation was checked
+	 * not blocked under it, so a hit skips the blocklist (its lookups are most of what a
+	 * cached answer costs); an older stamp is checked once and restamped. */
+	fresh = rc_get(&r->cache, &q.qname, q.qtype, q.qclass, now_ms(r), 0, &hit) == RC_FRESH;
+	if (!(fresh && *hit.tag == r->cache.tag) && is_blocked(r, &q.qname)) {
 		reply_blocked(r, cl, &q);
 		return;
 	}
-	if (rc_get(&r->cache, &q.qname, q.qtype, q.qclass, now_ms(r), 0, &hit) == RC_FRESH) {
+	if (fresh) {
+		*hit.tag = r->cache.tag;
 		r->stats.cached++;
 		reply_upstream(r, cl, &q, hit.msg, hit.len, hit.age_s, 0);
 		return;
@@ -850,6 +861,7 @@ static int rebuild(struct resolver *r)
 
 	r->dirty = 0;
 	r->built_ms = now_ms(r);
+	r->cache.tag++;                  /* the rules may block what the cache holds */
 	rc = rz_build(&r->zone, r->nm);
 	if (!rc)
 		rc = rr_rules_build(&r->rules, dns ? dns->rules : NULL, dns ? dns->n_rules : 0);
@@ -907,6 +919,7 @@ void resolver_set_blocklist(struct resolver *r, struct blocklist *bl)
 
 	/* One loop thread: no lookup is inside the old list now. */
 	r->bl = bl;
+	r->cache.tag++;
 	blocklist_free(old);
 }
 

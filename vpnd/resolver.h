@@ -101,6 +101,8 @@ struct rc_cache {
 	uint32_t stale_s;                /* kept this long past expiry for stale answers */
 	struct rc_entry *lru_head, *lru_tail;   /* head: most recently used */
 	uint64_t evictions;
+	uint32_t tag;                    /* stamped on what rc_put stores (the resolver's
+					  * policy generation: checked not blocked under it) */
 };
 
 enum rc_state { RC_MISS = 0, RC_FRESH, RC_STALE };
@@ -110,6 +112,7 @@ struct rc_hit {
 	const uint8_t *msg;
 	size_t len;
 	uint32_t age_s;
+	uint32_t *tag;                   /* the entry's stamp (the caller may restamp it) */
 };
 
 int rc_init(struct rc_cache *c, size_t max, uint32_t stale_s);

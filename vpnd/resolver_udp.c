@@ -97,6 +97,9 @@ static void batch_init(void)
 	done = 1;
 	for (unsigned i = 0; i < RS_UDP_BATCH; i++) {
 		batch.in_iov[i] = (struct iovec){ batch.in_buf[i], sizeof(batch.in_buf[i]) };
+		batch.in[i].msg_hdr = (struct msghdr){ .msg_name = &batch.in_addr[i],
+						       .msg_namelen = sizeof(batch.in_addr[i]),
+						       .msg_iov = &batch.in_iov[i], .msg_iovlen = 1 };
 		batch.out_iov[i] = (struct iovec){ batch.out_buf[i], 0 };
 		batch.out[i].msg_hdr = (struct msghdr){ .msg_name = &batch.out_addr[i],
 							.msg_iov = &batch.out_iov[i], .msg_iovlen = 1 };
@@ -108,10 +111,6 @@ static int drain_once(struct rs_udp *u)
 {
 	int n;
 
-	for (unsigned i = 0; i < RS_UDP_BATCH; i++)
-		batch.in[i].msg_hdr = (struct msghdr){ .msg_name = &batch.in_addr[i],
-						       .msg_namelen = sizeof(batch.in_addr[i]),
-						       .msg_iov = &batch.in_iov[i], .msg_iovlen = 1 };
 	do
 		n = recvmmsg(u->fd, batch.in, RS_UDP_BATCH, MSG_DONTWAIT, NULL);
 	while (n < 0 && errno == EINTR);
@@ -121,13 +120,15 @@ static int drain_once(struct rs_udp *u)
 	stats.recv_msgs += (unsigned)n;
 	batch.owner = u;
 	for (int i = 0; i < n; i++) {
-		const struct msghdr *h = &batch.in[i].msg_hdr;
+		struct msghdr *h = &batch.in[i].msg_hdr;
 
-		if (h->msg_flags & MSG_TRUNC) {
+		if (h->msg_flags & MSG_TRUNC)
 			stats.truncated++;
-			continue;
-		}
-		u->cb(u->arg, u, batch.in_buf[i], batch.in[i].msg_len, (const struct sockaddr *)h->msg_name);
+		else
+			u->cb(u->arg, u, batch.in_buf[i], batch.in[i].msg_len,
+			      (const struct sockaddr *)h->msg_name);
+		/* The kernel wrote the sender's length there; the rest of the slot stays. */
+		h->msg_namelen = sizeof(batch.in_addr[i]);
 	}
 	batch.owner = NULL;
 	flush(u);

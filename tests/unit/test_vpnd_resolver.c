@@ -637,6 +637,25 @@ static void test_resolver_loop(void **state)
 	/* The only upstream is down now: SERVFAIL at once for an uncached name. */
 	assert_true(ask(l, "new.example", DNS_TYPE_A, &resp, 30) > 0);
 	assert_int_equal(resp.rcode, DNS_RCODE_SERVFAIL);
+	/* A cached name that a new list blocks: blocked, not the cache's answer (a hit skips
+	 * the list only under the policy it was checked with). */
+	uint64_t cached = l->r.stats.cached, blocked = l->r.stats.blocked;
+
+	b = blocklist_builder_new((const uint8_t *)"0123456789abcdef", 0);
+	assert_non_null(b);
+	assert_int_equal(blocklist_builder_add(b, "www.example", 11, 0), 0);
+	assert_int_equal(blocklist_builder_compile(b, 2, &blob, &blob_len), 0);
+	blocklist_builder_free(b);
+	assert_int_equal(blocklist_load(blob, blob_len, BLOCKLIST_LOAD_OWN, &bl), 0);
+	resolver_set_blocklist(&l->r, bl);
+	assert_true(ask(l, "www.example", DNS_TYPE_A, &resp, 1000) > 0);
+	assert_int_equal(resp.hdr.ancount, 1);
+	assert_int_equal(resp.min_ttl, RS_TTL);
+	assert_int_equal(l->r.stats.blocked, blocked + 1);
+	assert_int_equal(l->r.stats.cached, cached);
+	resolver_set_blocklist(&l->r, NULL);
+	assert_true(ask(l, "www.example", DNS_TYPE_A, &resp, 1000) > 0);
+	assert_int_equal(l->r.stats.cached, cached + 1);
 	lab_stop(l);
 	free(l);
 }
