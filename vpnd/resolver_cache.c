@@ -195,7 +195,9 @@ int rc_rewrite(const struct dns_query *q, const uint8_t *msg, size_t len, uint32
 	if (len > size || len < (size_t)DNS_HEADER_LEN)
 		return -ENOSPC;
 	memcpy(out, msg, len);
-	n = dns_msg_strip_opt(out, len);
+	/* No additional records (a cached answer mostly: stored without its OPT), no OPT:
+	 * no walk through the records to find one. */
+	n = out[10] || out[11] ? dns_msg_strip_opt(out, len) : (int)len;
 	if (n < 0 && n != -EOPNOTSUPP)
 		return n;
 	/* An OPT with records after it stays (rare, legal): a second one would not be. */
