@@ -1144,6 +1144,7 @@ json_t *resolver_stats_json(const struct resolver *r)
 	static const char *const le[RS_HIST_BUCKETS + 1] = { "1", "5", "10", "25", "50", "100",
 							     "250", "500", "1000", "+Inf" };
 	const struct resolver_stats *s = &r->stats;
+	const struct rs_udp_stats *us = rs_udp_stats();
 	json_t *o = json_object(), *ups = json_array(), *hist = json_object();
 	char text[ADDR_TEXT_LEN];
 	uint64_t cum = 0;
@@ -1175,6 +1176,10 @@ json_t *resolver_stats_json(const struct resolver *r)
 	json_object_set_new(o, "dropped", json_integer((json_int_t)s->dropped));
 	json_object_set_new(o, "bad_answers", json_integer((json_int_t)s->bad_answers));
 	json_object_set_new(o, "tcp_queries", json_integer((json_int_t)s->tcp_queries));
+	json_object_set_new(o, "udp", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+		"recv_calls", (json_int_t)us->recv_calls, "recv_msgs", (json_int_t)us->recv_msgs,
+		"send_calls", (json_int_t)us->send_calls, "send_msgs", (json_int_t)us->send_msgs,
+		"send_drops", (json_int_t)us->send_drops, "truncated", (json_int_t)us->truncated));
 	json_object_set_new(o, "cache_entries", json_integer((json_int_t)r->cache.n));
 	json_object_set_new(o, "cache_evictions", json_integer((json_int_t)r->cache.evictions));
 	json_object_set_new(o, "zone_records", json_integer((json_int_t)r->zone.n_rrs));
