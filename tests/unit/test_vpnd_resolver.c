@@ -546,6 +546,22 @@ static size_t upstream_answer(struct lab *l, uint8_t *out, size_t size, uint16_t
 	return (size_t)len;
 }
 
+/* A compiled list of one rule, loaded as a node has it. */
+static struct blocklist *one_name_list(const char *name, unsigned flags, uint64_t serial)
+{
+	struct blocklist_builder *b = blocklist_builder_new((const uint8_t *)"0123456789abcdef", 0);
+	struct blocklist *bl;
+	uint8_t *blob;
+	size_t blob_len;
+
+	assert_non_null(b);
+	assert_int_equal(blocklist_builder_add(b, name, strlen(name), flags), 0);
+	assert_int_equal(blocklist_builder_compile(b, serial, &blob, &blob_len), 0);
+	blocklist_builder_free(b);
+	assert_int_equal(blocklist_load(blob, blob_len, BLOCKLIST_LOAD_OWN, &bl), 0);
+	return bl;
+}
+
 static void test_resolver_loop(void **state)
 {
 	struct lab *l = calloc(1, sizeof(*l));
@@ -616,17 +632,7 @@ static void test_resolver_loop(void **state)
 	assert_int_equal(pump_recv(&l->loop, l->up, a, sizeof(a), &from, 20), -1);
 
 	/* A compiled blocklist: blocked, but the manual allow wins. */
-	struct blocklist_builder *b = blocklist_builder_new((const uint8_t *)"0123456789abcdef", 0);
-	struct blocklist *bl;
-	uint8_t *blob;
-	size_t blob_len;
-
-	assert_non_null(b);
-	assert_int_equal(blocklist_builder_add(b, "tracker.test", 12, BLOCKLIST_SUBDOMAINS), 0);
-	assert_int_equal(blocklist_builder_compile(b, 1, &blob, &blob_len), 0);
-	blocklist_builder_free(b);
-	assert_int_equal(blocklist_load(blob, blob_len, BLOCKLIST_LOAD_OWN, &bl), 0);
-	resolver_set_blocklist(&l->r, bl);
+	resolver_set_blocklist(&l->r, one_name_list("tracker.test", BLOCKLIST_SUBDOMAINS, 1));
 	assert_true(ask(l, "a.tracker.test", DNS_TYPE_AAAA, &resp, 1000) > 0);
 	assert_int_equal(resp.hdr.ancount, 1);
 	assert_int_equal(l->r.stats.blocked, 2);
@@ -641,13 +647,7 @@ static void test_resolver_loop(void **state)
 	 * the list only under the policy it was checked with). */
 	uint64_t cached = l->r.stats.cached, blocked = l->r.stats.blocked;
 
-	b = blocklist_builder_new((const uint8_t *)"0123456789abcdef", 0);
-	assert_non_null(b);
-	assert_int_equal(blocklist_builder_add(b, "www.example", 11, 0), 0);
-	assert_int_equal(blocklist_builder_compile(b, 2, &blob, &blob_len), 0);
-	blocklist_builder_free(b);
-	assert_int_equal(blocklist_load(blob, blob_len, BLOCKLIST_LOAD_OWN, &bl), 0);
-	resolver_set_blocklist(&l->r, bl);
+	resolver_set_blocklist(&l->r, one_name_list("www.example", 0, 2));
 	assert_true(ask(l, "www.example", DNS_TYPE_A, &resp, 1000) > 0);
 	assert_int_equal(resp.hdr.ancount, 1);
 	assert_int_equal(resp.min_ttl, RS_TTL);
