@@ -606,6 +606,13 @@ int dns_msg_append_opt(uint8_t *msg, size_t len, size_t size, uint16_t edns_flag
  * suffix of the question's name as a pointer into the question (at offset 12). */
 static size_t put_name(uint8_t *at, const struct dns_name *name, const struct dns_name *qn)
 {
+	/* The question's name itself (a blocked name's SOA: zone, mname and rname), what the
+	 * loop below finds at i = 0, without its search. */
+	if (name == qn) {
+		if (at)
+			put16(at, 0xc000u | DNS_HEADER_LEN);
+		return 2;
+	}
 	for (size_t i = 0; qn && name->wire[i]; i += 1 + (size_t)name->wire[i]) {
 		size_t n = name->wire_len - i, start;
 

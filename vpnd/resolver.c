@@ -15,6 +15,7 @@
 #include "netif.h"
 #include "resolver.h"
 #include "resolver_dot.h"
+#include "resolver_udp.h"
 #include "vpnd.h"
 
 #define RS_TICK_MS 50
@@ -26,7 +27,7 @@
 struct rs_client {
 	int tcp;
 	struct addr_port addr;           /* UDP */
-	uv_udp_t *udp;                   /* UDP: the socket it asked on (our source) */
+	struct rs_udp *udp;              /* UDP: the socket it asked on (our source) */
 	struct rs_tcpc *tc;              /* TCP: NULL once the connection went */
 };
 
@@ -43,6 +44,7 @@ struct rs_pending {
 	unsigned tried;                  /* bit per server */
 	int cur, tries;
 	uint64_t sent_ms, deadline_ms;
+	uint32_t policy;                 /* r->cache.tag when the query was checked */
 	struct rs_uptcp *ut;
 	size_t qlen;
 	uint8_t qmsg[DNS_HEADER_LEN + DNS_NAME_MAX + 4 + 11];
@@ -141,15 +143,11 @@ static void tcp_write_done(uv_write_t *w, int status)
 
 static void reply(struct resolver *r, const struct rs_client *cl, const uint8_t *msg, size_t len)
 {
-	struct sockaddr_storage ss;
 	uv_buf_t b;
 
 	if (!cl->tcp) {
-		if (!cl->udp || !r->started)
-			return;
-		addr_to_sockaddr(&cl->addr, &ss);
-		b = uv_buf_init((char *)msg, (unsigned)len);
-		uv_udp_try_send(cl->udp, &b, 1, (const struct sockaddr *)&ss);
+		if (cl->udp && r->started)
+			rs_udp_send(cl->udp, &cl->addr, msg, len);
 		return;
 	}
 	if (!cl->tc || cl->tc->closing)
@@ -405,6 +403,10 @@ static void pending_answer(struct rs_pending *p, const uint8_t *msg, size_t len,
 		return;
 	}
 	ttl = rc_ttl_of(resp);
+	/* Cached entries are stamped as checked under the current policy: a list swapped in
+	 * while this was upstream checks the name again before it is cached. */
+	if (ttl && p->policy != r->cache.tag && is_blocked(r, &p->q.qname))
+		ttl = 0;
 	if (ttl) {
 		size_t n = len;
 		int s;
@@ -745,6 +747,7 @@ static void forward(struct resolver *r, const struct rs_client *cl, const struct
 	p->r = r;
 	p->cl = *cl;
 	p->q = *q;
+	p->policy = r->cache.tag;
 	memcpy(p->servers, servers, sizeof(servers[0]) * (size_t)n);
 	p->n_servers = n;
 	do
@@ -777,7 +780,7 @@ static void handle_query(struct resolver *r, const struct rs_client *cl, const u
 	struct dns_query q;
 	struct rz_answer a;
 	struct rc_hit hit;
-	int rc = dns_parse_query(msg, len, &q), code;
+	int rc = dns_parse_query(msg, len, &q), code, fresh;
 
 	if (rc) {
 		code = dns_query_rcode(rc);
@@ -799,12 +802,17 @@ static void handle_query(struct resolver *r, const struct rs_client *cl, const u
 			return;
 		}
 	}
-	if (is_blocked(r, &q.qname)) {
+	/* The cache first: an entry stamped with the current policy generation was checked
+	 * not blocked under it, so a hit skips the blocklist (its lookups are most of what a
+	 * cached answer costs); an older stamp is checked once and restamped. */
+	fresh = rc_get(&r->cache, &q.qname, q.qtype, q.qclass, now_ms(r), 0, &hit) == RC_FRESH;
+	if (!(fresh && *hit.tag == r->cache.tag) && is_blocked(r, &q.qname)) {
 		qlog(r, cl, &q, RL_BLOCKED, NULL, 0);
 		reply_blocked(r, cl, &q);
 		return;
 	}
-	if (rc_get(&r->cache, &q.qname, q.qtype, q.qclass, now_ms(r), 0, &hit) == RC_FRESH) {
+	if (fresh) {
+		*hit.tag = r->cache.tag;
 		r->stats.cached++;
 		qlog(r, cl, &q, RL_CACHED, NULL, 0);
 		reply_upstream(r, cl, &q, hit.msg, hit.len, hit.age_s, 0);
@@ -813,16 +821,15 @@ static void handle_query(struct resolver *r, const struct rs_client *cl, const u
 	forward(r, cl, &q, msg);
 }
 
-static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const struct sockaddr *sa,
-		   unsigned flags)
+/* A query from resolver_udp.c's batch: its answer goes out with the batch. */
+static void on_udp(void *arg, struct rs_udp *u, const uint8_t *msg, size_t len,
+		   const struct sockaddr *sa)
 {
-	struct resolver *r = h->data;
-	struct rs_client cl = { .udp = h };
+	struct rs_client cl = { .udp = u };
 
-	(void)flags;
-	if (n <= 0 || !sa || addr_from_sockaddr(sa, &cl.addr))
+	if (addr_from_sockaddr(sa, &cl.addr))
 		return;
-	handle_query(r, &cl, (const uint8_t *)b->base, (size_t)n);
+	handle_query(arg, &cl, msg, len);
 }
 
 /* ---- TCP clients (RFC 7766: several queries per connection, answers in any order) ---- */
@@ -948,6 +955,7 @@ static int rebuild(struct resolver *r)
 
 	r->dirty = 0;
 	r->built_ms = now_ms(r);
+	r->cache.tag++;                  /* the rules may block what the cache holds */
 	rc = rz_build(&r->zone, r->nm);
 	if (!rc)
 		rc = rr_rules_build(&r->rules, dns ? dns->rules : NULL, dns ? dns->n_rules : 0);
@@ -1010,6 +1018,7 @@ void resolver_set_blocklist(struct resolver *r, struct blocklist *bl)
 
 	/* One loop thread: no lookup is inside the old list now. */
 	r->bl = bl;
+	r->cache.tag++;
 	blocklist_free(old);
 }
 
@@ -1134,11 +1143,12 @@ static int listen_on(struct resolver *r, int i, const struct addr_port *a)
 	int rc;
 
 	addr_format(a, text, sizeof(text));
-	rc = open_udp(r, &r->udp[i], a, on_udp);
+	rc = rs_udp_open(r->loop, a, on_udp, r, &r->udp[i]);
 	if (!rc)
 		rc = open_tcp(r, &r->tcp[i], a);
 	if (rc) {
-		close_handle((uv_handle_t **)&r->udp[i]);
+		rs_udp_close(r->udp[i]);
+		r->udp[i] = NULL;
 		log_error("resolver: cannot listen", "addr=%s error=\"%s\"", text, uv_strerror(rc));
 		return rc;
 	}
@@ -1192,7 +1202,8 @@ void resolver_stop(struct resolver *r)
 	while (r->tcpcs)
 		tcpc_close(r->tcpcs);
 	for (int i = 0; i < RS_LISTEN_MAX; i++) {
-		close_handle((uv_handle_t **)&r->udp[i]);
+		rs_udp_close(r->udp[i]);
+		r->udp[i] = NULL;
 		close_handle((uv_handle_t **)&r->tcp[i]);
 	}
 	r->n_listen = 0;
@@ -1248,6 +1259,7 @@ json_t *resolver_stats_json(const struct resolver *r)
 	static const char *const le[RS_HIST_BUCKETS + 1] = { "1", "5", "10", "25", "50", "100",
 							     "250", "500", "1000", "+Inf" };
 	const struct resolver_stats *s = &r->stats;
+	const struct rs_udp_stats *us = rs_udp_stats();
 	json_t *o = json_object(), *ups = json_array(), *hist = json_object();
 	char text[DNSPOL_SERVER_TEXT];
 	uint64_t cum = 0;
@@ -1287,6 +1299,10 @@ json_t *resolver_stats_json(const struct resolver *r)
 	json_object_set_new(o, "dropped", json_integer((json_int_t)s->dropped));
 	json_object_set_new(o, "bad_answers", json_integer((json_int_t)s->bad_answers));
 	json_object_set_new(o, "tcp_queries", json_integer((json_int_t)s->tcp_queries));
+	json_object_set_new(o, "udp", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+		"recv_calls", (json_int_t)us->recv_calls, "recv_msgs", (json_int_t)us->recv_msgs,
+		"send_calls", (json_int_t)us->send_calls, "send_msgs", (json_int_t)us->send_msgs,
+		"send_drops", (json_int_t)us->send_drops, "truncated", (json_int_t)us->truncated));
 	json_object_set_new(o, "cache_entries", json_integer((json_int_t)r->cache.n));
 	json_object_set_new(o, "cache_evictions", json_integer((json_int_t)r->cache.evictions));
 	json_object_set_new(o, "zone_records", json_integer((json_int_t)r->zone.n_rrs));

@@ -102,6 +102,8 @@ struct rc_cache {
 	uint32_t stale_s;                /* kept this long past expiry for stale answers */
 	struct rc_entry *lru_head, *lru_tail;   /* head: most recently used */
 	uint64_t evictions;
+	uint32_t tag;                    /* stamped on what rc_put stores (the resolver's
+					  * policy generation: checked not blocked under it) */
 };
 
 enum rc_state { RC_MISS = 0, RC_FRESH, RC_STALE };
@@ -111,6 +113,7 @@ struct rc_hit {
 	const uint8_t *msg;
 	size_t len;
 	uint32_t age_s;
+	uint32_t *tag;                   /* the entry's stamp (the caller may restamp it) */
 };
 
 int rc_init(struct rc_cache *c, size_t max, uint32_t stale_s);
@@ -172,6 +175,7 @@ struct resolver_stats {
 };
 
 struct rs_pending;
+struct rs_udp;
 struct rs_tcpc;
 struct rs_dot_set;
 struct vpnd;
@@ -182,8 +186,9 @@ struct resolver {
 	int started;
 	struct addr_port listen[RS_LISTEN_MAX];
 	int n_listen;
-	uv_udp_t *udp[RS_LISTEN_MAX];    /* handles on the heap: a stop's closes may */
-	uv_tcp_t *tcp[RS_LISTEN_MAX];    /* still run when the next start opens anew */
+	struct rs_udp *udp[RS_LISTEN_MAX];   /* resolver_udp.c; on the heap, as the TCP */
+	uv_tcp_t *tcp[RS_LISTEN_MAX];    /* ones: a stop's closes may still run when the
+					  * next start opens anew */
 	uv_udp_t *up4, *up6;             /* to upstreams (one each, random ids) */
 	uv_timer_t timer;
 	int have_timer;

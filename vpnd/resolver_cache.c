@@ -15,6 +15,7 @@ struct rc_entry {
 	uint32_t hash;
 	uint16_t qtype, qclass;
 	uint64_t stored_ms, expires_ms;
+	uint32_t tag;
 	uint16_t name_len, msg_len;
 	uint8_t data[];                  /* name wire, message */
 };
@@ -145,6 +146,7 @@ int rc_put(struct rc_cache *c, const struct dns_name *name, uint16_t qtype, uint
 	e->qtype = qtype;
 	e->qclass = qclass;
 	e->stored_ms = now_ms;
+	e->tag = c->tag;
 	e->expires_ms = now_ms + (uint64_t)ttl * 1000;
 	e->name_len = name->wire_len;
 	e->msg_len = (uint16_t)len;
@@ -181,6 +183,7 @@ enum rc_state rc_get(struct rc_cache *c, const struct dns_name *name, uint16_t q
 	hit->msg = e->data + e->name_len;
 	hit->len = e->msg_len;
 	hit->age_s = (uint32_t)((now_ms - e->stored_ms) / 1000);
+	hit->tag = &e->tag;
 	return st;
 }
 
@@ -192,7 +195,9 @@ int rc_rewrite(const struct dns_query *q, const uint8_t *msg, size_t len, uint32
 	if (len > size || len < (size_t)DNS_HEADER_LEN)
 		return -ENOSPC;
 	memcpy(out, msg, len);
-	n = dns_msg_strip_opt(out, len);
+	/* No additional records (a cached answer mostly: stored without its OPT), no OPT:
+	 * no walk through the records to find one. */
+	n = out[10] || out[11] ? dns_msg_strip_opt(out, len) : (int)len;
 	if (n < 0 && n != -EOPNOTSUPP)
 		return n;
 	/* An OPT with records after it stays (rare, legal): a second one would not be. */

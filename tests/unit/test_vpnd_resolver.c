@@ -21,6 +21,7 @@
 
 #include "meshvpn/tls.h"
 #include "vpnd/resolver.h"
+#include "vpnd/resolver_udp.h"
 
 static struct nm_dns_record records[] = {
 	{ "web", DNSPOL_RR_A, "192.0.2.80" },
@@ -475,7 +476,6 @@ static void lab_start(struct lab *l)
 {
 	struct addr_port listen = { .family = AF_INET, .port = 0 };
 	struct sockaddr_storage ss;
-	int len = sizeof(ss);
 
 	memset(l, 0, sizeof(*l));
 	assert_int_equal(uv_loop_init(&l->loop), 0);
@@ -495,7 +495,7 @@ static void lab_start(struct lab *l)
 	inet_pton(AF_INET, "127.0.0.1", &listen.v4);
 	assert_int_equal(resolver_start(&l->r, &listen, 1), 0);
 	resolver_update(&l->r, &l->m);
-	assert_int_equal(uv_udp_getsockname(l->r.udp[0], (struct sockaddr *)&ss, &len), 0);
+	assert_int_equal(rs_udp_sockname(l->r.udp[0], &ss), 0);
 	memcpy(&l->res_sa, &ss, sizeof(l->res_sa));
 }
 
@@ -545,6 +545,22 @@ static size_t upstream_answer(struct lab *l, uint8_t *out, size_t size, uint16_t
 	assert_true(len > 0);
 	out[2] |= 0x80;
 	return (size_t)len;
+}
+
+/* A compiled list of one rule, loaded as a node has it. */
+static struct blocklist *one_name_list(const char *name, unsigned flags, uint64_t serial)
+{
+	struct blocklist_builder *b = blocklist_builder_new((const uint8_t *)"0123456789abcdef", 0);
+	struct blocklist *bl;
+	uint8_t *blob;
+	size_t blob_len;
+
+	assert_non_null(b);
+	assert_int_equal(blocklist_builder_add(b, name, strlen(name), flags), 0);
+	assert_int_equal(blocklist_builder_compile(b, serial, &blob, &blob_len), 0);
+	blocklist_builder_free(b);
+	assert_int_equal(blocklist_load(blob, blob_len, BLOCKLIST_LOAD_OWN, &bl), 0);
+	return bl;
 }
 
 static void test_resolver_loop(void **state)
@@ -617,17 +633,7 @@ static void test_resolver_loop(void **state)
 	assert_int_equal(pump_recv(&l->loop, l->up, a, sizeof(a), &from, 20), -1);
 
 	/* A compiled blocklist: blocked, but the manual allow wins. */
-	struct blocklist_builder *b = blocklist_builder_new((const uint8_t *)"0123456789abcdef", 0);
-	struct blocklist *bl;
-	uint8_t *blob;
-	size_t blob_len;
-
-	assert_non_null(b);
-	assert_int_equal(blocklist_builder_add(b, "tracker.test", 12, BLOCKLIST_SUBDOMAINS), 0);
-	assert_int_equal(blocklist_builder_compile(b, 1, &blob, &blob_len), 0);
-	blocklist_builder_free(b);
-	assert_int_equal(blocklist_load(blob, blob_len, BLOCKLIST_LOAD_OWN, &bl), 0);
-	resolver_set_blocklist(&l->r, bl);
+	resolver_set_blocklist(&l->r, one_name_list("tracker.test", BLOCKLIST_SUBDOMAINS, 1));
 	assert_true(ask(l, "a.tracker.test", DNS_TYPE_AAAA, &resp, 1000) > 0);
 	assert_int_equal(resp.hdr.ancount, 1);
 	assert_int_equal(l->r.stats.blocked, 2);
@@ -638,6 +644,19 @@ static void test_resolver_loop(void **state)
 	/* The only upstream is down now: SERVFAIL at once for an uncached name. */
 	assert_true(ask(l, "new.example", DNS_TYPE_A, &resp, 30) > 0);
 	assert_int_equal(resp.rcode, DNS_RCODE_SERVFAIL);
+	/* A cached name that a new list blocks: blocked, not the cache's answer (a hit skips
+	 * the list only under the policy it was checked with). */
+	uint64_t cached = l->r.stats.cached, blocked = l->r.stats.blocked;
+
+	resolver_set_blocklist(&l->r, one_name_list("www.example", 0, 2));
+	assert_true(ask(l, "www.example", DNS_TYPE_A, &resp, 1000) > 0);
+	assert_int_equal(resp.hdr.ancount, 1);
+	assert_int_equal(resp.min_ttl, RS_TTL);
+	assert_int_equal(l->r.stats.blocked, blocked + 1);
+	assert_int_equal(l->r.stats.cached, cached);
+	resolver_set_blocklist(&l->r, NULL);
+	assert_true(ask(l, "www.example", DNS_TYPE_A, &resp, 1000) > 0);
+	assert_int_equal(l->r.stats.cached, cached + 1);
 	lab_stop(l);
 	free(l);
 }
