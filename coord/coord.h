@@ -220,6 +220,7 @@ void coord_feed_poll(struct coord *co);
  * moment ago: polls the feed now (rate-limited); 1 when it did, so look again. */
 int coord_feed_catch_up(struct coord *co);
 int coord_feed_start(struct coord *co);
+void coord_feed_tick(struct coord *co);   /* SQLite: prunes the feed now and then */
 void coord_feed_stop(struct coord *co);
 /* 1 when this instance may run the once-only jobs now (always with SQLite). */
 int coord_jobs_mine(struct coord *co);

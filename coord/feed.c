@@ -368,6 +368,19 @@ static void on_timer(uv_timer_t *t)
 	netmap_reap(co);
 }
 
+/* With SQLite nobody follows the feed yet (issue 13 will resume streams from it): it is
+ * kept to the last COORD_FEED_KEEP changes, pruned once a minute from coord_tick. */
+void coord_feed_tick(struct coord *co)
+{
+	int64_t now = coord_now(), head;
+
+	if (co->remote || now - co->feed.last_beat < 60)
+		return;
+	co->feed.last_beat = now;
+	if (!store_feed_head(co->st, &head) && head > COORD_FEED_KEEP)
+		store_feed_prune(co->st, head - COORD_FEED_KEEP);
+}
+
 int coord_feed_start(struct coord *co)
 {
 	if (!co->remote)

@@ -1176,4 +1176,5 @@ void coord_tick(struct coord *co)
 	}
 	coord_challenges_expire(co, now);
 	coord_blocklists_tick(co);
+	coord_feed_tick(co);
 }
