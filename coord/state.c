@@ -847,13 +847,10 @@ void coord_node_apply_live(struct coord *co, struct node *n, const struct node_r
 	int was_online = netmap_node_online(n);
 	int eps_changed = strcmp(n->rec.endpoints, r->endpoints) || strcmp(n->rec.home_relay, r->home_relay);
 
-	if (n->watcher && strcmp(r->online, co->instance)) {
-		/* It streams from us, yet the row names another instance: the node moved
-		 * there and our stream is a leftover the node will drop. Ours stays true. */
-		snprintf(n->rec.online, sizeof(n->rec.online), "%s", co->instance);
-	} else {
-		snprintf(n->rec.online, sizeof(n->rec.online), "%s", r->online);
-	}
+	/* The row's word on where it streams: when it names another instance while our
+	 * stream is still open, the node moved there and ours is a leftover it will drop
+	 * (its end then clears nothing: store_node_offline). */
+	snprintf(n->rec.online, sizeof(n->rec.online), "%s", r->online);
 	snprintf(n->rec.endpoints, sizeof(n->rec.endpoints), "%s", r->endpoints);
 	snprintf(n->rec.home_relay, sizeof(n->rec.home_relay), "%s", r->home_relay);
 	n->rec.last_seen = r->last_seen;

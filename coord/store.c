@@ -584,6 +584,25 @@ int store_node_live(struct store *st, const struct node_rec *n)
 	return wr_end(st, &w, rc, STORE_CH_NODE_LIVE, n->id, NULL);
 }
 
+int store_node_offline(struct store *st, int64_t id, int64_t at)
+{
+	struct store_val p[4] = { vi(at), vi(at), vi(id), vt(st->instance) };
+	int64_t changes = 0;
+	struct wr w;
+	int rc = wr_begin(st, &w);
+
+	if (!rc)
+		rc = run(st, "node_offline", "UPDATE nodes SET online='', disconnected_at=?, last_seen=?"
+			 " WHERE id=? AND online=?", p, 4, NULL, NULL, &changes);
+	if (!rc && !changes) {
+		/* Another instance holds its stream now (or it is gone): nothing to say. */
+		if (w.own)
+			store_rollback(st);
+		return 0;
+	}
+	return wr_end(st, &w, rc, STORE_CH_NODE_LIVE, id, NULL);
+}
+
 int store_node_delete(struct store *st, int64_t id)
 {
 	struct store_val p = vi(id);
