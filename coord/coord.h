@@ -40,6 +40,8 @@ struct node {
 	size_t peer_json_len;
 	uint8_t id_key[HASH_LEN];       /* key of by_id */
 	int remote_online;              /* its stream is open at another live instance */
+	int index_partial;              /* a key or name clashed in the maps (feed.c re-indexes) */
+	int64_t reload_mark;            /* feed.c's full reload saw it */
 };
 
 struct relay {
@@ -111,6 +113,10 @@ struct coord_feed {
 	int jobs;                       /* this instance runs the once-only jobs */
 	int db_ok;                      /* the last poll reached the database */
 	int64_t started, last_beat;
+	int64_t beating_since;          /* our beats have gone through since then (0: failing) */
+	uint64_t unsure_seen;           /* store_stats.unsure_commits when last looked at */
+	int apply_own;                  /* re-read our own changes too until caught up */
+	int dns_retry;                  /* the DNS policy could not be re-read: again next poll */
 	struct coord_instance_seen inst[COORD_MAX_INSTANCES];
 	size_t n_inst;
 	uint64_t forced_us;             /* the last coord_feed_catch_up poll */

@@ -66,22 +66,36 @@ int coord_jobs_mine(struct coord *co)
 	return !co->remote || co->feed.jobs;
 }
 
-/* Nodes another instance held the streams of, now that it has stopped beating: offline
- * for our watchers; the job holder also clears the mark in the store. */
-static void instance_died(struct coord *co, const char *name)
+/* After the instances table was read: a node whose row names another instance is
+ * online while that instance beats. An instance that stopped beating (killed, cut off)
+ * takes its nodes offline for everyone until they reconnect elsewhere; one that beats
+ * again brings back those still marked with it. The holder of the jobs clears the marks
+ * of a dead instance in the store (only where the row still names it). */
+static void instances_changed(struct coord *co, int judge)
 {
-	log_warn("coord instance stopped beating: its nodes are offline until they reconnect",
-		 "instance=%s", name);
+	int64_t now = coord_now();
+
 	for (struct node *n = co->nodes_head; n; n = n->next) {
-		if (strcmp(n->rec.online, name))
+		int was, is;
+
+		if (!n->rec.online[0] || !strcmp(n->rec.online, co->instance))
 			continue;
-		n->remote_online = 0;
-		if (coord_jobs_mine(co)) {
+		was = netmap_node_online(n);
+		is = coord_instance_alive(co, n->rec.online);
+		if (!is && !judge)
+			continue;   /* no verdict on the others while our own beats were failing */
+		if (!is && n->remote_online)
+			log_info("node offline: its instance stopped beating", "id=%lld instance=%s",
+				 (long long)n->rec.id, n->rec.online);
+		n->remote_online = is;
+		if (!is && coord_jobs_mine(co))
+			store_node_offline(co->st, n->rec.id, n->rec.online, now);
+		if (!is) {
 			n->rec.online[0] = 0;
-			coord_node_live_save(co, n);
+			n->disconnected_at = now;
 		}
 		netmap_invalidate(n);
-		if (coord_node_visible(n) && !netmap_node_online(n))
+		if (coord_node_visible(n) && was != netmap_node_online(n))
 			netmap_online_changed(co, n);
 	}
 }
@@ -89,13 +103,10 @@ static void instance_died(struct coord *co, const char *name)
 static void beat(struct coord *co)
 {
 	struct coord_feed *f = &co->feed;
-	struct coord_instance_seen before[COORD_MAX_INSTANCES];
-	size_t n_before = f->n_inst;
 	struct store_instance me = { 0 };
 	int64_t now = coord_now();
 	int jobs;
 
-	memcpy(before, f->inst, sizeof(before));
 	jobs = store_lease_claim(co->st, "jobs", now, COORD_LEASE_TTL);
 	if (jobs >= 0 && jobs != f->jobs)
 		log_info(jobs ? "this instance runs the once-only jobs" : "another instance runs the once-only jobs",
@@ -107,20 +118,26 @@ static void beat(struct coord *co)
 	me.seen = now;
 	me.feed_seq = f->seq;
 	snprintf(me.jobs, sizeof(me.jobs), "%s", f->jobs ? "expiry,ephemeral,feed-prune" : "");
-	if (store_instance_beat(co->st, &me) || coord_instances_load(co))
+	if (store_instance_beat(co->st, &me) || coord_instances_load(co)) {
+		f->beating_since = 0;
 		return;
+	}
 	f->last_beat = now;
-	for (size_t i = 0; i < n_before; i++)
-		if (before[i].seen >= now - COORD_INSTANCE_DEAD - COORD_INSTANCE_BEAT &&
-		    strcmp(before[i].name, co->instance) && !coord_instance_alive(co, before[i].name))
-			instance_died(co, before[i].name);
+	if (!f->beating_since)
+		f->beating_since = now;
+	/* Only an instance that has itself beaten for a dead period may call another dead:
+	 * after our own outage everyone's last beat looks old. */
+	instances_changed(co, now - f->beating_since >= COORD_INSTANCE_DEAD);
 	if (f->jobs && f->head > COORD_FEED_KEEP)
 		store_feed_prune(co->st, f->head - COORD_FEED_KEEP);
 }
 
 /* ---- applying what another instance changed ---- */
 
-static void apply_node(struct coord *co, int64_t id, int live_only)
+/* Each apply re-reads the row as it is now (it may already hold later changes, which
+ * their own entries then find done). 0, or -errno when the store could not be read: the
+ * change is then tried again at the next poll. */
+static int apply_node(struct coord *co, int64_t id, int live_only)
 {
 	struct node *n = coord_node_by_id(co, id);
 	struct node_rec r;
@@ -132,66 +149,73 @@ static void apply_node(struct coord *co, int64_t id, int live_only)
 				 n->rec.name);
 			coord_node_forget(co, n);
 		}
-		return;
+		return 0;
 	}
 	if (rc)
-		return;
+		return rc;
 	if (!n) {
 		n = coord_node_adopt(co, &r);
 		if (n && coord_node_visible(n))
 			netmap_peer_added(co, n);
-		return;
+		return n ? 0 : -ENOMEM;
 	}
-	if (live_only || r.rev == n->rec.rev)
+	if ((live_only || r.rev == n->rec.rev) && !n->index_partial)
 		coord_node_apply_live(co, n, &r);
 	else
 		coord_node_apply(co, n, &r);
+	return 0;
 }
 
-static void apply_authkey(struct coord *co, int64_t id)
+static int apply_authkey(struct coord *co, int64_t id)
 {
 	struct authkey_rec r;
 	struct authkey *k;
+	int rc = store_authkey_get(co->st, id, &r);
 
-	if (store_authkey_get(co->st, id, &r))
-		return;
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
 	for (k = co->authkeys; k && k->rec.id != id; k = k->next)
 		;
 	if (!k) {
 		k = calloc(1, sizeof(*k));
 		if (!k)
-			return;
+			return -ENOMEM;
 		k->next = co->authkeys;
 		co->authkeys = k;
 	}
 	k->rec = r;
+	return 0;
 }
 
-static void apply_apikey(struct coord *co, int64_t id)
+static int apply_apikey(struct coord *co, int64_t id)
 {
 	struct apikey_rec r;
 	struct apikey *k;
+	int rc = store_apikey_get(co->st, id, &r);
 
-	if (store_apikey_get(co->st, id, &r))
-		return;
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
 	for (k = co->apikeys; k && k->rec.id != id; k = k->next)
 		;
 	if (!k) {
 		k = calloc(1, sizeof(*k));
 		if (!k)
-			return;
+			return -ENOMEM;
 		k->next = co->apikeys;
 		co->apikeys = k;
 	}
 	k->rec = r;
+	return 0;
 }
 
-static void apply_relay(struct coord *co, int64_t id)
+static int apply_relay(struct coord *co, int64_t id)
 {
 	struct relay_rec r;
 	struct relay **p, *rl;
 	int rc = store_relay_get(co->st, id, &r);
 
+	if (rc && rc != -ENOENT)
+		return rc;
 	for (p = &co->relays; *p && (*p)->rec.id != id; p = &(*p)->next)
 		;
 	rl = *p;
@@ -204,25 +228,109 @@ static void apply_relay(struct coord *co, int64_t id)
 	} else if (!rc) {
 		rl = calloc(1, sizeof(*rl));
 		if (!rl)
-			return;
+			return -ENOMEM;
 		rl->rec = r;
 		*p = rl;   /* at the end: the relay map keeps the order they were added in */
 	}
+	return 0;
 }
 
-/* The DNS policy and settings are small: read again whole, fanned out once a batch. */
+/* The DNS policy and settings are small: read again whole, fanned out once a batch. A
+ * policy that cannot be read is tried again at the next poll, and nothing is sent. */
 static void reload_dns(struct coord *co)
 {
-	char buf[128];
+	char buf[128], old[sizeof(co->domain)];
 
+	snprintf(old, sizeof(old), "%s", co->domain);
 	if (!store_meta_get(co->st, "tailnet_domain", buf, sizeof(buf)))
 		snprintf(co->domain, sizeof(co->domain), "%.63s", buf);
 	coord_dns_free(co);
-	if (coord_dns_load(co))
-		log_error("could not reload the DNS policy from the store", "instance=%s", co->instance);
+	if (coord_dns_load(co)) {
+		log_error("could not reload the DNS policy from the store: trying again",
+			  "instance=%s", co->instance);
+		co->feed.dns_retry = 1;
+		return;
+	}
+	co->feed.dns_retry = 0;
+	if (strcmp(old, co->domain))
+		for (struct node *n = co->nodes_head; n; n = n->next)
+			netmap_invalidate(n);   /* peer entries name their fqdn */
 	coord_dns_changed(co);
 	if (co->bl)
 		coord_blocklists_changed(co);
+}
+
+/* Everything again from the tables: when this instance is further behind than the
+ * feed reaches back (pruned while it was cut off). Nodes are applied one by one (the
+ * same fan-out), the lists of keys and relays replaced. */
+static int reload_node(const struct node_rec *r, void *arg)
+{
+	struct coord *co = arg;
+	struct node *n = coord_node_by_id(co, r->id);
+
+	if (n)
+		n->reload_mark = co->feed.reloads;
+	if (!n) {
+		n = coord_node_adopt(co, r);
+		if (!n)
+			return 0;
+		n->reload_mark = co->feed.reloads;
+		if (coord_node_visible(n))
+			netmap_peer_added(co, n);
+	} else if (r->rev != n->rec.rev || n->index_partial) {
+		coord_node_apply(co, n, r);
+	} else {
+		coord_node_apply_live(co, n, r);
+	}
+	return 0;
+}
+
+static int reload_key_ids(const struct authkey_rec *r, void *arg)
+{
+	return apply_authkey(arg, r->id);
+}
+
+static int reload_apikey_ids(const struct apikey_rec *r, void *arg)
+{
+	return apply_apikey(arg, r->id);
+}
+
+static int reload_relay_ids(const struct relay_rec *r, void *arg)
+{
+	return apply_relay(arg, r->id);
+}
+
+static int reload_all(struct coord *co, int64_t head)
+{
+	struct node *n, *nn;
+	int rc;
+
+	co->feed.reloads++;
+	log_warn("behind the kept change feed: reloading the whole tailnet", "instance=%s seq=%lld"
+		 " head=%lld", co->instance, (long long)co->feed.seq, (long long)head);
+	rc = store_node_foreach(co->st, reload_node, co);
+	if (!rc)
+		rc = store_authkey_foreach(co->st, reload_key_ids, co);
+	if (!rc)
+		rc = store_apikey_foreach(co->st, reload_apikey_ids, co);
+	if (!rc)
+		rc = store_relay_foreach(co->st, reload_relay_ids, co);
+	if (rc)
+		return rc;
+	for (n = co->nodes_head; n; n = nn) {
+		nn = n->next;
+		if (n->reload_mark != co->feed.reloads)
+			coord_node_forget(co, n);   /* deleted meanwhile */
+	}
+	/* Relays and keys deleted meanwhile: relays by a second pass over ours. */
+	for (struct relay *r = co->relays, *rn; r; r = rn) {
+		rn = r->next;
+		apply_relay(co, r->rec.id);
+	}
+	netmap_relays_changed(co);
+	reload_dns(co);
+	co->feed.seq = head;
+	return 0;
 }
 
 struct batch {
@@ -264,66 +372,130 @@ static void instance_touch(struct coord *co, const char *name, int64_t at)
 		f->inst[i].seen = at;
 }
 
-static void apply(struct coord *co, const struct store_change *c, struct dirty *d)
+static int is_node_kind(int kind)
 {
-	if (!strcmp(c->instance, co->instance)) {
+	return kind == STORE_CH_NODE || kind == STORE_CH_NODE_LIVE;
+}
+
+/* A node changed several times in a batch is read once, at its last entry (the row is
+ * read as it is now anyway), as a full change if any of them was one. O(n^2) on at
+ * most COORD_FEED_BATCH entries. */
+static int skipped_as_own(const struct coord *co, const struct store_change *c)
+{
+	return !strcmp(c->instance, co->instance) && !co->feed.apply_own;
+}
+
+static void batch_dedupe(struct coord *co, struct batch *b, int end)
+{
+	for (int i = 0; i < end; i++) {
+		if (!is_node_kind(b->c[i].kind) || skipped_as_own(co, &b->c[i]))
+			continue;
+		for (int j = i + 1; j < end; j++) {
+			if (!is_node_kind(b->c[j].kind) || b->c[j].ref != b->c[i].ref ||
+			    skipped_as_own(co, &b->c[j]))
+				continue;
+			if (b->c[i].kind == STORE_CH_NODE)
+				b->c[j].kind = STORE_CH_NODE;
+			b->c[i].kind = 0;   /* read at j */
+			break;
+		}
+	}
+}
+
+static int apply(struct coord *co, const struct store_change *c, struct dirty *d)
+{
+	if (skipped_as_own(co, c)) {
 		co->feed.own_skipped++;   /* applied when it was made */
-		return;
+		return 0;
 	}
 	instance_touch(co, c->instance, c->at);
 	co->feed.applied++;
 	switch (c->kind) {
-	case STORE_CH_NODE: apply_node(co, c->ref, 0); break;
-	case STORE_CH_NODE_LIVE: apply_node(co, c->ref, 1); break;
-	case STORE_CH_AUTHKEY: apply_authkey(co, c->ref); break;
-	case STORE_CH_APIKEY: apply_apikey(co, c->ref); break;
-	case STORE_CH_RELAY: apply_relay(co, c->ref); d->relays = 1; break;
-	case STORE_CH_META: d->dns = 1; break;
+	case 0: return 0;   /* deduplicated */
+	case STORE_CH_NODE: return apply_node(co, c->ref, 0);
+	case STORE_CH_NODE_LIVE: return apply_node(co, c->ref, 1);
+	case STORE_CH_AUTHKEY: return apply_authkey(co, c->ref);
+	case STORE_CH_APIKEY: return apply_apikey(co, c->ref);
+	case STORE_CH_RELAY: d->relays = 1; return apply_relay(co, c->ref);
+	case STORE_CH_META: d->dns = 1; return 0;
 	default:
 		if (c->kind >= STORE_CH_DNS && c->kind < STORE_CH_DNS + STORE_DNS_TABLES)
 			d->dns = 1;
-		break;
+		return 0;
 	}
 }
 
 /* One batch: the number of changes read, or -errno. A batch that ends inside a
- * transaction's changes stops before that transaction (it is read whole next time). */
+ * transaction's changes stops before that transaction (it is read whole next time); a
+ * change that cannot be applied stops the batch there (it is tried again). */
 static int poll_once(struct coord *co)
 {
 	static struct store_change buf[COORD_FEED_BATCH];
 	struct batch b = { buf, 0, COORD_FEED_BATCH };
 	struct coord_feed *f = &co->feed;
-	struct dirty d = { 0 };
+	struct dirty d = { .relays = 0, .dns = f->dns_retry };
 	uint64_t t0 = mono_us();
-	int rc = store_feed_read(co->st, f->seq, COORD_FEED_BATCH, collect, &b), end;
+	int rc = store_feed_read(co->st, f->seq, COORD_FEED_BATCH, collect, &b), end, i;
 
 	f->db_calls++;
 	f->db_us += mono_us() - t0;
 	if (rc)
 		return rc;
+	/* The feed no longer reaches back to where we are: pruned while we were away. */
+	if (b.n && b.c[0].seq > f->seq + 1) {
+		int64_t head;
+
+		rc = store_feed_head(co->st, &head);
+		return rc ? rc : (rc = reload_all(co, head)) ? rc : 0;
+	}
 	end = b.n;
 	if (b.n == COORD_FEED_BATCH && b.c[0].seq != b.c[b.n - 1].seq)
 		while (end > 0 && b.c[end - 1].seq == b.c[b.n - 1].seq)
 			end--;
-	for (int i = 0; i < end; i++) {
-		apply(co, &b.c[i], &d);
-		f->seq = b.c[i].seq;
+	batch_dedupe(co, &b, end);
+	for (i = 0, rc = 0; i < end && !rc; i++) {
+		rc = apply(co, &b.c[i], &d);
+		if (rc)
+			break;
+		/* The number moves past a transaction only with its last change applied. */
+		if (i + 1 == end || b.c[i + 1].seq != b.c[i].seq)
+			f->seq = b.c[i].seq;
 		f->last_lag_s = (double)(coord_now() - b.c[i].at);
 	}
 	if (d.relays)
 		netmap_relays_changed(co);
 	if (d.dns)
 		reload_dns(co);
-	return b.n;
+	return rc ? rc : b.n;
+}
+
+/* What this instance did while the database was away is not there: its streams opened
+ * and closed, endpoints posted. Written again once it is back. */
+static void rewrite_live(struct coord *co)
+{
+	for (struct node *n = co->nodes_head; n; n = n->next) {
+		if (n->watcher)
+			coord_node_live_save(co, n);
+		else if (!strcmp(n->rec.online, co->instance) || !n->rec.online[0])
+			store_node_offline(co->st, n->rec.id, NULL, n->disconnected_at);
+	}
 }
 
 void coord_feed_poll(struct coord *co)
 {
 	struct coord_feed *f = &co->feed;
+	struct store_stats ss;
 	int rc;
 
 	if (!co->remote)
 		return;
+	/* A COMMIT cut off unanswered may have gone through: our own entries are read
+	 * back too (idempotent) until the feed is caught up. */
+	store_get_stats(co->st, &ss);
+	if (ss.unsure_commits != f->unsure_seen) {
+		f->unsure_seen = ss.unsure_commits;
+		f->apply_own = 1;
+	}
 	for (int i = 0; i < 50; i++) {
 		rc = poll_once(co);
 		if (rc < 0) {
@@ -334,15 +506,19 @@ void coord_feed_poll(struct coord *co)
 			f->poll_errors++;
 			return;
 		}
-		if (!f->db_ok)
+		if (!f->db_ok) {
 			log_info("following the change feed again", "instance=%s seq=%lld", co->instance,
 				 (long long)f->seq);
-		f->db_ok = 1;
+			f->db_ok = 1;
+			rewrite_live(co);
+		}
 		if (rc < COORD_FEED_BATCH)
 			break;
 	}
-	if (store_feed_head(co->st, &f->head) == 0 && f->head == f->seq)
+	if (store_feed_head(co->st, &f->head) == 0 && f->head == f->seq) {
 		f->last_lag_s = 0;
+		f->apply_own = 0;
+	}
 }
 
 int coord_feed_catch_up(struct coord *co)
@@ -381,12 +557,50 @@ void coord_feed_tick(struct coord *co)
 		store_feed_prune(co->st, head - COORD_FEED_KEEP);
 }
 
+/* The beat of an instance with our name, 0 when none. */
+static int64_t beat_of_name(struct coord *co)
+{
+	if (coord_instances_load(co))
+		return 0;
+	for (size_t i = 0; i < co->feed.n_inst; i++)
+		if (!strcmp(co->feed.inst[i].name, co->instance))
+			return co->feed.inst[i].seen;
+	return 0;
+}
+
+/* Two instances under one name would each skip the other's changes as their own. One
+ * that beat a moment ago may be us before a crash: wait two beats and look again. */
+static int name_free(struct coord *co)
+{
+	int64_t seen = beat_of_name(co);
+	struct timespec ts = { 2 * COORD_INSTANCE_BEAT + 1, 0 };
+
+	if (!seen || seen < coord_now() - 2 * COORD_INSTANCE_BEAT)
+		return 1;
+	log_info("an instance of this name beat a moment ago: waiting to see whether it still runs",
+		 "instance=%s", co->instance);
+	nanosleep(&ts, NULL);
+	return beat_of_name(co) == seen;
+}
+
 int coord_feed_start(struct coord *co)
 {
 	if (!co->remote)
 		return 0;
+	if (!name_free(co)) {
+		log_error("another coord instance runs under this name: give each its own --instance",
+			  "instance=%s", co->instance);
+		return -EADDRINUSE;
+	}
 	co->feed.started = coord_now();
 	co->feed.db_ok = 1;
+	/* Marks an earlier run of ours left: we hold no stream yet. */
+	for (struct node *n = co->nodes_head; n; n = n->next) {
+		if (strcmp(n->rec.online, co->instance))
+			continue;
+		n->rec.online[0] = 0;
+		store_node_offline(co->st, n->rec.id, NULL, co->feed.started);
+	}
 	beat(co);
 	uv_timer_init(co->loop, &co->feed.timer);
 	co->feed.timer.data = co;
@@ -486,10 +700,11 @@ int coord_tls_identity(struct coord *co, const char *dir)
 	}
 	if (rc)
 		return rc;
-	split = strstr(stored, "-----BEGIN EC PRIVATE KEY-----");
-	if (!split)
-		split = strstr(stored, "-----BEGIN PRIVATE KEY-----");
-	if (!split)
+	/* The key is the block whose header says PRIVATE KEY (EC, RSA or PKCS#8). */
+	split = strstr(stored, "PRIVATE KEY-----");
+	while (split && split > stored && strncmp(split, "-----BEGIN", 10))
+		split--;
+	if (!split || split == stored || strncmp(split, "-----BEGIN", 10))
 		return -EPROTO;
 	rc = write_small(cpath, stored, (size_t)(split - stored));
 	if (!rc)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "coord.h"
 
 #define CGNAT_BASE 0x64400000u   /* 100.64.0.0 */
@@ -46,7 +48,10 @@ int ipalloc_mark(struct coord *co, uint32_t ip)
 int ipalloc_take(struct coord *co, uint32_t *ip)
 {
 	/* Next-fit: addresses of deleted nodes are not handed out again soon, so a stale
-	 * peer config does not point at someone new. */
+	 * peer config does not point at someone new. With several instances each starts at
+	 * a random place instead: two registering at once would take the same next one. */
+	if (co->remote)
+		co->ip_next = randombytes_uniform(CGNAT_SIZE);
 	for (uint32_t i = 0; i < CGNAT_SIZE; i++) {
 		uint32_t off = (co->ip_next + i) & (CGNAT_SIZE - 1);
 		if (is_reserved(off) || used(co, off))

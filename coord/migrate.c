@@ -2,8 +2,9 @@
  * (coord stopped) into an empty PostgreSQL database in one transaction, ids kept, then
  * verifies it: per table the row count and a checksum of the rows as each database
  * returns them (SHA-256 of every row, sorted, hashed again: the two databases need not
- * order text alike). The feed, leases and instances are the running instances' own and
- * start empty. */
+ * order text alike). The state dir's certificate goes along (nodes keep their pin). The
+ * feed, leases and instances are the running instances' own and start empty. Opening
+ * the source brings an older SQLite file to the current schema first. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +57,8 @@ static int sum_row(const struct store_row *row, void *arg)
 	struct sum *s = arg;
 	crypto_hash_sha256_state st;
 
-	if (row->n > 0 && row->c[0].type == SV_TEXT && !strcmp(row->c[0].p, "schema_version"))
+	if (row->n > 0 && row->c[0].type == SV_TEXT && (!strcmp(row->c[0].p, "schema_version") ||
+							 !strcmp(row->c[0].p, "tls_identity")))
 		return 0;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 1024;
@@ -123,7 +125,29 @@ static int target_empty(struct store *to)
 	return 0;
 }
 
-static int copy_all(struct store *from, struct store *to)
+/* The state dir's self-signed certificate, which every node pins, goes with the state:
+ * whichever instance starts first then serves it (coord_tls_identity). */
+static int copy_tls_identity(struct store *to, const char *dir)
+{
+	static char pem[65536];
+	char path[4096];
+	size_t at = 0;
+	FILE *f;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, i ? "tls.key" : "tls.crt");
+		f = fopen(path, "re");
+		if (!f)
+			return errno == ENOENT ? 0 : -errno;   /* --tls-cert users have none */
+		at += fread(pem + at, 1, sizeof(pem) - 1 - at, f);
+		fclose(f);
+	}
+	pem[at] = 0;
+	printf("copied the TLS identity (%s/tls.crt): nodes keep their pin\n", dir);
+	return store_meta_set(to, "tls_identity", pem);
+}
+
+static int copy_all(struct store *from, struct store *to, const char *dir)
 {
 	int rc = store_begin(to);
 
@@ -136,6 +160,8 @@ static int copy_all(struct store *from, struct store *to)
 		if (!rc)
 			printf("copied %-15s %6lld rows\n", data_tables[i], (long long)c.rows);
 	}
+	if (!rc)
+		rc = copy_tls_identity(to, dir);
 	if (!rc)
 		rc = store_commit(to);
 	if (rc)
@@ -195,7 +221,7 @@ int coord_migrate_main(int argc, char **argv)
 		fprintf(stderr, "coord migrate: cannot open the target database: %s\n", strerror(-rc));
 	if (!rc)
 		rc = target_empty(dst);
-	if (!rc && (rc = copy_all(src, dst)))
+	if (!rc && (rc = copy_all(src, dst, from_dir)))
 		fprintf(stderr, "coord migrate: copy failed (%s); the target is left as it was\n",
 			strerror(-rc));
 	if (!rc && (rc = verify_all(src, dst)))

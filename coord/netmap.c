@@ -139,7 +139,7 @@ static void watcher_finish(struct coord *co, struct watcher *w)
 	if (!strcmp(n->rec.online, co->instance)) {
 		n->rec.online[0] = 0;
 		if (!w->quiet)   /* a deleted node has no row left to write */
-			store_node_offline(co->st, n->rec.id, n->disconnected_at);
+			store_node_offline(co->st, n->rec.id, NULL, n->disconnected_at);
 	}
 	netmap_invalidate(n);
 	if (!w->quiet && coord_node_visible(n))

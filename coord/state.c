@@ -118,7 +118,7 @@ static int index_node(struct coord *co, struct node *n)
 	if (n->rec.name[0]) {
 		name_hash(n->rec.name, n->name_hash);
 		if (keymap_put(&co->by_name, n->name_hash, n))
-			return -EEXIST;
+			goto err_id;
 	}
 	if (keymap_put(&co->by_node_key, n->rec.node_key, n))
 		goto err_name;
@@ -126,6 +126,7 @@ static int index_node(struct coord *co, struct node *n)
 		goto err_node_key;
 	if (!key_is_zero(n->rec.token_hash) && keymap_put(&co->by_token, n->rec.token_hash, n))
 		goto err_machine;
+	n->index_partial = 0;
 	return 0;
 err_machine:
 	keymap_del(&co->by_machine_key, n->rec.machine_key);
@@ -134,19 +135,48 @@ err_node_key:
 err_name:
 	if (n->rec.name[0])
 		keymap_del(&co->by_name, n->name_hash);
+err_id:
 	keymap_del(&co->by_id, n->id_key);
 	return -EEXIST;
 }
 
+/* A record read back from the store while another node in memory still holds one of
+ * its keys or its name (rows read as they are now, ahead of the entries that moved the
+ * name or key away): each map that is free takes it; the node is marked, and fully
+ * re-indexed at its next change (feed.c). */
+static void index_node_partly(struct coord *co, struct node *n)
+{
+	if (!index_node(co, n))
+		return;
+	n->index_partial = 1;
+	log_warn("node clashes in memory with another (re-indexed at its next change)", "id=%lld"
+		 " name=%s", (long long)n->rec.id, n->rec.name);
+	id_key(n->rec.id, n->id_key);
+	keymap_put(&co->by_id, n->id_key, n);
+	memset(n->name_hash, 0, sizeof(n->name_hash));
+	if (n->rec.name[0]) {
+		name_hash(n->rec.name, n->name_hash);
+		keymap_put(&co->by_name, n->name_hash, n);
+	}
+	keymap_put(&co->by_node_key, n->rec.node_key, n);
+	keymap_put(&co->by_machine_key, n->rec.machine_key, n);
+	if (!key_is_zero(n->rec.token_hash))
+		keymap_put(&co->by_token, n->rec.token_hash, n);
+}
+
 static void unindex_node(struct coord *co, struct node *n)
 {
+	/* Only the entries that are this node's (a partly indexed one holds not all). */
 	if (keymap_get(&co->by_id, n->id_key) == n)
 		keymap_del(&co->by_id, n->id_key);
 	if (n->rec.name[0] && keymap_get(&co->by_name, n->name_hash) == n)
 		keymap_del(&co->by_name, n->name_hash);
-	keymap_del(&co->by_node_key, n->rec.node_key);
-	keymap_del(&co->by_machine_key, n->rec.machine_key);
-	keymap_del(&co->by_token, n->rec.token_hash);
+	if (keymap_get(&co->by_node_key, n->rec.node_key) == n)
+		keymap_del(&co->by_node_key, n->rec.node_key);
+	if (keymap_get(&co->by_machine_key, n->rec.machine_key) == n)
+		keymap_del(&co->by_machine_key, n->rec.machine_key);
+	if (keymap_get(&co->by_token, n->rec.token_hash) == n)
+		keymap_del(&co->by_token, n->rec.token_hash);
 }
 
 static void link_node(struct coord *co, struct node *n)
@@ -227,9 +257,19 @@ struct node *coord_node_adopt(struct coord *co, const struct node_rec *r)
 	n->rec = *r;
 	/* An older coord cut hostnames at 63 bytes, maybe inside a character. */
 	coord_clip_utf8(r->hostname, sizeof(n->rec.hostname) - 1, n->rec.hostname);
-	n->disconnected_at = coord_now();   /* ephemeral nodes get their grace period anew */
+	/* Ephemeral nodes get their grace period anew at a load; one that another instance
+	 * saw go carries the time it went. */
+	n->disconnected_at = co->feed.started && r->disconnected_at ? r->disconnected_at : coord_now();
 	n->expired_notified = node_expired(n);
 	live_from_rec(co, n);
+	if (co->feed.started) {
+		/* From the feed: rows are read as they are now, ahead of their entries. */
+		index_node_partly(co, n);
+		if (r->ipv4 && ipalloc_mark(co, r->ipv4))
+			log_warn("node's address is marked taken already", "id=%lld", (long long)r->id);
+		link_node(co, n);
+		return n;
+	}
 	if (index_node(co, n) || (r->ipv4 && ipalloc_mark(co, r->ipv4))) {
 		log_error("store holds a conflicting node", "id=%lld name=%s", (long long)r->id, r->name);
 		unindex_node(co, n);
@@ -800,13 +840,11 @@ static void node_replace(struct coord *co, struct node *n, const struct node_rec
 	if (old_ip != r->ipv4) {
 		if (old_ip)
 			ipalloc_release(co, old_ip);
-		if (r->ipv4)
-			ipalloc_mark(co, r->ipv4);
+		if (r->ipv4 && ipalloc_mark(co, r->ipv4))
+			log_warn("node's address is marked taken already", "id=%lld", (long long)r->id);
 	}
 	n->expired_notified = node_expired(n);
-	if (index_node(co, n))
-		log_error("node conflicts with another in memory", "id=%lld name=%s",
-			  (long long)r->id, r->name);
+	index_node_partly(co, n);
 	netmap_invalidate(n);
 }
 
@@ -932,14 +970,17 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 	rc = coord_register_parse(req, &g, err, errlen);
 	if (!rc)
 		rc = coord_register_verify(co, &g, err, errlen);
-	if (!rc)
-		rc = reg_apply(co, &g, resp, err, errlen);
-	/* Another instance got there first: learn what it did, then again. */
+	if (rc)
+		return rc;
+	rc = reg_apply(co, &g, resp, err, errlen);
+	/* The store refused what memory allowed: another instance got there first. Learn
+	 * what it did, then again (what memory itself refuses is not retried). */
 	for (int i = 0; (rc == -EEXIST || rc == -ESTALE) && co->remote && i < 3; i++) {
 		coord_feed_poll(co);
 		rc = reg_lookup(co, &g, err, errlen);
-		if (!rc)
-			rc = reg_apply(co, &g, resp, err, errlen);
+		if (rc)
+			break;
+		rc = reg_apply(co, &g, resp, err, errlen);
 	}
 	if (rc == -ESTALE)
 		rc = -EAGAIN;
@@ -1103,6 +1144,7 @@ int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *bod
 	const char *relay = "";
 	struct relay *r;
 	size_t i;
+	int rc;
 
 	if (!coord_node_visible(n)) {
 		/* What it would post is published once it runs; until then it has no say. */
@@ -1139,11 +1181,12 @@ int coord_node_set_endpoints(struct coord *co, struct node *n, const json_t *bod
 	netmap_invalidate(n);
 	/* Through the store, for the other instances' nodes; refused while it is away
 	 * (the node posts again), but this instance's own nodes hear of it regardless. */
-	if (coord_node_live_save(co, n) && co->remote) {
+	rc = coord_node_live_save(co, n);
+	if (rc && co->remote) {
 		snprintf(err, errlen, "the database is unreachable; endpoints not shared");
 		if (coord_node_visible(n))
 			netmap_endpoints_changed(co, n);
-		return -EIO;
+		return rc == -ENOTCONN ? rc : -EIO;
 	}
 	if (coord_node_visible(n))
 		netmap_endpoints_changed(co, n);

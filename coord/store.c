@@ -112,6 +112,7 @@ void store_get_stats(const struct store *st, struct store_stats *out)
 	out->us = st->us;
 	out->errors = st->errors;
 	out->retries = st->e->retries ? st->e->retries(st->impl) : 0;
+	out->unsure_commits = st->e->unsure_commits ? st->e->unsure_commits(st->impl) : 0;
 }
 
 /* ---- open, transactions ---- */
@@ -237,18 +238,28 @@ void store_rollback(struct store *st)
 /* Records one change of the current transaction: the first takes the next feed number
  * (feed_head's row stays locked until the commit, so numbers follow commit order). The
  * number is read inside the INSERT, so a transaction the engine retries stays right. */
+/* The transaction's feed number, taken before its first write: every writer locks
+ * feed_head first, so writers queue there and never deadlock on the rows after it. */
+static int feed_bump(struct store *st)
+{
+	int rc;
+
+	if (st->txn_bumped)
+		return 0;
+	rc = run(st, "feed", "UPDATE feed_head SET seq = seq + 1 WHERE id = 1", NULL, 0, NULL, NULL,
+		 NULL);
+	if (!rc)
+		st->txn_bumped = 1;
+	return rc;
+}
+
 static int feed_note(struct store *st, int kind, int64_t ref, const char *key)
 {
 	struct store_val p[6];
-	int rc = 0;
+	int rc = feed_bump(st);
 
-	if (!st->txn_bumped) {
-		rc = run(st, "feed", "UPDATE feed_head SET seq = seq + 1 WHERE id = 1", NULL, 0, NULL,
-			 NULL, NULL);
-		if (rc)
-			return rc;
-		st->txn_bumped = 1;
-	}
+	if (rc)
+		return rc;
 	p[0] = vi(st->txn_idx++);
 	p[1] = vi(kind);
 	p[2] = vi(ref);
@@ -266,15 +277,22 @@ struct wr {
 
 static int wr_begin(struct store *st, struct wr *w)
 {
+	int rc;
+
 	w->own = !st->in_txn;
-	return w->own ? store_begin(st) : 0;
+	rc = w->own ? store_begin(st) : 0;
+	if (!rc)
+		rc = feed_bump(st);
+	if (rc && w->own)
+		store_rollback(st);
+	return rc;
 }
 
 static int wr_end(struct store *st, struct wr *w, int rc, int kind, int64_t ref, const char *key)
 {
 	if (!rc)
 		rc = feed_note(st, kind, ref, key);
-	if (!w->own)
+	if (!w->own || !st->in_txn)
 		return rc;
 	if (!rc)
 		return store_commit(st);
@@ -584,9 +602,9 @@ int store_node_live(struct store *st, const struct node_rec *n)
 	return wr_end(st, &w, rc, STORE_CH_NODE_LIVE, n->id, NULL);
 }
 
-int store_node_offline(struct store *st, int64_t id, int64_t at)
+int store_node_offline(struct store *st, int64_t id, const char *instance, int64_t at)
 {
-	struct store_val p[4] = { vi(at), vi(at), vi(id), vt(st->instance) };
+	struct store_val p[4] = { vi(at), vi(at), vi(id), vt(instance ? instance : st->instance) };
 	int64_t changes = 0;
 	struct wr w;
 	int rc = wr_begin(st, &w);
@@ -710,14 +728,16 @@ int store_authkey_insert(struct store *st, struct authkey_rec *k)
 
 int store_authkey_update(struct store *st, const struct authkey_rec *k)
 {
-	struct store_val p[4] = { vi(k->uses), vi(k->revoked), vi(k->expiry), vi(k->id) };
+	/* The uses never go down: they are counted in the database (store_authkey_use),
+	 * and a copy from memory must not undo another instance's. */
+	struct store_val p[5] = { vi(k->uses), vi(k->uses), vi(k->revoked), vi(k->expiry), vi(k->id) };
 	int64_t changes = 0;
 	struct wr w;
 	int rc = wr_begin(st, &w);
 
 	if (!rc)
-		rc = run(st, "authkey_update", "UPDATE authkeys SET uses=?, revoked=?, expiry=? WHERE id=?",
-			 p, 4, NULL, NULL, &changes);
+		rc = run(st, "authkey_update", "UPDATE authkeys SET uses = CASE WHEN uses > ? THEN uses"
+			 " ELSE ? END, revoked=?, expiry=? WHERE id=?", p, 5, NULL, NULL, &changes);
 	if (!rc && !changes)
 		rc = -ENOENT;
 	return wr_end(st, &w, rc, STORE_CH_AUTHKEY, k->id, NULL);

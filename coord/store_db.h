@@ -63,6 +63,7 @@ struct store_engine {
 	/* 1 while the engine's connection works (PostgreSQL reconnects on demand). */
 	int (*healthy)(void *impl);
 	uint64_t (*retries)(void *impl);   /* serialisation failures retried; may be NULL */
+	uint64_t (*unsure_commits)(void *impl);   /* COMMITs cut off unanswered; may be NULL */
 };
 
 extern const struct store_engine store_engine_sqlite;

@@ -44,6 +44,7 @@ struct pg {
 	struct pg_stmt *log, **log_tail;
 	uint64_t last_connect_ms;
 	uint64_t retries;     /* serialisation failures retried */
+	uint64_t unsure_commits;   /* the connection died in COMMIT */
 };
 
 static uint64_t now_ms(void)
@@ -62,14 +63,18 @@ static void ignore_notice(void *arg, const char *msg)
 
 static int connect_db(struct pg *pg)
 {
-	const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *vals[] = { "3", "coord", pg->spec, NULL };
+	/* Keepalives and a TCP user timeout: a partitioned server must not hold a call on
+	 * coord's loop for TCP's quarter of an hour (the URI may say otherwise). */
+	const char *keys[] = { "connect_timeout", "application_name", "keepalives",
+			       "keepalives_idle", "keepalives_interval", "keepalives_count",
+			       "tcp_user_timeout", "dbname", NULL };
+	const char *vals[] = { "3", "coord", "1", "5", "2", "3", "10000", pg->spec, NULL };
 	PGresult *res;
 
 	if (pg->conn)
 		PQfinish(pg->conn);
-	pg->last_connect_ms = now_ms();
 	pg->conn = PQconnectdbParams(keys, vals, 1);
+	pg->last_connect_ms = now_ms();   /* after: a slow failure is not tried again at once */
 	if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) {
 		log_error("cannot connect to the database", "err=\"%s\"",
 			  pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
@@ -414,8 +419,10 @@ static int pg_commit(void *impl)
 	}
 	if (rc)
 		PQclear(PQexec(pg->conn, "ROLLBACK"));
-	if (rc == -EIO && PQstatus(pg->conn) != CONNECTION_OK)
+	if (rc == -EIO && PQstatus(pg->conn) != CONNECTION_OK) {
 		rc = -ENOTCONN;
+		pg->unsure_commits++;
+	}
 	pg->in_txn = 0;
 	log_clear(pg);
 	return rc;
@@ -499,6 +506,11 @@ static uint64_t pg_retries(void *impl)
 	return ((struct pg *)impl)->retries;
 }
 
+static uint64_t pg_unsure(void *impl)
+{
+	return ((struct pg *)impl)->unsure_commits;
+}
+
 static int pg_open(const char *spec, void **impl)
 {
 	struct pg *pg = calloc(1, sizeof(*pg));
@@ -544,4 +556,5 @@ const struct store_engine store_engine_pg = {
 	.set_version = pg_set_version,
 	.healthy = pg_healthy,
 	.retries = pg_retries,
+	.unsure_commits = pg_unsure,
 };

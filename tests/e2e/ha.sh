@@ -99,6 +99,15 @@ check "ten racing registrations all succeed" bash -c "! grep -L '\"state\":\"run
 check_within "... with ten distinct names (as c1 sees them)" 2 racers_distinct
 check "every node holds a distinct address" bash -c "'$COORD' nodes list --json --state '$E2E_TMP/c3' | jq -r '.nodes[].ips[0]' | grep -v null | sort | uniq -d | grep -q . && exit 1 || exit 0"
 
+# Two instances under one name would each take the other's changes for their own.
+dup_refused() {
+	timeout 40 "$COORD" serve --store "$PG_URI" --instance c1 --state "$E2E_TMP/dup" \
+		--listen 127.0.0.1:0 >"$E2E_TMP/dup.out" 2>"$E2E_TMP/dup.log"
+	local rc=$?
+	[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "another coord instance runs under this name" "$E2E_TMP/dup.log"
+}
+check "a second instance under a running one's name refuses to start" dup_refused
+
 # --- kill -9 of an instance ---
 check "c2 is killed with -9" kill9_coord 2
 check_within "b (its stream was on c2) goes offline on c1 (its beats stop)" 40 bash -c "'$COORD' nodes list --json --state '$E2E_TMP/c1' | jq -e '.nodes[] | select(.name == \"beta\") | .online == false'"
