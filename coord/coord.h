@@ -86,6 +86,7 @@ struct coord_opts {
 	const char *store;              /* a postgresql:// URI; NULL: SQLite in state_dir */
 	const char *instance;           /* this instance's name in the feed; NULL: "local" */
 	const char *url;                /* where nodes reach this instance (coord status) */
+	int64_t feed_keep;              /* changes kept for followers; 0: COORD_FEED_KEEP */
 };
 
 /* feed.c: several instances on one database. Each follows the change feed and applies

@@ -28,6 +28,11 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static int64_t feed_keep(const struct coord *co)
+{
+	return co->opts.feed_keep > 0 ? co->opts.feed_keep : COORD_FEED_KEEP;
+}
+
 /* ---- the instances seen ---- */
 
 static int instance_seen(const struct store_instance *in, void *arg)
@@ -128,8 +133,8 @@ static void beat(struct coord *co)
 	/* Only an instance that has itself beaten for a dead period may call another dead:
 	 * after our own outage everyone's last beat looks old. */
 	instances_changed(co, now - f->beating_since >= COORD_INSTANCE_DEAD);
-	if (f->jobs && f->head > COORD_FEED_KEEP)
-		store_feed_prune(co->st, f->head - COORD_FEED_KEEP);
+	if (f->jobs && f->head > feed_keep(co))
+		store_feed_prune(co->st, f->head - feed_keep(co));
 }
 
 /* ---- applying what another instance changed ---- */
@@ -553,8 +558,8 @@ void coord_feed_tick(struct coord *co)
 	if (co->remote || now - co->feed.last_beat < 60)
 		return;
 	co->feed.last_beat = now;
-	if (!store_feed_head(co->st, &head) && head > COORD_FEED_KEEP)
-		store_feed_prune(co->st, head - COORD_FEED_KEEP);
+	if (!store_feed_head(co->st, &head) && head > feed_keep(co))
+		store_feed_prune(co->st, head - feed_keep(co));
 }
 
 /* The beat of an instance with our name, 0 when none. */

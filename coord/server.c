@@ -263,11 +263,19 @@ static int parse_limits(const struct serve_limits *l, struct http_server_opts *h
  * the host name and the listening port: stable across restarts, so a restarted
  * instance recognises the online marks it left). */
 static int serve_store_opts(struct coord_opts *o, const char *store, const char *instance,
-			    const char *url, const char *listen, char *err, size_t errlen)
+			    const char *url, const char *listen, const char *keep, char *err,
+			    size_t errlen)
 {
 	static char name[STORE_NAME_LEN];
 	char host[64] = "coord";
 	const char *port = strrchr(listen, ':');
+	unsigned long k = COORD_FEED_KEEP;
+
+	if (parse_count(keep, "feed-keep", 1UL << 30, &k) || k < 10) {
+		snprintf(err, errlen, "--feed-keep takes a number of changes, at least 10");
+		return -EINVAL;
+	}
+	o->feed_keep = (int64_t)k;
 
 	if (store && !store_spec_is_remote(store)) {
 		snprintf(err, errlen, "--store takes a postgresql:// URI (without it: SQLite in --state)");
@@ -293,6 +301,7 @@ int coord_serve_main(int argc, char **argv)
 	const char *state = "./coord-state", *listen = ":8443", *cert = NULL, *key = NULL;
 	const char *metrics = NULL, *eph = "5m", *expiry = "180d", *keepalive = "30s";
 	const char *level = NULL, *bl_refresh = "6h", *store = NULL, *instance = NULL, *url = NULL;
+	const char *feed_keep = NULL;
 	struct serve_limits lim = { 0 };
 	const struct arg_opt opts[] = {
 		{ "max-conns", &lim.max_conns, NULL, 0 },
@@ -306,7 +315,7 @@ int coord_serve_main(int argc, char **argv)
 		{ "key-expiry", &expiry, NULL, 0 }, { "keepalive", &keepalive, NULL, 0 },
 		{ "log-level", &level, NULL, 0 }, { "blocklist-refresh", &bl_refresh, NULL, 0 },
 		{ "store", &store, NULL, 0 }, { "instance", &instance, NULL, 0 },
-		{ "url", &url, NULL, 0 },
+		{ "url", &url, NULL, 0 }, { "feed-keep", &feed_keep, NULL, 0 },
 		{ NULL, NULL, NULL, 0 },
 	};
 	struct http_server_opts hopts = { .max_header_bytes = 16384, .max_body_bytes = 1 << 20,
@@ -326,7 +335,8 @@ int coord_serve_main(int argc, char **argv)
 			"       [--max-conns N] [--max-conns-per-ip N] [--max-pending N]\n"
 			"       [--challenge-rate PER-MIN] [--register-rate PER-MIN]\n"
 			"       [--blocklist-refresh DURATION]\n"
-			"       [--store postgresql://...] [--instance NAME] [--url https://HOST:PORT]\n",
+			"       [--store postgresql://...] [--instance NAME] [--url https://HOST:PORT]\n"
+			"       [--feed-keep CHANGES]\n",
 			n < 0 ? err : "takes no arguments");
 		return 2;
 	}
@@ -372,7 +382,7 @@ int coord_serve_main(int argc, char **argv)
 	copts.key_expiry = exp_s;
 	copts.keepalive = ka_s;
 	copts.blocklist_refresh = blr_s;
-	if (serve_store_opts(&copts, store, instance, url, listen, err, sizeof(err))) {
+	if (serve_store_opts(&copts, store, instance, url, listen, feed_keep, err, sizeof(err))) {
 		fprintf(stderr, "coord serve: %s\n", err);
 		rc = 2;
 		goto out_lock;

@@ -29,7 +29,7 @@ start_coord() {
 	local i=$1 dir="$E2E_TMP/c$1"
 	"$COORD" serve --store "$PG_URI" --instance "c$i" --state "$dir" \
 		--listen 127.0.0.1:${CPORT[$i]:-0} --metrics 127.0.0.1:0 --keepalive 1s \
-		--ephemeral-timeout 3s >"$E2E_TMP/c$i.out" 2>>"$E2E_TMP/c$i.log" &
+		--ephemeral-timeout 3s --feed-keep 20 >"$E2E_TMP/c$i.out" 2>>"$E2E_TMP/c$i.log" &
 	CPID[$i]=$!
 	track "${CPID[$i]}"
 	wait_for 15 grep -q "listening on 127.0.0.1:[0-9][0-9]*," "$E2E_TMP/c$i.out" || { cat "$E2E_TMP/c$i.log"; return 1; }
@@ -126,6 +126,25 @@ check "... streams stay open (a's stream process is alive)" kill -0 "${SPID[a]}"
 check "PostgreSQL is started again" pg_up
 check_within "every instance reaches it again" 15 bash -c "for i in 1 2 3; do '$COORD' status --json --state '$E2E_TMP/c'\$i | jq -e .database_ok >/dev/null || exit 1; done"
 check_within "a change now works again and reaches a" 10 bash -c "'$COORD' nodes rename beta beta2 --state '$E2E_TMP/c3' >/dev/null 2>&1; grep -q '\"name\":\"beta2\"' '$E2E_TMP/a.stream'"
+# --- an instance further behind than the kept feed (--feed-keep 20) reloads ---
+holder() { "$COORD" status --json --state "$E2E_TMP/c1" | jq -r '.instances[] | select(.jobs != "") | .name'; }
+X=3; [ "$(holder)" = c3 ] && X=2
+sql() { psql -X -tA "$PG_URI" -c "$1"; }
+HEAD0=$(sql 'SELECT seq FROM feed_head')
+kill -STOP "${CPID[$X]}"
+for i in $(seq 1 30); do sim endpoints 1 a "192.0.2.$i:41641" >/dev/null; done
+adm 1 nodes delete racer-3 >/dev/null
+sim register 1 late --hostname late --auth-key "$KEY" >/dev/null
+check_within "the feed is pruned past where c$X stopped" 30 bash -c "[ \$(psql -X -tA '$PG_URI' -c 'SELECT MIN(seq) FROM changes') -gt $((HEAD0 + 1)) ]"
+kill -CONT "${CPID[$X]}"
+behind_caught_up() {
+	local j; j=$("$COORD" nodes list --json --state "$E2E_TMP/c$X") || return 1
+	jq -e '[.nodes[].name] | index("late") != null and index("racer-3") == null' <<<"$j" >/dev/null &&
+		jq -e '.nodes[] | select(.name == "alpha") | .endpoints == ["192.0.2.30:41641"]' <<<"$j" >/dev/null
+}
+check_within "c$X reloads the whole tailnet and is current (a node added, one deleted, endpoints)" 15 behind_caught_up
+check "... it says so in its log" grep -q "behind the kept change feed: reloading" "$E2E_TMP/c$X.log"
+
 check "metrics: feed lag, store latency, retries, the job holder" bash -c "curl -s http://${METRICS[1]}/metrics | grep -q '^coord_feed_lag_changes ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_store_seconds_total ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_store_retries_total ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_jobs_holder{instance=\"c1\"}'"
 
 for i in 1 2 3; do kill "${CPID[$i]}" 2>/dev/null; wait "${CPID[$i]}" 2>/dev/null; untrack "${CPID[$i]}"; done
