@@ -360,12 +360,13 @@ static void test_pg_blocklist_copy_shared(void **state)
 	struct store_bl_copy c = { .version = 3, .meta = "{\"version\":3}", .len = LEN };
 	struct store_change last = { 0 };
 	struct pg_copy g = { 0 };
-	uint8_t *body = malloc(LEN);
+	uint8_t *body;
 	int64_t head = 0;
 
 	(void)state;
 	if (!uri())
 		skip();
+	body = malloc(LEN);
 	assert_non_null(body);
 	pattern(body, LEN);
 	c.body = body;
