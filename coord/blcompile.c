@@ -3,8 +3,9 @@
  * tags). A combination is compiled again only when its inputs (bl_fingerprint: its
  * sources' sums and its allow / block rules) changed; the compile runs in libuv's
  * threadpool and its blob is swapped in on the loop, with a serial that only grows
- * (STATE/blocklists/serial), kept in memory and in STATE/blocklists/combo-*.blob so a
- * restart serves the same versions. A new version goes out as a dns delta; nodes fetch
+ * (STATE/blocklists/serial; with several instances one derived from the inputs, the same
+ * on each), kept in memory and in STATE/blocklists/combo-*.blob so a restart serves the
+ * same versions. A new version goes out as a dns delta; nodes fetch
  * it with GET /v1/dns/blocklist?v=THEIRS (304 when it is theirs). Manual allow and block
  * rules mean the domain and every name under it; exceptions win (blocklist.h). */
 #include <dirent.h>
@@ -344,6 +345,40 @@ static void combos_prune(struct coord_blocklists *b)
 	}
 }
 
+/* The version of a new list. With one instance a serial that only grows; with several,
+ * every instance compiles the same inputs to the same version, so a node moving to
+ * another instance neither refetches an equal list nor keeps a different one under the
+ * number it has: the version is then 52 bits of the inputs' sum (never 0). */
+static uint64_t serial_of(const uint8_t in[BL_SUM_LEN])
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 7; i++)
+		v = v << 8 | in[i];
+	return (v & ((1ull << 52) - 1)) | 1ull << 52;
+}
+
+static uint64_t serial_next(struct coord_blocklists *b, const uint8_t in[BL_SUM_LEN])
+{
+	uint64_t v;
+
+	if (!b->co->remote)
+		return ++b->serial;
+	v = serial_of(in);
+	if (v > b->serial)
+		b->serial = v;   /* a later switch back to one instance hands out above it */
+	return v;
+}
+
+/* Compiled before from other inputs, or (several instances) under a serial of the one
+ * instance scheme, as a state migrated from SQLite has. */
+static int combo_stale(const struct coord_blocklists *b, const struct bl_combo *c,
+		       const uint8_t in[BL_SUM_LEN])
+{
+	return !c->serial || memcmp(in, c->inputs, BL_SUM_LEN) ||
+	       (b->co->remote && c->serial != serial_of(in));
+}
+
 static int jobs_add(struct bl_compile *cp, struct bl_combo *c, const uint8_t in[BL_SUM_LEN])
 {
 	struct coord_blocklists *b = cp->b;
@@ -356,7 +391,7 @@ static int jobs_add(struct bl_compile *cp, struct bl_combo *c, const uint8_t in[
 	memset(j, 0, sizeof(*j));
 	snprintf(j->key, sizeof(j->key), "%s", c->key);
 	memcpy(j->inputs, in, BL_SUM_LEN);
-	j->serial = ++b->serial;
+	j->serial = serial_next(b, in);
 	combo_path(b, c->key, j->blob_path, sizeof(j->blob_path));
 	return fingerprint(b, c->key, j->inputs, j);
 }
@@ -377,7 +412,7 @@ static void compile_start(uv_timer_t *t)
 	cp->b = b;
 	for (struct bl_combo *c = b->combos; c; c = c->next) {
 		fingerprint(b, c->key, in, NULL);
-		if ((!c->serial || memcmp(in, c->inputs, BL_SUM_LEN)) && jobs_add(cp, c, in))
+		if (combo_stale(b, c, in) && jobs_add(cp, c, in))
 			log_warn("blocklist compile: out of memory", "tags=\"%s\"", c->key);
 	}
 	cp->serial = b->serial;
@@ -555,11 +590,18 @@ void coord_blocklists_metrics(struct coord *co, struct metrics_text *t)
 		"coord_blocklist_fetch_failures_total %llu\n"
 		"# TYPE coord_blocklist_not_modified_total counter\n"
 		"coord_blocklist_not_modified_total %llu\n"
+		"# HELP coord_blocklist_copies_stored_total Fetched copies stored for the other instances.\n"
+		"# TYPE coord_blocklist_copies_stored_total counter\n"
+		"coord_blocklist_copies_stored_total %llu\n"
+		"# HELP coord_blocklist_copies_taken_total Copies taken from the store, not fetched.\n"
+		"# TYPE coord_blocklist_copies_taken_total counter\n"
+		"coord_blocklist_copies_taken_total %llu\n"
 		"# TYPE coord_blocklist_lists gauge\ncoord_blocklist_lists %zu\n"
 		"# TYPE coord_blocklist_bytes gauge\ncoord_blocklist_bytes %zu\n"
 		"# TYPE coord_blocklist_version gauge\ncoord_blocklist_version %llu\n",
 		(unsigned long long)b->compiles, (unsigned long long)b->compile_failures,
 		b->last_compile_ms / 1000, (unsigned long long)b->fetches,
-		(unsigned long long)b->fetch_failures, (unsigned long long)b->not_modified, combos,
+		(unsigned long long)b->fetch_failures, (unsigned long long)b->not_modified,
+		(unsigned long long)b->copies_stored, (unsigned long long)b->copies_taken, combos,
 		bytes, (unsigned long long)b->serial);
 }

@@ -5,7 +5,8 @@
  * (with src-ID.json, struct bl_meta) only when the whole source came: a failure keeps the
  * last good copy and records the error, a restart refetches nothing it has. A source over
  * BL_MAX_BYTES or BL_MAX_LINES is cut there and kept so, reported as cut. A new content
- * (by its BLAKE2b sum) asks blcompile.c for new lists. */
+ * (by its BLAKE2b sum) asks blcompile.c for new lists. With several instances only the
+ * jobs holder fetches, and blshare.c hands what it got to the others. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -171,6 +172,11 @@ struct bl_fetch {
 	crypto_generichash_state h;
 	int rc;
 	char error[BL_ERROR_MAX];
+	/* several instances: the sum the database holds (has_copy), and the bytes to store */
+	int share, has_copy;
+	uint8_t copy_sum[BL_SUM_LEN];
+	uint8_t *body;
+	size_t body_len;
 };
 
 static int count_rule(const char *name, size_t len, unsigned flags, void *arg)
@@ -275,11 +281,24 @@ out:
 	return rc;
 }
 
+int bl_meta_keep(const char *path, const struct bl_meta *m, const char *source)
+{
+	char *text = bl_meta_format(m, source);
+	struct iovec iov;
+	int rc;
+
+	if (!text)
+		return -ENOMEM;
+	iov.iov_base = text;
+	iov.iov_len = strlen(text);
+	rc = file_replace(path, &iov, 1, 0600, NULL);
+	free(text);
+	return rc;
+}
+
 /* The new copy replaces the last good one when it differs; the meta in any case. */
 static int fetch_keep(struct bl_fetch *f)
 {
-	struct iovec iov;
-	char *text;
 	int rc = 0;
 
 	if (f->not_modified) {
@@ -296,15 +315,8 @@ static int fetch_keep(struct bl_fetch *f)
 			rc = -errno;
 	}
 	f->meta.fetched = coord_now();
-	text = rc ? NULL : bl_meta_format(&f->meta, f->source);
-	if (!rc && !text)
-		rc = -ENOMEM;
-	if (!rc) {
-		iov.iov_base = text;
-		iov.iov_len = strlen(text);
-		rc = file_replace(f->meta_path, &iov, 1, 0600, NULL);
-	}
-	free(text);
+	if (!rc)
+		rc = bl_meta_keep(f->meta_path, &f->meta, f->source);
 	if (rc)
 		snprintf(f->error, sizeof(f->error), "cannot keep the copy: %s", strerror(-rc));
 	return rc;
@@ -342,6 +354,11 @@ static void fetch_work(uv_work_t *w)
 		blocklist_parser_end(&f->ps);
 		f->rc = fetch_keep(f);
 	}
+	/* Content the database does not hold yet goes there for the other instances. */
+	if (!f->rc && f->share && (f->changed || !f->has_copy ||
+				   memcmp(f->copy_sum, f->meta.sum, BL_SUM_LEN)) &&
+	    bl_share_read(f->raw, &f->body, &f->body_len))
+		log_warn("blocklist copy not read back for the other instances", "path=%s", f->raw);
 	close(f->fd);
 	if (f->rc)
 		unlink(f->tmp);
@@ -356,13 +373,15 @@ struct bl_source *bl_source_find(struct coord_blocklists *b, int64_t id)
 	return NULL;
 }
 
-static void source_status(struct coord_blocklists *b, struct bl_source *s)
+/* With several instances the copy goes with the status (blshare.c). */
+static void source_status(struct coord_blocklists *b, struct bl_source *s, const struct bl_fetch *f)
 {
 	struct dns_rec r = { .id = s->id, .table = STORE_DNS_BLOCKLISTS, .fetched = s->meta.fetched,
 			     .version = s->meta.version, .lines = (int64_t)s->meta.st.lines,
 			     .unusable = (int64_t)s->meta.st.unusable };
 
-	if (store_dns_blocklist_status(b->co->st, &r))
+	if (f->share ? bl_share_store(b, s, &r, f->body, f->body_len) :
+	    store_dns_blocklist_status(b->co->st, &r))
 		log_warn("blocklist status not stored", "id=%lld", (long long)s->id);
 }
 
@@ -374,12 +393,8 @@ static void fetch_after(uv_work_t *w, int status)
 	int64_t wait;
 
 	b->fetching--;
-	if (!s && !b->stopping) {   /* removed meanwhile: what it kept goes too */
-		unlink(f->raw);
-		unlink(f->meta_path);
-		bl_source_path(b, f->id, "err", f->tmp, sizeof(f->tmp));
-		unlink(f->tmp);
-	}
+	if (!s && !b->stopping)   /* removed meanwhile: what it kept goes too */
+		bl_source_unlink(b, f->id);
 	if (s) {
 		s->busy = 0;
 		b->fetches++;
@@ -394,7 +409,7 @@ static void fetch_after(uv_work_t *w, int status)
 				 "not_modified=1" : f->changed ? "changed=1" : "changed=0",
 				 (long long)s->meta.version, (unsigned long long)s->meta.st.lines,
 				 (unsigned long long)s->meta.st.domains, s->meta.cut);
-			source_status(b, s);
+			source_status(b, s, f);
 			if (f->changed)
 				bl_compile_schedule(b);
 		} else {
@@ -408,7 +423,9 @@ static void fetch_after(uv_work_t *w, int status)
 				 s->name, s->error, (long long)s->meta.version,
 				 (long long)(s->next_at - coord_now()));
 		}
+		bl_share_recheck(b, s);
 	}
+	free(f->body);
 	free(f);
 	if (!b->stopping)
 		coord_blocklists_tick(b->co);   /* the next due source may start */
@@ -424,6 +441,9 @@ static void fetch_start(struct coord_blocklists *b, struct bl_source *s)
 	f->b = b;
 	f->id = s->id;
 	f->old = s->meta;
+	f->share = b->co->remote;
+	f->has_copy = s->copy.version > 0;
+	memcpy(f->copy_sum, s->copy.sum, BL_SUM_LEN);
 	snprintf(f->source, sizeof(f->source), "%s", s->name);
 	bl_source_path(b, s->id, "raw", f->raw, sizeof(f->raw));
 	bl_source_path(b, s->id, "tmp", f->tmp, sizeof(f->tmp));
@@ -471,12 +491,21 @@ static int sync_one(const struct coord_dns_entry *e, void *arg)
 	return 0;
 }
 
+void bl_source_unlink(const struct coord_blocklists *b, int64_t id)
+{
+	static const char *const ext[] = { "raw", "json", "err" };
+	char path[4200];
+
+	for (size_t i = 0; i < 3; i++) {
+		bl_source_path(b, id, ext[i], path, sizeof(path));
+		unlink(path);
+	}
+}
+
 /* Matches the sources to the policy's: new ones are due at once, removed ones go with
  * their files (a fetch in flight finds its source gone and drops what it got). */
 static void sources_sync(struct coord_blocklists *b)
 {
-	char path[4200];
-
 	for (struct bl_source *s = b->sources; s; s = s->next)
 		s->present = 0;
 	if (coord_dns_foreach(b->co, COORD_DNS_BLOCKLIST, sync_one, b))
@@ -488,14 +517,11 @@ static void sources_sync(struct coord_blocklists *b)
 			continue;
 		}
 		*pp = s->next;
-		bl_source_path(b, s->id, "raw", path, sizeof(path));
-		unlink(path);
-		bl_source_path(b, s->id, "json", path, sizeof(path));
-		unlink(path);
-		bl_source_path(b, s->id, "err", path, sizeof(path));
-		unlink(path);
+		bl_source_unlink(b, s->id);
 		source_free(s);
 	}
+	if (b->co->remote)
+		bl_share_sync(b);
 }
 
 void bl_job_done(struct coord_blocklists *b)
@@ -512,7 +538,8 @@ void coord_blocklists_tick(struct coord *co)
 	struct coord_blocklists *b = co->bl;
 	int64_t now = coord_now();
 
-	if (!b)
+	/* Several instances: the jobs holder fetches, the others take its copies. */
+	if (!b || !coord_jobs_mine(co))
 		return;
 	for (struct bl_source *s = b->sources; s && b->fetching < BL_FETCHES_AT_ONCE; s = s->next)
 		if (!s->busy && now >= s->next_at)

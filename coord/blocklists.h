@@ -45,6 +45,10 @@ struct bl_source {
 	int64_t next_at;          /* when the next fetch is due */
 	unsigned fails;           /* in a row, for the backoff */
 	int busy, present, gone;
+	/* Several instances (blshare.c): the copy the database holds, as last read (version
+	 * 0: none); recheck: it changed while a job was busy with this source. */
+	struct bl_meta copy;
+	int recheck;
 };
 
 /* A compiled list of one tag combination ("" or "tag:a,tag:b" as dns.c keys views). */
@@ -72,6 +76,7 @@ struct coord_blocklists {
 	uv_timer_t timer;
 	/* metrics */
 	uint64_t compiles, compile_failures, fetches, fetch_failures, not_modified;
+	uint64_t copies_stored, copies_taken;   /* blshare.c */
 	double last_compile_ms;
 };
 
@@ -82,6 +87,22 @@ void bl_source_path(const struct coord_blocklists *b, int64_t id, const char *ex
 		    size_t size);
 struct bl_source *bl_source_find(struct coord_blocklists *b, int64_t id);
 void bl_job_done(struct coord_blocklists *b);   /* after every job's after_work */
+/* Writes src-ID.json (in the threadpool); -errno. */
+int bl_meta_keep(const char *path, const struct bl_meta *m, const char *source);
+void bl_source_unlink(const struct coord_blocklists *b, int64_t id);   /* raw, json, err */
+
+/* blshare.c: several instances on one database. Only the jobs holder fetches; a fetch
+ * that gives new content stores it (bl_share_store); the others take it from there. */
+/* After the sources were matched to the policy: reads what copies the database holds and
+ * takes the newer ones (or, on the holder, makes a fetch due to store its own). */
+void bl_share_sync(struct coord_blocklists *b);
+/* A job on s finished: what bl_share_sync saw meanwhile is acted on now. */
+void bl_share_recheck(struct coord_blocklists *b, struct bl_source *s);
+/* The fetch's status and, with body, the new copy, in one transaction. */
+int bl_share_store(struct coord_blocklists *b, struct bl_source *s, const struct dns_rec *status,
+		   const uint8_t *body, size_t len);
+/* The bytes of a kept copy (the threadpool), for bl_share_store; malloc'ed. */
+int bl_share_read(const char *path, uint8_t **out, size_t *len);
 
 /* blcompile.c */
 /* The inputs of a combination: the sums of its sources that have a good copy and its

@@ -4,8 +4,8 @@
  * after the last one it applied, re-reads each changed row and fans it out to its own
  * watchers as if the change had been made here. Its own changes it applied when it made
  * them. Instances beat in the instances table; the once-only jobs (ephemeral removal,
- * feed pruning, clearing the online marks of a dead instance) go to the holder of a
- * lease. With SQLite there is one instance and none of this runs. */
+ * feed pruning, clearing the online marks of a dead instance, fetching blocklists) go to
+ * the holder of a lease. With SQLite there is one instance and none of this runs. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,7 +122,7 @@ static void beat(struct coord *co)
 	me.started = f->started;
 	me.seen = now;
 	me.feed_seq = f->seq;
-	snprintf(me.jobs, sizeof(me.jobs), "%s", f->jobs ? "expiry,ephemeral,feed-prune" : "");
+	snprintf(me.jobs, sizeof(me.jobs), "%s", f->jobs ? "expiry,ephemeral,feed-prune,blocklists" : "");
 	if (store_instance_beat(co->st, &me) || coord_instances_load(co)) {
 		f->beating_since = 0;
 		return;

@@ -1073,22 +1073,102 @@ int store_dns_delete(struct store *st, int table, int64_t id)
 		rc = run(st, "dns_delete", sql, &p, 1, NULL, NULL, &changes);
 	if (!rc && !changes)
 		rc = -ENOENT;
+	if (!rc && table == STORE_DNS_BLOCKLISTS)   /* its copy goes with it */
+		rc = run(st, "dns_delete", "DELETE FROM dns_blocklist_copies WHERE id=?", &p, 1, NULL,
+			 NULL, NULL);
 	return wr_end(st, &w, rc, STORE_CH_DNS + table, id, NULL);
+}
+
+static int blocklist_status(struct store *st, const struct dns_rec *r)
+{
+	struct store_val p[5] = { vi(r->fetched), vi(r->version), vi(r->lines), vi(r->unusable), vi(r->id) };
+	int64_t changes = 0;
+	int rc = run(st, "dns_blocklist_status", "UPDATE dns_blocklists SET fetched=?, version=?,"
+		     " lines=?, unusable=? WHERE id=?", p, 5, NULL, NULL, &changes);
+
+	return !rc && !changes ? -ENOENT : rc;
 }
 
 int store_dns_blocklist_status(struct store *st, const struct dns_rec *r)
 {
-	struct store_val p[5] = { vi(r->fetched), vi(r->version), vi(r->lines), vi(r->unusable), vi(r->id) };
-	int64_t changes = 0;
 	struct wr w;
 	int rc = wr_begin(st, &w);
 
 	if (!rc)
-		rc = run(st, "dns_blocklist_status", "UPDATE dns_blocklists SET fetched=?, version=?,"
-			 " lines=?, unusable=? WHERE id=?", p, 5, NULL, NULL, &changes);
-	if (!rc && !changes)
-		rc = -ENOENT;
+		rc = blocklist_status(st, r);
 	return wr_end(st, &w, rc, STORE_CH_DNS + STORE_DNS_BLOCKLISTS, r->id, NULL);
+}
+
+int store_dns_blocklist_copy_put(struct store *st, const struct dns_rec *status,
+				 const struct store_bl_copy *c)
+{
+	struct store_val p[5] = { vi(c->id), vi(c->version), vb(c->sum, sizeof(c->sum)), vt(c->meta),
+				  c->body ? vb(c->body, c->len) : vnull() };
+	struct store_val q[3] = { vt(c->meta), vi(c->id), vb(c->sum, sizeof(c->sum)) };
+	struct wr w;
+	int rc;
+
+	if (c->id != status->id)
+		return -EINVAL;
+	rc = wr_begin(st, &w);
+	if (!rc)
+		rc = blocklist_status(st, status);
+	if (!rc && c->body)
+		rc = run(st, "dns_blocklist_copy", "INSERT INTO dns_blocklist_copies(id, version, sum,"
+			 " meta, body) VALUES(?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+			 " version = excluded.version, sum = excluded.sum, meta = excluded.meta,"
+			 " body = excluded.body", p, 5, NULL, NULL, NULL);
+	else if (!rc)
+		rc = run(st, "dns_blocklist_copy", "UPDATE dns_blocklist_copies SET meta=? WHERE id=?"
+			 " AND sum=?", q, 3, NULL, NULL, NULL);
+	return wr_end(st, &w, rc, STORE_CH_DNS + STORE_DNS_BLOCKLISTS, c->id, NULL);
+}
+
+struct copy_cb {
+	int (*cb)(const struct store_bl_copy *c, void *arg);
+	void *arg;
+	int found;
+};
+
+/* id, version, sum, meta, and the body or its length */
+static int copy_row(const struct store_row *r, void *arg)
+{
+	struct copy_cb *f = arg;
+	struct store_bl_copy c = { .id = store_col_int(r, 0), .version = store_col_int(r, 1) };
+
+	if (r->n < 5 || col_blob(r, 2, c.sum, sizeof(c.sum), 0) || r->c[3].type != SV_TEXT)
+		return corrupt("dns_blocklist_copies", c.id);
+	c.meta = r->c[3].p;
+	if (r->c[4].type == SV_BLOB) {
+		c.body = r->c[4].p;
+		c.len = r->c[4].len;
+	} else if (r->c[4].type == SV_INT && r->c[4].i >= 0) {
+		c.len = (size_t)r->c[4].i;
+	} else {
+		return corrupt("dns_blocklist_copies", c.id);
+	}
+	f->found = 1;
+	return f->cb(&c, f->arg);
+}
+
+int store_dns_blocklist_copy_heads(struct store *st,
+				   int (*cb)(const struct store_bl_copy *c, void *arg), void *arg)
+{
+	struct copy_cb f = { cb, arg, 0 };
+
+	return run(st, "dns_blocklist_copy_heads", "SELECT id, version, sum, meta, LENGTH(body)"
+		   " FROM dns_blocklist_copies ORDER BY id", NULL, 0, copy_row, &f, NULL);
+}
+
+int store_dns_blocklist_copy_get(struct store *st, int64_t id,
+				 int (*cb)(const struct store_bl_copy *c, void *arg), void *arg)
+{
+	struct copy_cb f = { cb, arg, 0 };
+	struct store_val p = vi(id);
+	int rc = run(st, "dns_blocklist_copy_get", "SELECT id, version, sum, meta, body"
+		     " FROM dns_blocklist_copies WHERE id = ?", &p, 1, copy_row, &f, NULL);
+
+	return rc ? rc : f.found ? 0 : -ENOENT;
 }
 
 struct dns_cb {

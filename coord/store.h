@@ -168,6 +168,26 @@ struct dns_rec {
 int store_dns_insert(struct store *st, struct dns_rec *r);
 int store_dns_delete(struct store *st, int table, int64_t id);          /* -ENOENT */
 int store_dns_blocklist_status(struct store *st, const struct dns_rec *r); /* by id */
+/* The last good copy of a blocklist source (schema version 6), for several instances:
+ * the jobs holder stores what it fetched, the others take it from here. */
+struct store_bl_copy {
+	int64_t id, version;             /* the dns_blocklists row; the fetcher's version */
+	uint8_t sum[32];                 /* BLAKE2b-256 of body */
+	const char *meta;                /* the fetcher's JSON: ETag, Last-Modified, counts */
+	const uint8_t *body;             /* NULL: only the meta changed (same sum) */
+	size_t len;
+};
+/* The row's status (as store_dns_blocklist_status) and its copy, in one transaction with
+ * one feed change. A NULL body updates the meta of a copy with this sum only. */
+int store_dns_blocklist_copy_put(struct store *st, const struct dns_rec *status,
+				 const struct store_bl_copy *c);
+/* Every copy in id order without its body (body NULL, len its size); the meta lives
+ * until cb returns. */
+int store_dns_blocklist_copy_heads(struct store *st,
+				   int (*cb)(const struct store_bl_copy *c, void *arg), void *arg);
+/* One copy with its body (valid until cb returns); -ENOENT when there is none. */
+int store_dns_blocklist_copy_get(struct store *st, int64_t id,
+				 int (*cb)(const struct store_bl_copy *c, void *arg), void *arg);
 /* In id order; the strings live until cb returns. */
 int store_dns_foreach(struct store *st, int table, int (*cb)(const struct dns_rec *r, void *arg),
 		      void *arg);

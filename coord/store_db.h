@@ -70,7 +70,7 @@ extern const struct store_engine store_engine_sqlite;
 extern const struct store_engine store_engine_pg;
 
 /* store_schema.c: the tables, described once; the DDL of each dialect is made from it. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* Creates every table at the current version in an empty database. */
 int store_schema_create(const struct store_engine *e, void *impl);
 /* Takes a database at version `from` (>= 1) to the current one, one step at a time; the

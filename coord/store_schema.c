@@ -98,13 +98,20 @@ static const struct table tables[] = {
 		{ "name", C_TEXT, PK, 5, NULL }, { "url", C_TEXT, NN, 5, NULL },
 		{ "started", C_INT, NN, 5, NULL }, { "seen", C_INT, NN, 5, NULL },
 		{ "feed_seq", C_INT, NN, 5, NULL }, { "jobs", C_TEXT, NN, 5, NULL } } },
+	/* 6: the last good copy of each blocklist source (id: its dns_blocklists row), fetched
+	 * once by the jobs holder and taken from here by the other instances; meta is the
+	 * fetcher's JSON (ETag, Last-Modified, counts) so a new holder fetches on from it */
+	{ "dns_blocklist_copies", 6, NULL, NULL, {
+		{ "id", C_INT, PK, 6, NULL }, { "version", C_INT, NN, 6, NULL },
+		{ "sum", C_BLOB, NN, 6, NULL }, { "meta", C_TEXT, NN, 6, NULL },
+		{ "body", C_BLOB, NN, 6, NULL } } },
 };
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 
 const char *const store_schema_tables[] = {
 	"meta", "nodes", "authkeys", "apikeys", "relays", "dns_upstreams", "dns_routes",
 	"dns_blocklists", "dns_rules", "dns_records", "feed_head", "changes", "leases",
-	"instances", NULL,
+	"instances", "dns_blocklist_copies", NULL,
 };
 
 /* The one step from before the description that it cannot say, as SQLite ran it. */

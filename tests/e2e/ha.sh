@@ -7,7 +7,9 @@
 # two instances; unique addresses; kill -9 of an instance (its nodes go offline on the
 # others, nothing is lost); PostgreSQL restarted under running instances (writes refused
 # with 503 meanwhile, streams kept, caught up after); `coord status`; and `coord migrate`
-# of an SQLite state, verified and then served with the same nodes and addresses.
+# of an SQLite state, verified and then served with the same nodes and addresses. A
+# blocklist source fetched by the jobs holder alone, its copy taken by the others from
+# the store, one compiled version on every instance, fetched on by a new holder.
 # Usage: tests/e2e/ha.sh BUILD_DIR
 set -u
 BUILD=$(cd "${1:?usage: ha.sh BUILD_DIR}" && pwd)
@@ -29,7 +31,7 @@ start_coord() {
 	local i=$1 dir="$E2E_TMP/c$1"
 	"$COORD" serve --store "$PG_URI" --instance "c$i" --state "$dir" \
 		--listen 127.0.0.1:${CPORT[$i]:-0} --metrics 127.0.0.1:0 --keepalive 1s \
-		--ephemeral-timeout 3s --feed-keep 20 >"$E2E_TMP/c$i.out" 2>>"$E2E_TMP/c$i.log" &
+		--ephemeral-timeout 3s --feed-keep 20 --blocklist-refresh 2s >"$E2E_TMP/c$i.out" 2>>"$E2E_TMP/c$i.log" &
 	CPID[$i]=$!
 	track "${CPID[$i]}"
 	wait_for 15 grep -q "listening on 127.0.0.1:[0-9][0-9]*," "$E2E_TMP/c$i.out" || { cat "$E2E_TMP/c$i.log"; return 1; }
@@ -146,6 +148,72 @@ check_within "c$X reloads the whole tailnet and is current (a node added, one de
 check "... it says so in its log" grep -q "behind the kept change feed: reloading" "$E2E_TMP/c$X.log"
 
 check "metrics: feed lag, store latency, retries, the job holder" bash -c "curl -s http://${METRICS[1]}/metrics | grep -q '^coord_feed_lag_changes ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_store_seconds_total ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_store_retries_total ' && curl -s http://${METRICS[1]}/metrics | grep -q '^coord_jobs_holder{instance=\"c1\"}'"
+
+# --- blocklists: fetched once (the jobs holder), the others take the stored copy ---
+BLF="$E2E_TMP/ha-hosts"
+{ echo '0.0.0.0 ads1.example'; echo '0.0.0.0 ads2.example'; echo '||track.example^'; } >"$BLF"
+holder_among() {  # holder_among I...: which of them holds the jobs (its own row says so)
+	local i
+	for i in "$@"; do
+		"$COORD" status --json --state "$E2E_TMP/c$i" | jq -e --arg me "c$i" \
+			'.instances[] | select(.name == $me and .jobs != "")' >/dev/null && { echo "$i"; return 0; }
+	done
+	return 1
+}
+metric() { curl -s "http://${METRICS[$1]}/metrics" | sed -n "s/^$2 //p"; }
+blsrc() { adm "$1" dns show --json | jq -c --arg s "$BLF" '.blocklists[] | select(.source == $s) | [.version, .lines]'; }
+blver() { adm "$1" dns show --json | jq -r .blocklist.version; }
+blob_etag() {  # node a's blob at instance I: its ETag
+	curl -sk -D - -o /dev/null -H "Authorization: Bearer $(cat "$E2E_TMP/n-a/token")" \
+		"${CURL[$1]}/v1/dns/blocklist" | tr -d '\r' | sed -n 's/^etag: //ip'
+}
+same_on() {  # same_on FN I...: FN I prints one non-empty, non-zero answer for every I
+	local fn=$1 first="" v i; shift
+	for i in "$@"; do
+		v=$("$fn" "$i")
+		[ -n "$v" ] && [ "$v" != 0 ] && [ "$v" != null ] || return 1
+		[ -z "$first" ] && first=$v
+		[ "$v" = "$first" ] || return 1
+	done
+}
+src_on() {  # src_on WANT I...: the source is at [version, lines] WANT on every I
+	local want=$1 i; shift
+	for i in "$@"; do [ "$(blsrc "$i")" = "$want" ] || return 1; done
+}
+fetched_by_only() {  # fetched_by_only H I...: H fetched, no other I did
+	local h=$1 i; shift
+	[ "$(metric "$h" coord_blocklist_fetches_total)" -ge 1 ] || return 1
+	for i in "$@"; do [ "$i" = "$h" ] || [ "$(metric "$i" coord_blocklist_fetches_total)" = 0 ] || return 1; done
+}
+taken_by_others() {  # taken_by_others H N I...: every I but H took N copies
+	local h=$1 n=$2 i; shift 2
+	for i in "$@"; do [ "$i" = "$h" ] || [ "$(metric "$i" coord_blocklist_copies_taken_total)" = "$n" ] || return 1; done
+}
+H=$(holder_among 1 2 3)
+check "one instance holds the jobs (c$H)" test -n "$H"
+OTHER=$(( H % 3 + 1 ))
+check "a blocklist file added on a non-holder (c$OTHER)" adm "$OTHER" dns blocklist add "$BLF"
+check_within "every instance has its copy (version 1, 3 lines)" 10 src_on '[1,3]' 1 2 3
+check "only the jobs holder fetched it" fetched_by_only "$H" 1 2 3
+check "the holder stored one copy" test "$(metric "$H" coord_blocklist_copies_stored_total)" = 1
+check "the two others took it from the store" taken_by_others "$H" 1 1 2 3
+check_within "every instance serves one compiled version" 10 same_on blver 1 2 3
+check_within "node a gets the same list (ETag) from each instance" 5 same_on blob_etag 1 2 3
+echo '0.0.0.0 ads3.example' >>"$BLF"
+check_within "the file changes: version 2 on every instance" 15 src_on '[2,4]' 1 2 3
+fetched_then_taken() { fetched_by_only "$H" 1 2 3 && taken_by_others "$H" 2 1 2 3; }
+check "... fetched by the holder alone, taken by the others" fetched_then_taken
+check_within "... compiled to one version again" 10 same_on blver 1 2 3
+V2=$(blver "$H")
+check "the jobs holder c$H is killed with -9" kill9_coord "$H"
+ALIVE=$(for i in 1 2 3; do [ "$i" = "$H" ] || echo "$i"; done)
+check_within "another instance takes the jobs" 40 holder_among $ALIVE
+H2=$(holder_among $ALIVE)
+echo '0.0.0.0 ads4.example' >>"$BLF"
+check_within "the new holder (c$H2) fetches on: version 3 on both live instances" 15 src_on '[3,5]' $ALIVE
+check "... fetched by c$H2 alone" fetched_by_only "$H2" $ALIVE
+new_version() { same_on blver $ALIVE && [ "$(blver "$H2")" != "$V2" ]; }
+check_within "... one new compiled version on both" 10 new_version
 
 for i in 1 2 3; do kill "${CPID[$i]}" 2>/dev/null; wait "${CPID[$i]}" 2>/dev/null; untrack "${CPID[$i]}"; done
 

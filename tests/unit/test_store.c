@@ -436,7 +436,7 @@ static void test_store_open_creates_private_wal_file(void **state)
 	assert_mode(p, 0600);
 	v = store_schema_version(f->st);
 	assert_int_equal(v, STORE_SCHEMA_VERSION);
-	assert_int_equal(v, 5);   /* five versions so far; bump with the next */
+	assert_int_equal(v, 6);   /* six versions so far; bump with the next */
 	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v);
 	close_store(f);
 	/* WAL is persistent: the header says so to any later reader. */
@@ -1116,6 +1116,133 @@ static void test_store_survives_sigkill(void **state)
 	check_crash(*state, DIE_SIGKILL);
 }
 
+/* --- blocklist copies (schema 6): several instances share what one fetched --- */
+
+struct copy_got {
+	int n, had_body;
+	int64_t id, version;
+	uint8_t sum[32];
+	char meta[64];
+	uint8_t body[64];
+	size_t len;
+};
+
+static int copy_seen(const struct store_bl_copy *c, void *arg)
+{
+	struct copy_got *g = arg;
+
+	g->n++;
+	g->id = c->id;
+	g->version = c->version;
+	memcpy(g->sum, c->sum, sizeof(g->sum));
+	snprintf(g->meta, sizeof(g->meta), "%s", c->meta);
+	g->had_body = c->body != NULL;
+	g->len = c->len;
+	if (c->body && c->len <= sizeof(g->body))
+		memcpy(g->body, c->body, c->len);
+	return 0;
+}
+
+static int status_seen(const struct dns_rec *r, void *arg)
+{
+	*(struct dns_rec *)arg = *r;
+	return 0;
+}
+
+static int count_change(const struct store_change *c, void *arg)
+{
+	int *n = arg;
+
+	assert_int_equal(c->kind, STORE_CH_DNS + STORE_DNS_BLOCKLISTS);
+	(*n)++;
+	return 0;
+}
+
+static int feed_count(struct store *st, int64_t after)
+{
+	int n = 0;
+
+	assert_int_equal(store_feed_read(st, after, 100, count_change, &n), 0);
+	return n;
+}
+
+static void test_store_blocklist_copies(void **state)
+{
+	struct fixture *f = *state;
+	struct dns_rec src = { .table = STORE_DNS_BLOCKLISTS, .name = "/lists/hosts", .value = "", .tag = "" };
+	struct dns_rec stat = { 0 }, got;
+	static const uint8_t body[] = "0.0.0.0 ads.example\n\0\xff";
+	struct store_bl_copy c = { .version = 1, .meta = "{\"version\":1}", .body = body, .len = sizeof(body) };
+	struct copy_got g = { 0 };
+	int64_t head = 0;
+
+	assert_int_equal(store_dns_insert(f->st, &src), 0);
+	assert_int_equal(store_feed_head(f->st, &head), 0);
+	stat.id = c.id = src.id;
+	stat.fetched = 1700000000;
+	stat.version = 1;
+	stat.lines = 7;
+	stat.unusable = 1;
+	memset(c.sum, 0xab, sizeof(c.sum));
+	/* The status and the copy in one transaction, one feed change. */
+	assert_int_equal(store_dns_blocklist_copy_put(f->st, &stat, &c), 0);
+	assert_int_equal(feed_count(f->st, head), 1);
+	assert_int_equal(store_dns_get(f->st, STORE_DNS_BLOCKLISTS, src.id, status_seen, &got), 0);
+	assert_int_equal(got.fetched, 1700000000);
+	assert_int_equal(got.version, 1);
+	assert_int_equal(got.lines, 7);
+	/* Heads: no body, its length; the copy whole, byte for byte (a NUL, a high byte). */
+	assert_int_equal(store_dns_blocklist_copy_heads(f->st, copy_seen, &g), 0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.had_body, 0);
+	assert_int_equal(g.len, sizeof(body));
+	assert_int_equal(g.version, 1);
+	assert_memory_equal(g.sum, c.sum, sizeof(c.sum));
+	assert_string_equal(g.meta, "{\"version\":1}");
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_dns_blocklist_copy_get(f->st, src.id, copy_seen, &g), 0);
+	assert_int_equal(g.had_body, 1);
+	assert_int_equal(g.len, sizeof(body));
+	assert_memory_equal(g.body, body, sizeof(body));
+	/* Without a body only the meta of a copy with that sum changes. */
+	c.body = NULL;
+	c.meta = "{\"other sum\":1}";
+	memset(c.sum, 0xcd, sizeof(c.sum));
+	assert_int_equal(store_dns_blocklist_copy_put(f->st, &stat, &c), 0);
+	memset(c.sum, 0xab, sizeof(c.sum));
+	c.meta = "{\"refetched\":1}";
+	stat.fetched++;
+	assert_int_equal(store_dns_blocklist_copy_put(f->st, &stat, &c), 0);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_dns_blocklist_copy_get(f->st, src.id, copy_seen, &g), 0);
+	assert_string_equal(g.meta, "{\"refetched\":1}");
+	assert_memory_equal(g.body, body, sizeof(body));
+	/* A new version replaces it, and survives a reopen. */
+	c.body = (const uint8_t *)"new";
+	c.len = 3;
+	c.version = 2;
+	memset(c.sum, 0x11, sizeof(c.sum));
+	assert_int_equal(store_dns_blocklist_copy_put(f->st, &stat, &c), 0);
+	reopen(f);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_dns_blocklist_copy_get(f->st, src.id, copy_seen, &g), 0);
+	assert_int_equal(g.version, 2);
+	assert_int_equal(g.len, 3);
+	assert_memory_equal(g.body, "new", 3);
+	/* A source that is gone stores nothing; mismatched ids are refused. */
+	stat.id = c.id = src.id + 100;
+	assert_int_equal(store_dns_blocklist_copy_put(f->st, &stat, &c), -ENOENT);
+	assert_int_equal(store_dns_blocklist_copy_get(f->st, src.id + 100, copy_seen, &g), -ENOENT);
+	c.id = src.id;
+	assert_int_equal(store_dns_blocklist_copy_put(f->st, &stat, &c), -EINVAL);
+	/* Removing the source removes its copy. */
+	assert_int_equal(store_dns_delete(f->st, STORE_DNS_BLOCKLISTS, src.id), 0);
+	assert_int_equal(store_dns_blocklist_copy_get(f->st, src.id, copy_seen, &g), -ENOENT);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_dns_blocklist_copy_heads(f->st, copy_seen, &g), 0);
+	assert_int_equal(g.n, 0);
+}
+
 #define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1141,6 +1268,7 @@ int main(void)
 		STORE_TEST(test_store_open_missing_dir),
 		STORE_TEST(test_store_survives_exit_without_close),
 		STORE_TEST(test_store_survives_sigkill),
+		STORE_TEST(test_store_blocklist_copies),
 	};
 
 	/* A umask like 077 would hide a store that leaves its file world-readable. */

@@ -1,8 +1,9 @@
 /* test_store_pg.c - the store on PostgreSQL (a real server: MESHVPN_TEST_PG is its libpq
  * URI, started by tests/e2e/ha.sh; skipped without it): schema creation, exact round
  * trips, unique columns, a stale write refused, the change feed gapless and in commit
- * order with writers in several processes, once-only leases, and a serialisation
- * failure (SERIALIZABLE, as CockroachDB runs) retried until it commits. */
+ * order with writers in several processes, once-only leases, a serialisation failure
+ * (SERIALIZABLE, as CockroachDB runs) retried until it commits, and a blocklist copy
+ * stored by one instance and read by another. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -308,6 +309,104 @@ static void test_pg_serialisation_failure_retried(void **state)
 	close(fd[0]);
 }
 
+struct pg_copy {
+	int n;
+	int64_t version;
+	size_t len;
+	int same;          /* the body is the 4 MB pattern */
+	char meta[32];
+};
+
+static void pattern(uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 7 + (i >> 12));
+}
+
+static int pg_copy_seen(const struct store_bl_copy *c, void *arg)
+{
+	struct pg_copy *g = arg;
+	uint8_t *want;
+
+	g->n++;
+	g->version = c->version;
+	g->len = c->len;
+	snprintf(g->meta, sizeof(g->meta), "%s", c->meta);
+	if (c->body && (want = malloc(c->len))) {
+		pattern(want, c->len);
+		g->same = !memcmp(want, c->body, c->len);
+		free(want);
+	}
+	return 0;
+}
+
+static int pg_change_seen(const struct store_change *c, void *arg)
+{
+	struct store_change *last = arg;
+
+	*last = *c;
+	return 0;
+}
+
+/* The jobs holder stores a 4 MB copy with the source's status; another instance sees
+ * one feed change from it and reads the same bytes; the copy goes with its source. */
+static void test_pg_blocklist_copy_shared(void **state)
+{
+	enum { LEN = 4 << 20 };
+	struct store *a, *b;
+	struct dns_rec src = { .table = STORE_DNS_BLOCKLISTS, .name = "https://lists.example/x",
+			       .value = "", .tag = "" };
+	struct dns_rec stat = { .fetched = 1700000000, .version = 3, .lines = 9 };
+	struct store_bl_copy c = { .version = 3, .meta = "{\"version\":3}", .len = LEN };
+	struct store_change last = { 0 };
+	struct pg_copy g = { 0 };
+	uint8_t *body;
+	int64_t head = 0;
+
+	(void)state;
+	if (!uri())
+		skip();
+	body = malloc(LEN);
+	assert_non_null(body);
+	pattern(body, LEN);
+	c.body = body;
+	memset(c.sum, 0x5a, sizeof(c.sum));
+	a = open_as("holder");
+	b = open_as("other");
+	assert_int_equal(store_dns_insert(a, &src), 0);
+	assert_int_equal(store_feed_head(b, &head), 0);
+	stat.id = c.id = src.id;
+	assert_int_equal(store_dns_blocklist_copy_put(a, &stat, &c), 0);
+	assert_int_equal(store_feed_read(b, head, 100, pg_change_seen, &last), 0);
+	assert_int_equal(last.seq, head + 1);
+	assert_int_equal(last.kind, STORE_CH_DNS + STORE_DNS_BLOCKLISTS);
+	assert_int_equal(last.ref, src.id);
+	assert_string_equal(last.instance, "holder");
+	assert_int_equal(store_dns_blocklist_copy_heads(b, pg_copy_seen, &g), 0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.len, LEN);
+	assert_int_equal(g.same, 0);   /* heads carry no body */
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_dns_blocklist_copy_get(b, src.id, pg_copy_seen, &g), 0);
+	assert_int_equal(g.version, 3);
+	assert_int_equal(g.len, LEN);
+	assert_int_equal(g.same, 1);
+	assert_string_equal(g.meta, "{\"version\":3}");
+	/* A refetch of the same bytes: only the meta, the body kept. */
+	c.body = NULL;
+	c.meta = "{\"refetched\":1}";
+	assert_int_equal(store_dns_blocklist_copy_put(a, &stat, &c), 0);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_dns_blocklist_copy_get(b, src.id, pg_copy_seen, &g), 0);
+	assert_string_equal(g.meta, "{\"refetched\":1}");
+	assert_int_equal(g.same, 1);
+	assert_int_equal(store_dns_delete(b, STORE_DNS_BLOCKLISTS, src.id), 0);
+	assert_int_equal(store_dns_blocklist_copy_get(a, src.id, pg_copy_seen, &g), -ENOENT);
+	store_close(a);
+	store_close(b);
+	free(body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,6 +415,7 @@ int main(void)
 		cmocka_unit_test_setup(test_pg_feed_gapless_with_concurrent_writers, setup),
 		cmocka_unit_test_setup(test_pg_lease_once, setup),
 		cmocka_unit_test_setup(test_pg_serialisation_failure_retried, setup),
+		cmocka_unit_test_setup(test_pg_blocklist_copy_shared, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
