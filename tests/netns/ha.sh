@@ -114,6 +114,11 @@ state_is() { status "$1" | jq -e ".self.state == \"$2\""; }
 current_is() { status "$1" | jq -e ".self.coord_current == \"$2\" and .self.coord_connected"; }
 all_current_is() { local url=$1 n; shift; for n in "$@"; do current_is "$n" "$url" >/dev/null || return 1; done; }
 connected() { status "$1" | jq -e '.self.coord_connected'; }
+# all_moved_off URL NODE...: every NODE streams (connected) from an instance other than URL.
+all_moved_off() {
+	local url=$1 n; shift
+	for n in "$@"; do status "$n" | jq -e --arg u "$url" '.self.coord_current != $u and .self.coord_connected' >/dev/null || return 1; done
+}
 all_connected() { local n; for n in "$@"; do connected "$n" >/dev/null || return 1; done; }
 wg_peers() { lab_exec "$1" wg show "$(ifname "$1")" peers; }
 npeers() { test "$(wg_peers "$1" 2>/dev/null | grep -c .)" = "$2"; }
@@ -121,6 +126,7 @@ all_npeers() { local want=$1 n; shift; for n in "$@"; do npeers "$n" "$want" || 
 pings() { lab_exec "$1" ping -c 1 -W 1 "${IP4[$2]}" >/dev/null 2>&1; }
 path_is() { status "$1" | jq -e --arg p "${HOST[$2]}" ".peers[] | select(.name == \$p) | .path == \"$3\""; }
 online_on() { adm "$1" nodes list --json | jq -e --arg n "$2" '.nodes[] | select(.name == $n) | .online'; }
+all_online_on() { local inst=$1 n; shift; for n in "$@"; do online_on_all "$n" $inst || return 1; done; }
 online_on_all() { local name=$1 i; shift; for i in "$@"; do online_on "$i" "$name" >/dev/null || return 1; done; }
 
 # added_ms NODE PEER: when NODE's vpnd logged "peer added" for PEER (ms since the epoch).
@@ -212,6 +218,18 @@ traffic_checks() {
 }
 # wait_s SECONDS: lets traffic run (a deadline on the clock, not a synchronisation).
 wait_s() { local end=$(( $(ms) + $1 * 1000 )); wait_for $(( $1 + 2 )) test "$(ms)" -ge "$end"; }
+
+# db_online_matches NODE...: the nodes row's "online" (the instance holding its stream)
+# is the instance NODE's status says it streams from.
+db_online_matches() {
+	local n url want got
+	for n in "$@"; do
+		url=$(status "$n" | jq -r .self.coord_current)
+		want=c${url:19:1}   # https://198.51.100.I:8443
+		got=$(psql -X -A -t -q "$PG_URI" -c "SELECT online FROM nodes WHERE name = '${HOST[$n]}'")
+		[ "$got" = "$want" ] || { echo "$n: streams from $want, the database says '$got'"; return 1; }
+	done
+}
 
 # What no failure may lose: the nodes (name, addresses, key, state), keys, relays, DNS.
 snapshot() {
@@ -329,6 +347,25 @@ check "q's approval on c1 reached a, b, p (c2) and c (c3) within 1 s" reached_wi
 sed 's/^/ /' "$E2E_TMP/check.out"
 IP4[q]=$(ctl q ip -4)
 check_within "c (behind the NAT) pings q through the relay" 20 pings c q
+snapshot 3 >"$E2E_TMP/before.json"
+
+# --- (4) an instance killed while the database is away ---
+check "pings a->b and a->c are under way" traffic_start both
+check "PostgreSQL is stopped again" pg_down
+check_within "c1 and c3 say the database is unreachable" 10 all_db_is false 1 3
+check "c2 (a, b, p stream from it) is killed with -9 meanwhile" kill9_coord 2
+check_within "a, b and p move to another instance without the database" 5 all_moved_off "${URL[2]}" a b p
+for n in a b p; do echo "    $n now on $(status "$n" | jq -r .self.coord_current)"; done
+wait_s 2
+check "PostgreSQL is started again" pg_up
+check_within "c1 and c3 reach it again" 15 all_db_is true 1 3
+check_within "the database names the instance each node streams from" 10 db_online_matches a b c p q
+check_within "c2 stops counting as alive (no beat for 20 s)" 40 grep -q 'instance stopped beating.*instance=c2' "$E2E_TMP/c1.log"
+check "a, b, c, p, q are online on c1 and on c3" all_online_on "1 3" alpha bravo charlie papa quebec
+wait_s 1
+traffic_stop both
+traffic_checks both "the kill without a database" 1 4
+check "c3 lists the same nodes, keys, relays and DNS as before (q now approved)" same_as_before 3
 
 [ "$FAILED" -eq 0 ] || dump_logs
 finish
