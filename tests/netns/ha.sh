@@ -19,29 +19,18 @@ set -u
 BUILD=$(cd "${1:?usage: ha.sh BUILD_DIR}" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
-if [ "$(id -u)" != 0 ]; then
-	echo "skip: needs root (network namespaces)"
-	exit 77
-fi
-for tool in wireguard-go wg ping ip nft curl jq runuser; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "skip: $tool not installed"
-		exit 77
-	fi
-done
-
 . "$ROOT/tests/e2e/lib.sh"
+. "$ROOT/tests/e2e/traffic.sh"
 . "$ROOT/scripts/lab/lab.sh"
 . "$ROOT/scripts/lib/pg.sh"
+need_root_tools wireguard-go wg ping ip nft curl jq runuser
 pg_bin >/dev/null 2>&1 || { echo "skip: PostgreSQL not installed"; exit 77; }
 
 COORD="$BUILD/coord/coord"
 VPND="$BUILD/vpnd/vpnd"
 VPNCTL="$BUILD/vpnd/vpnctl"
 RELAY="$BUILD/relay/relay"
-for b in "$COORD" "$VPND" "$VPNCTL" "$RELAY"; do
-	[ -x "$b" ] || { echo "FAIL - $b not built"; exit 1; }
-done
+need_built "$COORD" "$VPND" "$VPNCTL" "$RELAY"
 
 TAG=$$
 RELAY_IP=198.51.100.5
@@ -152,29 +141,6 @@ reached_within() {
 # delays measured from it include the request itself).
 approve() { T_CHANGE=$(ms); adm "$1" nodes approve "${HOST[$2]}" >/dev/null; }
 
-# wgsync logs every removal: none in these logs.
-nothing_removed() {
-	local n
-	for n in "$@"; do
-		! grep -hE 'msg="(peer removed|all peers removed)"|removed=[1-9]' "$E2E_TMP/$n.log" || return 1
-	done
-}
-# Samples NODE's WireGuard peer count every 0.1 s into FILE.
-watch_peers() {
-	while :; do
-		wg_peers "$1" 2>/dev/null | grep -c . >>"$2"
-		sleep 0.1
-	done
-}
-never_below() { test "$(sort -n "$1" | head -1)" -ge "$2" && test "$(wc -l <"$1")" -gt 10; }
-# lost_at_most FILE MAX MIN: a ping's summary: at most MAX lost of at least MIN sent.
-lost_at_most() {
-	local sent got
-	sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$1")
-	got=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$1")
-	echo "sent=$sent received=$got"
-	test -n "$sent" && test "$sent" -ge "$3" && test $((sent - got)) -le "$2"
-}
 # traffic_start TAG: pings a->b and a->c (0.2 s apart) and peer-count samplers on a, b,
 # c; traffic_stop TAG stops them (ping prints its summary on SIGINT). `ip netns exec`
 # execs ping: $! is ping's PID.
@@ -240,13 +206,6 @@ snapshot() {
 	adm "$i" dns show --json | jq -S .
 }
 same_as_before() { snapshot "$1" >"$E2E_TMP/after-$1.json" && diff "$E2E_TMP/before.json" "$E2E_TMP/after-$1.json"; }
-
-dump_logs() {
-	for f in "$E2E_TMP"/*.log; do
-		echo "--- $f"
-		grep -v 'level=debug' "$f" | tail -25
-	done
-}
 
 # --- three instances on one database ---
 check "PostgreSQL runs (its own data dir and socket under the test's temp dir)" psql -X -q "$PG_URI" -c 'SELECT 1'
