@@ -341,6 +341,7 @@ void coord_feed_poll(struct coord *co)
 		if (rc < COORD_FEED_BATCH)
 			break;
 	}
+	coord_nodes_live_resave(co);
 	if (store_feed_head(co->st, &f->head) == 0 && f->head == f->seq)
 		f->last_lag_s = 0;
 }
