@@ -76,9 +76,13 @@ static void instance_died(struct coord *co, const char *name)
 		if (strcmp(n->rec.online, name))
 			continue;
 		n->remote_online = 0;
-		if (coord_jobs_mine(co)) {
+		/* Only while the row still names it: the node may have moved to another
+		 * instance that recorded it a moment ago (after the database was away, say)
+		 * and whose change this instance has not read yet. */
+		if (coord_jobs_mine(co) &&
+		    !store_node_offline_if(co->st, n->rec.id, name, n->disconnected_at)) {
 			n->rec.online[0] = 0;
-			coord_node_live_save(co, n);
+			n->rec.disconnected_at = n->disconnected_at;
 		}
 		netmap_invalidate(n);
 		if (coord_node_visible(n) && !netmap_node_online(n))

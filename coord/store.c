@@ -584,6 +584,21 @@ int store_node_live(struct store *st, const struct node_rec *n)
 	return wr_end(st, &w, rc, STORE_CH_NODE_LIVE, n->id, NULL);
 }
 
+int store_node_offline_if(struct store *st, int64_t id, const char *was, int64_t at)
+{
+	struct store_val p[3] = { vi(at), vi(id), vt(was) };
+	int64_t changes = 0;
+	struct wr w;
+	int rc = wr_begin(st, &w);
+
+	if (!rc)
+		rc = run(st, "node_offline_if", "UPDATE nodes SET online='', disconnected_at=?"
+			 " WHERE id=? AND online=?", p, 3, NULL, NULL, &changes);
+	if (!rc && !changes)
+		rc = -ENOENT;
+	return wr_end(st, &w, rc, STORE_CH_NODE_LIVE, id, NULL);
+}
+
 int store_node_delete(struct store *st, int64_t id)
 {
 	struct store_val p = vi(id);

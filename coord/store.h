@@ -119,6 +119,9 @@ int store_node_insert(struct store *st, struct node_rec *n);       /* sets n->id
 int store_node_update(struct store *st, struct node_rec *n);
 /* The live fields and last_seen, whatever the rev. */
 int store_node_live(struct store *st, const struct node_rec *n);
+/* Marks node id offline (online '', disconnected_at at) only while its row names instance
+ * `was`: -ENOENT when the row names another by now. */
+int store_node_offline_if(struct store *st, int64_t id, const char *was, int64_t at);
 int store_node_delete(struct store *st, int64_t id);               /* -ENOENT */
 /* Calls cb for every node in id order; a non-zero return from cb stops and is returned. */
 int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, void *arg), void *arg);
