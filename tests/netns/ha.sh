@@ -118,6 +118,21 @@ online_on() { adm "$1" nodes list --json | jq -e --arg n "$2" '.nodes[] | select
 all_online_on() { local inst=$1 n; shift; for n in "$@"; do online_on_all "$n" $inst || return 1; done; }
 online_on_all() { local name=$1 i; shift; for i in "$@"; do online_on "$i" "$name" >/dev/null || return 1; done; }
 
+# registered_on I NODE [I NODE...]: instance I's log has NODE's registration.
+registered_on() {
+	while [ $# -ge 2 ]; do
+		grep -q "msg=\"node registered\" .* name=${HOST[$2]} " "$E2E_TMP/c$1.log" || { echo "not on c$1: $2"; return 1; }
+		shift 2
+	done
+}
+# pending_on I...: each instance I's log has exactly one registration left pending (a
+# pending node has no name yet).
+pending_on() {
+	local i
+	for i in "$@"; do
+		[ "$(grep -c 'msg="node registered" .* state=needs-approval' "$E2E_TMP/c$i.log")" = 1 ] || return 1
+	done
+}
 # added_ms NODE PEER: when NODE's vpnd logged "peer added" for PEER (ms since the epoch).
 added_ms() {
 	local ts
@@ -197,6 +212,15 @@ db_online_matches() {
 	done
 }
 
+# posts_failed NODE: how many endpoint posts NODE's vpnd has seen refused so far;
+# all_posts_failed K NODE...: K more for each NODE than when POSTS0 was taken.
+posts_failed() { grep -c 'msg="cannot post endpoints"' "$E2E_TMP/$1.log"; }
+all_posts_failed() {
+	local k=$1 n; shift
+	for n in "$@"; do [ "$(posts_failed "$n")" -ge $(( ${POSTS0[$n]} + k )) ] || return 1; done
+}
+declare -A POSTS0
+
 # What no failure may lose: the nodes (name, addresses, key, state), keys, relays, DNS.
 snapshot() {
 	local i=$1
@@ -229,6 +253,7 @@ for n in a b c; do
 	check "$n joins (list ${LIST[$n]})" joins "$n"
 	IP4[$n]=$(ctl "$n" ip -4)
 done
+check "a registered through c1, b through c2, c through c3 (their logs)" registered_on 1 a 2 b 3 c
 check "a streams from c1" current_is a "${URL[1]}"
 check "b streams from c2" current_is b "${URL[2]}"
 check "c streams from c3" current_is c "${URL[3]}"
@@ -242,6 +267,7 @@ check_within "a reaches c (behind a NAT without UDP) through the relay" 20 path_
 check "p asks to join through c2 (pending)" asks p
 check "q asks to join through c3 (pending)" asks q
 check "p is pending" state_is p needs-approval
+check "p registered through c2, q through c3 (one pending registration on each)" pending_on 2 3
 check "p is approved on c1" approve 1 p
 T_P=$T_CHANGE
 check_within "p runs" 5 state_is p running
@@ -311,14 +337,20 @@ snapshot 3 >"$E2E_TMP/before.json"
 # --- (4) an instance killed while the database is away ---
 check "pings a->b and a->c are under way" traffic_start both
 check "PostgreSQL is stopped again" pg_down
+for n in a b p; do POSTS0[$n]=$(posts_failed "$n"); done
 check_within "c1 and c3 say the database is unreachable" 10 all_db_is false 1 3
 check "c2 (a, b, p stream from it) is killed with -9 meanwhile" kill9_coord 2
 check_within "a, b and p move to another instance without the database" 5 all_moved_off "${URL[2]}" a b p
 for n in a b p; do echo "    $n now on $(status "$n" | jq -r .self.coord_current)"; done
-wait_s 2
+# Each moved vpnd posts its endpoints on the new stream (refused: no database) and then
+# every 30 s; once each has failed a periodic retry too, its next post is half a minute
+# away: recording the move in the database is the instances' own work. The outage then
+# outlasts c2's 20 s of liveness.
+check_within "a, b, p post their endpoints on their new stream (refused)" 5 all_posts_failed 1 a b p
+check_within "... and fail a periodic retry" 35 all_posts_failed 2 a b p
 check "PostgreSQL is started again" pg_up
 check_within "c1 and c3 reach it again" 15 all_db_is true 1 3
-check_within "the database names the instance each node streams from" 10 db_online_matches a b c p q
+check_within "within 2 s the database names the instance each node streams from" 2 db_online_matches a b c p q
 check_within "c2 stops counting as alive (no beat for 20 s)" 40 grep -q 'instance stopped beating.*instance=c2' "$E2E_TMP/c1.log"
 check "a, b, c, p, q are online on c1 and on c3" all_online_on "1 3" alpha bravo charlie papa quebec
 wait_s 1
