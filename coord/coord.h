@@ -42,6 +42,7 @@ struct node {
 	int remote_online;              /* its stream is open at another live instance */
 	int index_partial;              /* a key or name clashed in the maps (feed.c re-indexes) */
 	int64_t reload_mark;            /* feed.c's full reload saw it */
+	int live_unsaved;               /* its live fields could not be written (database away) */
 };
 
 struct relay {
@@ -206,6 +207,7 @@ struct coord {
 	struct coord_feed feed;
 	int broadcasting;               /* a fan-out is iterating the watcher lists */
 	int dead_pending;
+	int live_unsaved;               /* some node's live fields wait to be written again */
 };
 
 /* state.c: the tailnet model; every change is written to the store before it returns. */
@@ -218,6 +220,8 @@ void coord_node_apply_live(struct coord *co, struct node *n, const struct node_r
 void coord_node_forget(struct coord *co, struct node *n);
 /* Writes n's endpoints, home relay, online instance and disconnect time to the store. */
 int coord_node_live_save(struct coord *co, struct node *n);
+/* Once the store answers again: writes the live fields that could not be written. */
+void coord_nodes_live_resave(struct coord *co);
 int coord_settings_load(struct coord *co);   /* the tailnet's ULA prefix and domain */
 /* feed.c */
 int coord_instances_load(struct coord *co);

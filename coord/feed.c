@@ -94,7 +94,7 @@ static void instances_changed(struct coord *co, int judge)
 				 (long long)n->rec.id, n->rec.online);
 		n->remote_online = is;
 		if (!is && coord_jobs_mine(co))
-			store_node_offline(co->st, n->rec.id, n->rec.online, now);
+			store_node_offline_if(co->st, n->rec.id, n->rec.online, now);
 		if (!is) {
 			n->rec.online[0] = 0;
 			n->disconnected_at = now;
@@ -108,9 +108,11 @@ static void instances_changed(struct coord *co, int judge)
 static void beat(struct coord *co)
 {
 	struct coord_feed *f = &co->feed;
+	struct coord_instance_seen before[COORD_MAX_INSTANCES];
 	struct store_instance me = { 0 };
 	int64_t now = coord_now();
-	int jobs;
+	size_t n_before;
+	int jobs, judge;
 
 	jobs = store_lease_claim(co->st, "jobs", now, COORD_LEASE_TTL);
 	if (jobs >= 0 && jobs != f->jobs)
@@ -123,6 +125,8 @@ static void beat(struct coord *co)
 	me.seen = now;
 	me.feed_seq = f->seq;
 	snprintf(me.jobs, sizeof(me.jobs), "%s", f->jobs ? "expiry,ephemeral,feed-prune,blocklists" : "");
+	memcpy(before, f->inst, sizeof(before));
+	n_before = f->n_inst;
 	if (store_instance_beat(co->st, &me) || coord_instances_load(co)) {
 		f->beating_since = 0;
 		return;
@@ -132,7 +136,13 @@ static void beat(struct coord *co)
 		f->beating_since = now;
 	/* Only an instance that has itself beaten for a dead period may call another dead:
 	 * after our own outage everyone's last beat looks old. */
-	instances_changed(co, now - f->beating_since >= COORD_INSTANCE_DEAD);
+	judge = now - f->beating_since >= COORD_INSTANCE_DEAD;
+	for (size_t i = 0; judge && i < n_before; i++)
+		if (before[i].seen >= now - COORD_INSTANCE_DEAD - COORD_INSTANCE_BEAT &&
+		    strcmp(before[i].name, co->instance) && !coord_instance_alive(co, before[i].name))
+			log_warn("coord instance stopped beating: its nodes are offline until they reconnect",
+				 "instance=%s", before[i].name);
+	instances_changed(co, judge);
 	if (f->jobs && f->head > feed_keep(co))
 		store_feed_prune(co->st, f->head - feed_keep(co));
 }
@@ -474,18 +484,6 @@ static int poll_once(struct coord *co)
 	return rc ? rc : b.n;
 }
 
-/* What this instance did while the database was away is not there: its streams opened
- * and closed, endpoints posted. Written again once it is back. */
-static void rewrite_live(struct coord *co)
-{
-	for (struct node *n = co->nodes_head; n; n = n->next) {
-		if (n->watcher)
-			coord_node_live_save(co, n);
-		else if (!strcmp(n->rec.online, co->instance) || !n->rec.online[0])
-			store_node_offline(co->st, n->rec.id, NULL, n->disconnected_at);
-	}
-}
-
 void coord_feed_poll(struct coord *co)
 {
 	struct coord_feed *f = &co->feed;
@@ -515,11 +513,11 @@ void coord_feed_poll(struct coord *co)
 			log_info("following the change feed again", "instance=%s seq=%lld", co->instance,
 				 (long long)f->seq);
 			f->db_ok = 1;
-			rewrite_live(co);
 		}
 		if (rc < COORD_FEED_BATCH)
 			break;
 	}
+	coord_nodes_live_resave(co);
 	if (store_feed_head(co->st, &f->head) == 0 && f->head == f->seq) {
 		f->last_lag_s = 0;
 		f->apply_own = 0;
@@ -604,7 +602,7 @@ int coord_feed_start(struct coord *co)
 		if (strcmp(n->rec.online, co->instance))
 			continue;
 		n->rec.online[0] = 0;
-		store_node_offline(co->st, n->rec.id, NULL, co->feed.started);
+		store_node_offline_if(co->st, n->rec.id, NULL, co->feed.started);
 	}
 	beat(co);
 	uv_timer_init(co->loop, &co->feed.timer);

@@ -138,8 +138,11 @@ static void watcher_finish(struct coord *co, struct watcher *w)
 	n->rec.last_seen = coord_now();
 	if (!strcmp(n->rec.online, co->instance)) {
 		n->rec.online[0] = 0;
-		if (!w->quiet)   /* a deleted node has no row left to write */
-			store_node_offline(co->st, n->rec.id, NULL, n->disconnected_at);
+		/* A deleted node has no row left to write; a write the database was away for
+		 * is made again once it is back (coord_nodes_live_resave). */
+		if (!w->quiet && store_node_offline_if(co->st, n->rec.id, NULL, n->disconnected_at) ==
+				 -ENOTCONN)
+			n->live_unsaved = co->live_unsaved = 1;
 	}
 	netmap_invalidate(n);
 	if (!w->quiet && coord_node_visible(n))

@@ -243,9 +243,45 @@ static void live_to_rec(struct node *n)
 
 int coord_node_live_save(struct coord *co, struct node *n)
 {
+	int rc;
+
 	live_to_rec(n);
 	n->rec.disconnected_at = n->disconnected_at;
-	return store_node_live(co->st, &n->rec);
+	rc = store_node_live(co->st, &n->rec);
+	/* Remembered: a stream taken over while the database was away must still be
+	 * recorded here, or the other instances count the node offline once the instance
+	 * the row names stops beating. */
+	n->live_unsaved = rc == -ENOTCONN;
+	co->live_unsaved |= n->live_unsaved;
+	return rc;
+}
+
+void coord_nodes_live_resave(struct coord *co)
+{
+	struct node_rec r;
+	int rc;
+
+	if (!co->live_unsaved)
+		return;
+	co->live_unsaved = 0;
+	for (struct node *n = co->nodes_head; n; n = n->next) {
+		if (!n->live_unsaved)
+			continue;
+		/* A stream that ended here meanwhile: cleared only while the row still names
+		 * us, since another instance may hold the node's stream by now. */
+		if (!n->watcher) {
+			rc = store_node_get(co->st, n->rec.id, &r);
+			if (rc == -ENOTCONN) {
+				co->live_unsaved = 1;
+				continue;
+			}
+			if (rc || strcmp(r.online, co->instance)) {
+				n->live_unsaved = 0;
+				continue;
+			}
+		}
+		coord_node_live_save(co, n);
+	}
 }
 
 struct node *coord_node_adopt(struct coord *co, const struct node_rec *r)
@@ -887,7 +923,7 @@ void coord_node_apply_live(struct coord *co, struct node *n, const struct node_r
 
 	/* The row's word on where it streams: when it names another instance while our
 	 * stream is still open, the node moved there and ours is a leftover it will drop
-	 * (its end then clears nothing: store_node_offline). */
+	 * (its end then clears nothing: store_node_offline_if). */
 	snprintf(n->rec.online, sizeof(n->rec.online), "%s", r->online);
 	snprintf(n->rec.endpoints, sizeof(n->rec.endpoints), "%s", r->endpoints);
 	snprintf(n->rec.home_relay, sizeof(n->rec.home_relay), "%s", r->home_relay);

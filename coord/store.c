@@ -602,9 +602,9 @@ int store_node_live(struct store *st, const struct node_rec *n)
 	return wr_end(st, &w, rc, STORE_CH_NODE_LIVE, n->id, NULL);
 }
 
-int store_node_offline(struct store *st, int64_t id, const char *instance, int64_t at)
+int store_node_offline_if(struct store *st, int64_t id, const char *was, int64_t at)
 {
-	struct store_val p[4] = { vi(at), vi(at), vi(id), vt(instance ? instance : st->instance) };
+	struct store_val p[4] = { vi(at), vi(at), vi(id), vt(was ? was : st->instance) };
 	int64_t changes = 0;
 	struct wr w;
 	int rc = wr_begin(st, &w);
@@ -616,7 +616,7 @@ int store_node_offline(struct store *st, int64_t id, const char *instance, int64
 		/* Another instance holds its stream now (or it is gone): nothing to say. */
 		if (w.own)
 			store_rollback(st);
-		return 0;
+		return -ENOENT;
 	}
 	return wr_end(st, &w, rc, STORE_CH_NODE_LIVE, id, NULL);
 }

@@ -120,9 +120,10 @@ int store_node_insert(struct store *st, struct node_rec *n);       /* sets n->id
 int store_node_update(struct store *st, struct node_rec *n);
 /* The live fields and last_seen, whatever the rev. */
 int store_node_live(struct store *st, const struct node_rec *n);
-/* Its stream at `instance` (NULL: this one) ended: offline, unless the row names another
- * instance by now (the node moved there; its stream beat our noticing the old one's end). */
-int store_node_offline(struct store *st, int64_t id, const char *instance, int64_t at);
+/* Its stream at instance `was` (NULL: this one) ended: offline (online '', disconnected_at
+ * and last_seen at), only while the row still names `was`: -ENOENT when it names another
+ * by now (the node moved there; its stream beat our noticing the old one's end). */
+int store_node_offline_if(struct store *st, int64_t id, const char *was, int64_t at);
 int store_node_delete(struct store *st, int64_t id);               /* -ENOENT */
 /* Calls cb for every node in id order; a non-zero return from cb stops and is returned. */
 int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, void *arg), void *arg);

@@ -27,6 +27,7 @@ done
 
 . "$ROOT/tests/e2e/lib.sh"
 . "$ROOT/scripts/lab/lab.sh"
+. "$ROOT/tests/e2e/traffic.sh"
 
 COORD="$BUILD/coord/coord"
 VPND="$BUILD/vpnd/vpnd"
@@ -119,41 +120,6 @@ listed_online() { adm nodes list | grep "$1" | grep -q ' yes '; }
 both_online() { listed_online alpha && listed_online bravo; }
 lists_urls() { status "$1" | tr -d ' \n' | grep -qF "\"coord_urls\":[$2]"; }
 exit_code_is() { local want=$1; shift; "$@" >/dev/null 2>&1; test $? = "$want"; }
-# wgsync logs every removal ("peer removed", "all peers removed", "netmap applied ...
-# removed=N"): none in these logs.
-nothing_removed() {
-	local n
-	for n in "$@"; do
-		! grep -hE 'msg="(peer removed|all peers removed)"|removed=[1-9]' "$E2E_TMP/$n.log" || return 1
-	done
-}
-
-# Samples how many WireGuard peers NODE has, every 0.1 s, into FILE (one count a line).
-watch_peers() {
-	local n=$1 out=$2
-	while :; do
-		wg_peers "$n" 2>/dev/null | grep -c . >>"$out"
-		sleep 0.1
-	done
-}
-# The fewest peers any sample saw is still WANT.
-never_below() { test "$(sort -n "$1" | head -1)" -ge "$2" && test "$(wc -l <"$1")" -gt 10; }
-# A ping's summary: at most MAX packets lost of at least MIN sent.
-lost_at_most() {
-	local sent got
-	sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$1")
-	got=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$1")
-	echo "sent=$sent received=$got"
-	test -n "$sent" && test "$sent" -ge "$3" && test $((sent - got)) -le "$2"
-}
-
-dump_logs() {
-	for f in "$E2E_TMP"/*.log; do
-		echo "--- $f"
-		grep -v 'level=debug' "$f" | tail -25
-	done
-}
-
 check "instance A starts" start_instance A "$A_IP"
 [ -n "${PIN:-}" ] || { echo "no pin; cannot continue"; dump_logs; finish; exit 1; }
 KEY=$(adm keys create --reusable | tail -1)

@@ -79,3 +79,30 @@ all_pairs() {
 	done
 	return $bad
 }
+
+# need_root_tools TOOL...: exits 77 (skipped) unless run as root with every TOOL installed
+# (the network-namespace suites).
+need_root_tools() {
+	local tool
+	[ "$(id -u)" = 0 ] || { echo "skip: needs root (network namespaces)"; exit 77; }
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null 2>&1 || { echo "skip: $tool not installed"; exit 77; }
+	done
+}
+
+# need_built FILE...: exits 1 unless every FILE is an executable of the build.
+need_built() {
+	local b
+	for b in "$@"; do
+		[ -x "$b" ] || { echo "FAIL - $b not built"; exit 1; }
+	done
+}
+
+# dump_logs: the last 25 lines of every $E2E_TMP/*.log without debug lines (after a failure).
+dump_logs() {
+	local f
+	for f in "$E2E_TMP"/*.log; do
+		echo "--- $f"
+		grep -v 'level=debug' "$f" | tail -25
+	done
+}

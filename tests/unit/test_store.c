@@ -554,6 +554,29 @@ static void test_store_ids_and_missing_rows(void **state)
 		assert_int_equal(count(f->st, t), 0);
 }
 
+/* A dead instance's nodes are cleared only while their rows still name it: one that
+ * moved to another instance meanwhile keeps its new instance. */
+static void test_store_node_offline_if_names_the_instance(void **state)
+{
+	struct fixture *f = *state;
+	struct node_rec n, got;
+
+	fill_node(&n, 0);
+	assert_int_equal(store_node_insert(f->st, &n), 0);
+	snprintf(n.online, sizeof(n.online), "c3");
+	n.disconnected_at = 0;
+	assert_int_equal(store_node_live(f->st, &n), 0);
+	assert_int_equal(store_node_offline_if(f->st, n.id, "c2", 1234), -ENOENT);
+	assert_int_equal(store_node_get(f->st, n.id, &got), 0);
+	assert_string_equal(got.online, "c3");
+	assert_int_equal(got.disconnected_at, 0);
+	assert_int_equal(store_node_offline_if(f->st, n.id, "c3", 1234), 0);
+	assert_int_equal(store_node_get(f->st, n.id, &got), 0);
+	assert_string_equal(got.online, "");
+	assert_int_equal(got.disconnected_at, 1234);
+	assert_int_equal(store_node_offline_if(f->st, 9999, "c3", 1234), -ENOENT);
+}
+
 static void test_store_update_round_trips(void **state)
 {
 	struct fixture *f = *state;
@@ -1252,6 +1275,7 @@ int main(void)
 		STORE_TEST(test_store_reopen_keeps_everything),
 		STORE_TEST(test_store_meta_get_set),
 		STORE_TEST(test_store_ids_and_missing_rows),
+		STORE_TEST(test_store_node_offline_if_names_the_instance),
 		STORE_TEST(test_store_update_round_trips),
 		STORE_TEST(test_store_foreach_order_and_stop),
 		STORE_TEST(test_store_node_unique_columns),
