@@ -939,6 +939,8 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 		rc = reg_apply(co, &g, resp, err, errlen);
 	/* Another instance got there first: learn what it did, then again. */
 	for (int i = 0; (rc == -EEXIST || rc == -ESTALE) && co->remote && i < 3; i++) {
+		if (rc == -EEXIST)
+			ipalloc_scatter(co);
 		coord_feed_poll(co);
 		rc = reg_lookup(co, &g, err, errlen);
 		if (!rc)
