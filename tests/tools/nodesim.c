@@ -222,7 +222,9 @@ static void handle_line(struct simnode *sn, const char *line, size_t len, int tr
 		if (!strstr(line, marker))
 			return;
 		sn->seen_seq = s->change_seq;
-		if (++s->inst_seen[sn->inst] == s->inst_nodes[sn->inst] - (s->nodes[s->changer].inst == sn->inst))
+		/* the changer's own instance has one watcher fewer */
+		if (++s->inst_seen[sn->inst] ==
+		    s->inst_nodes[sn->inst] - (s->nodes[s->changer].inst == sn->inst))
 			s->inst_lat[sn->inst][s->changes_done] = now_s() - s->change_t0;
 		if (++s->change_seen == s->n - 1) {
 			s->latencies[s->changes_done++] = now_s() - s->change_t0;
@@ -306,8 +308,8 @@ static void on_connected(struct conn *c, int status, void *arg)
 		return;
 	}
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", sn->token);
-	if (http_client_start(c, "GET", sn->sim->urls.urls[sn->inst].host, COORD_PATH_MAP, headers, NULL, 0, &cbs, sn,
-			      &sn->cl)) {
+	if (http_client_start(c, "GET", sn->sim->urls.urls[sn->inst].host, COORD_PATH_MAP, headers,
+			      NULL, 0, &cbs, sn, &sn->cl)) {
 		sn->sim->failed++;
 		sn->done = 1;
 	}
