@@ -417,6 +417,7 @@ int ipalloc_init(struct coord *co);
 int ipalloc_take(struct coord *co, uint32_t *ip);
 int ipalloc_mark(struct coord *co, uint32_t ip);
 void ipalloc_release(struct coord *co, uint32_t ip);
+void ipalloc_scatter(struct coord *co);
 void ipalloc_v6(const struct coord *co, uint32_t ipv4, uint8_t out[16]);
 void ip4_to_text(uint32_t ip, char *out, size_t size);
 void ip6_to_text(const uint8_t ip[16], char *out, size_t size);

@@ -64,6 +64,14 @@ int ipalloc_take(struct coord *co, uint32_t *ip)
 	return -ENOSPC;
 }
 
+/* Another instance took the address we picked a moment ago. Both walk next-fit from
+ * the same place, so under a stream of registrations on both they keep picking the same
+ * next address and the loser loses again; a random stride ahead breaks the step. */
+void ipalloc_scatter(struct coord *co)
+{
+	co->ip_next = (co->ip_next + 1 + randombytes_uniform(1024)) & (CGNAT_SIZE - 1);
+}
+
 void ipalloc_release(struct coord *co, uint32_t ip)
 {
 	uint32_t off = ip - CGNAT_BASE;

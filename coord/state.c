@@ -1012,6 +1012,8 @@ int coord_register(struct coord *co, const json_t *req, json_t **resp, char *err
 	/* The store refused what memory allowed: another instance got there first. Learn
 	 * what it did, then again (what memory itself refuses is not retried). */
 	for (int i = 0; (rc == -EEXIST || rc == -ESTALE) && co->remote && i < 3; i++) {
+		if (rc == -EEXIST)
+			ipalloc_scatter(co);
 		coord_feed_poll(co);
 		rc = reg_lookup(co, &g, err, errlen);
 		if (rc)

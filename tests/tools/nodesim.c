@@ -1,6 +1,9 @@
 /* nodesim.c - a stand-in node for tests and benchmarks: registers with coord over TLS
  * (the real signed-challenge protocol), holds netmap streams, posts endpoints, and in
- * `bench` mode simulates thousands of nodes to time how fast a change reaches them all. */
+ * `bench` mode simulates thousands of nodes to time how fast a change reaches them all.
+ * bench takes `--coord URL1,URL2,...` (several instances on one database): node i
+ * registers with and streams from URL[i % n], every change is posted to the first, and
+ * the time until the nodes of each instance have it is kept per instance. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -15,6 +18,7 @@
 
 #include "meshvpn/args.h"
 #include "meshvpn/coord_proto.h"
+#include "meshvpn/coord_urls.h"
 #include "meshvpn/http.h"
 #include "meshvpn/json.h"
 #include "meshvpn/keys.h"
@@ -101,6 +105,8 @@ static int do_register(const char *dir, const char *host, const char *key, char 
 		free(s);
 	}
 	if (status != 200 || json_get_str(ans, "token", &tok)) {
+		if (!print)
+			fprintf(stderr, "nodesim: %s: registration refused (HTTP %d)\n", host, status);
 		json_decref(ans);
 		return 1;
 	}
@@ -146,9 +152,13 @@ static int load_token(const char *dir, char *token, size_t size)
 
 struct sim;
 
+#define SIM_INST_MAX COORD_URLS_MAX
+
 struct simnode {
 	struct sim *sim;
 	int idx;
+	int inst;               /* the instance (index into sim's URLs) it streams from */
+	int seen_seq;           /* the last change it received (each is counted once) */
 	char token[COORD_TOKEN_MAX];
 	struct http_client *cl;
 	int status;
@@ -164,7 +174,8 @@ struct simnode {
 struct sim {
 	uv_loop_t *loop;
 	struct tls_config *tls;
-	struct http_url url;
+	struct coord_urls urls; /* bench: one or more instances; else the one --coord */
+	int n_inst;
 	struct simnode *nodes;
 	int n;
 	int opened, full_count, failed;
@@ -183,6 +194,9 @@ struct sim {
 	double *latencies;
 	int n_changes, changes_done;
 	int changer;
+	/* per instance: watchers, how many have the current change, time until all had each */
+	int inst_nodes[SIM_INST_MAX], inst_seen[SIM_INST_MAX];
+	double *inst_lat[SIM_INST_MAX];
 	uv_timer_t timer;
 };
 
@@ -201,10 +215,18 @@ static void handle_line(struct simnode *sn, const char *line, size_t len, int tr
 		uv_stop(s->loop);
 	if (s->max_lines && (long)sn->lines >= s->max_lines)
 		uv_stop(s->loop);
-	if (s->change_seq && !truncated && !strncmp(line, "{\"type\":\"endpoints\"", 19)) {
+	if (s->change_seq && !truncated && !strncmp(line, "{\"type\":\"endpoints\"", 19) &&
+	    sn->idx != s->changer && sn->seen_seq != s->change_seq) {
 		char marker[32];
 		snprintf(marker, sizeof(marker), ":%d\"", s->change_seq);
-		if (strstr(line, marker) && ++s->change_seen == s->n - 1) {
+		if (!strstr(line, marker))
+			return;
+		sn->seen_seq = s->change_seq;
+		/* the changer's own instance has one watcher fewer */
+		if (++s->inst_seen[sn->inst] ==
+		    s->inst_nodes[sn->inst] - (s->nodes[s->changer].inst == sn->inst))
+			s->inst_lat[sn->inst][s->changes_done] = now_s() - s->change_t0;
+		if (++s->change_seen == s->n - 1) {
 			s->latencies[s->changes_done++] = now_s() - s->change_t0;
 			s->change_seq = 0;
 			uv_stop(s->loop);
@@ -286,8 +308,8 @@ static void on_connected(struct conn *c, int status, void *arg)
 		return;
 	}
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", sn->token);
-	if (http_client_start(c, "GET", sn->sim->url.host, COORD_PATH_MAP, headers, NULL, 0, &cbs, sn,
-			      &sn->cl)) {
+	if (http_client_start(c, "GET", sn->sim->urls.urls[sn->inst].host, COORD_PATH_MAP, headers,
+			      NULL, 0, &cbs, sn, &sn->cl)) {
 		sn->sim->failed++;
 		sn->done = 1;
 	}
@@ -300,31 +322,38 @@ static void stream_open(struct simnode *sn)
 	s->opened++;
 	sn->line_len = 0;
 	sn->line_overflow = 0;
-	if (tls_connect(s->loop, s->tls, s->url.host, s->url.port, on_connected, sn, NULL)) {
+	if (tls_connect(s->loop, s->tls, s->urls.urls[sn->inst].host, s->urls.urls[sn->inst].port,
+			on_connected, sn, NULL)) {
 		s->failed++;
 		sn->done = 1;
 	}
 }
 
-static int sim_init(struct sim *s, int n)
+static int sim_init(struct sim *s, int n, int bench)
 {
 	memset(s, 0, sizeof(*s));
 	s->loop = uv_default_loop();
-	if (http_url_parse(coord_url, &s->url) || s->url.scheme != HTTP_SCHEME_HTTPS) {
-		fprintf(stderr, "nodesim: --coord takes https://HOST:PORT\n");
+	if (coord_urls_parse(coord_url, &s->urls, NULL, 0) ||
+	    (s->urls.n_urls > 1 && (!bench || s->urls.n_urls > SIM_INST_MAX))) {
+		fprintf(stderr, "nodesim: --coord takes https://HOST:PORT (bench: a comma list)\n");
 		return 1;
 	}
+	s->n_inst = (int)s->urls.n_urls;
 	if (tls_config_client_new(NULL, pin, &s->tls)) {
 		fprintf(stderr, "nodesim: bad --pin\n");
 		return 1;
 	}
 	s->nodes = calloc((size_t)n, sizeof(*s->nodes));
+	if (!s->nodes)
+		return 1;
 	s->n = n;
 	for (int i = 0; i < n; i++) {
 		s->nodes[i].sim = s;
 		s->nodes[i].idx = i;
+		s->nodes[i].inst = i % s->n_inst;
+		s->inst_nodes[i % s->n_inst]++;
 	}
-	return s->nodes ? 0 : 1;
+	return 0;
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -340,7 +369,7 @@ static int cmd_stream(double timeout, const char *until, long max_lines)
 {
 	struct sim s;
 
-	if (sim_init(&s, 1) || load_token(state_dir, s.nodes[0].token, sizeof(s.nodes[0].token)))
+	if (sim_init(&s, 1, 0) || load_token(state_dir, s.nodes[0].token, sizeof(s.nodes[0].token)))
 		return 1;
 	s.print = 1;
 	s.until = until;
@@ -355,7 +384,8 @@ static int cmd_stream(double timeout, const char *until, long max_lines)
 
 /* --- bench: N nodes, M endpoint changes, time until all N-1 watchers have each --- */
 
-static int register_many(int n, char (*tokens)[COORD_TOKEN_MAX], int workers)
+static int register_many(const struct coord_urls *urls, int n, char (*tokens)[COORD_TOKEN_MAX],
+			 int workers)
 {
 	char tmpl[] = "/tmp/nodesim-XXXXXX";
 	char *base = mkdtemp(tmpl);
@@ -377,6 +407,7 @@ static int register_many(int n, char (*tokens)[COORD_TOKEN_MAX], int workers)
 				snprintf(dir, sizeof(dir), "%s/n%d", base, i);
 				snprintf(host, sizeof(host), "sim%d", i);
 				mkdir(dir, 0700);
+				coord_url = urls->base[(size_t)i % urls->n_urls];
 				if (do_register(dir, host, auth_key, tok, sizeof(tok), 0))
 					_exit(1);
 				fprintf(out, "%d %s\n", i, tok);
@@ -470,7 +501,7 @@ static void post_connected(struct conn *c, int status, void *arg)
 		free(p);
 		return;
 	}
-	http_client_start(c, "POST", p->s->url.host, COORD_PATH_ENDPOINTS, headers, p->body,
+	http_client_start(c, "POST", p->s->urls.urls[0].host, COORD_PATH_ENDPOINTS, headers, p->body,
 			  strlen(p->body), &cbs, p, &p->cl);
 }
 
@@ -480,86 +511,225 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int cmd_bench(int n, int changes, pid_t coord_pid, int workers)
+/* Sorts v and gives its median, 99th percentile and maximum. */
+static void percentiles(double *v, int n, double *p50, double *p99, double *max)
 {
-	struct sim s;
+	int i99 = (n * 99 + 99) / 100 - 1;
+
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	*p50 = v[n / 2];
+	*p99 = v[i99 < n ? i99 : n - 1];
+	*max = v[n - 1];
+}
+
+/* The instances' processes (--coord-pid PID[,PID...]) and metrics listeners (--metrics
+ * HOST:PORT[,...]), both in --coord's order; a sample is taken before and after the
+ * change phase. */
+static const char *const bench_metric[] = {
+	"coord_store_statements_total", "coord_store_seconds_total", "coord_feed_poll_seconds_total",
+	"coord_feed_applied_total", "coord_feed_lag_changes",
+};
+#define BENCH_METRICS (sizeof(bench_metric) / sizeof(bench_metric[0]))
+
+struct bench_sample {
+	double cpu[SIM_INST_MAX];
+	long rss[SIM_INST_MAX];
+	double m[SIM_INST_MAX][BENCH_METRICS];
+	int have_m[SIM_INST_MAX];
+};
+
+static int split_list(const char *list, char (*out)[64], int max)
+{
+	int n = 0;
+
+	while (list && *list && n < max) {
+		size_t len = strcspn(list, ",");
+		snprintf(out[n++], 64, "%.*s", (int)(len < 63 ? len : 63), list);
+		list += len + (list[len] == ',');
+	}
+	return n;
+}
+
+static int metrics_fetch(const char *hostport, double *out)
+{
+	char base[600], *body = NULL;
+	size_t len = 0;
+	int status = 0;
+
+	snprintf(base, sizeof(base), "http://%s", hostport);
+	if (http_fetch(base, NULL, "GET", "/metrics", NULL, NULL, 0, &status, &body, &len, 10000) ||
+	    status != 200 || !body) {
+		free(body);
+		return 1;
+	}
+	for (size_t k = 0; k < BENCH_METRICS; k++) {
+		char key[80];
+		const char *p;
+		snprintf(key, sizeof(key), "\n%s ", bench_metric[k]);
+		p = memmem(body, len, key, strlen(key));
+		out[k] = p ? strtod(p + strlen(key), NULL) : 0;
+	}
+	free(body);
+	return 0;
+}
+
+static void bench_sample_take(const char *pids, const char *metrics, struct bench_sample *b)
+{
+	char item[SIM_INST_MAX][64];
+	int n = split_list(pids, item, SIM_INST_MAX);
+
+	memset(b, 0, sizeof(*b));
+	for (int i = 0; i < n; i++) {
+		b->cpu[i] = cpu_seconds(atoi(item[i]));
+		b->rss[i] = rss_kib(atoi(item[i]));
+	}
+	n = split_list(metrics, item, SIM_INST_MAX);
+	for (int i = 0; i < n; i++)
+		b->have_m[i] = !metrics_fetch(item[i], b->m[i]);
+}
+
+static double sum_cpu(const struct bench_sample *b)
+{
+	double t = 0;
+
+	for (int i = 0; i < SIM_INST_MAX; i++)
+		t += b->cpu[i];
+	return t;
+}
+
+static long sum_rss(const struct bench_sample *b)
+{
+	long t = 0;
+
+	for (int i = 0; i < SIM_INST_MAX; i++)
+		t += b->rss[i];
+	return t;
+}
+
+/* Registers the n nodes (each with its own instance) and opens every stream. */
+static int bench_setup(struct sim *s, int n, int workers)
+{
 	char (*tokens)[COORD_TOKEN_MAX] = calloc((size_t)n, COORD_TOKEN_MAX);
+	double t0 = now_s();
+	int window = 64, next = 0;
+
+	if (!tokens || register_many(&s->urls, n, tokens, workers)) {
+		fprintf(stderr, "nodesim: registration failed\n");
+		free(tokens);
+		return 1;
+	}
+	/* The loop's clock stood still while we waited for the workers; timers armed now
+	 * would otherwise expire at once. */
+	uv_update_time(s->loop);
+	printf("registered %d nodes in %.1f s\n", n, now_s() - t0);
+	fflush(stdout);
+	t0 = now_s();
+	for (int i = 0; i < n; i++)
+		snprintf(s->nodes[i].token, sizeof(s->nodes[i].token), "%s", tokens[i]);
+	free(tokens);
+	/* Open streams a window at a time: every full netmap holds all N peers. */
+	s->reopen = calloc((size_t)n, sizeof(int));
+	s->retry = s->reopen != NULL;
+	while (s->full_count < n && !s->failed) {
+		while (s->n_reopen)
+			stream_open(&s->nodes[s->reopen[--s->n_reopen]]);
+		while (next < n && next - s->full_count < window)
+			stream_open(&s->nodes[next++]);
+		uv_run(s->loop, UV_RUN_ONCE);
+	}
+	s->retry = 0;
+	if (s->failed) {
+		fprintf(stderr, "nodesim: %d streams failed\n", s->failed);
+		return 1;
+	}
+	printf("%d streams open with full netmaps in %.1f s (%d connections retried)\n", n,
+	       now_s() - t0, s->retries);
+	fflush(stdout);
+	return 0;
+}
+
+/* changes endpoint posts to the first instance, one after the other, each timed until
+ * every other node has it (and the nodes of each instance). */
+static int bench_changes(struct sim *s, int changes)
+{
+	s->latencies = calloc((size_t)changes, sizeof(double));
+	for (int i = 0; i < s->n_inst; i++)
+		s->inst_lat[i] = calloc((size_t)changes, sizeof(double));
+	for (int c = 0; c < changes; c++) {
+		struct poster *p = calloc(1, sizeof(*p));
+		int who = (int)((unsigned)rand() % (unsigned)s->n);
+		p->s = s;
+		s->changer = who;
+		s->change_seq = 10000 + c;
+		s->change_seen = 0;
+		memset(s->inst_seen, 0, sizeof(s->inst_seen));
+		snprintf(p->body, sizeof(p->body), "{\"endpoints\":[\"192.0.2.%d:%d\"]}", 1 + c % 250,
+			 s->change_seq);
+		snprintf(p->auth, sizeof(p->auth), "Authorization: Bearer %s", s->nodes[who].token);
+		s->change_t0 = now_s();
+		tls_connect(s->loop, s->tls, s->urls.urls[0].host, s->urls.urls[0].port, post_connected, p,
+			    NULL);
+		uv_timer_init(s->loop, &s->timer);
+		s->timer.data = s;
+		uv_timer_start(&s->timer, on_deadline, 60000, 0);
+		uv_run(s->loop, UV_RUN_DEFAULT);
+		uv_timer_stop(&s->timer);
+		if (s->failed)
+			return 1;
+	}
+	return 0;
+}
+
+/* One line per instance (only with several): its nodes' times, its CPU and memory, and
+ * its store and feed counters over the change phase, per change. */
+static void bench_report_instances(struct sim *s, int changes, const struct bench_sample *a,
+				   const struct bench_sample *b)
+{
+	for (int i = 0; i < s->n_inst; i++) {
+		double p50, p99, max;
+		percentiles(s->inst_lat[i], changes, &p50, &p99, &max);
+		printf("INSTANCE i=%d url=%s nodes=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f "
+		       "cpu_ms_per_change=%.2f rss_mib=%.1f", i, s->urls.base[i], s->inst_nodes[i],
+		       p50 * 1000, p99 * 1000, max * 1000, (b->cpu[i] - a->cpu[i]) * 1000 / changes,
+		       (double)b->rss[i] / 1024);
+		if (a->have_m[i] && b->have_m[i])
+			printf(" store_statements_per_change=%.1f store_ms_per_change=%.2f "
+			       "feed_poll_ms_per_change=%.2f feed_applied_per_change=%.2f feed_lag_changes=%.0f",
+			       (b->m[i][0] - a->m[i][0]) / changes, (b->m[i][1] - a->m[i][1]) * 1000 / changes,
+			       (b->m[i][2] - a->m[i][2]) * 1000 / changes, (b->m[i][3] - a->m[i][3]) / changes,
+			       b->m[i][4]);
+		printf("\n");
+	}
+}
+
+static int cmd_bench(int n, int changes, const char *pids, const char *metrics, int workers)
+{
+	struct bench_sample before, opened, after;
+	struct sim s;
 	struct rlimit rl;
-	double t0, cpu0, cpu1;
-	long rss0 = coord_pid ? rss_kib(coord_pid) : 0, rss1;
-	int window = 64;
+	double p50, p99, max;
 
 	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (!tokens || sim_init(&s, n))
+	if (sim_init(&s, n, 1))
 		return 1;
-	t0 = now_s();
-	if (register_many(n, tokens, workers)) {
-		fprintf(stderr, "nodesim: registration failed\n");
+	bench_sample_take(pids, NULL, &before);
+	if (bench_setup(&s, n, workers))
 		return 1;
-	}
-	/* The loop's clock stood still while we waited for the workers; timers armed now
-	 * would otherwise expire at once. */
-	uv_update_time(s.loop);
-	printf("registered %d nodes in %.1f s\n", n, now_s() - t0);
-	fflush(stdout);
-	t0 = now_s();
-	for (int i = 0; i < n; i++)
-		snprintf(s.nodes[i].token, sizeof(s.nodes[i].token), "%s", tokens[i]);
-	free(tokens);
-	/* Open streams a window at a time: every full netmap holds all N peers. */
-	int next = 0;
-	s.reopen = calloc((size_t)n, sizeof(int));
-	s.retry = s.reopen != NULL;
-	while (s.full_count < n && !s.failed) {
-		while (s.n_reopen)
-			stream_open(&s.nodes[s.reopen[--s.n_reopen]]);
-		while (next < n && next - s.full_count < window)
-			stream_open(&s.nodes[next++]);
-		uv_run(s.loop, UV_RUN_ONCE);
-	}
-	s.retry = 0;
-	if (s.failed) {
-		fprintf(stderr, "nodesim: %d streams failed\n", s.failed);
+	bench_sample_take(pids, metrics, &opened);
+	if (bench_changes(&s, changes))
 		return 1;
-	}
-	rss1 = coord_pid ? rss_kib(coord_pid) : 0;
-	printf("%d streams open with full netmaps in %.1f s (%d connections retried)\n", n,
-	       now_s() - t0, s.retries);
-	fflush(stdout);
-
-	s.latencies = calloc((size_t)changes, sizeof(double));
-	cpu0 = coord_pid ? cpu_seconds(coord_pid) : 0;
-	for (int c = 0; c < changes; c++) {
-		struct poster *p = calloc(1, sizeof(*p));
-		int who = (int)((unsigned)rand() % (unsigned)n);
-		p->s = &s;
-		s.change_seq = 10000 + c;
-		s.change_seen = 0;
-		snprintf(p->body, sizeof(p->body), "{\"endpoints\":[\"192.0.2.%d:%d\"]}", 1 + c % 250,
-			 s.change_seq);
-		snprintf(p->auth, sizeof(p->auth), "Authorization: Bearer %s", s.nodes[who].token);
-		s.change_t0 = now_s();
-		tls_connect(s.loop, s.tls, s.url.host, s.url.port, post_connected, p, NULL);
-		uv_timer_init(s.loop, &s.timer);
-		s.timer.data = &s;
-		uv_timer_start(&s.timer, on_deadline, 60000, 0);
-		uv_run(s.loop, UV_RUN_DEFAULT);
-		uv_timer_stop(&s.timer);
-		if (s.failed)
-			return 1;
-	}
-	cpu1 = coord_pid ? cpu_seconds(coord_pid) : 0;
-	qsort(s.latencies, (size_t)changes, sizeof(double), cmp_double);
-	double p50 = s.latencies[changes / 2];
-	double p99 = s.latencies[(changes * 99 + 99) / 100 - 1 < changes ? (changes * 99 + 99) / 100 - 1 : changes - 1];
+	bench_sample_take(pids, metrics, &after);
+	percentiles(s.latencies, changes, &p50, &p99, &max);
 	printf("RESULT nodes=%d changes=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f coord_cpu_ms_per_change=%.2f "
 	       "coord_rss_mib=%.1f rss_kib_per_node=%.1f\n",
-	       n, changes, p50 * 1000, p99 * 1000, s.latencies[changes - 1] * 1000,
-	       coord_pid ? (cpu1 - cpu0) * 1000 / changes : 0.0, (double)rss1 / 1024,
-	       coord_pid ? (double)(rss1 - rss0) / n : 0.0);
+	       n, changes, p50 * 1000, p99 * 1000, max * 1000,
+	       pids ? (sum_cpu(&after) - sum_cpu(&opened)) * 1000 / changes : 0.0,
+	       (double)sum_rss(&opened) / 1024, pids ? (double)(sum_rss(&opened) - sum_rss(&before)) / n : 0.0);
+	if (s.n_inst > 1)
+		bench_report_instances(&s, changes, &opened, &after);
 	fflush(stdout);
 	return 0;
 }
@@ -567,7 +737,7 @@ static int cmd_bench(int n, int changes, pid_t coord_pid, int workers)
 int main(int argc, char **argv)
 {
 	const char *timeout = "30", *lines = NULL, *until = NULL, *nodes = "100", *changes = "20";
-	const char *coord_pid = NULL, *workers = "2";
+	const char *coord_pid = NULL, *workers = "2", *metrics = NULL;
 	const struct arg_opt opts[] = {
 		{ "coord", &coord_url, NULL, 0 }, { "pin", &pin, NULL, 0 },
 		{ "auth-key", &auth_key, NULL, 0 }, { "hostname", &hostname, NULL, 0 },
@@ -575,6 +745,7 @@ int main(int argc, char **argv)
 		{ "lines", &lines, NULL, 0 }, { "until", &until, NULL, 0 },
 		{ "nodes", &nodes, NULL, 0 }, { "changes", &changes, NULL, 0 },
 		{ "coord-pid", &coord_pid, NULL, 0 }, { "workers", &workers, NULL, 0 },
+		{ "metrics", &metrics, NULL, 0 },
 		{ NULL, NULL, NULL, 0 },
 	};
 	char *w[20], err[200], token[COORD_TOKEN_MAX];
@@ -586,11 +757,12 @@ int main(int argc, char **argv)
 	if (n < 1 || !coord_url || keys_init()) {
 		fprintf(stderr, "usage: nodesim register|stream|endpoints|logout|bench --coord URL --pin PIN "
 			"[--state DIR] [--auth-key K] [--hostname H] [--until TEXT] [--lines N] "
-			"[--timeout S] [--nodes N --changes M --coord-pid PID]\n%s\n", n < 0 ? err : "");
+			"[--timeout S] [--nodes N --changes M --coord-pid PID[,PID...] [--metrics HOST:PORT[,...]]]\n"
+			"bench: --coord URL[,URL...] spreads the nodes over several instances\n%s\n", n < 0 ? err : "");
 		return 2;
 	}
 	if (!strcmp(w[0], "bench"))
-		return cmd_bench(atoi(nodes), atoi(changes), coord_pid ? atoi(coord_pid) : 0, atoi(workers));
+		return cmd_bench(atoi(nodes), atoi(changes), coord_pid, metrics, atoi(workers));
 	if (!state_dir) {
 		fprintf(stderr, "nodesim: --state DIR is needed\n");
 		return 2;

@@ -83,6 +83,23 @@ static const char *ans_str(json_t *a, const char *k)
 	return json_string_value(json_object_get(a, k));
 }
 
+/* Two instances walk next-fit from the same place; the one that lost an address to the
+ * other jumps ahead so that its retry does not pick the other's next one again. */
+static void test_ipalloc_scatter(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t a, b;
+
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(ipalloc_take(&f->co, &a), 0);
+		ipalloc_scatter(&f->co);
+		assert_int_equal(ipalloc_take(&f->co, &b), 0);
+		/* not a + 1, the address the other instance takes next */
+		assert_true(b > a + 1 && b <= a + 1025);
+		assert_true(b < 0x64800000u);
+	}
+}
+
 static void test_ipalloc_unique_and_reserved(void **state)
 {
 	struct fixture *f = *state;
@@ -1004,6 +1021,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ipalloc_unique_and_reserved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipalloc_scatter, setup, teardown),
 		cmocka_unit_test(test_sanitize_label),
 		cmocka_unit_test(test_coord_node_state_names),
 		cmocka_unit_test_setup_teardown(test_coord_register_with_key_runs, setup, teardown),
