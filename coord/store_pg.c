@@ -181,7 +181,8 @@ static int classify(PGresult *res, PGconn *conn, const char *op)
 	}
 	log_error("store error", "op=%s sqlstate=%s err=\"%s\"", op, state ? state : "-",
 		  res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-	return -EIO;
+	/* The server went away under the statement: unreachable, not a failed statement. */
+	return PQstatus(conn) != CONNECTION_OK ? -ENOTCONN : -EIO;
 }
 
 /* One statement: 0, what a row callback stopped with, PG_RETRY, or -errno. */
@@ -375,7 +376,9 @@ static int pg_script(void *impl, const char *op, const char *sql)
 		return rc;
 	res = PQexec(pg->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = classify(res, pg->conn, op) == -EEXIST ? -EEXIST : -EIO;
+		rc = classify(res, pg->conn, op);
+	if (rc == PG_RETRY)
+		rc = -EAGAIN;
 	PQclear(res);
 	if (!rc && pg->in_txn)
 		rc = log_add(pg, sql, NULL, 0, 0);
@@ -392,7 +395,9 @@ static int pg_begin(void *impl)
 		return rc;
 	res = PQexec(pg->conn, "BEGIN");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = classify(res, pg->conn, "begin") < 0 ? -EIO : -EAGAIN;
+		rc = classify(res, pg->conn, "begin");
+	if (rc == PG_RETRY)
+		rc = -EAGAIN;
 	PQclear(res);
 	if (!rc) {
 		pg->in_txn = 1;
@@ -419,10 +424,8 @@ static int pg_commit(void *impl)
 	}
 	if (rc)
 		PQclear(PQexec(pg->conn, "ROLLBACK"));
-	if (rc == -EIO && PQstatus(pg->conn) != CONNECTION_OK) {
-		rc = -ENOTCONN;
-		pg->unsure_commits++;
-	}
+	if (rc == -ENOTCONN)
+		pg->unsure_commits++;   /* it may have committed before the connection went */
 	pg->in_txn = 0;
 	log_clear(pg);
 	return rc;

@@ -6,7 +6,8 @@
 #
 # Source lab.sh and this, set FLEET_BIN (an absolute build dir) and FLEET_TMP (a temp
 # dir), then: lab_init P; lab_fleet; fleet_coord; fleet_relay relay1; fleet_vpnd a IFNAME;
-# fleet_up a HOSTNAME [--auth-key K]; ...; fleet_down on exit.
+# fleet_up a HOSTNAME [--auth-key K]; ...; fleet_down on exit. FLEET_HA=1 (with
+# scripts/lib/pg.sh sourced) runs coord as two instances on PostgreSQL.
 
 FLEET_PIDS=""
 FLEET_IFNAMES=""
@@ -42,6 +43,8 @@ fleet_down() {
 	for p in $FLEET_PIDS; do fleet_stop_pid "$p"; done
 	lab_down   # whatever is left in our namespaces (wireguard-go children), then the namespaces
 	for i in $FLEET_IFNAMES; do rm -f "/var/run/wireguard/$i.sock"; done
+	[ -n "${FLEET_HA:-}" ] && pg_stop
+	return 0
 }
 
 fleet_us() { echo "${EPOCHREALTIME/./}"; }
@@ -58,18 +61,41 @@ fleet_wait() {
 }
 
 # fleet_coord: coord serve on LAB_IP_coord:8443; sets FLEET_URL, FLEET_PIN and FLEET_KEY
-# (a reusable auth key).
-fleet_coord() {
-	ip netns exec "$(lab_ns coord)" "$FLEET_BIN/coord/coord" serve --state "$FLEET_TMP/coord" \
-		--listen "$LAB_IP_coord:8443" --keepalive 2s >"$FLEET_TMP/coord.out" 2>>"$FLEET_TMP/coord.log" &
+# (a reusable auth key). With FLEET_HA=1: a PostgreSQL of the fleet's own
+# (scripts/lib/pg.sh, under FLEET_TMP) and two instances on it, coord-a on :8443 and
+# coord-b on :8444 (state dirs FLEET_TMP/coord and FLEET_TMP/coord-b); FLEET_URL lists both.
+declare -gA FLEET_COORD_PID=()
+fleet_coord_start() {  # fleet_coord_start NAME PORT STATE [serve options...]
+	local name=$1 port=$2 st=$3; shift 3
+	: >"$st.out"
+	ip netns exec "$(lab_ns coord)" "$FLEET_BIN/coord/coord" serve --state "$st" \
+		--listen "$LAB_IP_coord:$port" --keepalive 2s "$@" >"$st.out" 2>>"$st.log" &
+	FLEET_COORD_PID[$name]=$!
 	fleet_track $!
-	fleet_wait 10 grep -q "listening on" "$FLEET_TMP/coord.out" || { tail -5 "$FLEET_TMP/coord.log" >&2; return 1; }
+	fleet_wait 15 grep -q "listening on" "$st.out" || { tail -5 "$st.log" >&2; return 1; }
+}
+fleet_coord() {
+	if [ -n "${FLEET_HA:-}" ]; then
+		pg_start "$FLEET_TMP/pg" >/dev/null || return 1
+		fleet_coord_start coord-a 8443 "$FLEET_TMP/coord" --store "$PG_URI" --instance coord-a || return 1
+		fleet_coord_start coord-b 8444 "$FLEET_TMP/coord-b" --store "$PG_URI" --instance coord-b || return 1
+		FLEET_URL="https://$LAB_IP_coord:8443,https://$LAB_IP_coord:8444"
+	else
+		fleet_coord_start coord 8443 "$FLEET_TMP/coord" || return 1
+		FLEET_URL="https://$LAB_IP_coord:8443"
+	fi
 	FLEET_PIN=$(grep -o 'sha256:[0-9a-f]\{64\}' "$FLEET_TMP/coord.out" | head -1)
-	FLEET_URL="https://$LAB_IP_coord:8443"
 	FLEET_KEY=$(fleet_adm keys create --reusable | tail -1)
 	[ -n "$FLEET_PIN" ] && [ -n "$FLEET_KEY" ]
 }
-fleet_adm() { "$FLEET_BIN/coord/coord" --state "$FLEET_TMP/coord" "$@"; }
+# fleet_coord_kill NAME: kill -9 of one instance (FLEET_HA), as a crash would.
+fleet_coord_kill() {
+	kill -9 "${FLEET_COORD_PID[$1]}" 2>/dev/null
+	wait "${FLEET_COORD_PID[$1]}" 2>/dev/null
+	fleet_untrack "${FLEET_COORD_PID[$1]}"
+}
+FLEET_ADM_STATE=""
+fleet_adm() { "$FLEET_BIN/coord/coord" --state "${FLEET_ADM_STATE:-$FLEET_TMP/coord}" "$@"; }
 
 fleet_relay_connected() {
 	lab_exec "$1" curl -s http://127.0.0.1:9102/metrics | awk '$1 == "relay_coord_connected" { print $2 }' | grep -qx 1

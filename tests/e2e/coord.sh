@@ -239,7 +239,7 @@ check_within "a domain change reaches a streaming node within 1 s" 1 has a '"typ
 check "dns upstream add (default port)" adm dns upstream add 192.0.2.53
 check "dns upstream add tls://" adm dns upstream add 'tls://[2001:db8::53]#dns.example'
 check "dns route add" adm dns route add service.consul 127.0.0.1:8600
-check "dns blocklist add URL --tag" adm dns blocklist add https://lists.example/ads.txt --tag tag:kids
+check "dns blocklist add URL --tag" adm dns blocklist add https://127.0.0.1:9/ads.txt --tag tag:kids
 check "dns blocklist add FILE" adm dns blocklist add /var/lib/lists/hosts
 check "dns allow DOMAIN" adm dns allow ok.example
 check "dns block add DOMAIN" adm dns block add ads.example
