@@ -97,6 +97,27 @@ int coord_urls_check(const char *list, char *err, size_t errlen)
 	return rc;
 }
 
+int coord_urls_canon(const char *list, char *out, size_t size, char *err, size_t errlen)
+{
+	struct coord_urls *l = malloc(sizeof(*l));
+	size_t at = 0;
+	int rc = l ? coord_urls_parse(list, l, err, errlen) : -ENOMEM;
+
+	if (!l && err && errlen)
+		snprintf(err, errlen, "out of memory");
+	for (size_t i = 0; !rc && i < l->n_urls; i++) {
+		int n = snprintf(out + at, size - at, "%s%s", i ? "," : "", l->base[i]);
+
+		if (n < 0 || (size_t)n >= size - at) {
+			rc = fail_msg(err, errlen, "the coord list is too long%s", "");
+			break;
+		}
+		at += (size_t)n;
+	}
+	free(l);
+	return rc;
+}
+
 const struct coord_cand *coord_urls_current(const struct coord_urls *l)
 {
 	return &l->cand[l->cur];

@@ -88,8 +88,13 @@ int control_parse_up(const void *body, size_t len, struct up_request *out, char 
 	}
 	if (take_str(o, "coord", r.coord, sizeof(r.coord), &v, err, errlen))
 		goto out;
-	if (v && coord_urls_check(r.coord, err, errlen))
-		goto out;
+	if (v) {
+		char canon[sizeof(r.coord)] = { 0 };
+
+		if (coord_urls_canon(r.coord, canon, sizeof(canon), err, errlen))
+			goto out;
+		memcpy(r.coord, canon, sizeof(canon));   /* kept and compared in one spelling */
+	}
 	if (take_str(o, "pin", r.pin, sizeof(r.pin), &v, err, errlen))
 		goto out;
 	if (v && tls_pin_parse(r.pin, pin)) {

@@ -41,6 +41,8 @@ struct coord_urls {
 int coord_urls_parse(const char *list, struct coord_urls *out, char *err, size_t errlen);
 /* Only checks a list (coord_urls_parse on the heap): 0, -EINVAL with err, -ENOMEM. */
 int coord_urls_check(const char *list, char *err, size_t errlen);
+/* The list as it is kept: items trimmed, duplicates dropped, joined by ','. */
+int coord_urls_canon(const char *list, char *out, size_t size, char *err, size_t errlen);
 /* The current candidate. */
 const struct coord_cand *coord_urls_current(const struct coord_urls *l);
 const struct http_url *coord_urls_current_url(const struct coord_urls *l);
