@@ -456,12 +456,19 @@ static int poll_once(struct coord *co)
 	f->db_us += mono_us() - t0;
 	if (rc)
 		return rc;
-	/* The feed no longer reaches back to where we are: pruned while we were away. */
+	/* The feed no longer reaches back to where we are: pruned while we were away. (A
+	 * number can also be missing without pruning, a transaction that recorded nothing:
+	 * then our own last number is still there.) */
 	if (b.n && b.c[0].seq > f->seq + 1) {
-		int64_t head;
+		int64_t head, oldest;
 
-		rc = store_feed_head(co->st, &head);
-		return rc ? rc : (rc = reload_all(co, head)) ? rc : 0;
+		rc = store_feed_oldest(co->st, &oldest);
+		if (!rc && oldest > f->seq) {
+			rc = store_feed_head(co->st, &head);
+			return rc ? rc : (rc = reload_all(co, head)) ? rc : 0;
+		}
+		if (rc)
+			return rc;
 	}
 	end = b.n;
 	if (b.n == COORD_FEED_BATCH && b.c[0].seq != b.c[b.n - 1].seq)
