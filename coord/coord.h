@@ -121,6 +121,8 @@ struct coord_feed {
 	int dns_retry;                  /* the DNS policy could not be re-read: again next poll */
 	struct coord_instance_seen inst[COORD_MAX_INSTANCES];
 	size_t n_inst;
+	char alive[COORD_MAX_INSTANCES][STORE_NAME_LEN];   /* counted alive (alive_update) */
+	size_t n_alive;
 	uint64_t forced_us;             /* the last coord_feed_catch_up poll */
 	uv_timer_t timer;
 	int timer_on;

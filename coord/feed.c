@@ -105,13 +105,39 @@ static void instances_changed(struct coord *co, int judge)
 	}
 }
 
+/* The instances we count alive: one that drops out is said dead once (in the log), when
+ * we may judge; until then they are kept, and new ones added. */
+static void alive_update(struct coord *co, int judge)
+{
+	struct coord_feed *f = &co->feed;
+	size_t keep = 0;
+
+	for (size_t i = 0; i < f->n_alive; i++) {
+		if (!judge || coord_instance_alive(co, f->alive[i])) {
+			memmove(f->alive[keep++], f->alive[i], sizeof(f->alive[0]));
+			continue;
+		}
+		log_warn("coord instance stopped beating: its nodes are offline until they reconnect",
+			 "instance=%s", f->alive[i]);
+	}
+	f->n_alive = keep;
+	for (size_t i = 0; i < f->n_inst; i++) {
+		size_t j;
+
+		if (!strcmp(f->inst[i].name, co->instance) || !coord_instance_alive(co, f->inst[i].name))
+			continue;
+		for (j = 0; j < f->n_alive && strcmp(f->alive[j], f->inst[i].name); j++)
+			;
+		if (j == f->n_alive && f->n_alive < COORD_MAX_INSTANCES)
+			snprintf(f->alive[f->n_alive++], sizeof(f->alive[0]), "%s", f->inst[i].name);
+	}
+}
+
 static void beat(struct coord *co)
 {
 	struct coord_feed *f = &co->feed;
-	struct coord_instance_seen before[COORD_MAX_INSTANCES];
 	struct store_instance me = { 0 };
 	int64_t now = coord_now();
-	size_t n_before;
 	int jobs, judge;
 
 	jobs = store_lease_claim(co->st, "jobs", now, COORD_LEASE_TTL);
@@ -125,8 +151,6 @@ static void beat(struct coord *co)
 	me.seen = now;
 	me.feed_seq = f->seq;
 	snprintf(me.jobs, sizeof(me.jobs), "%s", f->jobs ? "expiry,ephemeral,feed-prune,blocklists" : "");
-	memcpy(before, f->inst, sizeof(before));
-	n_before = f->n_inst;
 	if (store_instance_beat(co->st, &me) || coord_instances_load(co)) {
 		f->beating_since = 0;
 		return;
@@ -137,11 +161,7 @@ static void beat(struct coord *co)
 	/* Only an instance that has itself beaten for a dead period may call another dead:
 	 * after our own outage everyone's last beat looks old. */
 	judge = now - f->beating_since >= COORD_INSTANCE_DEAD;
-	for (size_t i = 0; judge && i < n_before; i++)
-		if (before[i].seen >= now - COORD_INSTANCE_DEAD - COORD_INSTANCE_BEAT &&
-		    strcmp(before[i].name, co->instance) && !coord_instance_alive(co, before[i].name))
-			log_warn("coord instance stopped beating: its nodes are offline until they reconnect",
-				 "instance=%s", before[i].name);
+	alive_update(co, judge);
 	instances_changed(co, judge);
 	if (f->jobs && f->head > feed_keep(co))
 		store_feed_prune(co->st, f->head - feed_keep(co));
