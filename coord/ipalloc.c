@@ -48,10 +48,8 @@ int ipalloc_mark(struct coord *co, uint32_t ip)
 int ipalloc_take(struct coord *co, uint32_t *ip)
 {
 	/* Next-fit: addresses of deleted nodes are not handed out again soon, so a stale
-	 * peer config does not point at someone new. With several instances each starts at
-	 * a random place instead: two registering at once would take the same next one. */
-	if (co->remote)
-		co->ip_next = randombytes_uniform(CGNAT_SIZE);
+	 * peer config does not point at someone new. (Two instances taking the same next one
+	 * at once: the loser's retry moves on, ipalloc_scatter.) */
 	for (uint32_t i = 0; i < CGNAT_SIZE; i++) {
 		uint32_t off = (co->ip_next + i) & (CGNAT_SIZE - 1);
 		if (is_reserved(off) || used(co, off))
