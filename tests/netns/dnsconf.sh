@@ -14,26 +14,14 @@ set -u
 BUILD=$(cd "${1:?usage: dnsconf.sh BUILD_DIR}" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
-if [ "$(id -u)" != 0 ]; then
-	echo "skip: needs root (network namespaces)"
-	exit 77
-fi
-for tool in wireguard-go wg ip dig dnsmasq unshare; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "skip: $tool not installed (apt-get install wireguard-go wireguard-tools bind9-dnsutils dnsmasq-base)"
-		exit 77
-	fi
-done
-
 . "$ROOT/tests/e2e/lib.sh"
+need_root_tools wireguard-go wg ip dig dnsmasq unshare
 . "$ROOT/scripts/lab/lab.sh"
 
 COORD="$BUILD/coord/coord"
 VPND="$BUILD/vpnd/vpnd"
 VPNCTL="$BUILD/vpnd/vpnctl"
-for b in "$COORD" "$VPND" "$VPNCTL"; do
-	[ -x "$b" ] || { echo "FAIL - $b not built"; exit 1; }
-done
+need_built "$COORD" "$VPND" "$VPNCTL"
 
 TAG=$$
 CSTATE="$E2E_TMP/coord"
