@@ -27,6 +27,10 @@ struct http_request {
 
 /* Case-insensitive; NULL when absent. */
 const char *http_request_header(const struct http_request *req, const char *name);
+/* The query parameter `name` of a request target ("/v1/map?since=5&epoch=ab"), percent-
+ * decoded into out (size bytes, NUL included): 0; -ENOENT (absent), -EINVAL (a bad escape,
+ * a NUL, or the name twice), -EMSGSIZE (longer than out). out is "" on any error. */
+int http_query_get(const char *target, const char *name, char *out, size_t size);
 
 struct http_server_opts {
 	size_t max_header_bytes;   /* request line + headers; default 16 KiB */

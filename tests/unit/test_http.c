@@ -1515,6 +1515,34 @@ static void test_http_fetch_timeout_connect(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* Query parameters: decoded, absent, repeated, bad escapes, too long. */
+static void test_http_query_get(void **state)
+{
+	char v[16];
+
+	(void)state;
+	assert_int_equal(http_query_get("/v1/map?since=42&epoch=00ab", "since", v, sizeof(v)), 0);
+	assert_string_equal(v, "42");
+	assert_int_equal(http_query_get("/v1/map?since=42&epoch=00ab", "epoch", v, sizeof(v)), 0);
+	assert_string_equal(v, "00ab");
+	assert_int_equal(http_query_get("/v1/map?sincex=1&xsince=2", "since", v, sizeof(v)), -ENOENT);
+	assert_string_equal(v, "");
+	assert_int_equal(http_query_get("/v1/map", "since", v, sizeof(v)), -ENOENT);
+	assert_int_equal(http_query_get("/v1/map?", "since", v, sizeof(v)), -ENOENT);
+	assert_int_equal(http_query_get("/v1/map?a=%41%2c+b&&flag", "a", v, sizeof(v)), 0);
+	assert_string_equal(v, "A, b");
+	assert_int_equal(http_query_get("/v1/map?a=1&flag", "flag", v, sizeof(v)), 0);
+	assert_string_equal(v, "");
+	assert_int_equal(http_query_get("/v1/map?a=1&a=2", "a", v, sizeof(v)), -EINVAL);
+	assert_string_equal(v, "");
+	assert_int_equal(http_query_get("/v1/map?a=%4", "a", v, sizeof(v)), -EINVAL);
+	assert_int_equal(http_query_get("/v1/map?a=%zz", "a", v, sizeof(v)), -EINVAL);
+	assert_int_equal(http_query_get("/v1/map?a=%00", "a", v, sizeof(v)), -EINVAL);
+	assert_int_equal(http_query_get("/v1/map?a=0123456789abcdef", "a", v, sizeof(v)), -EMSGSIZE);
+	assert_string_equal(v, "");
+	assert_int_equal(http_query_get("/v1/map?a=0123456789abcde", "a", v, sizeof(v)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1553,6 +1581,7 @@ int main(void)
 		T(test_http_fetch),
 		T(test_http_fetch_timeout_handshake),
 		T(test_http_fetch_timeout_connect),
+		T(test_http_query_get),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
