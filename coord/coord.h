@@ -14,6 +14,7 @@
 #include "meshvpn/coord_proto.h"
 #include "meshvpn/ratelimit.h"
 #include "store.h"
+#include "nmlog.h"
 
 #define COORD_MAX_ENDPOINTS 16
 #define COORD_ENDPOINT_LEN 56          /* "[ffff:...:ffff]:65535" */
@@ -22,7 +23,6 @@
 #define COORD_STREAM_MAX_PENDING (8u << 20) /* a watcher further behind is cut off */
 #define COORD_MAX_CHALLENGES 65536
 #define COORD_CHALLENGE_TTL 60          /* seconds */
-#define COORD_KEEPALIVE_LINE "{\"type\":\"keepalive\"}\n"   /* on every stream */
 
 struct watcher;
 
@@ -43,6 +43,9 @@ struct node {
 	int index_partial;              /* a key or name clashed in the maps (feed.c re-indexes) */
 	int64_t reload_mark;            /* feed.c's full reload saw it */
 	int live_unsaved;               /* its live fields could not be written (database away) */
+	int64_t nm_ver;                 /* netmap_ver.c: the version it last changed at */
+	int64_t vis_ver;                /* ... its record (visibility, key) last changed at */
+	int64_t grace_until;            /* online until then: its stream was here before a restart */
 };
 
 struct relay {
@@ -176,6 +179,21 @@ struct coord_dns {
 	struct dns_view *views;           /* a node's "dns" per tag set, until the next change */
 };
 
+/* netmap_ver.c: the netmap's versions (change-feed numbers) and resumes. */
+#define NM_STAMP_PENDING (INT64_MAX - 1)   /* stamped during a feed batch, until settled */
+#define COORD_RECONNECT_GRACE 45           /* seconds a restarted coord counts its nodes online */
+struct coord_nm {
+	struct nmlog log;               /* the epoch, the floor, the nodes that left */
+	int64_t start_head;             /* the feed's head when loaded */
+	int64_t relays_ver, dns_ver;    /* the relay map's and the DNS policy's last change */
+	int applying;                   /* feed.c applies a batch */
+	int unsettled;                  /* some stamp is NM_STAMP_PENDING */
+	int64_t load_pos, load_first;   /* netmap_versions_load's walk of the feed */
+	int load_rows;
+	uint64_t resumes, fulls, refused_epoch, refused_stale, refused_future;
+	uint64_t relay_resumes;
+};
+
 struct coord_stats {
 	uint64_t registrations, deltas_sent, bytes_sent, slow_watchers_cut, requests, bad_requests;
 };
@@ -210,6 +228,7 @@ struct coord {
 	int broadcasting;               /* a fan-out is iterating the watcher lists */
 	int dead_pending;
 	int live_unsaved;               /* some node's live fields wait to be written again */
+	struct coord_nm nm;
 };
 
 /* state.c: the tailnet model; every change is written to the store before it returns. */
@@ -436,6 +455,17 @@ json_t *netmap_relays_json(struct coord *co);
 /* A full netmap without its peers. A node that is not running (pending, expired, rejected)
  * gets its own state and nothing else: no relay map, no DNS, no domain. */
 json_t *netmap_full_head(struct coord *co, const struct node *n);
+/* netmap_ver.c */
+int netmap_versions_load(struct coord *co);      /* coord_open, after the tables */
+int64_t netmap_version(const struct coord *co);  /* everything up to it is applied here */
+int64_t netmap_stamp(struct coord *co);          /* for a change fanned out now */
+void netmap_stamps_settle(struct coord *co, int64_t head);   /* after a feed batch */
+/* 0 and *since when the stream request may be answered with a resume: -ENOENT (it did
+ * not ask), -EINVAL / -EXDEV (malformed, another epoch), -ESTALE (before the floor),
+ * -ERANGE (after our version, even once caught up). */
+int netmap_resume_point(struct coord *co, const struct http_request *req, int64_t *since);
+/* Splices "v":<version> in after line's opening brace: a new line (free it), or NULL. */
+char *netmap_line_versioned(struct coord *co, const char *line, size_t len, size_t *out_len);
 /* Turn the request into the node's stream and send the full netmap. */
 void netmap_attach(struct coord *co, struct node *n, struct http_request *req);
 void netmap_send_full(struct coord *co, struct node *n);

@@ -527,7 +527,9 @@ void coord_feed_poll(struct coord *co)
 		f->apply_own = 1;
 	}
 	for (int i = 0; i < 50; i++) {
+		co->nm.applying = 1;
 		rc = poll_once(co);
+		co->nm.applying = 0;
 		if (rc < 0) {
 			if (f->db_ok)
 				log_warn("cannot follow the change feed: serving from memory, refusing changes",
@@ -545,7 +547,10 @@ void coord_feed_poll(struct coord *co)
 			break;
 	}
 	coord_nodes_live_resave(co);
-	if (store_feed_head(co->st, &f->head) == 0 && f->head == f->seq) {
+	/* The head read after the rows: at or past every change they held. */
+	if (store_feed_head(co->st, &f->head) == 0)
+		netmap_stamps_settle(co, f->head);
+	if (f->head == f->seq) {
 		f->last_lag_s = 0;
 		f->apply_own = 0;
 	}
@@ -624,13 +629,8 @@ int coord_feed_start(struct coord *co)
 	}
 	co->feed.started = coord_now();
 	co->feed.db_ok = 1;
-	/* Marks an earlier run of ours left: we hold no stream yet. */
-	for (struct node *n = co->nodes_head; n; n = n->next) {
-		if (strcmp(n->rec.online, co->instance))
-			continue;
-		n->rec.online[0] = 0;
-		store_node_offline_if(co->st, n->rec.id, NULL, co->feed.started);
-	}
+	/* Marks an earlier run of ours left stay while their nodes reconnect (coord_open's
+	 * grace; coord_tick clears those that did not). */
 	beat(co);
 	uv_timer_init(co->loop, &co->feed.timer);
 	co->feed.timer.data = co;

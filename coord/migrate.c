@@ -35,13 +35,20 @@ struct copy {
 	int64_t rows;
 };
 
+/* A meta row each store keeps its own: its schema version (in meta, where SQLite has
+ * none) and its feed epoch (the target's change feed numbers start again, so versions
+ * nodes hold of the source mean nothing there). */
+static int meta_own(const struct store_row *row)
+{
+	return row->n > 0 && row->c[0].type == SV_TEXT &&
+	       (!strcmp(row->c[0].p, "schema_version") || !strcmp(row->c[0].p, "feed_epoch"));
+}
+
 static int copy_row(const struct store_row *row, void *arg)
 {
 	struct copy *c = arg;
 
-	/* The target keeps its own schema version (in meta, where SQLite has none). */
-	if (!strcmp(c->table, "meta") && row->n > 0 && row->c[0].type == SV_TEXT &&
-	    !strcmp(row->c[0].p, "schema_version"))
+	if (!strcmp(c->table, "meta") && meta_own(row))
 		return 0;
 	c->rows++;
 	return store_row_copy(c->to, c->table, row);
@@ -57,8 +64,8 @@ static int sum_row(const struct store_row *row, void *arg)
 	struct sum *s = arg;
 	crypto_hash_sha256_state st;
 
-	if (row->n > 0 && row->c[0].type == SV_TEXT && (!strcmp(row->c[0].p, "schema_version") ||
-							 !strcmp(row->c[0].p, "tls_identity")))
+	if (meta_own(row) ||
+	    (row->n > 0 && row->c[0].type == SV_TEXT && !strcmp(row->c[0].p, "tls_identity")))
 		return 0;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 1024;

@@ -15,7 +15,22 @@
 /* Online: its stream is open here, or (several instances) at another live instance. */
 int netmap_node_online(const struct node *n)
 {
-	return (n->watcher && !n->watcher->dead && n->watcher->stream) || n->remote_online;
+	return (n->watcher && !n->watcher->dead && n->watcher->stream) || n->remote_online ||
+	       (n->grace_until && coord_now() < n->grace_until);
+}
+
+char *netmap_line_versioned(struct coord *co, const char *line, size_t len, size_t *out_len)
+{
+	char head[40];
+	int hl = snprintf(head, sizeof(head), "{\"v\":%lld,", (long long)netmap_version(co));
+	char *out;
+
+	if (!len || line[0] != '{' || !(out = malloc(len + (size_t)hl)))
+		return NULL;
+	memcpy(out, head, (size_t)hl);
+	memcpy(out + hl, line + 1, len - 1);
+	*out_len = len - 1 + (size_t)hl;
+	return out;
 }
 
 void netmap_invalidate(struct node *n)
@@ -134,6 +149,7 @@ static void watcher_finish(struct coord *co, struct watcher *w)
 	watcher_list_remove(&co->node_watchers, w);
 	co->n_watchers--;
 	n->watcher = NULL;
+	n->grace_until = 0;
 	n->disconnected_at = coord_now();
 	n->rec.last_seen = coord_now();
 	if (!strcmp(n->rec.online, co->instance)) {
@@ -207,14 +223,20 @@ int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, si
 	return 0;
 }
 
-/* To every node that sees `about` (visible nodes other than itself). */
+/* To every node that sees `about` (visible nodes other than itself), with the version. */
 static void broadcast(struct coord *co, const char *line, size_t len, const struct node *about)
 {
+	size_t vl;
+	char *v = netmap_line_versioned(co, line, len, &vl);
+
+	if (!v)
+		return;
 	co->broadcasting++;
 	for (struct watcher *w = co->node_watchers; w; w = w->next)
 		if (w->node != about && !w->dead && coord_node_visible(w->node))
-			netmap_stream_send(co, w, line, len);
+			netmap_stream_send(co, w, v, vl);
 	co->broadcasting--;
+	free(v);
 	netmap_reap(co);
 }
 
@@ -261,12 +283,14 @@ static void broadcast_peer(struct coord *co, struct node *n, const char *type)
 
 void netmap_peer_added(struct coord *co, struct node *n)
 {
+	n->nm_ver = n->vis_ver = netmap_stamp(co);
 	broadcast_peer(co, n, "peer_added");
 	relay_stream_key_added(co, n->rec.node_key);
 }
 
 void netmap_peer_changed(struct coord *co, struct node *n)
 {
+	n->nm_ver = n->vis_ver = netmap_stamp(co);
 	broadcast_peer(co, n, "peer_changed");
 }
 
@@ -275,6 +299,9 @@ void netmap_peer_removed(struct coord *co, struct node *n)
 	char b64[KEY_B64_LEN], line[160];
 	int len;
 
+	/* Under the key it has now: a rekey removes the old one first. */
+	n->nm_ver = n->vis_ver = netmap_stamp(co);
+	nmlog_add(&co->nm.log, n->nm_ver, n->rec.id, n->rec.node_key);
 	key_to_base64(n->rec.node_key, b64);
 	len = snprintf(line, sizeof(line), "{\"type\":\"peer_removed\",\"id\":%lld,\"node_key\":\"%s\"}\n",
 		       (long long)n->rec.id, b64);
@@ -286,6 +313,7 @@ void netmap_endpoints_changed(struct coord *co, struct node *n)
 {
 	json_t *eps = json_array();
 
+	n->nm_ver = netmap_stamp(co);
 	for (int i = 0; i < n->n_endpoints; i++)
 		json_array_append_new(eps, json_string(n->endpoints[i]));
 	broadcast_json(co, json_pack("{s:s, s:I, s:o, s:s}", "type", "endpoints",
@@ -300,11 +328,13 @@ void netmap_online_changed(struct coord *co, struct node *n)
 			   (long long)n->rec.id, netmap_node_online(n) ? "true" : "false",
 			   (long long)n->rec.last_seen);
 
+	n->nm_ver = netmap_stamp(co);
 	broadcast(co, line, (size_t)len, n);
 }
 
 void netmap_relays_changed(struct coord *co)
 {
+	co->nm.relays_ver = netmap_stamp(co);
 	broadcast_json(co, json_pack("{s:s, s:o}", "type", "relays", "relays", netmap_relays_json(co)),
 		       NULL);
 }
@@ -313,16 +343,20 @@ void netmap_relays_changed(struct coord *co)
  * set of relevant tags (dns.c keeps them) and written to every watcher that has it. */
 void netmap_dns_changed(struct coord *co)
 {
+	co->nm.dns_ver = netmap_stamp(co);
 	co->broadcasting++;
 	for (struct watcher *w = co->node_watchers; w; w = w->next) {
 		const char *line;
-		size_t len;
+		size_t len, vl;
+		char *v;
 
 		if (w->dead || !coord_node_visible(w->node))
 			continue;
 		line = coord_dns_node_line(co, w->node, &len);
-		if (line)
-			netmap_stream_send(co, w, line, len);
+		if (line && (v = netmap_line_versioned(co, line, len, &vl))) {
+			netmap_stream_send(co, w, v, vl);
+			free(v);
+		}
 	}
 	co->broadcasting--;
 	netmap_reap(co);
@@ -330,77 +364,180 @@ void netmap_dns_changed(struct coord *co)
 
 json_t *netmap_full_head(struct coord *co, const struct node *n)
 {
+	json_t *o;
+
 	if (!coord_node_visible(n))
-		return json_pack("{s:s, s:o}", "type", "full", "self", netmap_node_json(co, n, 1));
-	return json_pack("{s:s, s:o, s:o, s:o, s:s}", "type", "full",
-			 "self", netmap_node_json(co, n, 1), "relays", netmap_relays_json(co),
-			 "dns", coord_dns_node_json(co, n), "domain", co->domain);
+		o = json_pack("{s:s, s:o}", "type", "full", "self", netmap_node_json(co, n, 1));
+	else
+		o = json_pack("{s:s, s:o, s:o, s:o, s:s}", "type", "full",
+			      "self", netmap_node_json(co, n, 1), "relays", netmap_relays_json(co),
+			      "dns", coord_dns_node_json(co, n), "domain", co->domain);
+	if (o) {
+		json_object_set_new(o, "v", json_integer(netmap_version(co)));
+		json_object_set_new(o, "epoch", json_string(co->nm.log.epoch));
+	}
+	return o;
 }
 
-/* The full netmap for n: self, then (if n may see them) every visible peer. */
-static char *full_text(struct coord *co, struct node *n, size_t *out_len)
+/* What a map line holds of the peers: all of them (a full), or what changed after
+ * since (a resume). */
+struct map_pick {
+	int resume;
+	int64_t since;
+};
+
+static int peer_wanted(const struct map_pick *pk, const struct node *n, const struct node *p)
 {
-	json_t *head = netmap_full_head(co, n);
+	return p != n && coord_node_visible(p) && (!pk->resume || p->nm_ver > pk->since);
+}
+
+/* The head object of n's line: a full's, or for a resume the same with only what
+ * changed (the relay map, n's DNS policy: its tags are n's record). */
+static json_t *map_head(struct coord *co, const struct node *n, const struct map_pick *pk)
+{
+	json_t *o = netmap_full_head(co, n);
+
+	if (!o || !pk->resume)
+		return o;
+	json_object_set_new(o, "type", json_string("resume"));
+	if (co->nm.relays_ver <= pk->since)
+		json_object_del(o, "relays");
+	if (co->nm.dns_ver <= pk->since && n->nm_ver <= pk->since)
+		json_object_del(o, "dns");
+	return o;
+}
+
+struct removed_ids {
+	char *buf;
+	size_t len, cap;
+	int any;
+};
+
+static int removed_add(struct removed_ids *r, int64_t id)
+{
+	char num[24];
+	int l = snprintf(num, sizeof(num), "%s%lld", r->any ? "," : "", (long long)id);
+
+	if (r->len + (size_t)l > r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 256;
+		char *nb;
+
+		while (cap < r->len + (size_t)l)
+			cap *= 2;
+		if (!(nb = realloc(r->buf, cap)))
+			return -ENOMEM;
+		r->buf = nb;
+		r->cap = cap;
+	}
+	memcpy(r->buf + r->len, num, (size_t)l);
+	r->len += (size_t)l;
+	r->any = 1;
+	return 0;
+}
+
+static int removed_gone(const struct nmlog_gone *g, void *arg)
+{
+	return removed_add(arg, g->id);
+}
+
+/* A resume's "removed": the nodes that left after since (deleted, rekeyed, no longer
+ * visible), and those not visible now that changed after since. */
+static int removed_list(struct coord *co, const struct node *n, int64_t since,
+			struct removed_ids *r)
+{
+	int rc = nmlog_foreach_after(&co->nm.log, since, removed_gone, r);
+
+	for (struct node *p = co->nodes_head; p && !rc; p = p->next)
+		if (p != n && !coord_node_visible(p) && p->nm_ver > since)
+			rc = removed_add(r, p->rec.id);
+	return rc;
+}
+
+/* n's map line: self, then (if n may see them) the visible peers pk picks, and for a
+ * resume the ids removed. */
+static char *map_text(struct coord *co, struct node *n, const struct map_pick *pk,
+		      size_t *out_len)
+{
+	struct removed_ids rm = { 0 };
+	json_t *head = map_head(co, n, pk);
 	char *h, *buf = NULL;
 	size_t hl, cap, len;
-	int first = 1;
+	int first = 1, vis = coord_node_visible(n);
 
 	if (!head)
 		return NULL;
 	h = json_dump_compact(head, &hl);
 	json_decref(head);
-	if (!h)
-		return NULL;
-	cap = hl + 32;
-	if (coord_node_visible(n))
+	if (!h || (pk->resume && removed_list(co, n, pk->since, &rm)))
+		goto out;
+	cap = hl + 32 + rm.len;
+	if (vis)
 		for (struct node *p = co->nodes_head; p; p = p->next)
-			if (p != n && coord_node_visible(p) && !peer_text(co, p))
+			if (peer_wanted(pk, n, p) && !peer_text(co, p))
 				cap += p->peer_json_len + 1;
 	buf = malloc(cap);
 	if (!buf)
 		goto out;
-	/* Splice ,"peers":[...] in before the closing brace of the head object. */
+	/* Splice ,"peers":[...] (and ,"removed":[...]) in before the head's closing brace. */
 	memcpy(buf, h, hl - 1);
 	len = hl - 1;
 	memcpy(buf + len, ",\"peers\":[", 10);
 	len += 10;
-	if (coord_node_visible(n)) {
-		for (struct node *p = co->nodes_head; p; p = p->next) {
-			if (p == n || !coord_node_visible(p) || !p->peer_json)
-				continue;
-			if (!first)
-				buf[len++] = ',';
-			first = 0;
-			memcpy(buf + len, p->peer_json, p->peer_json_len);
-			len += p->peer_json_len;
-		}
+	for (struct node *p = vis ? co->nodes_head : NULL; p; p = p->next) {
+		if (!peer_wanted(pk, n, p) || !p->peer_json)
+			continue;
+		if (!first)
+			buf[len++] = ',';
+		first = 0;
+		memcpy(buf + len, p->peer_json, p->peer_json_len);
+		len += p->peer_json_len;
 	}
 	buf[len++] = ']';
+	if (pk->resume) {
+		memcpy(buf + len, ",\"removed\":[", 12);
+		len += 12;
+		if (rm.len)
+			memcpy(buf + len, rm.buf, rm.len);
+		len += rm.len;
+		buf[len++] = ']';
+	}
 	buf[len++] = '}';
 	buf[len++] = '\n';
 	*out_len = len;
 out:
+	free(rm.buf);
 	free(h);
 	return buf;
 }
 
-void netmap_send_full(struct coord *co, struct node *n)
+static void send_map(struct coord *co, struct node *n, const struct map_pick *pk)
 {
 	size_t len = 0;
 	char *text;
 
 	if (!n->watcher || n->watcher->dead)
 		return;
-	text = full_text(co, n, &len);
+	text = map_text(co, n, pk, &len);
 	if (!text) {
 		log_error("could not build netmap", "node=%s", n->rec.name);
 		return;
 	}
+	if (pk->resume)
+		co->nm.resumes++;
+	else
+		co->nm.fulls++;
 	co->broadcasting++;
 	netmap_stream_send(co, n->watcher, text, len);
 	co->broadcasting--;
 	free(text);
 	netmap_reap(co);
+}
+
+void netmap_send_full(struct coord *co, struct node *n)
+{
+	static const struct map_pick full = { 0, 0 };
+
+	send_map(co, n, &full);
 }
 
 struct watcher *netmap_stream_start(struct coord *co, struct http_request *req)
@@ -422,8 +559,14 @@ struct watcher *netmap_stream_start(struct coord *co, struct http_request *req)
 void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
 {
 	int was_online = netmap_node_online(n);
-	struct watcher *w = netmap_stream_start(co, req);
+	struct map_pick pk = { 0, 0 };
+	struct watcher *w;
 
+	/* A node that was not a peer when it last heard (pending), or whose own record
+	 * changed since, starts over: what it saw of the tailnet depended on that. */
+	pk.resume = !netmap_resume_point(co, req, &pk.since) && coord_node_visible(n) &&
+		    n->vis_ver <= pk.since;
+	w = netmap_stream_start(co, req);
 	if (!w)
 		return;
 	if (n->watcher) {
@@ -445,12 +588,16 @@ void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
 	co->n_watchers++;
 	n->watcher = w;
 	n->disconnected_at = 0;
-	n->rec.last_seen = coord_now();
+	/* Its peers hear last_seen when it goes on- or offline; one still counted online
+	 * (a restart's grace, a stream replaced) keeps what they were told. */
+	if (!was_online)
+		n->rec.last_seen = coord_now();
+	n->grace_until = 0;
 	n->remote_online = 0;
 	snprintf(n->rec.online, sizeof(n->rec.online), "%s", co->instance);
 	coord_node_live_save(co, n);   /* the other instances see it online here */
 	netmap_invalidate(n);
-	netmap_send_full(co, n);
+	send_map(co, n, &pk);
 	if (!was_online && coord_node_visible(n) && netmap_node_online(n))
 		netmap_online_changed(co, n);
 }
@@ -483,8 +630,11 @@ void netmap_stream_send_all(struct coord *co, struct watcher *head, const char *
 
 void netmap_keepalive(struct coord *co)
 {
-	netmap_stream_send_all(co, co->node_watchers, COORD_KEEPALIVE_LINE,
-			       sizeof(COORD_KEEPALIVE_LINE) - 1);
+	char line[64];
+	int len = snprintf(line, sizeof(line), "{\"type\":\"keepalive\",\"v\":%lld}\n",
+			   (long long)netmap_version(co));
+
+	netmap_stream_send_all(co, co->node_watchers, line, (size_t)len);
 }
 
 void netmap_close_all(struct coord *co)

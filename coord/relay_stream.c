@@ -1,8 +1,11 @@
 /* relay_stream.c - what relays are told: GET /v1/relay/stream with a relay token is a
  * chunked stream of JSON lines naming the node keys a relay may carry (one "full", then
- * "add" / "remove" as nodes become visible or stop being so); POST /v1/relay/pin records
+ * "add" / "remove" as nodes become visible or stop being so; a relay that reconnects with
+ * ?since=V&epoch=E gets one "resume" with only what changed, netmap_ver.c's versions);
+ * POST /v1/relay/pin records
  * the relay's certificate pin and STUN port. Owns co->relay_watchers; the stream
  * plumbing (writes, slow-reader cut, deferred free) is netmap.c's. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,28 +23,77 @@ static struct relay *relay_auth(struct coord *co, struct http_request *req)
 	return r;
 }
 
-/* {"type":"full","nodes":["<node key>",...]}: every visible node. */
-static char *full_text(struct coord *co, size_t *out_len)
+/* A growing text of quoted keys. */
+struct keylist {
+	char *buf;
+	size_t len, cap;
+	int any;
+};
+
+static int keylist_add(struct keylist *k, const uint8_t key[KEY_LEN])
 {
 	char b64[KEY_B64_LEN];
-	size_t len = 0, cap = 64;
-	char *buf;
 
-	for (struct node *n = co->nodes_head; n; n = n->next)
-		cap += KEY_B64_LEN + 3;
-	buf = malloc(cap);
-	if (!buf)
-		return NULL;
-	len = (size_t)snprintf(buf, cap, "{\"type\":\"full\",\"nodes\":[");
-	for (struct node *n = co->nodes_head; n; n = n->next) {
-		if (!coord_node_visible(n))
-			continue;
-		key_to_base64(n->rec.node_key, b64);
-		len += (size_t)snprintf(buf + len, cap - len, "%s\"%s\"",
-					buf[len - 1] == '[' ? "" : ",", b64);
+	if (k->len + KEY_B64_LEN + 4 > k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 4096;
+		char *nb = realloc(k->buf, cap);
+
+		if (!nb)
+			return -ENOMEM;
+		k->buf = nb;
+		k->cap = cap;
 	}
-	len += (size_t)snprintf(buf + len, cap - len, "]}\n");
-	*out_len = len;
+	key_to_base64(key, b64);
+	k->len += (size_t)snprintf(k->buf + k->len, k->cap - k->len, "%s\"%s\"", k->any ? "," : "",
+				   b64);
+	k->any = 1;
+	return 0;
+}
+
+static int gone_key(const struct nmlog_gone *g, void *arg)
+{
+	/* An entry without the key it had (an older coord wrote it): no resume. */
+	return g->has_key ? keylist_add(arg, g->key) : -ENOKEY;
+}
+
+/* {"type":"full","v":V,"epoch":E,"nodes":["<node key>",...]}: every visible node; or
+ * since >= 0: {"type":"resume",...,"remove":[...],"add":[...]} (applied in that order)
+ * with the keys that left after since and the visible nodes that changed after it. */
+static char *stream_text(struct coord *co, int64_t since, size_t *out_len)
+{
+	struct keylist add = { 0 }, rm = { 0 };
+	char *buf = NULL;
+	size_t cap;
+	int rc = 0;
+
+	if (since >= 0)
+		rc = nmlog_foreach_after(&co->nm.log, since, gone_key, &rm);
+	for (struct node *n = co->nodes_head; n && !rc; n = n->next) {
+		if (since >= 0 && n->nm_ver <= since)
+			continue;
+		if (coord_node_visible(n))
+			rc = keylist_add(&add, n->rec.node_key);
+		else if (since >= 0)
+			rc = keylist_add(&rm, n->rec.node_key);
+	}
+	cap = add.len + rm.len + 128;
+	if (!rc && (buf = malloc(cap))) {
+		if (since < 0)
+			*out_len = (size_t)snprintf(buf, cap, "{\"type\":\"full\",\"nodes\":[%.*s],"
+						    "\"v\":%lld,\"epoch\":\"%s\"}\n", (int)add.len,
+						    add.buf ? add.buf : "", (long long)netmap_version(co),
+						    co->nm.log.epoch);
+		else
+			*out_len = (size_t)snprintf(buf, cap, "{\"type\":\"resume\",\"remove\":[%.*s],"
+						    "\"add\":[%.*s],\"v\":%lld,\"epoch\":\"%s\"}\n",
+						    (int)rm.len, rm.buf ? rm.buf : "", (int)add.len,
+						    add.buf ? add.buf : "", (long long)netmap_version(co),
+						    co->nm.log.epoch);
+	}
+	free(add.buf);
+	free(rm.buf);
+	if (rc == -ENOKEY && since >= 0)
+		return stream_text(co, -1, out_len);
 	return buf;
 }
 
@@ -49,25 +101,32 @@ void relay_stream_on_stream(struct coord *co, struct http_request *req)
 {
 	struct relay *r = relay_auth(co, req);
 	struct watcher *w;
+	int64_t since = -1;
 	size_t len = 0;
 	char *buf;
 
-	if (!r || !(w = netmap_stream_start(co, req)))
+	if (!r)
+		return;
+	if (netmap_resume_point(co, req, &since))
+		since = -1;
+	if (!(w = netmap_stream_start(co, req)))
 		return;
 	w->relay = r;
 	watcher_list_add(&co->relay_watchers, w);
-	buf = full_text(co, &len);
+	buf = stream_text(co, since, &len);
 	if (!buf) {
 		netmap_stream_kill(co, w);
 		netmap_reap(co);
 		return;
 	}
+	if (!strncmp(buf, "{\"type\":\"resume\"", 17))
+		co->nm.relay_resumes++;
 	co->broadcasting++;
 	netmap_stream_send(co, w, buf, len);
 	co->broadcasting--;
 	free(buf);
 	netmap_reap(co);
-	log_info("relay connected", "name=%s", r->rec.name);
+	log_info("relay connected", "name=%s resumed=%d", r->rec.name, since >= 0);
 }
 
 void relay_stream_on_pin(struct coord *co, struct http_request *req)
@@ -93,7 +152,8 @@ static void key_line(struct coord *co, const char *type, const uint8_t key[KEY_L
 	int n;
 
 	key_to_base64(key, b64);
-	n = snprintf(line, sizeof(line), "{\"type\":\"%s\",\"node_key\":\"%s\"}\n", type, b64);
+	n = snprintf(line, sizeof(line), "{\"type\":\"%s\",\"node_key\":\"%s\",\"v\":%lld}\n", type,
+		     b64, (long long)netmap_version(co));
 	netmap_stream_send_all(co, co->relay_watchers, line, (size_t)n);
 }
 
@@ -109,8 +169,11 @@ void relay_stream_key_removed(struct coord *co, const uint8_t key[KEY_LEN])
 
 void relay_stream_keepalive(struct coord *co)
 {
-	netmap_stream_send_all(co, co->relay_watchers, COORD_KEEPALIVE_LINE,
-			       sizeof(COORD_KEEPALIVE_LINE) - 1);
+	char line[64];
+	int len = snprintf(line, sizeof(line), "{\"type\":\"keepalive\",\"v\":%lld}\n",
+			   (long long)netmap_version(co));
+
+	netmap_stream_send_all(co, co->relay_watchers, line, (size_t)len);
 }
 
 int relay_stream_connected(struct coord *co, int64_t relay_id)

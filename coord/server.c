@@ -118,6 +118,21 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		(unsigned long long)co->stats.bytes_sent, (unsigned long long)co->stats.slow_watchers_cut,
 		(unsigned long long)co->stats.requests, (unsigned long long)co->stats.bad_requests,
 		http_server_conn_count(s->pub));
+	metrics_printf(t,
+		"# HELP coord_netmap_sent_total Maps sent on a stream's start: whole, or resumed from a version.\n"
+		"# TYPE coord_netmap_sent_total counter\n"
+		"coord_netmap_sent_total{kind=\"full\"} %llu\ncoord_netmap_sent_total{kind=\"resume\"} %llu\n"
+		"coord_netmap_sent_total{kind=\"relay_resume\"} %llu\n"
+		"# HELP coord_netmap_resume_refused_total Resumes answered with a full map, by why.\n"
+		"# TYPE coord_netmap_resume_refused_total counter\n"
+		"coord_netmap_resume_refused_total{why=\"epoch\"} %llu\n"
+		"coord_netmap_resume_refused_total{why=\"too_old\"} %llu\n"
+		"coord_netmap_resume_refused_total{why=\"future\"} %llu\n"
+		"# TYPE coord_netmap_version gauge\ncoord_netmap_version %lld\n",
+		(unsigned long long)co->nm.fulls, (unsigned long long)co->nm.resumes,
+		(unsigned long long)co->nm.relay_resumes, (unsigned long long)co->nm.refused_epoch,
+		(unsigned long long)co->nm.refused_stale, (unsigned long long)co->nm.refused_future,
+		(long long)netmap_version(co));
 	fill_guard_metrics(t, s);
 	coord_blocklists_metrics(co, t);
 	coord_feed_metrics(co, t);

@@ -417,6 +417,35 @@ static int state_dir_private(const char *dir)
 	return rc;
 }
 
+/* Streams an earlier run of ours held (killed, upgraded): their nodes are counted online
+ * for a while, as they reconnect, so that ten thousand nodes coming back are not ten
+ * thousand offline and online changes for every peer. Those not back by then go offline
+ * (coord_tick). */
+static void restart_grace(struct coord *co)
+{
+	int64_t until = coord_now() + COORD_RECONNECT_GRACE;
+
+	for (struct node *n = co->nodes_head; n; n = n->next)
+		if (n->rec.online[0] && !strcmp(n->rec.online, co->instance))
+			n->grace_until = until;
+}
+
+static void grace_over(struct coord *co, struct node *n, int64_t now)
+{
+	int was_online = netmap_node_online(n);
+
+	n->grace_until = 0;
+	if (n->watcher || strcmp(n->rec.online, co->instance))
+		return;
+	n->rec.online[0] = 0;
+	n->disconnected_at = now;
+	if (store_node_offline_if(co->st, n->rec.id, NULL, now) == -ENOTCONN)
+		n->live_unsaved = co->live_unsaved = 1;
+	netmap_invalidate(n);
+	if (was_online && coord_node_visible(n) && !netmap_node_online(n))
+		netmap_online_changed(co, n);
+}
+
 int coord_settings_load(struct coord *co)
 {
 	char buf[128];
@@ -498,8 +527,11 @@ int coord_open(struct coord *co, uv_loop_t *loop, const struct coord_opts *opts)
 		rc = coord_dns_load(co);
 	if (!rc)
 		rc = rename_id_like(co);
+	if (!rc)
+		rc = netmap_versions_load(co);
 	if (rc)
 		goto err;
+	restart_grace(co);
 	log_info("tailnet loaded", "nodes=%zu domain=%s", co->n_nodes, co->domain);
 	return 0;
 err:
@@ -532,6 +564,7 @@ void coord_close(struct coord *co)
 		free(r);
 	}
 	coord_dns_free(co);
+	nmlog_free(&co->nm.log);
 	keymap_free(&co->by_token);
 	keymap_free(&co->by_node_key);
 	keymap_free(&co->by_machine_key);
@@ -1106,7 +1139,11 @@ int coord_node_expire(struct coord *co, struct node *n)
 
 int coord_node_delete(struct coord *co, struct node *n)
 {
-	int rc = store_node_delete(co->st, n->rec.id);
+	char b64[KEY_B64_LEN];
+	int rc;
+
+	key_to_base64(n->rec.node_key, b64);
+	rc = store_node_delete(co->st, n->rec.id, b64);
 
 	if (rc && rc != -ENOENT)
 		return rc;
@@ -1238,6 +1275,8 @@ void coord_tick(struct coord *co)
 
 	for (n = co->nodes_head; n; n = nn) {
 		nn = n->next;
+		if (n->grace_until && now >= n->grace_until)
+			grace_over(co, n, now);
 		if (n->rec.state == NODE_APPROVED && !n->expired_notified && node_expired(n)) {
 			n->expired_notified = 1;
 			netmap_invalidate(n);

@@ -19,6 +19,9 @@ struct store {
 	void *impl;
 	int in_txn;          /* store_begin was called */
 	int txn_bumped;      /* this transaction holds the feed number */
+	int64_t txn_seq;     /* ... which is this (as the first run of it read it) */
+	uint64_t txn_retries; /* the engine's retry count when it began */
+	int64_t last_commit; /* the feed number of our last committed write (store_last_commit) */
 	int64_t txn_idx;     /* changes recorded in it */
 	char instance[STORE_NAME_LEN];
 	uint64_t calls, us, errors;
@@ -215,6 +218,7 @@ int store_begin(struct store *st)
 		st->in_txn = 1;
 		st->txn_bumped = 0;
 		st->txn_idx = 0;
+		st->txn_retries = st->e->retries ? st->e->retries(st->impl) : 0;
 	}
 	return rc;
 }
@@ -222,9 +226,24 @@ int store_begin(struct store *st)
 int store_commit(struct store *st)
 {
 	int rc = st->e->commit(st->impl);
+	int64_t head;
 
 	st->in_txn = 0;
-	return rc;
+	if (rc || !st->txn_bumped)
+		return rc;
+	/* A transaction the engine replayed took a later number than its first run read:
+	 * the head now is at or past it (a bound is all store_last_commit promises). */
+	if (st->e->retries && st->e->retries(st->impl) != st->txn_retries &&
+	    !store_feed_head(st, &head) && head > st->txn_seq)
+		st->txn_seq = head;
+	if (st->txn_seq > st->last_commit)
+		st->last_commit = st->txn_seq;
+	return 0;
+}
+
+int64_t store_last_commit(const struct store *st)
+{
+	return st->last_commit;
 }
 
 void store_rollback(struct store *st)
@@ -234,6 +253,13 @@ void store_rollback(struct store *st)
 }
 
 /* ---- the change feed ---- */
+
+static int one_int(const struct store_row *r, void *arg)
+{
+	*(int64_t *)arg = store_col_int(r, 0);
+	return 0;
+}
+
 
 /* Records one change of the current transaction: the first takes the next feed number
  * (feed_head's row stays locked until the commit, so numbers follow commit order). The
@@ -246,8 +272,8 @@ static int feed_bump(struct store *st)
 
 	if (st->txn_bumped)
 		return 0;
-	rc = run(st, "feed", "UPDATE feed_head SET seq = seq + 1 WHERE id = 1", NULL, 0, NULL, NULL,
-		 NULL);
+	rc = run(st, "feed", "UPDATE feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq", NULL, 0,
+		 one_int, &st->txn_seq, NULL);
 	if (!rc)
 		st->txn_bumped = 1;
 	return rc;
@@ -329,12 +355,6 @@ int store_feed_read(struct store *st, int64_t after, int limit,
 
 	return run(st, "feed_read", "SELECT seq, idx, kind, ref, key, instance, at FROM changes"
 		   " WHERE seq > ? ORDER BY seq, idx LIMIT ?", p, 2, feed_row, &f, NULL);
-}
-
-static int one_int(const struct store_row *r, void *arg)
-{
-	*(int64_t *)arg = store_col_int(r, 0);
-	return 0;
 }
 
 int store_feed_head(struct store *st, int64_t *seq)
@@ -621,7 +641,7 @@ int store_node_offline_if(struct store *st, int64_t id, const char *was, int64_t
 	return wr_end(st, &w, rc, STORE_CH_NODE_LIVE, id, NULL);
 }
 
-int store_node_delete(struct store *st, int64_t id)
+int store_node_delete(struct store *st, int64_t id, const char *key_b64)
 {
 	struct store_val p = vi(id);
 	int64_t changes = 0;
@@ -632,7 +652,7 @@ int store_node_delete(struct store *st, int64_t id)
 		rc = run(st, "node_delete", "DELETE FROM nodes WHERE id=?", &p, 1, NULL, NULL, &changes);
 	if (!rc && !changes)
 		rc = -ENOENT;
-	return wr_end(st, &w, rc, STORE_CH_NODE, id, NULL);
+	return wr_end(st, &w, rc, STORE_CH_NODE, id, key_b64);
 }
 
 struct node_cb {

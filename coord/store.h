@@ -124,7 +124,9 @@ int store_node_live(struct store *st, const struct node_rec *n);
  * and last_seen at), only while the row still names `was`: -ENOENT when it names another
  * by now (the node moved there; its stream beat our noticing the old one's end). */
 int store_node_offline_if(struct store *st, int64_t id, const char *was, int64_t at);
-int store_node_delete(struct store *st, int64_t id);               /* -ENOENT */
+/* key_b64 (may be NULL): the node key it had, kept in the feed entry (a relay resuming
+ * its key list after the delete learns which key to drop). -ENOENT. */
+int store_node_delete(struct store *st, int64_t id, const char *key_b64);
 /* Calls cb for every node in id order; a non-zero return from cb stops and is returned. */
 int store_node_foreach(struct store *st, int (*cb)(const struct node_rec *n, void *arg), void *arg);
 int store_node_get(struct store *st, int64_t id, struct node_rec *out);   /* -ENOENT */
@@ -220,6 +222,9 @@ struct store_change {
 int store_feed_read(struct store *st, int64_t after, int limit,
 		    int (*cb)(const struct store_change *c, void *arg), void *arg);
 int store_feed_head(struct store *st, int64_t *seq);     /* the newest committed number */
+/* The feed number of this process's last committed write, or one past it (a replayed
+ * transaction's is bounded by the head after its commit); 0 before the first. */
+int64_t store_last_commit(const struct store *st);
 int store_feed_oldest(struct store *st, int64_t *seq);   /* 0 when the feed is empty */
 int store_feed_prune(struct store *st, int64_t before);
 

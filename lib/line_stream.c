@@ -227,9 +227,10 @@ static void on_connected(struct conn *c, int status, void *arg)
 {
 	static const struct http_client_cbs cbs = { on_response, on_body, on_done };
 	struct line_stream *ls = arg;
-	char auth[LINE_STREAM_TOKEN_MAX + 32], msg[96];
+	char auth[LINE_STREAM_TOKEN_MAX + 32], msg[96], target[LINE_STREAM_TARGET_MAX];
+	char query[LINE_STREAM_TARGET_MAX];
 	const char *headers[3] = { auth, "Accept: application/x-ndjson", NULL };
-	int rc;
+	int rc, n;
 
 	ls->attempt = NULL;
 	if (status < 0 || !c) {
@@ -241,7 +242,13 @@ static void on_connected(struct conn *c, int status, void *arg)
 	}
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ls->token);
 	ls->last_rx_ms = uv_now(ls->loop);
-	rc = http_client_start(c, "GET", ls->url.host, ls->o.path, headers, NULL, 0, &cbs, ls,
+	/* The query is asked for at each connect: it names what the client has now (the
+	 * version it resumes from). */
+	n = snprintf(target, sizeof(target), "%s", ls->o.path);
+	if (ls->o.query && !ls->o.query(query, sizeof(query), ls->o.arg) && query[0] &&
+	    n + 1 + strlen(query) < sizeof(target))
+		snprintf(target + n, sizeof(target) - (size_t)n, "?%s", query);
+	rc = http_client_start(c, "GET", ls->url.host, target, headers, NULL, 0, &cbs, ls,
 			       &ls->cl);
 	sodium_memzero(auth, sizeof(auth));
 	if (rc) {

@@ -261,20 +261,75 @@ static int on_full(struct relay_admission *a, const json_t *nodes)
 	return 0;
 }
 
+/* {"type":"resume","remove":[keys],"add":[keys]}: what changed since our version, in
+ * that order. Every key is checked before any is applied. */
+static int on_resume(struct relay_admission *a, const json_t *o)
+{
+	const json_t *lists[2] = { json_object_get(o, "remove"), json_object_get(o, "add") };
+	uint8_t key[KEY_LEN];
+	const json_t *v;
+	size_t i;
+	int rc = 0;
+
+	for (int k = 0; k < 2; k++) {
+		if (!json_is_array(lists[k]) || json_array_size(lists[k]) > RELAY_ADMIT_MAX)
+			return -EBADMSG;
+		json_array_foreach(lists[k], i, v)
+			if (!json_is_string(v) || key_from_base64(json_string_value(v), key))
+				return -EBADMSG;
+	}
+	json_array_foreach(lists[0], i, v) {
+		key_from_base64(json_string_value(v), key);
+		relay_admit_remove(a->srv, key);
+	}
+	json_array_foreach(lists[1], i, v) {
+		key_from_base64(json_string_value(v), key);
+		if (!rc)
+			rc = relay_admit_add(a->srv, key);
+	}
+	a->resumes++;
+	save_soon(a);
+	log_info("admission list resumed", "removed=%zu added=%zu", json_array_size(lists[0]),
+		 json_array_size(lists[1]));
+	return rc;
+}
+
+/* The version after a line, and the epoch of a full: what the next connect asks with. */
+static void take_version(struct relay_admission *a, const json_t *o, int full)
+{
+	const json_t *v = json_object_get(o, "v");
+	const char *e;
+
+	if (full) {
+		a->version = 0;
+		a->epoch[0] = 0;
+		if (!json_get_str(o, "epoch", &e) && strlen(e) < sizeof(a->epoch))
+			snprintf(a->epoch, sizeof(a->epoch), "%s", e);
+	}
+	if (json_is_integer(v) && json_integer_value(v) >= 0)
+		a->version = json_integer_value(v);
+}
+
 int relay_admission_line(struct relay_admission *a, const char *line, size_t len)
 {
 	char err[128], who[RELAY_KEY_SHORT];
-	const char *type;
+	const char *type, *e;
 	uint8_t key[KEY_LEN];
 	json_t *o = json_parse_object(line, len, err, sizeof(err));
 	json_t *nodes;
-	int rc = -EBADMSG;
+	int rc = -EBADMSG, full = 0;
 
 	if (!o || json_get_str(o, "type", &type))
 		goto out;
 	if (!strcmp(type, "full")) {
 		nodes = json_object_get(o, "nodes");
 		rc = json_is_array(nodes) ? on_full(a, nodes) : -EBADMSG;
+		full = 1;
+	} else if (!strcmp(type, "resume")) {
+		/* Only ever sent for the version and epoch we asked with. */
+		if (!a->version || json_get_str(o, "epoch", &e) || strcmp(e, a->epoch))
+			goto out;
+		rc = on_resume(a, o);
 	} else if (!strcmp(type, "add") || !strcmp(type, "remove")) {
 		if (json_get_key(o, "node_key", key))
 			goto out;
@@ -291,9 +346,22 @@ int relay_admission_line(struct relay_admission *a, const char *line, size_t len
 	} else {
 		rc = 0;   /* keepalive, and types of later versions */
 	}
+	if (!rc)
+		take_version(a, o, full);
 out:
 	json_decref(o);
 	return rc;
+}
+
+static int ls_query(char *buf, size_t size, void *arg)
+{
+	struct relay_admission *a = arg;
+
+	if (a->version > 0 && a->epoch[0])
+		snprintf(buf, size, "since=%lld&epoch=%s", (long long)a->version, a->epoch);
+	else
+		buf[0] = 0;
+	return 0;
 }
 
 static void on_ls_line(struct line_stream *ls, const char *line, size_t len, void *arg)
@@ -326,6 +394,7 @@ int relay_admission_init(struct relay_admission *a, struct relay_server *s, cons
 		.backoff_max_ms = BACKOFF_MAX_MS,
 		.on_line = on_ls_line,
 		.on_event = on_ls_event,
+		.query = ls_query,
 		.arg = a,
 	};
 

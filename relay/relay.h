@@ -165,7 +165,10 @@ struct relay_admission {
 	int connected;                  /* the stream answered 200 and is open */
 	uv_timer_t save;                /* changes since the last save go SAVE_DELAY_MS later */
 	int dirty;
-	uint64_t fulls, deltas;
+	uint64_t fulls, deltas, resumes;
+	int64_t version;                /* the last "v" taken; with epoch what a reconnect
+					 * resumes from (0: ask for a full) */
+	char epoch[17];
 };
 int relay_admission_init(struct relay_admission *a, struct relay_server *s, const char *state_dir);
 /* The saved list of an earlier run, when there is one: admission ready from it. 0 (none

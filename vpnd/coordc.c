@@ -33,6 +33,17 @@ static void on_ls_event(struct line_stream *ls, enum line_stream_event ev, int d
 		cc->on_event(cc, (enum cc_event)ev, detail, cc->arg);
 }
 
+/* Each connect names the version the map is at, so coord sends only what changed. */
+static int ls_query(char *buf, size_t size, void *arg)
+{
+	struct coordc *cc = arg;
+
+	if (!cc->nm)
+		return -ENOENT;
+	netmap_resume_query(cc->nm, buf, size);
+	return 0;
+}
+
 int coordc_init(struct coordc *cc, uv_loop_t *loop, cc_line_cb on_line, cc_event_cb on_event,
 		void *arg)
 {
@@ -46,6 +57,7 @@ int coordc_init(struct coordc *cc, uv_loop_t *loop, cc_line_cb on_line, cc_event
 		.backoff_max_ms = CC_BACKOFF_MAX_MS,
 		.on_line = on_ls_line,
 		.on_event = on_ls_event,
+		.query = ls_query,
 	};
 	struct line_stream_opts o = opts;
 

@@ -298,7 +298,12 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 		d->nm_from_cache = 0;
 		on_full(d);
 		blocklist_follow(d);
-		cache_full(d, line, len);
+		if (chg.resumed) {
+			d->stats.netmap_resumes++;
+			cache_delta(d, line, len);   /* on top of the full it continues */
+		} else {
+			cache_full(d, line, len);
+		}
 		break;
 	case NM_PEER_ADDED:
 	case NM_PEER_CHANGED:
@@ -357,7 +362,7 @@ static void on_cc_event(struct coordc *cc, enum cc_event ev, int detail, void *a
 	case CC_LOST:
 		d->cc_connected = 0;
 		d->stats.coord_stream_lost++;
-		nmcache_close(&d->cache);   /* the next stream starts with a full */
+		nmcache_sync(&d->cache);   /* the next stream resumes it, or a full replaces it */
 		snprintf(d->coord_error, sizeof(d->coord_error), "%s",
 			 detail == -EPERM ? "the coordination server's certificate does not match the pin"
 					  : strerror(-detail));
@@ -730,8 +735,10 @@ static void use_cache(struct vpnd *d)
 	if (info.bad_lines)
 		log_warn("netmap cache lines refused", "path=%s bad_lines=%zu", d->cache.path,
 			 info.bad_lines);
-	log_info("netmap from cache", "peers=%zu age_s=%lld deltas=%zu", d->nm.n_peers,
-		 (long long)info.age_s, info.lines);
+	log_info("netmap from cache", "peers=%zu age_s=%lld deltas=%zu version=%lld", d->nm.n_peers,
+		 (long long)info.age_s, info.lines, (long long)d->nm.version);
+	if (nmcache_reopen(&d->cache, &info))
+		d->nm.version = 0;   /* what a resume adds could not be kept: ask for a full */
 	d->nm_from_cache = 1;
 	on_full(d);
 	if (d->state == VPND_RUNNING)
@@ -774,6 +781,7 @@ int vpnd_init(struct vpnd *d, uv_loop_t *loop, const struct vpnd_opts *opts)
 		return rc;
 	}
 	coordc_init(&d->cc, loop, on_line, on_cc_event, d);
+	d->cc.nm = &d->nm;
 	rc = control_listen(d);
 	if (rc) {
 		log_error("cannot listen on the control socket", "path=%s error=\"%s\"", opts->socket,

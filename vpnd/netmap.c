@@ -408,30 +408,34 @@ static int reserve(struct netmap *m, size_t n)
 	return rc;
 }
 
-static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
+static int parse_self(const json_t *self, struct nm_self *s)
 {
-	json_t *self = json_object_get(o, "self"), *peers = json_object_get(o, "peers"), *v;
-	struct nm_self s;
 	char state[NODE_STATUS_TEXT_MAX];
-	struct nm_peer *np = NULL;
-	struct nm_dns *dns = NULL;
-	size_t i, n;
-	int rc;
-	struct netmap tmp;
 
-	memset(&s, 0, sizeof(s));
-	if (!json_is_object(self) || json_get_int(self, "id", &s.id) ||
-	    json_copy_str(self, "name", s.name, sizeof(s.name), 1) ||
-	    json_copy_str(self, "fqdn", s.fqdn, sizeof(s.fqdn), 0) ||
+	memset(s, 0, sizeof(*s));
+	if (!json_is_object(self) || json_get_int(self, "id", &s->id) ||
+	    json_copy_str(self, "name", s->name, sizeof(s->name), 1) ||
+	    json_copy_str(self, "fqdn", s->fqdn, sizeof(s->fqdn), 0) ||
 	    json_copy_str(self, "state", state, sizeof(state), 1) ||
-	    parse_ips(self, &s.ip4, &s.ip6) ||
-	    json_get_int(self, "key_expiry", &s.key_expiry) == -EINVAL)
+	    parse_ips(self, &s->ip4, &s->ip6) ||
+	    json_get_int(self, "key_expiry", &s->key_expiry) == -EINVAL)
 		return -EINVAL;
-	s.state = node_status_parse(state);
+	s->state = node_status_parse(state);
+	return 0;
+}
+
+/* An array of peers, sorted by id, no id twice: *out (free it) and *n, or -EINVAL /
+ * -ENOMEM. */
+static int parse_peers(const json_t *peers, struct nm_peer **out, size_t *n)
+{
+	struct nm_peer *np;
+	const json_t *v;
+	size_t i;
+
 	if (!json_is_array(peers) || json_array_size(peers) > NM_MAX_PEERS)
 		return -EINVAL;
-	n = json_array_size(peers);
-	np = calloc(n ? n : 1, sizeof(*np));
+	*n = json_array_size(peers);
+	np = calloc(*n ? *n : 1, sizeof(*np));
 	if (!np)
 		return -ENOMEM;
 	json_array_foreach(peers, i, v) {
@@ -440,45 +444,223 @@ static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 			return -EINVAL;
 		}
 	}
-	qsort(np, n, sizeof(*np), cmp_peer);
-	for (i = 1; i < n; i++) {
+	qsort(np, *n, sizeof(*np), cmp_peer);
+	for (i = 1; i < *n; i++) {
 		if (np[i].id == np[i - 1].id) {
 			free(np);
 			return -EINVAL;
 		}
 	}
-	rc = keys_repeat(np, n);
-	if (rc) {
-		free(np);
-		return rc < 0 ? rc : -EINVAL;
-	}
+	*out = np;
+	return 0;
+}
+
+/* What a full or a resume carries besides the peers; relays and dns only if present. */
+struct map_rest {
+	struct nm_self self;
+	struct nm_relay relays[NM_MAX_RELAYS];
+	int n_relays, has_relays;
+	char domain[64];
+	struct nm_dns *dns;
+	int has_dns;
+	char epoch[NM_EPOCH_LEN + 1];
+};
+
+static int epoch_ok(const char *e)
+{
+	if (strlen(e) != NM_EPOCH_LEN)
+		return 0;
+	for (const char *p = e; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return 0;
+	return 1;
+}
+
+static int parse_rest(const json_t *o, struct map_rest *r)
+{
+	struct netmap tmp;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
 	memset(&tmp, 0, sizeof(tmp));
-	if (json_object_get(o, "relays") && parse_relays(json_object_get(o, "relays"), &tmp)) {
-		free(np);
+	if (parse_self(json_object_get(o, "self"), &r->self) ||
+	    json_copy_str(o, "domain", r->domain, sizeof(r->domain), 0) ||
+	    json_copy_str(o, "epoch", r->epoch, sizeof(r->epoch), 0))
 		return -EINVAL;
-	}
-	if (json_copy_str(o, "domain", tmp.domain, sizeof(tmp.domain), 0)) {
-		free(np);
+	if (r->epoch[0] && !epoch_ok(r->epoch))
 		return -EINVAL;
+	if (json_object_get(o, "relays")) {
+		if (parse_relays(json_object_get(o, "relays"), &tmp))
+			return -EINVAL;
+		memcpy(r->relays, tmp.relays, sizeof(tmp.relays));
+		r->n_relays = tmp.n_relays;
+		r->has_relays = 1;
 	}
-	if (json_object_get(o, "dns") && (rc = parse_dns(json_object_get(o, "dns"), &dns))) {
-		free(np);
-		return rc;
+	if (json_object_get(o, "dns")) {
+		rc = parse_dns(json_object_get(o, "dns"), &r->dns);
+		if (rc)
+			return rc;
+		r->has_dns = 1;
 	}
+	return 0;
+}
+
+/* Moves r into m (a full replaces the relays and the DNS policy even when absent). */
+static void take_rest(struct netmap *m, struct map_rest *r, int full)
+{
+	m->self = r->self;
+	if (full || r->has_relays) {
+		memcpy(m->relays, r->relays, sizeof(r->relays));
+		m->n_relays = r->n_relays;
+	}
+	if (full)
+		memcpy(m->domain, r->domain, sizeof(m->domain));
+	else
+		set_domain(m, r->domain);   /* renames the peers that were not sent */
+	if (full || r->has_dns) {
+		nm_dns_free(m->dns);
+		m->dns = r->dns;
+		r->dns = NULL;
+	}
+	if (full)
+		memcpy(m->epoch, r->epoch, sizeof(m->epoch));
+}
+
+static void install_peers(struct netmap *m, struct nm_peer *np, size_t n, struct nm_change *chg)
+{
 	chg->kind = NM_FULL;
 	chg->old_peers = m->peers;
 	chg->n_old = m->n_peers;
 	m->peers = np;
 	m->n_peers = n;
 	m->cap = n ? n : 1;
-	m->self = s;
-	memcpy(m->relays, tmp.relays, sizeof(tmp.relays));
-	m->n_relays = tmp.n_relays;
-	memcpy(m->domain, tmp.domain, sizeof(m->domain));
-	nm_dns_free(m->dns);
-	m->dns = dns;
+}
+
+static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
+{
+	struct nm_peer *np = NULL;
+	struct map_rest r;
+	size_t n;
+	int rc = parse_peers(json_object_get(o, "peers"), &np, &n);
+
+	if (rc)
+		return rc;
+	rc = keys_repeat(np, n);
+	if (rc) {
+		free(np);
+		return rc < 0 ? rc : -EINVAL;
+	}
+	rc = parse_rest(o, &r);
+	if (rc) {
+		free(np);
+		nm_dns_free(r.dns);
+		return rc;
+	}
+	install_peers(m, np, n, chg);
+	take_rest(m, &r, 1);
 	m->have_full = 1;
 	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* "removed": ids, sorted into *out (free it). */
+static int parse_removed(const json_t *a, int64_t **out, size_t *n)
+{
+	const json_t *v;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	if (!a)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > 2 * (size_t)NM_MAX_PEERS)
+		return -EINVAL;
+	*n = json_array_size(a);
+	if (!(*out = calloc(*n ? *n : 1, sizeof(**out))))
+		return -ENOMEM;
+	json_array_foreach(a, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			free(*out);
+			*out = NULL;
+			return -EINVAL;
+		}
+		(*out)[i] = json_integer_value(v);
+	}
+	qsort(*out, *n, sizeof(**out), cmp_id);
+	return 0;
+}
+
+/* The peers after a resume: the old ones less the removed, with the sent ones added or
+ * replacing theirs (both sorted by id: one merge). */
+static struct nm_peer *merge_peers(const struct netmap *m, const int64_t *rm, size_t n_rm,
+				   const struct nm_peer *up, size_t n_up, size_t *n_out)
+{
+	struct nm_peer *np = calloc(m->n_peers + n_up ? m->n_peers + n_up : 1, sizeof(*np));
+	size_t i = 0, j = 0, n = 0;
+
+	if (!np)
+		return NULL;
+	while (i < m->n_peers || j < n_up) {
+		if (j == n_up || (i < m->n_peers && m->peers[i].id < up[j].id)) {
+			if (!bsearch(&m->peers[i].id, rm, n_rm, sizeof(*rm), cmp_id))
+				np[n++] = m->peers[i];
+			i++;
+		} else {
+			if (i < m->n_peers && m->peers[i].id == up[j].id)
+				i++;
+			np[n++] = up[j++];
+		}
+	}
+	*n_out = n;
+	return np;
+}
+
+/* {"type":"resume",...}: what changed since the version this map is at. */
+static int apply_resume(struct netmap *m, const json_t *o, struct nm_change *chg)
+{
+	struct nm_peer *up = NULL, *np = NULL;
+	int64_t *rm = NULL;
+	size_t n_up = 0, n_rm = 0, n = 0;
+	struct map_rest r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	rc = parse_rest(o, &r);
+	if (!rc && (!m->epoch[0] || strcmp(r.epoch, m->epoch)))
+		rc = -EPROTO;   /* not a continuation of this map */
+	if (!rc)
+		rc = parse_peers(json_object_get(o, "peers"), &up, &n_up);
+	if (!rc)
+		rc = parse_removed(json_object_get(o, "removed"), &rm, &n_rm);
+	if (!rc && !(np = merge_peers(m, rm, n_rm, up, n_up, &n)))
+		rc = -ENOMEM;
+	if (!rc && (rc = keys_repeat(np, n)) > 0)
+		rc = -EINVAL;
+	free(up);
+	free(rm);
+	if (rc) {
+		free(np);
+		nm_dns_free(r.dns);
+		return rc;
+	}
+	install_peers(m, np, n, chg);
+	take_rest(m, &r, 0);
+	chg->resumed = 1;
+	return 0;
+}
+
+void netmap_resume_query(const struct netmap *m, char *out, size_t size)
+{
+	if (m->have_full && m->epoch[0] && m->version > 0)
+		snprintf(out, size, "since=%lld&epoch=%s", (long long)m->version, m->epoch);
+	else if (size)
+		out[0] = 0;
 }
 
 static int apply_peer(struct netmap *m, const json_t *o, int added, struct nm_change *chg)
@@ -592,11 +774,15 @@ int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_
 		rc = 0;
 	} else if (!strcmp(type, "full")) {
 		rc = apply_full(m, o, chg);
+		if (!rc)
+			m->version = 0;   /* unless it says */
 	} else if (!strcmp(type, "gone")) {
 		chg->kind = NM_GONE;
 		rc = json_copy_str(o, "reason", chg->reason, sizeof(chg->reason), 0);
 	} else if (!m->have_full) {
 		rc = -EPROTO;
+	} else if (!strcmp(type, "resume")) {
+		rc = apply_resume(m, o, chg);
 	} else if (!strcmp(type, "peer_added")) {
 		rc = apply_peer(m, o, 1, chg);
 	} else if (!strcmp(type, "peer_changed")) {
@@ -617,6 +803,9 @@ int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_
 		rc = 0;   /* a newer coord's message: ignore, as disco ignores trailing bytes */
 	}
 out:
+	if (!rc && json_is_integer(json_object_get(o, "v")) &&
+	    json_integer_value(json_object_get(o, "v")) >= 0)
+		m->version = json_integer_value(json_object_get(o, "v"));
 	json_decref(o);
 	if (rc)
 		nm_change_clear(chg);

@@ -94,8 +94,13 @@ struct nm_self {
 	int64_t key_expiry;
 };
 
+#define NM_EPOCH_LEN 16   /* hex digits */
+
 struct netmap {
 	int have_full;
+	int64_t version;          /* the last "v" applied (0: none); with epoch, what a
+				   * reconnect resumes from */
+	char epoch[NM_EPOCH_LEN + 1];   /* of the full this map started from ("" if none) */
 	struct nm_self self;
 	struct nm_peer *peers;    /* sorted by id */
 	size_t n_peers, cap;
@@ -107,7 +112,8 @@ struct netmap {
 
 enum nm_change_kind {
 	NM_NONE = 0,
-	NM_FULL,                  /* replaced everything: diff old vs new peers */
+	NM_FULL,                  /* replaced everything (a full, or a resume: .resumed):
+				   * diff old vs new peers */
 	NM_PEER_ADDED,
 	NM_PEER_CHANGED,          /* same key; name, endpoints or online changed */
 	NM_PEER_REMOVED,          /* .removed holds the peer as it was */
@@ -122,6 +128,7 @@ struct nm_change {
 	const struct nm_peer *peer;   /* added/changed: the peer in the map */
 	struct nm_peer removed;       /* removed: a copy */
 	char reason[32];
+	int resumed;                  /* NM_FULL from a "resume": the map changed in place */
 	/* NM_FULL: the previous peers, for diffing (owned by the change; nm_change_clear) */
 	struct nm_peer *old_peers;
 	size_t n_old;
@@ -131,7 +138,8 @@ void netmap_init(struct netmap *m);
 void nm_dns_free(struct nm_dns *d);
 void netmap_free(struct netmap *m);
 /* Parses one line and applies it. 0 and *chg filled, or -EINVAL (the map is unchanged
- * and the line should be logged and skipped), -EPROTO for a delta before any full. */
+ * and the line should be logged and skipped), -EPROTO for a delta before any full (or a
+ * resume of another epoch). A line's "v" becomes m->version. */
 int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_change *chg);
 void nm_change_clear(struct nm_change *chg);
 const struct nm_peer *netmap_find_key(const struct netmap *m, const uint8_t key[KEY_LEN]);
@@ -146,5 +154,8 @@ int nm_peers_reserve(void **base, size_t *cap, size_t n, size_t stride);
 /* Equal in everything WireGuard configures (key, addresses, endpoint choice, and the
  * keepalive that follows online). */
 int nm_peer_wg_equal(const struct nm_peer *a, const struct nm_peer *b);
+/* The query a reconnect resumes with ("since=V&epoch=E"), or "" when the map has no
+ * version to resume from. */
+void netmap_resume_query(const struct netmap *m, char *out, size_t size);
 
 #endif

@@ -120,6 +120,23 @@ int nmcache_remove(struct nmcache *c)
 	return 0;
 }
 
+int nmcache_reopen(struct nmcache *c, const struct nmcache_info *info)
+{
+	int fd;
+
+	nmcache_close(c);
+	if (!info->whole || !info->full_bytes)
+		return -EBADF;
+	fd = open(c->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	c->fd = fd;
+	c->full_len = info->full_bytes;
+	c->delta_len = info->delta_bytes;
+	c->dirty = 0;
+	return 0;
+}
+
 static int read_file(const char *path, int64_t now, char **out, size_t *len, int64_t *age)
 {
 	struct stat st;
@@ -185,7 +202,7 @@ static int refuse(struct nmcache_info *info, int rc, const char *why)
 int nmcache_load(const char *dir, const uint8_t node_key[KEY_LEN], int64_t now,
 		 struct netmap *m, struct nmcache_info *info)
 {
-	char path[4096], *buf = NULL, *p, *end, *nl;
+	char path[4096], *buf = NULL, *p, *end, *nl, *nl0;
 	uint8_t key[KEY_LEN];
 	struct nm_change chg;
 	struct netmap tmp;
@@ -211,10 +228,10 @@ int nmcache_load(const char *dir, const uint8_t node_key[KEY_LEN], int64_t now,
 	}
 	p = buf;
 	end = buf + len;
-	nl = memchr(p, '\n', (size_t)(end - p));
+	nl0 = nl = memchr(p, '\n', (size_t)(end - p));
 	n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 	rc = netmap_apply_line(&tmp, p, n, &chg);
-	if (rc || chg.kind != NM_FULL) {
+	if (rc || chg.kind != NM_FULL || chg.resumed) {
 		nm_change_clear(&chg);
 		rc = refuse(info, -EINVAL, "the full map is refused");
 		goto out;
@@ -242,7 +259,7 @@ int nmcache_load(const char *dir, const uint8_t node_key[KEY_LEN], int64_t now,
 		if (!n)
 			continue;
 		rc = netmap_apply_line(&tmp, p, n, &chg);
-		if (!rc && chg.kind == NM_FULL) {
+		if (!rc && chg.kind == NM_FULL && !chg.resumed) {
 			/* never written after the first line: the file is not what we wrote */
 			nm_change_clear(&chg);
 			rc = refuse(info, -EINVAL, "a second full map");
@@ -254,6 +271,9 @@ int nmcache_load(const char *dir, const uint8_t node_key[KEY_LEN], int64_t now,
 			info->lines++;
 		nm_change_clear(&chg);
 	}
+	info->full_bytes = nl0 ? (size_t)(nl0 - buf) + 1 : len;
+	info->delta_bytes = len - info->full_bytes;
+	info->whole = len && buf[len - 1] == '\n';
 	*m = tmp;
 	netmap_init(&tmp);
 	rc = 0;

@@ -36,6 +36,8 @@ struct nmcache_info {
 	size_t lines;            /* deltas applied */
 	size_t bad_lines;        /* deltas refused and skipped */
 	char why[64];            /* when refused: why */
+	size_t full_bytes, delta_bytes;   /* loaded: the file's parts */
+	int whole;               /* loaded: the file ends with a whole line */
 };
 
 void nmcache_init(struct nmcache *c, const char *dir);
@@ -52,6 +54,10 @@ int nmcache_sync(struct nmcache *c);
 void nmcache_close(struct nmcache *c);
 /* Closes and deletes the file. 0 or -errno (ENOENT is 0). */
 int nmcache_remove(struct nmcache *c);
+
+/* After a load: appends go on at the end of the file it read (a resumed stream adds to
+ * it). 0, -EBADF when the file did not end with a whole line, or -errno. */
+int nmcache_reopen(struct nmcache *c, const struct nmcache_info *info);
 
 /* Reads DIR/netmap into m (emptied first) when its full parses, its self is "running"
  * with this node key and not past its key_expiry, and the file is at most

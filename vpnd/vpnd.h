@@ -145,6 +145,7 @@ struct coordc {
 	cc_line_cb on_line;
 	cc_event_cb on_event;
 	void *arg;
+	const struct netmap *nm;     /* may be NULL: the map a reconnect resumes */
 };
 
 #define CC_BACKOFF_MIN_MS 1000
@@ -230,6 +231,7 @@ struct vpnd_opts {
 /* Counters for --metrics. */
 struct vpnd_stats {
 	uint64_t netmap_lines;          /* applied */
+	uint64_t netmap_resumes;        /* streams that continued the map (coord's "resume") */
 	uint64_t netmap_bad_lines;      /* refused and skipped */
 	uint64_t wg_errors;             /* interface failures (wgsync counts its own) */
 	uint64_t coord_stream_lost;     /* netmap stream ended or could not start */

@@ -225,6 +225,8 @@ void vpnd_metrics_fill(struct metrics_text *t, void *arg)
 			  rs->dropped_no_relay + rs->dropped_send + rs->dropped_unknown + rs->dropped_foreign },
 			{ "vpnd_netmap_lines_total", "counter", "Netmap lines applied.",
 			  d->stats.netmap_lines },
+			{ "vpnd_netmap_resumes_total", "counter",
+			  "Netmap streams that continued the map from its version.", d->stats.netmap_resumes },
 			{ "vpnd_netmap_bad_lines_total", "counter", "Netmap lines refused and skipped.",
 			  d->stats.netmap_bad_lines },
 			{ "vpnd_wireguard_errors_total", "counter", "WireGuard configuration failures.",

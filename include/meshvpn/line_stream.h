@@ -12,6 +12,7 @@
 #include "meshvpn/http.h"
 
 #define LINE_STREAM_TOKEN_MAX 128   /* bearer token, NUL included */
+#define LINE_STREAM_TARGET_MAX 512  /* path and query */
 
 struct tls_config;
 
@@ -64,6 +65,10 @@ struct line_stream_opts {
 	uint64_t backoff_min_ms, backoff_max_ms;
 	line_stream_line_cb on_line;
 	line_stream_event_cb on_event;   /* may be NULL */
+	/* May be NULL. Asked at every connect: fills buf (size bytes) with the query to
+	 * send ("since=5&epoch=..", no '?'); nonzero or "" for none. One that does not fit
+	 * with the path in LINE_STREAM_TARGET_MAX is left out. */
+	int (*query)(char *buf, size_t size, void *arg);
 	void *arg;
 };
 

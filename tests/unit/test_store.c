@@ -526,8 +526,8 @@ static void test_store_ids_and_missing_rows(void **state)
 	b = add_row(f->st, T_NODES, 1);
 	assert_true(a > 0);
 	assert_true(b > a);
-	assert_int_equal(store_node_delete(f->st, b), 0);
-	assert_int_equal(store_node_delete(f->st, b), -ENOENT);
+	assert_int_equal(store_node_delete(f->st, b, NULL), 0);
+	assert_int_equal(store_node_delete(f->st, b, NULL), -ENOENT);
 	/* AUTOINCREMENT: a deleted node's id is never handed out again. */
 	c = add_row(f->st, T_NODES, 2);
 	assert_true(c > b);
@@ -537,7 +537,7 @@ static void test_store_ids_and_missing_rows(void **state)
 	assert_int_equal(store_node_update(f->st, &n), -ENOENT);
 	n.id = 9999;
 	assert_int_equal(store_node_update(f->st, &n), -ENOENT);
-	assert_int_equal(store_node_delete(f->st, 9999), -ENOENT);
+	assert_int_equal(store_node_delete(f->st, 9999, NULL), -ENOENT);
 	fill_authkey(&ak, 0);
 	ak.id = 9999;
 	assert_int_equal(store_authkey_update(f->st, &ak), -ENOENT);
@@ -634,7 +634,7 @@ static void test_store_foreach_order_and_stop(void **state)
 		for (int i = 0; i < 4; i++)
 			add_row(f->st, t, i);
 		if (t == T_NODES)
-			assert_int_equal(store_node_delete(f->st, 2), 0);
+			assert_int_equal(store_node_delete(f->st, 2, NULL), 0);
 		if (t == T_RELAYS)
 			assert_int_equal(store_relay_delete(f->st, 2), 0);
 		assert_int_equal(list(f->st, t, &all), 0);
@@ -919,7 +919,7 @@ static void test_store_migrates_v2_keeps_ids(void **state)
 	assert_int_equal(store_node_insert(f->st, &b), 0);
 	ida = a.id;
 	idb = b.id;
-	assert_int_equal(store_node_delete(f->st, idb), 0);
+	assert_int_equal(store_node_delete(f->st, idb, NULL), 0);
 	close_store(f);
 	/* Back to the version 2 table, as an older coord left it. */
 	raw_exec(f->path, "CREATE TABLE old AS SELECT id, name, hostname, os, node_key, disco_key,"

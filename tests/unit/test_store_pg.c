@@ -107,7 +107,7 @@ static void test_pg_schema_and_round_trip(void **state)
 	st = open_as("i1");
 	assert_int_equal(store_node_get(st, a.id, &got), 0);
 	assert_string_equal(got.name, "node1");
-	assert_int_equal(store_node_delete(st, a.id), 0);
+	assert_int_equal(store_node_delete(st, a.id, NULL), 0);
 	assert_int_equal(store_node_get(st, a.id, &got), -ENOENT);
 	store_close(st);
 }

@@ -678,6 +678,136 @@ static void test_vpnd_netmap_dns(void **state)
 	netmap_free(&m);
 }
 
+/* A map's head line (full or resume) with these peers (ids), in epoch E, at version v. */
+static char *map_line(const char *type, int64_t v, const char *epoch, const char *domain,
+		      const int64_t *ids, const char *const *names, int n, const char *extra)
+{
+	size_t cap = 4096 + (size_t)n * 512, len;
+	char *buf = malloc(cap);
+
+	assert_non_null(buf);
+	len = (size_t)snprintf(buf, cap,
+		"{\"type\":\"%s\",\"v\":%lld,\"epoch\":\"%s\",\"self\":{\"id\":1,\"name\":\"me\","
+		"\"fqdn\":\"me.%s\",\"ips\":[\"100.64.0.1\",\"fd7a:115c:a1e0::6440:1\"],"
+		"\"state\":\"running\",\"key_expiry\":0},\"domain\":\"%s\"%s,\"peers\":[",
+		type, (long long)v, epoch, domain, domain, extra);
+	for (int i = 0; i < n; i++) {
+		char nm[96];
+
+		snprintf(nm, sizeof(nm), "%s", names[i]);
+		if (i)
+			buf[len++] = ',';
+		len += (size_t)peer_json(buf + len, cap - len, ids[i], nm, 7, "192.0.2.1:41641");
+	}
+	len += (size_t)snprintf(buf + len, cap - len, "]");
+	return buf;
+}
+
+static void close_line(char *buf, const char *tail)
+{
+	strcat(buf, tail);
+	strcat(buf, "}");
+}
+
+/* Everything of the map that a node acts on, compared field by field. */
+static void assert_maps_equal(const struct netmap *a, const struct netmap *b)
+{
+	assert_int_equal(a->n_peers, b->n_peers);
+	for (size_t i = 0; i < a->n_peers; i++) {
+		const struct nm_peer *x = &a->peers[i], *y = &b->peers[i];
+
+		assert_int_equal(x->id, y->id);
+		assert_string_equal(x->name, y->name);
+		assert_string_equal(x->fqdn, y->fqdn);
+		assert_memory_equal(x->node_key, y->node_key, KEY_LEN);
+		assert_memory_equal(x->disco_key, y->disco_key, KEY_LEN);
+		assert_int_equal(x->ip4.s_addr, y->ip4.s_addr);
+		assert_int_equal(x->n_endpoints, y->n_endpoints);
+		assert_int_equal(x->online, y->online);
+		assert_int_equal(x->last_seen, y->last_seen);
+		assert_string_equal(x->home_relay, y->home_relay);
+	}
+	assert_int_equal(a->n_relays, b->n_relays);
+	for (int i = 0; i < a->n_relays; i++)
+		assert_string_equal(a->relays[i].name, b->relays[i].name);
+	assert_string_equal(a->domain, b->domain);
+	assert_string_equal(a->self.fqdn, b->self.fqdn);
+	assert_int_equal(a->version, b->version);
+	assert_string_equal(a->epoch, b->epoch);
+}
+
+/* A resume (changed and new peers, removed ids, a new relay map) leaves the map as the
+ * full of the same state would; only with the epoch of its full; the version follows
+ * every line, keepalives too, and is what a reconnect asks with. */
+static void test_vpnd_netmap_resume(void **state)
+{
+	static const char E[] = "00112233445566aa";
+	int64_t ids0[] = { 2, 3, 4, 5 }, ids_r[] = { 3, 9 }, ids_f[] = { 3, 5, 9 };
+	const char *n0[] = { "b", "c", "d", "e" }, *n_r[] = { "c2", "j" }, *n_f[] = { "c2", "e", "j" };
+	const char *relays = ",\"relays\":[{\"id\":1,\"name\":\"ams\",\"url\":\"https://ams.test\",\"pin\":\"\"}]";
+	struct netmap m, f;
+	struct nm_change c;
+	char q[128], *full, *res, *want;
+
+	(void)state;
+	netmap_init(&m);
+	netmap_init(&f);
+	netmap_resume_query(&m, q, sizeof(q));
+	assert_string_equal(q, "");
+	res = map_line("resume", 20, E, "ts.test", ids_r, n_r, 2, relays);
+	close_line(res, ",\"removed\":[2,4,77,4]");
+	assert_int_equal(apply(&m, res, &c), -EPROTO);   /* nothing to continue */
+	full = map_line("full", 10, E, "ts.test", ids0, n0, 4, ",\"relays\":[]");
+	close_line(full, "");
+	apply_ok(&m, full, NM_FULL);
+	assert_int_equal(m.version, 10);
+	assert_string_equal(m.epoch, E);
+	apply_ok(&m, "{\"type\":\"keepalive\",\"v\":12}", NM_KEEPALIVE);
+	assert_int_equal(m.version, 12);
+	netmap_resume_query(&m, q, sizeof(q));
+	assert_string_equal(q, "since=12&epoch=00112233445566aa");
+	/* Another epoch's resume is not a continuation of this map. */
+	{
+		char *other = map_line("resume", 20, "ffffffffffffffff", "ts.test", ids_r, n_r, 2, "");
+		close_line(other, ",\"removed\":[]");
+		assert_int_equal(apply(&m, other, &c), -EPROTO);
+		assert_int_equal(m.n_peers, 4);
+		free(other);
+	}
+	assert_int_equal(apply(&m, res, &c), 0);
+	assert_int_equal(c.kind, NM_FULL);
+	assert_true(c.resumed);
+	assert_int_equal(c.n_old, 4);   /* the peers before, for wgsync's diff */
+	nm_change_clear(&c);
+	want = map_line("full", 20, E, "ts.test", ids_f, n_f, 3, relays);
+	close_line(want, "");
+	apply_ok(&f, want, NM_FULL);
+	assert_maps_equal(&m, &f);
+	/* A new domain in a resume renames the peers it did not send. */
+	free(res);
+	res = map_line("resume", 21, E, "new.test", NULL, NULL, 0, "");
+	close_line(res, ",\"removed\":[]");
+	apply_ok(&m, res, NM_FULL);
+	assert_string_equal(m.peers[1].fqdn, "e.new.test");
+	assert_int_equal(m.n_relays, 1);   /* not sent: kept */
+	/* Malformed resumes change nothing. */
+	free(res);
+	res = map_line("resume", 22, E, "new.test", NULL, NULL, 0, "");
+	close_line(res, ",\"removed\":[0]");
+	assert_int_equal(apply(&m, res, &c), -EINVAL);
+	free(res);
+	res = map_line("resume", 22, E, "new.test", NULL, NULL, 0, "");
+	close_line(res, ",\"removed\":\"x\"");
+	assert_int_equal(apply(&m, res, &c), -EINVAL);
+	assert_int_equal(m.version, 21);
+	assert_int_equal(m.n_peers, 3);
+	free(res);
+	free(want);
+	free(full);
+	netmap_free(&m);
+	netmap_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -689,6 +819,7 @@ int main(void)
 		cmocka_unit_test(test_vpnd_netmap_delta_before_full),
 		cmocka_unit_test(test_vpnd_netmap_10k_peers),
 		cmocka_unit_test(test_vpnd_netmap_dns),
+		cmocka_unit_test(test_vpnd_netmap_resume),
 	};
 
 	if (keys_init())

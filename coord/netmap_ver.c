@@ -1,0 +1,169 @@
+/* netmap_ver.c - the netmap's versions, so a node (or relay) that reconnects is told only
+ * what changed while it was away. A version is a change-feed number (store.c: global,
+ * gapless, in commit order, the same on every instance of one database), so a node may
+ * resume at another instance or after a restart. Every change fanned out stamps what it
+ * touched (a node's nm_ver, the relay map's, the DNS policy's) with a version at or past
+ * the change's own feed number and past every version handed out so far; a resume from
+ * `since` sends what is stamped after it. Nodes that left are in the nmlog ring. The
+ * version handed out (netmap_version) is one up to which everything is applied here. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "coord.h"
+#include "meshvpn/log.h"
+
+int64_t netmap_version(const struct coord *co)
+{
+	int64_t own = store_last_commit(co->st);
+
+	/* Several instances: the follower's position (everything up to it applied, ours
+	 * and the others'). One: our own writes are all there is. */
+	if (co->remote)
+		return co->feed.seq;
+	return own > co->nm.start_head ? own : co->nm.start_head;
+}
+
+int64_t netmap_stamp(struct coord *co)
+{
+	int64_t s = netmap_version(co) + 1, own = store_last_commit(co->st);
+
+	/* A batch of the feed: its rows are read as they are now, which may be past their
+	 * entries' numbers: settled to the head read after the batch. */
+	if (co->nm.applying) {
+		co->nm.unsettled = 1;
+		return NM_STAMP_PENDING;
+	}
+	return own > s ? own : s;
+}
+
+void netmap_stamps_settle(struct coord *co, int64_t head)
+{
+	if (!co->nm.unsettled)
+		return;
+	co->nm.unsettled = 0;
+	for (struct node *n = co->nodes_head; n; n = n->next) {
+		if (n->nm_ver == NM_STAMP_PENDING)
+			n->nm_ver = head;
+		if (n->vis_ver == NM_STAMP_PENDING)
+			n->vis_ver = head;
+	}
+	if (co->nm.relays_ver == NM_STAMP_PENDING)
+		co->nm.relays_ver = head;
+	if (co->nm.dns_ver == NM_STAMP_PENDING)
+		co->nm.dns_ver = head;
+	nmlog_restamp(&co->nm.log, NM_STAMP_PENDING, head);
+}
+
+static int load_epoch(struct coord *co, char epoch[NMLOG_EPOCH_LEN + 1])
+{
+	uint8_t raw[NMLOG_EPOCH_LEN / 2];
+	char fresh[NMLOG_EPOCH_LEN + 1];
+	int rc = store_meta_get(co->st, "feed_epoch", epoch, NMLOG_EPOCH_LEN + 1);
+
+	if (rc != -ENOENT)
+		return rc;
+	/* Once per database (coord migrate does not copy it: the numbers start again). */
+	randombytes_buf(raw, sizeof(raw));
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(fresh + 2 * i, 3, "%02x", raw[i]);
+	return store_meta_init(co->st, "feed_epoch", fresh, epoch, NMLOG_EPOCH_LEN + 1);
+}
+
+static int stamp_from_feed(const struct store_change *c, void *arg)
+{
+	struct coord *co = arg;
+	struct node *n;
+	uint8_t key[KEY_LEN];
+
+	if (!co->nm.load_rows++)
+		co->nm.load_first = c->seq;
+	co->nm.load_pos = c->seq;
+	switch (c->kind) {
+	case STORE_CH_NODE:
+	case STORE_CH_NODE_LIVE:
+		n = coord_node_by_id(co, c->ref);
+		if (n) {
+			n->nm_ver = c->seq;
+			if (c->kind == STORE_CH_NODE)
+				n->vis_ver = c->seq;
+		} else {
+			/* Deleted since (its entry names the key it had, unless an older coord
+			 * wrote it). */
+			nmlog_add(&co->nm.log, c->seq, c->ref, key_from_base64(c->key, key) ? NULL : key);
+		}
+		break;
+	case STORE_CH_RELAY:
+		co->nm.relays_ver = c->seq;
+		break;
+	case STORE_CH_META:
+		co->nm.dns_ver = c->seq;   /* the domain, the blocking mode */
+		break;
+	default:
+		if (c->kind >= STORE_CH_DNS)
+			co->nm.dns_ver = c->seq;
+		break;
+	}
+	return 0;
+}
+
+int netmap_versions_load(struct coord *co)
+{
+	char epoch[NMLOG_EPOCH_LEN + 1];
+	int64_t oldest = 0, pos;
+	int rc = load_epoch(co, epoch);
+
+	co->nm.start_head = co->feed.seq;
+	if (!rc)
+		rc = store_feed_oldest(co->st, &oldest);
+	if (!rc)
+		rc = nmlog_init(&co->nm.log, epoch, oldest > 0 ? oldest - 1 : co->nm.start_head, 0);
+	/* What each entity last had done to it, as far back as the feed keeps. */
+	for (pos = oldest > 0 ? oldest - 1 : co->nm.start_head; !rc;) {
+		co->nm.load_rows = 0;
+		rc = store_feed_read(co->st, pos, COORD_FEED_BATCH, stamp_from_feed, co);
+		if (rc || !co->nm.load_rows)
+			break;
+		/* A full batch may end inside a transaction's entries: its number is read
+		 * again (stamping twice is harmless), unless the batch is all one transaction. */
+		pos = co->nm.load_rows == COORD_FEED_BATCH && co->nm.load_first != co->nm.load_pos ?
+			      co->nm.load_pos - 1 : co->nm.load_pos;
+	}
+	if (rc) {
+		log_error("cannot read the change feed's versions", "error=\"%s\"", strerror(-rc));
+		return rc;
+	}
+	/* Whatever it is not visible now may have stopped being so while nobody ran (a key
+	 * expiry): every client resuming from before now is told again. */
+	for (struct node *n = co->nodes_head; n; n = n->next)
+		if (!coord_node_visible(n))
+			n->nm_ver = co->nm.start_head + 1;
+	log_info("netmap versions loaded", "epoch=%s head=%lld floor=%lld gone=%zu", epoch,
+		 (long long)co->nm.start_head, (long long)co->nm.log.floor, co->nm.log.n);
+	return 0;
+}
+
+int netmap_resume_point(struct coord *co, const struct http_request *req, int64_t *since)
+{
+	char s[24], e[NMLOG_EPOCH_LEN + 2], epoch[NMLOG_EPOCH_LEN + 1];
+	int rc;
+
+	if (http_query_get(req->path, "since", s, sizeof(s)) ||
+	    http_query_get(req->path, "epoch", e, sizeof(e)))
+		return -ENOENT;   /* a first connect, or a client that asks for a full */
+	rc = nmlog_parse_since(s, e, since, epoch);
+	if (!rc)
+		rc = nmlog_check(&co->nm.log, epoch, *since, netmap_version(co));
+	/* Ahead of us: another instance's version we have not followed yet. */
+	if (rc == -ERANGE && coord_feed_catch_up(co))
+		rc = nmlog_check(&co->nm.log, epoch, *since, netmap_version(co));
+	if (rc == -EXDEV || rc == -EINVAL)
+		co->nm.refused_epoch++;
+	else if (rc == -ESTALE)
+		co->nm.refused_stale++;
+	else if (rc == -ERANGE)
+		co->nm.refused_future++;
+	return rc;
+}
