@@ -148,12 +148,12 @@ int netmap_versions_load(struct coord *co)
 int netmap_resume_point(struct coord *co, const struct http_request *req, int64_t *since)
 {
 	char s[24], e[NMLOG_EPOCH_LEN + 2], epoch[NMLOG_EPOCH_LEN + 1];
-	int rc;
+	int rs = http_query_get(req->path, "since", s, sizeof(s));
+	int re = http_query_get(req->path, "epoch", e, sizeof(e)), rc;
 
-	if (http_query_get(req->path, "since", s, sizeof(s)) ||
-	    http_query_get(req->path, "epoch", e, sizeof(e)))
+	if (rs == -ENOENT && re == -ENOENT)
 		return -ENOENT;   /* a first connect, or a client that asks for a full */
-	rc = nmlog_parse_since(s, e, since, epoch);
+	rc = rs || re ? -EINVAL : nmlog_parse_since(s, e, since, epoch);
 	if (!rc)
 		rc = nmlog_check(&co->nm.log, epoch, *since, netmap_version(co));
 	/* Ahead of us: another instance's version we have not followed yet. */

@@ -299,6 +299,8 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 		on_full(d);
 		blocklist_follow(d);
 		if (chg.resumed) {
+			log_info("netmap resumed", "version=%lld peers=%zu was=%zu", (long long)d->nm.version,
+				 d->nm.n_peers, chg.n_old);
 			d->stats.netmap_resumes++;
 			cache_delta(d, line, len);   /* on top of the full it continues */
 		} else {

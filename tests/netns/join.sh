@@ -268,6 +268,7 @@ check "a stays running without coord" state_is a running
 check "coord restarts on the same state" start_coord
 for n in a b d; do
 	check_within "$n's netmap stream resumes" 40 coord_connected "$n" true
+	check_within "... from its version, not with a full map" 10 grep -q 'msg="netmap resumed"' "$E2E_TMP/$n.log"
 done
 check_within "coord sees the nodes online again" 10 listed_online alpha
 check_within "endpoints are posted again after the restart" 10 coord_has_endpoint bravo "198.51.100.12:41641"
@@ -292,8 +293,11 @@ check "d goes down while coord is down" ctl d down
 check "d's interface is removed" no_iface d
 check "up while coord is down comes back on the cache" rejoins_plain d
 check "d pings a and b again without coord" all_ping 5 d a b
+RESUMED=$(grep -c 'msg="netmap resumed"' "$E2E_TMP/a.log")
 check "coord restarts again" start_coord
 check_within "a's netmap stream resumes" 40 coord_connected a true
+check_within "a continues its cached map from the cached version" 10 \
+	bash -c "[ \$(grep -c 'msg=\"netmap resumed\"' '$E2E_TMP/a.log') -gt $RESUMED ]"
 check_within "coord's full map replaces the cached one" 10 from_cache a false
 check "pings still cross with coord's map" all_ping 5 a b d
 
