@@ -633,7 +633,7 @@ static int apply_resume(struct netmap *m, const json_t *o, struct nm_change *chg
 	memset(&r, 0, sizeof(r));
 	rc = parse_rest(o, &r);
 	if (!rc && (!m->epoch[0] || strcmp(r.epoch, m->epoch)))
-		rc = -EPROTO;   /* not a continuation of this map */
+		rc = -EINVAL;   /* not a continuation of this map */
 	if (!rc)
 		rc = parse_peers(json_object_get(o, "peers"), &up, &n_up);
 	if (!rc)

@@ -138,8 +138,8 @@ void netmap_init(struct netmap *m);
 void nm_dns_free(struct nm_dns *d);
 void netmap_free(struct netmap *m);
 /* Parses one line and applies it. 0 and *chg filled, or -EINVAL (the map is unchanged
- * and the line should be logged and skipped), -EPROTO for a delta before any full (or a
- * resume of another epoch). A line's "v" becomes m->version. */
+ * and the line should be logged and skipped; also a resume of another epoch), -EPROTO
+ * for a delta before any full. A line's "v" becomes m->version. */
 int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_change *chg);
 void nm_change_clear(struct nm_change *chg);
 const struct nm_peer *netmap_find_key(const struct netmap *m, const uint8_t key[KEY_LEN]);

@@ -770,7 +770,7 @@ static void test_vpnd_netmap_resume(void **state)
 	{
 		char *other = map_line("resume", 20, "ffffffffffffffff", "ts.test", ids_r, n_r, 2, "");
 		close_line(other, ",\"removed\":[]");
-		assert_int_equal(apply(&m, other, &c), -EPROTO);
+		assert_int_equal(apply(&m, other, &c), -EINVAL);
 		assert_int_equal(m.n_peers, 4);
 		free(other);
 	}
