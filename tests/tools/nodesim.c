@@ -992,6 +992,7 @@ static int storm_run(struct sim *s, pid_t victim, int kill_i, double deadline_s)
 		sn->retry.data = sn;
 		sn->backoff_ms = SIM_BACKOFF_MIN_MS;
 		sn->failed_mask = 0;
+		sn->synced = 1;   /* the stream it holds brought its full netmap at setup */
 		/* its stream is about to go: not current until a new one brings its map */
 		sn->current = sn->inst != kill_i;
 		s->n_current += sn->current;
