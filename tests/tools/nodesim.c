@@ -188,6 +188,7 @@ struct simnode {
 	double get_t;           /* when this stream's GET was sent */
 	int synced;             /* this stream brought its full or resume */
 	int current, lost;
+	int first_map;          /* the first map after the kill: 1 full, 2 resume */
 	uint64_t backoff_ms;
 	unsigned failed_mask;   /* instances failed since the last whole line */
 	int retry_after_s;
@@ -223,7 +224,7 @@ struct sim {
 	uv_timer_t timer;
 	/* storm (bench_storm) */
 	int storm, no_resume, storm_over;
-	int n_current, n_lost, n_full, n_resume;
+	int n_current, n_lost, n_full, n_resume, nodes_full, nodes_resume;
 	int conn_refused, hs_failed, ended_early, http_503, http_other, posts_failed;
 	int poster, post_busy;
 	double t_kill, t_all;
@@ -816,6 +817,11 @@ static void storm_line(struct simnode *sn, const char *line, int truncated)
 	if (full || !strncmp(line, "{\"type\":\"resume\"", 16)) {
 		s->n_full += full;
 		s->n_resume += !full;
+		if (!sn->first_map) {
+			sn->first_map = full ? 1 : 2;
+			s->nodes_full += full;
+			s->nodes_resume += !full;
+		}
 		sn->synced = 1;
 		storm_stats_snapshot(&s->st, sn->idx, sn->get_t, now_s());
 		if (!sn->current) {
@@ -1066,10 +1072,11 @@ static int bench_storm(struct sim *s, const char *pids, const char *metrics, int
 	p50 = storm_stats_quantile(&s->st, 0.50);
 	p99 = storm_stats_quantile(&s->st, 0.99);
 	printf("STORM nodes=%d lost=%d killed=%d restarted=%d current_s=%.1f full=%d resume=%d "
-	       "bytes=%.0f full_bytes=%.0f today_bytes=%.0f ratio_pct=%.2f posts=%d posts_ok=%d "
+	       "nodes_full=%d nodes_resume=%d bytes=%.0f full_bytes=%.0f today_bytes=%.0f ratio_pct=%.2f posts=%d posts_ok=%d "
 	       "samples=%llu p50_ms=%.0f p99_ms=%.0f max_ms=%.0f undelivered=%llu conn_refused=%d "
 	       "hs_failed=%d ended_early=%d http_503=%d http_other=%d\n",
 	       s->n, s->n_lost, kill_i, restarted, s->t_all - s->t_kill, s->n_full, s->n_resume,
+	       s->nodes_full, s->nodes_resume,
 	       have_bytes ? bytes : -1.0, full, today, have_bytes && today > 0 ? bytes * 100 / today : -1.0,
 	       s->st.n_posts, storm_stats_ok_posts(&s->st), (unsigned long long)s->st.samples, p50, p99,
 	       s->st.max_s * 1000, (unsigned long long)storm_stats_undelivered(&s->st), s->conn_refused,
