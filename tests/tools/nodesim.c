@@ -236,41 +236,21 @@ static void stream_open(struct simnode *sn);
 static void storm_line(struct simnode *sn, const char *line, int truncated);
 static void storm_stream_lost(struct simnode *sn);
 
-/* Where key stands in the line's head or, for a long line, its tail (copied to tailbuf). */
-static const char *line_find(const struct simnode *sn, const char *line, size_t len, int truncated,
-			     const char *key, char *tailbuf, size_t tailsize)
-{
-	size_t head = sizeof(sn->line) - 1, n, start;
-	const char *p = strstr(line, key);
-
-	if (p || !truncated || len <= head)
-		return p;
-	n = len - head < sizeof(sn->tail) ? len - head : sizeof(sn->tail);
-	n = n < tailsize - 1 ? n : tailsize - 1;
-	start = len - n;
-	for (size_t i = 0; i < n; i++)
-		tailbuf[i] = sn->tail[(start + i) % sizeof(sn->tail)];
-	tailbuf[n] = 0;
-	return strstr(tailbuf, key);
-}
-
 /* Remembers the line's "v" and, on a full or resume, its "epoch" (what a reconnect
- * resumes from). */
+ * resumes from); a long line's end is in the tail ring. */
 static void note_version(struct simnode *sn, const char *line, size_t len, int truncated)
 {
+	size_t head = sizeof(sn->line) - 1, n = 0;
 	char tail[sizeof(sn->tail) + 1];
-	const char *p = line_find(sn, line, len, truncated, "\"v\":", tail, sizeof(tail));
 
-	if (p) {
-		sn->v = strtoll(p + 4, NULL, 10);
-		sn->have_v = 1;
+	if (truncated && len > head) {
+		n = len - head < sizeof(sn->tail) ? len - head : sizeof(sn->tail);
+		for (size_t i = 0; i < n; i++)
+			tail[i] = sn->tail[(len - n + i) % sizeof(sn->tail)];
 	}
-	if (strncmp(line, "{\"type\":\"full\"", 14) && strncmp(line, "{\"type\":\"resume\"", 16))
-		return;
-	sn->epoch[0] = 0;
-	p = line_find(sn, line, len, truncated, "\"epoch\":\"", tail, sizeof(tail));
-	if (p && strspn(p + 9, "0123456789abcdef") >= 16)
-		snprintf(sn->epoch, sizeof(sn->epoch), "%.16s", p + 9);
+	tail[n] = 0;
+	if (storm_line_version(line, n ? tail : NULL, &sn->v, sn->epoch) & STORM_LINE_V)
+		sn->have_v = 1;
 }
 
 static void handle_line(struct simnode *sn, const char *line, size_t len, int truncated)

@@ -1,6 +1,8 @@
 /* storm_stats.c - when each simulated node first had each change posted during a storm
- * (see storm_stats.h for how a full or resume line is judged to include a change). */
+ * (see storm_stats.h for how a full or resume line is judged to include a change), and
+ * what a line says to resume from. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,4 +164,35 @@ uint64_t storm_stats_undelivered(const struct storm_stats *st)
 		for (int c = st->nodes[i].level + 1; i != st->skip && c < st->n_posts; c++)
 			missing += st->state[c] == STORM_POST_OK;
 	return missing;
+}
+
+static const char *find2(const char *head, const char *tail, const char *key)
+{
+	const char *p = strstr(head, key);
+
+	return p || !tail ? p : strstr(tail, key);
+}
+
+int storm_line_version(const char *head, const char *tail, long long *v, char epoch[17])
+{
+	const char *p = find2(head, tail, "\"v\":");
+	char *end;
+	int got = 0;
+	long long n;
+
+	if (p) {
+		n = strtoll(p + 4, &end, 10);
+		if (end != p + 4 && n >= 0) {
+			*v = n;
+			got |= STORM_LINE_V;
+		}
+	}
+	if (strncmp(head, "{\"type\":\"full\"", 14) && strncmp(head, "{\"type\":\"resume\"", 16))
+		return got;
+	epoch[0] = 0;
+	got |= STORM_LINE_EPOCH;
+	p = find2(head, tail, "\"epoch\":\"");
+	if (p && strspn(p + 9, "0123456789abcdef") == 16 && p[25] == '"')
+		snprintf(epoch, 17, "%.16s", p + 9);
+	return got;
 }

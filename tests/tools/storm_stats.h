@@ -9,6 +9,7 @@
 #ifndef NODESIM_STORM_STATS_H
 #define NODESIM_STORM_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define STORM_CHANGES_MAX 40000          /* 2.7 hours of posts at 4 a second */
@@ -53,5 +54,13 @@ double storm_stats_quantile(const struct storm_stats *st, double q);
 /* The changes answered 200 and the (node, change) pairs among them never had. */
 int storm_stats_ok_posts(const struct storm_stats *st);
 uint64_t storm_stats_undelivered(const struct storm_stats *st);
+
+/* What a netmap line says to resume from, read from its head (NUL-terminated; the whole
+ * line when short) and, for a long line, tail (its last bytes; NULL otherwise): its "v"
+ * into *v (result bit 1), and on a full or resume line its "epoch" (16 lowercase hex)
+ * into epoch, "" when it has none (result bit 2). */
+#define STORM_LINE_V     1
+#define STORM_LINE_EPOCH 2
+int storm_line_version(const char *head, const char *tail, long long *v, char epoch[17]);
 
 #endif

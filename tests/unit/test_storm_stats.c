@@ -98,6 +98,35 @@ static void test_storm_finish_and_failed(void **state)
 	storm_stats_free(&st);
 }
 
+static void test_storm_line_version(void **state)
+{
+	char epoch[17] = "x";
+	long long v = -1;
+
+	(void)state;
+	assert_int_equal(storm_line_version("{\"type\":\"keepalive\",\"v\":42}", NULL, &v, epoch),
+			 STORM_LINE_V);
+	assert_int_equal(v, 42);
+	assert_string_equal(epoch, "x");   /* only a full or resume sets the epoch */
+	assert_int_equal(storm_line_version("{\"type\":\"full\",\"v\":7,\"epoch\":\"0123456789abcdef\",\"self\":{",
+					    NULL, &v, epoch), STORM_LINE_V | STORM_LINE_EPOCH);
+	assert_int_equal(v, 7);
+	assert_string_equal(epoch, "0123456789abcdef");
+	/* A long line: the version at its end. */
+	assert_int_equal(storm_line_version("{\"type\":\"resume\",\"self\":{", "]],\"v\":9,\"epoch\":\"00000000000000ff\"}",
+					    &v, epoch), STORM_LINE_V | STORM_LINE_EPOCH);
+	assert_int_equal(v, 9);
+	assert_string_equal(epoch, "00000000000000ff");
+	/* Today's coord: no version; a bad epoch or "v" is not taken. */
+	assert_int_equal(storm_line_version("{\"type\":\"full\",\"self\":{}}", NULL, &v, epoch), STORM_LINE_EPOCH);
+	assert_string_equal(epoch, "");
+	assert_int_equal(storm_line_version("{\"type\":\"full\",\"v\":\"a\",\"epoch\":\"0123\"}", NULL, &v, epoch),
+			 STORM_LINE_EPOCH);
+	assert_int_equal(v, 9);
+	assert_string_equal(epoch, "");
+	assert_int_equal(storm_line_version("{\"type\":\"online\",\"dev\":3}", NULL, &v, epoch), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -105,6 +134,7 @@ int main(void)
 		cmocka_unit_test(test_storm_full_holds_changes),
 		cmocka_unit_test(test_storm_delta_after_full_is_not_in_it),
 		cmocka_unit_test(test_storm_finish_and_failed),
+		cmocka_unit_test(test_storm_line_version),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
