@@ -1003,7 +1003,7 @@ static int storm_run(struct sim *s, pid_t victim, int kill_i, double deadline_s)
 	uv_timer_stop(&s->post_timer);
 	s->storm_over = 1;
 	if (!s->t_all) {
-		printf("STORM FAILED: %d of %d nodes never became current again within %.0f s of the kill\n",
+		printf("STORM FAILED: %d of %d nodes never became current again within %g s of the kill\n",
 		       s->n - s->n_current, s->n, deadline_s);
 		fflush(stdout);
 		return 1;
