@@ -1124,6 +1124,7 @@ static int cmd_bench(int n, int changes, const char *pids, const char *metrics, 
 	struct bench_sample before, opened;
 	struct sim s;
 	struct rlimit rl;
+	int rc = 0;
 
 	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
 		rl.rlim_cur = rl.rlim_max;
@@ -1137,10 +1138,15 @@ static int cmd_bench(int n, int changes, const char *pids, const char *metrics, 
 		return 1;
 	bench_sample_take(pids, metrics, &opened);
 	if (changes > 0 && bench_report_changes(&s, n, changes, pids, metrics, &before, &opened))
-		return 1;
-	if (so->kill_i >= 0)
-		return bench_storm(&s, pids, metrics, so->kill_i, so->restarted, so->deadline_s);
-	return 0;
+		rc = 1;
+	else if (so->kill_i >= 0)
+		rc = bench_storm(&s, pids, metrics, so->kill_i, so->restarted, so->deadline_s);
+	/* the buffers of the phases (the nodes stay referenced by the loop until exit) */
+	free(s.reopen);
+	free(s.latencies);
+	for (int i = 0; i < s.n_inst; i++)
+		free(s.inst_lat[i]);
+	return rc;
 }
 
 int main(int argc, char **argv)
