@@ -3,7 +3,11 @@
  * `bench` mode simulates thousands of nodes to time how fast a change reaches them all.
  * bench takes `--coord URL1,URL2,...` (several instances on one database): node i
  * registers with and streams from URL[i % n], every change is posted to the first, and
- * the time until the nodes of each instance have it is kept per instance. */
+ * the time until the nodes of each instance have it is kept per instance. `--storm I`
+ * then kills instance I with SIGKILL while every node holds its stream and times the
+ * reconnect storm: the nodes come back as vpnd would (the next instance at once, else
+ * jittered backoff, a 503's Retry-After) and resume with the last "v" and "epoch" they
+ * saw unless --no-resume; see bench_storm. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -16,7 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "meshvpn/args.h"
+#include "meshvpn/backoff.h"
 #include "meshvpn/coord_proto.h"
 #include "meshvpn/coord_urls.h"
 #include "meshvpn/http.h"
@@ -24,6 +31,7 @@
 #include "meshvpn/keys.h"
 #include "meshvpn/log.h"
 #include "meshvpn/tls.h"
+#include "storm_stats.h"
 
 static const char *coord_url, *pin, *auth_key, *hostname = "sim", *state_dir;
 
@@ -163,12 +171,28 @@ struct simnode {
 	struct http_client *cl;
 	int status;
 	int got_full;
-	/* Line scanner: only the start of each line is kept, and whole short lines. */
-	char line[512];
+	/* Line scanner: only the start of each line is kept, and whole short lines; line_len
+	 * counts the whole line, and the tail keeps the end of a long one. */
+	char line[1024];
 	size_t line_len;
 	int line_overflow;
+	char tail[64];
 	uint64_t lines;
 	int done;
+	size_t full_len;        /* bytes of the first full netmap it received */
+	/* Resume: the last "v" seen on any line, the epoch of the last full or resume. */
+	long long v;
+	int have_v;
+	char epoch[17];
+	/* Storm: vpnd's reconnecting (see storm_schedule) and whether it is current. */
+	double get_t;           /* when this stream's GET was sent */
+	int synced;             /* this stream brought its full or resume */
+	int current, lost;
+	int first_map;          /* the first map after the kill: 1 full, 2 resume */
+	uint64_t backoff_ms;
+	unsigned failed_mask;   /* instances failed since the last whole line */
+	int retry_after_s;
+	uv_timer_t retry;
 };
 
 struct sim {
@@ -198,17 +222,48 @@ struct sim {
 	int inst_nodes[SIM_INST_MAX], inst_seen[SIM_INST_MAX];
 	double *inst_lat[SIM_INST_MAX];
 	uv_timer_t timer;
+	/* storm (bench_storm) */
+	int storm, no_resume, storm_over;
+	int n_current, n_lost, n_full, n_resume, nodes_full, nodes_resume;
+	int conn_refused, hs_failed, ended_early, http_503, http_other, posts_failed;
+	int poster, post_busy;
+	double t_kill, t_all;
+	struct storm_stats st;
+	uv_timer_t post_timer, grace_timer, deadline_timer;
 };
 
 static void stream_open(struct simnode *sn);
+static void storm_line(struct simnode *sn, const char *line, int truncated);
+static void storm_stream_lost(struct simnode *sn);
+
+/* Remembers the line's "v" and, on a full or resume, its "epoch" (what a reconnect
+ * resumes from); a long line's end is in the tail ring. */
+static void note_version(struct simnode *sn, const char *line, size_t len, int truncated)
+{
+	size_t head = sizeof(sn->line) - 1, n = 0;
+	char tail[sizeof(sn->tail) + 1];
+
+	if (truncated && len > head) {
+		n = len - head < sizeof(sn->tail) ? len - head : sizeof(sn->tail);
+		for (size_t i = 0; i < n; i++)
+			tail[i] = sn->tail[(len - n + i) % sizeof(sn->tail)];
+	}
+	tail[n] = 0;
+	if (storm_line_version(line, n ? tail : NULL, &sn->v, sn->epoch) & STORM_LINE_V)
+		sn->have_v = 1;
+}
 
 static void handle_line(struct simnode *sn, const char *line, size_t len, int truncated)
 {
 	struct sim *s = sn->sim;
 
 	sn->lines++;
+	note_version(sn, line, len, truncated);
+	if (s->storm)
+		storm_line(sn, line, truncated);
 	if (!strncmp(line, "{\"type\":\"full\"", 14) && !sn->got_full) {
 		sn->got_full = 1;
+		sn->full_len = len;
 		s->full_count++;
 	}
 	if (s->until && strstr(line, s->until))
@@ -251,10 +306,13 @@ static void on_body(const uint8_t *p, size_t len, void *arg)
 			sn->line_overflow = 0;
 			continue;
 		}
-		if (sn->line_len < sizeof(sn->line) - 1)
-			sn->line[sn->line_len++] = (char)p[i];
-		else
+		if (sn->line_len < sizeof(sn->line) - 1) {
+			sn->line[sn->line_len] = (char)p[i];
+		} else {
 			sn->line_overflow = 1;
+			sn->tail[sn->line_len % sizeof(sn->tail)] = (char)p[i];
+		}
+		sn->line_len++;
 	}
 }
 
@@ -263,7 +321,12 @@ static void on_response(const struct http_response *resp, void *arg)
 	struct simnode *sn = arg;
 
 	sn->status = resp->status;
-	if (resp->status != 200) {
+	if (sn->sim->storm && resp->status != 200) {
+		const char *ra = http_response_header(resp, "Retry-After");
+		sn->sim->http_503 += resp->status == 503;
+		sn->sim->http_other += resp->status != 503;
+		sn->retry_after_s = resp->status == 503 && ra ? atoi(ra) : 0;
+	} else if (resp->status != 200) {
 		fprintf(stderr, "nodesim: stream refused with HTTP %d\n", resp->status);
 		sn->sim->failed++;
 	}
@@ -274,6 +337,10 @@ static void on_done(int status, void *arg)
 	struct simnode *sn = arg;
 
 	sn->cl = NULL;
+	if (sn->sim->storm) {
+		storm_stream_lost(sn);
+		return;
+	}
 	if (sn->sim->retry && !sn->got_full && status) {
 		sn->sim->reopen[sn->sim->n_reopen++] = sn->idx;
 		sn->sim->retries++;
@@ -291,9 +358,15 @@ static void on_connected(struct conn *c, int status, void *arg)
 {
 	struct simnode *sn = arg;
 	static const struct http_client_cbs cbs = { on_response, on_body, on_done };
-	char auth[160];
+	char auth[160], path[128];
 	const char *headers[2] = { auth, NULL };
 
+	if ((status < 0 || !c) && sn->sim->storm) {
+		sn->sim->conn_refused += status == -ECONNREFUSED;
+		sn->sim->hs_failed += status != -ECONNREFUSED;
+		storm_stream_lost(sn);
+		return;
+	}
 	if ((status < 0 || !c) && sn->sim->retry) {
 		sn->sim->reopen[sn->sim->n_reopen++] = sn->idx;
 		sn->sim->retries++;
@@ -308,8 +381,18 @@ static void on_connected(struct conn *c, int status, void *arg)
 		return;
 	}
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", sn->token);
-	if (http_client_start(c, "GET", sn->sim->urls.urls[sn->inst].host, COORD_PATH_MAP, headers,
+	/* Resume from what it last saw, as vpnd does, when it has both parts. */
+	if (!sn->sim->no_resume && sn->have_v && sn->epoch[0])
+		snprintf(path, sizeof(path), "%s?since=%lld&epoch=%s", COORD_PATH_MAP, sn->v, sn->epoch);
+	else
+		snprintf(path, sizeof(path), "%s", COORD_PATH_MAP);
+	sn->get_t = now_s();
+	if (http_client_start(c, "GET", sn->sim->urls.urls[sn->inst].host, path, headers,
 			      NULL, 0, &cbs, sn, &sn->cl)) {
+		if (sn->sim->storm) {
+			storm_stream_lost(sn);
+			return;
+		}
 		sn->sim->failed++;
 		sn->done = 1;
 	}
@@ -322,8 +405,15 @@ static void stream_open(struct simnode *sn)
 	s->opened++;
 	sn->line_len = 0;
 	sn->line_overflow = 0;
+	sn->synced = 0;
+	sn->status = 0;
 	if (tls_connect(s->loop, s->tls, s->urls.urls[sn->inst].host, s->urls.urls[sn->inst].port,
 			on_connected, sn, NULL)) {
+		if (s->storm) {
+			s->hs_failed++;
+			storm_stream_lost(sn);
+			return;
+		}
 		s->failed++;
 		sn->done = 1;
 	}
@@ -527,8 +617,9 @@ static void percentiles(double *v, int n, double *p50, double *p99, double *max)
  * change phase. */
 static const char *const bench_metric[] = {
 	"coord_store_statements_total", "coord_store_seconds_total", "coord_feed_poll_seconds_total",
-	"coord_feed_applied_total", "coord_feed_lag_changes",
+	"coord_feed_applied_total", "coord_feed_lag_changes", "coord_netmap_bytes_sent_total",
 };
+#define BENCH_BYTES_SENT 5
 #define BENCH_METRICS (sizeof(bench_metric) / sizeof(bench_metric[0]))
 
 struct bench_sample {
@@ -680,6 +771,301 @@ static int bench_changes(struct sim *s, int changes)
 	return 0;
 }
 
+/* --- storm: an instance is killed under every node's stream --- */
+
+#define STORM_EP_IP      "198.51.100.1:" /* the poster's endpoints during the storm */
+#define STORM_PORT0      20000
+#define STORM_POST_MS    250
+#define STORM_GRACE_S    5.0             /* for the last deltas in flight after all are current */
+#define SIM_BACKOFF_MIN_MS 1000          /* vpnd's CC_BACKOFF_MIN_MS / _MAX_MS */
+#define SIM_BACKOFF_MAX_MS 30000
+
+static void storm_all_current(struct sim *s);
+
+/* A line on a node's stream during the storm. A node is current once the stream it
+ * opened after losing the old one brought a full or resume line (one that kept its
+ * stream stays current). */
+static void storm_line(struct simnode *sn, const char *line, int truncated)
+{
+	struct sim *s = sn->sim;
+	int full = !strncmp(line, "{\"type\":\"full\"", 14);
+	const char *p;
+
+	/* Something whole arrived: the instance works (vpnd: backoff and round reset). */
+	sn->backoff_ms = SIM_BACKOFF_MIN_MS;
+	sn->failed_mask = 0;
+	if (full || !strncmp(line, "{\"type\":\"resume\"", 16)) {
+		s->n_full += full;
+		s->n_resume += !full;
+		if (!sn->first_map) {
+			sn->first_map = full ? 1 : 2;
+			s->nodes_full += full;
+			s->nodes_resume += !full;
+		}
+		sn->synced = 1;
+		storm_stats_snapshot(&s->st, sn->idx, sn->get_t, now_s());
+		if (!sn->current) {
+			sn->current = 1;
+			if (++s->n_current == s->n && !s->t_all)
+				storm_all_current(s);
+		}
+		return;
+	}
+	if (!truncated && !strncmp(line, "{\"type\":\"endpoints\"", 19) &&
+	    (p = strstr(line, STORM_EP_IP)) != NULL)
+		storm_stats_delta(&s->st, sn->idx, atoi(p + strlen(STORM_EP_IP)) - STORM_PORT0, now_s());
+}
+
+static void storm_retry(uv_timer_t *t)
+{
+	struct simnode *sn = t->data;
+
+	if (!sn->sim->storm_over)
+		stream_open(sn);
+}
+
+/* When and where a node tries again, as vpnd's line_stream with lib/coord_urls.h: a 503
+ * with Retry-After S: that instance after S s plus 0..S/2; else the next instance at
+ * once, unless it failed too since the last whole line: then the jittered backoff. */
+static void storm_schedule(struct simnode *sn)
+{
+	struct sim *s = sn->sim;
+	uint64_t delay;
+
+	if (sn->status == 503 && sn->retry_after_s > 0) {
+		uint32_t ms = (uint32_t)sn->retry_after_s * 1000;
+		delay = ms + randombytes_uniform(ms / 2 + 1);
+	} else {
+		sn->failed_mask |= 1u << sn->inst;
+		sn->inst = (sn->inst + 1) % s->n_inst;
+		delay = sn->failed_mask & (1u << sn->inst) ?
+			backoff_next(&sn->backoff_ms, SIM_BACKOFF_MAX_MS) : 0;
+	}
+	sn->retry_after_s = 0;
+	uv_timer_start(&sn->retry, storm_retry, delay, 0);
+}
+
+/* The node's stream or its attempt ended (counted by the caller when it failed early). */
+static void storm_stream_lost(struct simnode *sn)
+{
+	struct sim *s = sn->sim;
+
+	sn->cl = NULL;
+	if (sn->status == 200 && !sn->synced)
+		s->ended_early++;
+	if (sn->current) {
+		sn->current = 0;
+		s->n_current--;
+	}
+	if (!sn->lost) {
+		sn->lost = 1;
+		s->n_lost++;
+	}
+	storm_schedule(sn);
+}
+
+/* The poster: one endpoint change every STORM_POST_MS, one at a time (so that coord
+ * applies them in order), to the instance the poster streams from. */
+struct storm_poster {
+	struct sim *s;
+	int k, status;
+	char body[96], auth[160];
+	struct http_client *cl;
+};
+
+static void storm_post_end(struct storm_poster *p, int ok)
+{
+	storm_stats_answered(&p->s->st, p->k, ok, now_s());
+	p->s->posts_failed += !ok;
+	p->s->post_busy = 0;
+	free(p);
+}
+
+static void storm_post_response(const struct http_response *resp, void *arg)
+{
+	((struct storm_poster *)arg)->status = resp->status;
+}
+
+static void storm_post_done(int status, void *arg)
+{
+	struct storm_poster *p = arg;
+
+	storm_post_end(p, !status && p->status == 200);
+}
+
+static void storm_post_connected(struct conn *c, int status, void *arg)
+{
+	static const struct http_client_cbs cbs = { storm_post_response, NULL, storm_post_done };
+	struct storm_poster *p = arg;
+	const char *headers[3] = { p->auth, "Content-Type: application/json", NULL };
+	const struct simnode *sn = &p->s->nodes[p->s->poster];
+
+	if (status < 0 || !c) {
+		storm_post_end(p, 0);
+		return;
+	}
+	if (http_client_start(c, "POST", p->s->urls.urls[sn->inst].host, COORD_PATH_ENDPOINTS, headers,
+			      p->body, strlen(p->body), &cbs, p, &p->cl))
+		storm_post_end(p, 0);
+}
+
+static void storm_post_tick(uv_timer_t *t)
+{
+	struct sim *s = t->data;
+	const struct simnode *sn = &s->nodes[s->poster];
+	struct storm_poster *p;
+
+	if (s->post_busy || s->t_all)
+		return;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	p->s = s;
+	p->k = storm_stats_post(&s->st, now_s());
+	if (p->k < 0) {
+		free(p);
+		return;
+	}
+	snprintf(p->body, sizeof(p->body), "{\"endpoints\":[\"" STORM_EP_IP "%d\"]}", STORM_PORT0 + p->k);
+	snprintf(p->auth, sizeof(p->auth), "Authorization: Bearer %s", sn->token);
+	s->post_busy = 1;
+	if (tls_connect(s->loop, s->tls, s->urls.urls[sn->inst].host, s->urls.urls[sn->inst].port,
+			storm_post_connected, p, NULL))
+		storm_post_end(p, 0);
+}
+
+/* After every node is current: no more posts; the loop ends once the last answered
+ * change has reached every node by a delta or STORM_GRACE_S passed. */
+static void storm_grace_tick(uv_timer_t *t)
+{
+	struct sim *s = t->data;
+	int last = -1, behind = 0;
+
+	for (int c = s->st.n_posts - 1; c >= 0 && last < 0; c--)
+		if (s->st.state[c] == STORM_POST_OK)
+			last = c;
+	/* behind: it waits for a delta (a full or resume no delta followed may hold it) */
+	for (int i = 0; i < s->n && last >= 0; i++) {
+		const struct storm_node *n = &s->st.nodes[i];
+		behind += i != s->poster && n->level < last && (n->cand < last || n->delta_since);
+	}
+	if ((!s->post_busy && !behind) || now_s() - s->t_all >= STORM_GRACE_S) {
+		uv_timer_stop(t);
+		uv_stop(s->loop);
+	}
+}
+
+static void storm_all_current(struct sim *s)
+{
+	s->t_all = now_s();
+	uv_timer_stop(&s->post_timer);
+	uv_timer_start(&s->grace_timer, storm_grace_tick, 100, 100);
+}
+
+static void on_storm_deadline(uv_timer_t *t)
+{
+	struct sim *s = t->data;
+
+	uv_stop(s->loop);
+}
+
+/* Kills instance kill_i and runs until every node is current again (or deadline_s). */
+static int storm_run(struct sim *s, pid_t victim, int kill_i, double deadline_s)
+{
+	for (int i = 0; i < s->n; i++) {
+		struct simnode *sn = &s->nodes[i];
+		uv_timer_init(s->loop, &sn->retry);
+		sn->retry.data = sn;
+		sn->backoff_ms = SIM_BACKOFF_MIN_MS;
+		sn->failed_mask = 0;
+		sn->synced = 1;   /* the stream it holds brought its full netmap at setup */
+		/* its stream is about to go: not current until a new one brings its map */
+		sn->current = sn->inst != kill_i;
+		s->n_current += sn->current;
+	}
+	uv_timer_init(s->loop, &s->post_timer);
+	uv_timer_init(s->loop, &s->grace_timer);
+	uv_timer_init(s->loop, &s->deadline_timer);
+	s->post_timer.data = s->grace_timer.data = s->deadline_timer.data = s;
+	s->storm = 1;
+	uv_update_time(s->loop);
+	if (kill(victim, SIGKILL)) {
+		fprintf(stderr, "nodesim: cannot kill %d: %s\n", (int)victim, strerror(errno));
+		return 1;
+	}
+	s->t_kill = now_s();
+	printf("STORM killed instance %d (pid %d)\n", kill_i, (int)victim);
+	fflush(stdout);
+	uv_timer_start(&s->post_timer, storm_post_tick, 0, STORM_POST_MS);
+	uv_timer_start(&s->deadline_timer, on_storm_deadline, (uint64_t)(deadline_s * 1000), 0);
+	uv_run(s->loop, UV_RUN_DEFAULT);
+	uv_timer_stop(&s->deadline_timer);
+	uv_timer_stop(&s->post_timer);
+	s->storm_over = 1;
+	if (!s->t_all) {
+		printf("STORM FAILED: %d of %d nodes never became current again within %g s of the kill\n",
+		       s->n - s->n_current, s->n, deadline_s);
+		fflush(stdout);
+		return 1;
+	}
+	return 0;
+}
+
+/* The storm phase: the bytes coord sent meanwhile are the netmap bytes of the instances
+ * alive after the kill (coord_netmap_bytes_sent_total; a restarted one counts from 0),
+ * set beside what today's protocol sends: one full netmap (the mean a node received at
+ * setup) for every node that lost its stream. */
+static int bench_storm(struct sim *s, const char *pids, const char *metrics, int kill_i,
+		       int restarted, double deadline_s)
+{
+	char item[SIM_INST_MAX][64];
+	struct bench_sample b0, b1;
+	double bytes = 0, full = 0, today, p50, p99;
+	int have_bytes = 1;
+
+	if (split_list(pids, item, SIM_INST_MAX) <= kill_i || kill_i < 0 || kill_i >= s->n_inst) {
+		fprintf(stderr, "nodesim: --storm %d needs that instance's PID in --coord-pid\n", kill_i);
+		return 1;
+	}
+	s->poster = 0;
+	for (int i = 0; i < s->n && s->n_inst > 1; i++)
+		if (s->nodes[i].inst != kill_i) {
+			s->poster = i;   /* one that keeps its stream */
+			break;
+		}
+	if (storm_stats_init(&s->st, s->n, s->poster))
+		return 1;
+	bench_sample_take(NULL, metrics, &b0);
+	if (storm_run(s, (pid_t)atoi(item[kill_i]), kill_i, deadline_s))
+		return 1;
+	storm_stats_finish(&s->st);
+	bench_sample_take(NULL, metrics, &b1);
+	for (int i = 0; i < s->n_inst; i++) {
+		if (i == kill_i && !restarted)
+			continue;
+		have_bytes &= b1.have_m[i] && (i == kill_i || b0.have_m[i]);
+		bytes += b1.m[i][BENCH_BYTES_SENT] - (i == kill_i ? 0 : b0.m[i][BENCH_BYTES_SENT]);
+	}
+	for (int i = 0; i < s->n; i++)
+		full += (double)s->nodes[i].full_len / s->n;
+	today = full * s->n_lost;
+	p50 = storm_stats_quantile(&s->st, 0.50);
+	p99 = storm_stats_quantile(&s->st, 0.99);
+	printf("STORM nodes=%d lost=%d killed=%d restarted=%d current_s=%.1f full=%d resume=%d "
+	       "nodes_full=%d nodes_resume=%d bytes=%.0f full_bytes=%.0f today_bytes=%.0f ratio_pct=%.2f posts=%d posts_ok=%d "
+	       "samples=%llu p50_ms=%.0f p99_ms=%.0f max_ms=%.0f undelivered=%llu conn_refused=%d "
+	       "hs_failed=%d ended_early=%d http_503=%d http_other=%d\n",
+	       s->n, s->n_lost, kill_i, restarted, s->t_all - s->t_kill, s->n_full, s->n_resume,
+	       s->nodes_full, s->nodes_resume,
+	       have_bytes ? bytes : -1.0, full, today, have_bytes && today > 0 ? bytes * 100 / today : -1.0,
+	       s->st.n_posts, storm_stats_ok_posts(&s->st), (unsigned long long)s->st.samples, p50, p99,
+	       s->st.max_s * 1000, (unsigned long long)storm_stats_undelivered(&s->st), s->conn_refused,
+	       s->hs_failed, s->ended_early, s->http_503, s->http_other);
+	fflush(stdout);
+	storm_stats_free(&s->st);
+	return 0;
+}
+
 /* One line per instance (only with several): its nodes' times, its CPU and memory, and
  * its store and feed counters over the change phase, per change. */
 static void bench_report_instances(struct sim *s, int changes, const struct bench_sample *a,
@@ -702,12 +1088,43 @@ static void bench_report_instances(struct sim *s, int changes, const struct benc
 	}
 }
 
-static int cmd_bench(int n, int changes, const char *pids, const char *metrics, int workers)
+/* The change phase and its RESULT line (and the INSTANCE lines with several). */
+static int bench_report_changes(struct sim *s, int n, int changes, const char *pids,
+				const char *metrics, const struct bench_sample *before,
+				const struct bench_sample *opened)
 {
-	struct bench_sample before, opened, after;
+	struct bench_sample after;
+	double p50, p99, max;
+
+	if (bench_changes(s, changes))
+		return 1;
+	bench_sample_take(pids, metrics, &after);
+	percentiles(s->latencies, changes, &p50, &p99, &max);
+	printf("RESULT nodes=%d changes=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f coord_cpu_ms_per_change=%.2f "
+	       "coord_rss_mib=%.1f rss_kib_per_node=%.1f\n",
+	       n, changes, p50 * 1000, p99 * 1000, max * 1000,
+	       pids ? (sum_cpu(&after) - sum_cpu(opened)) * 1000 / changes : 0.0,
+	       (double)sum_rss(opened) / 1024, pids ? (double)(sum_rss(opened) - sum_rss(before)) / n : 0.0);
+	if (s->n_inst > 1)
+		bench_report_instances(s, changes, opened, &after);
+	fflush(stdout);
+	return 0;
+}
+
+/* --storm I [--storm-restart] [--storm-deadline S]: after the changes (none with
+ * --changes 0), kill instance I (-1: no storm); the script restarts it when told so. */
+struct storm_opts {
+	int kill_i, restarted, no_resume;
+	double deadline_s;
+};
+
+static int cmd_bench(int n, int changes, const char *pids, const char *metrics, int workers,
+		     const struct storm_opts *so)
+{
+	struct bench_sample before, opened;
 	struct sim s;
 	struct rlimit rl;
-	double p50, p99, max;
+	int rc = 0;
 
 	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
 		rl.rlim_cur = rl.rlim_max;
@@ -715,29 +1132,29 @@ static int cmd_bench(int n, int changes, const char *pids, const char *metrics, 
 	}
 	if (sim_init(&s, n, 1))
 		return 1;
+	s.no_resume = so->no_resume;
 	bench_sample_take(pids, NULL, &before);
 	if (bench_setup(&s, n, workers))
 		return 1;
 	bench_sample_take(pids, metrics, &opened);
-	if (bench_changes(&s, changes))
-		return 1;
-	bench_sample_take(pids, metrics, &after);
-	percentiles(s.latencies, changes, &p50, &p99, &max);
-	printf("RESULT nodes=%d changes=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f coord_cpu_ms_per_change=%.2f "
-	       "coord_rss_mib=%.1f rss_kib_per_node=%.1f\n",
-	       n, changes, p50 * 1000, p99 * 1000, max * 1000,
-	       pids ? (sum_cpu(&after) - sum_cpu(&opened)) * 1000 / changes : 0.0,
-	       (double)sum_rss(&opened) / 1024, pids ? (double)(sum_rss(&opened) - sum_rss(&before)) / n : 0.0);
-	if (s.n_inst > 1)
-		bench_report_instances(&s, changes, &opened, &after);
-	fflush(stdout);
-	return 0;
+	if (changes > 0 && bench_report_changes(&s, n, changes, pids, metrics, &before, &opened))
+		rc = 1;
+	else if (so->kill_i >= 0)
+		rc = bench_storm(&s, pids, metrics, so->kill_i, so->restarted, so->deadline_s);
+	/* the buffers of the phases (the nodes stay referenced by the loop until exit) */
+	free(s.reopen);
+	free(s.latencies);
+	for (int i = 0; i < s.n_inst; i++)
+		free(s.inst_lat[i]);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	const char *timeout = "30", *lines = NULL, *until = NULL, *nodes = "100", *changes = "20";
-	const char *coord_pid = NULL, *workers = "2", *metrics = NULL;
+	const char *coord_pid = NULL, *workers = "2", *metrics = NULL, *storm = NULL;
+	const char *storm_deadline = "1200";
+	struct storm_opts so = { -1, 0, 0, 0 };
 	const struct arg_opt opts[] = {
 		{ "coord", &coord_url, NULL, 0 }, { "pin", &pin, NULL, 0 },
 		{ "auth-key", &auth_key, NULL, 0 }, { "hostname", &hostname, NULL, 0 },
@@ -745,7 +1162,9 @@ int main(int argc, char **argv)
 		{ "lines", &lines, NULL, 0 }, { "until", &until, NULL, 0 },
 		{ "nodes", &nodes, NULL, 0 }, { "changes", &changes, NULL, 0 },
 		{ "coord-pid", &coord_pid, NULL, 0 }, { "workers", &workers, NULL, 0 },
-		{ "metrics", &metrics, NULL, 0 },
+		{ "metrics", &metrics, NULL, 0 }, { "storm", &storm, NULL, 0 },
+		{ "storm-restart", NULL, &so.restarted, 0 }, { "no-resume", NULL, &so.no_resume, 0 },
+		{ "storm-deadline", &storm_deadline, NULL, 0 },
 		{ NULL, NULL, NULL, 0 },
 	};
 	char *w[20], err[200], token[COORD_TOKEN_MAX];
@@ -757,12 +1176,18 @@ int main(int argc, char **argv)
 	if (n < 1 || !coord_url || keys_init()) {
 		fprintf(stderr, "usage: nodesim register|stream|endpoints|logout|bench --coord URL --pin PIN "
 			"[--state DIR] [--auth-key K] [--hostname H] [--until TEXT] [--lines N] "
-			"[--timeout S] [--nodes N --changes M --coord-pid PID[,PID...] [--metrics HOST:PORT[,...]]]\n"
-			"bench: --coord URL[,URL...] spreads the nodes over several instances\n%s\n", n < 0 ? err : "");
+			"[--timeout S] [--nodes N --changes M --coord-pid PID[,PID...] [--metrics HOST:PORT[,...]]\n"
+			"[--storm I [--storm-restart] [--storm-deadline S]] [--no-resume]]\n"
+			"bench: --coord URL[,URL...] spreads the nodes over several instances; --storm I kills\n"
+			"instance I (its PID in --coord-pid) and times the reconnect storm\n%s\n", n < 0 ? err : "");
 		return 2;
 	}
 	if (!strcmp(w[0], "bench"))
-		return cmd_bench(atoi(nodes), atoi(changes), coord_pid, metrics, atoi(workers));
+	{
+		so.kill_i = storm ? atoi(storm) : -1;
+		so.deadline_s = atof(storm_deadline);
+		return cmd_bench(atoi(nodes), atoi(changes), coord_pid, metrics, atoi(workers), &so);
+	}
 	if (!state_dir) {
 		fprintf(stderr, "nodesim: --state DIR is needed\n");
 		return 2;
