@@ -72,6 +72,7 @@ struct watcher {
 	struct http_stream *stream;     /* NULL once the client has gone */
 	int dead;                       /* to be reaped after the current fan-out */
 	int quiet;                      /* its node left the tailnet: no online delta */
+	int zstd;                       /* asked for z frames: big lines go packed */
 	struct watcher *prev, *next;
 };
 
@@ -178,6 +179,7 @@ struct coord_dns {
 
 struct coord_stats {
 	uint64_t registrations, deltas_sent, bytes_sent, slow_watchers_cut, requests, bad_requests;
+	uint64_t bytes_uncompressed;    /* bytes_sent as it would be without z frames */
 };
 
 struct coord {

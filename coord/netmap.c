@@ -11,6 +11,7 @@
 #include "coord.h"
 #include "meshvpn/json.h"
 #include "meshvpn/log.h"
+#include "meshvpn/zlines.h"
 
 /* Online: its stream is open here, or (several instances) at another live instance. */
 int netmap_node_online(const struct node *n)
@@ -186,15 +187,26 @@ static void on_stream_close(struct http_stream *s, void *arg)
 
 int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, size_t len)
 {
+	uint8_t *packed = NULL;
+	size_t sent = len;
+	int rc;
+
 	if (w->dead || !w->stream)
 		return -EPIPE;
-	if (http_stream_write(w->stream, line, len)) {
+	/* Big lines (full, resume, DNS) packed for a reader that asked; when packing fails
+	 * the plain line is as good. */
+	if (w->zstd && len >= ZLINES_MIN && zlines_pack(line, len, &packed, &sent))
+		sent = len;
+	rc = http_stream_write(w->stream, packed ? (const char *)packed : line, sent);
+	free(packed);
+	if (rc) {
 		netmap_stream_kill(co, w);
 		return -EPIPE;
 	}
 	co->stats.deltas_sent++;
-	co->stats.bytes_sent += len;
-	if (http_stream_pending(w->stream) > COORD_STREAM_MAX_PENDING + len) {
+	co->stats.bytes_sent += sent;
+	co->stats.bytes_uncompressed += len;
+	if (http_stream_pending(w->stream) > COORD_STREAM_MAX_PENDING + sent) {
 		/* It reconnects and gets a fresh full netmap; holding megabytes for one slow
 		 * reader would let it exhaust our memory. The line just written does not count:
 		 * one big line (a full map with a large DNS policy) is not falling behind. */
@@ -412,6 +424,7 @@ struct watcher *netmap_stream_start(struct coord *co, struct http_request *req)
 		return NULL;
 	}
 	w->co = co;
+	w->zstd = zlines_requested(req->path);
 	if (http_stream_start(req, 200, "application/x-ndjson", on_stream_close, w, &w->stream)) {
 		free(w);
 		return NULL;

@@ -118,6 +118,11 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		(unsigned long long)co->stats.bytes_sent, (unsigned long long)co->stats.slow_watchers_cut,
 		(unsigned long long)co->stats.requests, (unsigned long long)co->stats.bad_requests,
 		http_server_conn_count(s->pub));
+	metrics_printf(t,
+		"# HELP coord_netmap_bytes_uncompressed_total What coord_netmap_bytes_sent_total would be "
+		"without z frames.\n# TYPE coord_netmap_bytes_uncompressed_total counter\n"
+		"coord_netmap_bytes_uncompressed_total %llu\n",
+		(unsigned long long)co->stats.bytes_uncompressed);
 	fill_guard_metrics(t, s);
 	coord_blocklists_metrics(co, t);
 	coord_feed_metrics(co, t);
