@@ -3,7 +3,9 @@
  * writer packs with one context per thread; the reader gathers a frame's bytes per
  * stream and unpacks it only once whole, with one decompression context per thread, so
  * a process holding thousands of streams (tests/tools/nodesim) pays for one window, not
- * one per stream. Both contexts are limited to a 2^ZLINES_WINDOW_LOG window. */
+ * one per stream. The writer's window is 2^ZLINES_WINDOW_LOG; a frame that says its
+ * content's size (ours do) is unpacked in one go into a buffer of that size, within the
+ * reader's bound; one that does not is streamed through at most such a window. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,6 @@
 
 #define HEAD_PREFIX "{\"type\":\"z\""
 #define HEAD_LEN_KEY ",\"len\":"
-#define HEAD_MAX 48            /* the longest header we write, '\n' included */
 #define FRAME_FIRST 4096       /* the first allocation of a frame's bytes */
 #define OUT_FIRST 65536        /* of unpacked content whose size the frame does not say */
 
@@ -45,7 +46,7 @@ static ZSTD_CCtx *pack_ctx(void)
 int zlines_pack(const void *lines, size_t len, uint8_t **out, size_t *out_len)
 {
 	ZSTD_CCtx *c = pack_ctx();
-	char head[HEAD_MAX];
+	char head[ZLINES_HEADER_MAX];
 	size_t bound, n;
 	uint8_t *buf;
 	int hl;
@@ -57,11 +58,11 @@ int zlines_pack(const void *lines, size_t len, uint8_t **out, size_t *out_len)
 	bound = ZSTD_compressBound(len);
 	if (ZSTD_isError(bound) || !bound)
 		return -EINVAL;
-	buf = malloc(HEAD_MAX + bound);
+	buf = malloc(ZLINES_HEADER_MAX + bound);
 	if (!buf)
 		return -ENOMEM;
 	/* The frame first, behind room for the header, whose length depends on its size. */
-	n = ZSTD_compress2(c, buf + HEAD_MAX, bound, lines, len);
+	n = ZSTD_compress2(c, buf + ZLINES_HEADER_MAX, bound, lines, len);
 	if (ZSTD_isError(n)) {
 		ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
 		free(buf);
@@ -69,7 +70,7 @@ int zlines_pack(const void *lines, size_t len, uint8_t **out, size_t *out_len)
 	}
 	hl = snprintf(head, sizeof(head), HEAD_PREFIX HEAD_LEN_KEY "%zu}\n", n);
 	memcpy(buf, head, (size_t)hl);
-	memmove(buf + hl, buf + HEAD_MAX, n);
+	memmove(buf + hl, buf + ZLINES_HEADER_MAX, n);
 	*out = buf;
 	*out_len = (size_t)hl + n;
 	return 0;

@@ -3,8 +3,9 @@
  * followed by exactly N bytes, one zstd frame (RFC 8878) whose content is one or more
  * whole lines, each ending in '\n'. The writer packs; the reader takes the stream's bytes,
  * turns frames back into lines and hands every line, plain or unpacked, to one callback.
- * Memory is bounded on both sides: a window of 2^ZLINES_WINDOW_LOG, and the reader's
- * unpacked content by its longest line. */
+ * Memory is bounded on both sides: the writer's window is 2^ZLINES_WINDOW_LOG (as is
+ * the most a reader gives a frame that must be streamed), the reader's unpacked content
+ * its longest line. */
 #ifndef MESHVPN_ZLINES_H
 #define MESHVPN_ZLINES_H
 
@@ -16,6 +17,7 @@
 #define ZLINES_QUERY "compress=zstd"   /* what a client adds to its request's query */
 #define ZLINES_MIN 1024                /* lines shorter than this are not worth a frame */
 #define ZLINES_WINDOW_LOG 20           /* 1 MiB: the writer's window, the reader's limit */
+#define ZLINES_HEADER_MAX 48u          /* the longest header line, '\n' included */
 #define ZLINES_LEVEL 1                 /* fast: coord packs a full netmap per reconnect */
 
 /* ---- writer ---- */
@@ -45,7 +47,8 @@ void zlines_reader_init(struct zlines_reader *zr, size_t max_line);
 void zlines_reader_reset(struct zlines_reader *zr);
 void zlines_reader_free(struct zlines_reader *zr);
 
-/* Takes a stream's bytes: lines are assembled in lb (its max should be zr's max_line),
+/* Takes a stream's bytes: lines are assembled in lb (its max should be zr's max_line, and
+ * at least ZLINES_HEADER_MAX: the header is a line too),
  * z frames are gathered, unpacked and their lines passed to cb like plain ones (NUL-
  * terminated, never empty, no '\n'). 0 when all was taken, 1 when cb stopped it (zr and
  * lb are not touched afterwards), -EMSGSIZE for a line or frame content past the bound
