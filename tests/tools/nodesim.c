@@ -3,7 +3,8 @@
  * `bench` mode simulates thousands of nodes to time how fast a change reaches them all.
  * bench takes `--coord URL1,URL2,...` (several instances on one database): node i
  * registers with and streams from URL[i % n], every change is posted to the first, and
- * the time until the nodes of each instance have it is kept per instance. */
+ * the time until the nodes of each instance have it is kept per instance. With
+ * `--compress` the streams ask for z frames (lib/zlines.c) and read them unpacked. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -24,8 +25,10 @@
 #include "meshvpn/keys.h"
 #include "meshvpn/log.h"
 #include "meshvpn/tls.h"
+#include "meshvpn/zlines.h"
 
 static const char *coord_url, *pin, *auth_key, *hostname = "sim", *state_dir;
+static int compress;   /* --compress: ask for z frames */
 
 static double now_s(void)
 {
@@ -153,6 +156,7 @@ static int load_token(const char *dir, char *token, size_t size)
 struct sim;
 
 #define SIM_INST_MAX COORD_URLS_MAX
+#define SIM_LINE_MAX (64u << 20)   /* vpnd's CC_MAX_LINE */
 
 struct simnode {
 	struct sim *sim;
@@ -167,6 +171,7 @@ struct simnode {
 	char line[512];
 	size_t line_len;
 	int line_overflow;
+	struct simz *z;         /* --compress: whole lines, and the frame being gathered */
 	uint64_t lines;
 	int done;
 };
@@ -234,10 +239,49 @@ static void handle_line(struct simnode *sn, const char *line, size_t len, int tr
 	}
 }
 
+/* --compress: lines are whole (a frame's are only known once it is), as in vpnd. A
+ * frame's memory is freed once read, so thousands of streams hold only small lines. */
+struct simz {
+	struct zlines_reader zr;
+	struct line_buf lb;
+};
+
+static int on_zline(const char *line, size_t len, void *arg)
+{
+	struct simnode *sn = arg;
+
+	if (sn->sim->print) {
+		fwrite(line, 1, len, stdout);
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	handle_line(sn, line, len, 0);
+	return 0;
+}
+
+static void on_zbody(struct simnode *sn, const uint8_t *p, size_t len)
+{
+	int rc = zlines_feed(&sn->z->zr, &sn->z->lb, p, len, on_zline, sn);
+
+	if (rc >= 0)
+		return;
+	fprintf(stderr, "nodesim: stream unreadable: %s\n", strerror(-rc));
+	sn->sim->failed++;
+	sn->done = 1;
+	http_client_cancel(sn->cl);
+	sn->cl = NULL;
+	if (sn->sim->print)
+		uv_stop(sn->sim->loop);
+}
+
 static void on_body(const uint8_t *p, size_t len, void *arg)
 {
 	struct simnode *sn = arg;
 
+	if (sn->z) {
+		on_zbody(sn, p, len);
+		return;
+	}
 	if (sn->sim->print) {
 		/* Whole lines, however long (a full netmap is one line). */
 		fwrite(p, 1, len, stdout);
@@ -308,7 +352,8 @@ static void on_connected(struct conn *c, int status, void *arg)
 		return;
 	}
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", sn->token);
-	if (http_client_start(c, "GET", sn->sim->urls.urls[sn->inst].host, COORD_PATH_MAP, headers,
+	if (http_client_start(c, "GET", sn->sim->urls.urls[sn->inst].host,
+			      sn->z ? COORD_PATH_MAP "?" ZLINES_QUERY : COORD_PATH_MAP, headers,
 			      NULL, 0, &cbs, sn, &sn->cl)) {
 		sn->sim->failed++;
 		sn->done = 1;
@@ -322,6 +367,14 @@ static void stream_open(struct simnode *sn)
 	s->opened++;
 	sn->line_len = 0;
 	sn->line_overflow = 0;
+	if (compress && !sn->z && (sn->z = calloc(1, sizeof(*sn->z)))) {
+		sn->z->lb.max = SIM_LINE_MAX;
+		zlines_reader_init(&sn->z->zr, SIM_LINE_MAX);
+	}
+	if (sn->z) {
+		zlines_reader_reset(&sn->z->zr);
+		line_buf_reset(&sn->z->lb);
+	}
 	if (tls_connect(s->loop, s->tls, s->urls.urls[sn->inst].host, s->urls.urls[sn->inst].port,
 			on_connected, sn, NULL)) {
 		s->failed++;
@@ -745,7 +798,7 @@ int main(int argc, char **argv)
 		{ "lines", &lines, NULL, 0 }, { "until", &until, NULL, 0 },
 		{ "nodes", &nodes, NULL, 0 }, { "changes", &changes, NULL, 0 },
 		{ "coord-pid", &coord_pid, NULL, 0 }, { "workers", &workers, NULL, 0 },
-		{ "metrics", &metrics, NULL, 0 },
+		{ "metrics", &metrics, NULL, 0 }, { "compress", NULL, &compress, 0 },
 		{ NULL, NULL, NULL, 0 },
 	};
 	char *w[20], err[200], token[COORD_TOKEN_MAX];
@@ -757,7 +810,7 @@ int main(int argc, char **argv)
 	if (n < 1 || !coord_url || keys_init()) {
 		fprintf(stderr, "usage: nodesim register|stream|endpoints|logout|bench --coord URL --pin PIN "
 			"[--state DIR] [--auth-key K] [--hostname H] [--until TEXT] [--lines N] "
-			"[--timeout S] [--nodes N --changes M --coord-pid PID[,PID...] [--metrics HOST:PORT[,...]]]\n"
+			"[--timeout S] [--compress] [--nodes N --changes M --coord-pid PID[,PID...] [--metrics HOST:PORT[,...]]]\n"
 			"bench: --coord URL[,URL...] spreads the nodes over several instances\n%s\n", n < 0 ? err : "");
 		return 2;
 	}
