@@ -18,12 +18,15 @@
 #define ZLINES_MIN 1024                /* lines shorter than this are not worth a frame */
 #define ZLINES_WINDOW_LOG 20           /* 1 MiB: the writer's window, the reader's limit */
 #define ZLINES_HEADER_MAX 48u          /* the longest header line, '\n' included */
-#define ZLINES_LEVEL 1                 /* fast: coord packs a full netmap per reconnect */
+#define ZLINES_LEVEL 1   /* coord packs a full netmap per reconnect: level 1 packed a
+			  * 1000-peer one to 26 % at ~500 MB/s; 3 no smaller at a third of
+			  * the speed, -1 to 33 % at ~750 MB/s */
 
 /* ---- writer ---- */
 
 /* Packs len bytes of whole lines (the last byte '\n') into header + frame, in a buffer
- * of *out_len bytes that the caller frees. One compression context per thread, kept.
+ * of *out_len bytes that the caller frees. One compression context per thread, kept,
+ * and the last result when its input was short (the same change to many streams).
  * -EINVAL for nothing or a last byte other than '\n', -ENOMEM, -EIO (zstd failed). */
 int zlines_pack(const void *lines, size_t len, uint8_t **out, size_t *out_len);
 

@@ -1,7 +1,8 @@
 /* test_zlines.c - lib/zlines.c: z frames packed and read back among plain lines (whole
  * and a byte at a time), several lines in one frame, the content bound, a frame asking
  * for a window past the limit, truncated frames, garbage after the header and after the
- * frame, N too large, malformed headers, a callback that stops, the query check. */
+ * frame, N too large, malformed headers, a callback that stops, the last packing kept,
+ * the query check. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -293,6 +294,31 @@ static void test_zlines_pack_args(void **state)
 	assert_null(z);
 }
 
+/* The last packing is kept for the same input: never for another of the same length. */
+static void test_zlines_pack_repeat(void **state)
+{
+	const char *a = "{\"type\":\"dns\",\"x\":\"aaaa\"}\n", *b = "{\"type\":\"dns\",\"x\":\"bbbb\"}\n";
+	const char *order[] = { a, a, b, a, b, b };
+	uint8_t *first, *z;
+	size_t first_len, zl;
+	struct seen s = { 0 };
+
+	assert_int_equal(zlines_pack(a, strlen(a), &first, &first_len), 0);
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		assert_int_equal(zlines_pack(order[i], strlen(order[i]), &z, &zl), 0);
+		if (order[i] == a) {
+			assert_int_equal(zl, first_len);
+			assert_memory_equal(z, first, zl);
+		}
+		assert_int_equal(feed(64, z, zl, 0, &s), 0);
+		assert_int_equal(s.n, 1);
+		assert_memory_equal(s.lines[0], order[i], strlen(order[i]) - 1);
+		seen_free(&s);
+		free(z);
+	}
+	free(first);
+}
+
 static void test_zlines_requested(void **state)
 {
 	assert_true(zlines_requested("/v1/map?compress=zstd"));
@@ -316,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_zlines_garbage),
 		cmocka_unit_test(test_zlines_bad_header),
 		cmocka_unit_test(test_zlines_pack_args),
+		cmocka_unit_test(test_zlines_pack_repeat),
 		cmocka_unit_test(test_zlines_requested),
 	};
 
