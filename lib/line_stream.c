@@ -112,7 +112,8 @@ int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_
 {
 	if (!opts->path || opts->path[0] != '/' || !opts->what || !opts->peer ||
 	    !opts->idle_timeout_ms || !opts->backoff_min_ms ||
-	    opts->backoff_min_ms > opts->backoff_max_ms)
+	    opts->backoff_min_ms > opts->backoff_max_ms ||
+	    (opts->compress && opts->max_line < ZLINES_HEADER_MAX))
 		return -EINVAL;
 	memset(ls, 0, sizeof(*ls));
 	if (opts->compress) {

@@ -99,7 +99,8 @@ struct line_stream {
 };
 
 /* Copies opts; -EINVAL (and nothing to close) without a path, what or peer, with an idle
- * timeout of 0, or a backoff of 0 or min > max; -ENOMEM (nothing to close either). */
+ * timeout of 0, a backoff of 0 or min > max, or compress with a max_line shorter than a
+ * z header (ZLINES_HEADER_MAX); -ENOMEM (nothing to close either). */
 int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_stream_opts *opts);
 /* (Re)starts the stream now with these credentials (url "https://host[:port]" or a comma
  * list of them: coord_urls.h; pin NULL or "" for CA verification); an open one is dropped

@@ -509,6 +509,10 @@ static void test_line_stream_bad_args(void **state)
 	o = client_opts();
 	o.idle_timeout_ms = 0;
 	assert_int_equal(line_stream_init(&ls, &E.loop, &o), -EINVAL);
+	o = client_opts();
+	o.compress = 1;
+	o.max_line = ZLINES_HEADER_MAX - 1;
+	assert_int_equal(line_stream_init(&ls, &E.loop, &o), -EINVAL);
 	client_init();
 	memset(long_token, 'a', sizeof(long_token) - 1);
 	long_token[sizeof(long_token) - 1] = 0;
