@@ -98,6 +98,18 @@ static size_t with_header(uint8_t *buf, size_t len)
 	return hl + len;
 }
 
+/* A stream in buf of another writer's frame: a window of 2^log, no content size. */
+static size_t foreign(ZSTD_CCtx *c, int log, const char *text, size_t n, uint8_t *buf, size_t cap)
+{
+	size_t len;
+
+	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, log);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
+	len = ZSTD_compress2(c, buf + 64, cap - 64, text, n);
+	assert_false(ZSTD_isError(len));
+	return with_header(buf, len);
+}
+
 static void test_zlines_round_trip(void **state)
 {
 	char big[4000];
@@ -181,22 +193,14 @@ static void test_zlines_window_too_large(void **state)
 	free(z);
 	seen_free(&s);
 	/* One that does not say the content's size, in a 1 MiB window: the output grows. */
-	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 20);
-	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
-	len = ZSTD_compress2(c, buf + 64, cap - 64, text, n);
-	assert_false(ZSTD_isError(len));
-	len = with_header(buf, len);
+	len = foreign(c, 20, text, n, buf, cap);
 	assert_int_equal(feed(4u << 20, buf, len, 0, &s), 0);
 	assert_int_equal(s.n, (int)(n / 1000) + 1);
 	seen_free(&s);
 	/* A writer with an 8 MiB window that does not say the content's size (so that it
 	 * cannot be unpacked in one go into a buffer of that size): refused, though the
 	 * bound would take its content. */
-	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 23);
-	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
-	len = ZSTD_compress2(c, buf + 64, cap - 64, text, n);
-	assert_false(ZSTD_isError(len));
-	len = with_header(buf, len);
+	len = foreign(c, 23, text, n, buf, cap);
 	assert_int_equal(feed(4u << 20, buf, len, 0, &s), -EMSGSIZE);
 	assert_int_equal(s.n, 0);
 	ZSTD_freeCCtx(c);
