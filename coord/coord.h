@@ -75,6 +75,7 @@ struct watcher {
 	struct http_stream *stream;     /* NULL once the client has gone */
 	int dead;                       /* to be reaped after the current fan-out */
 	int quiet;                      /* its node left the tailnet: no online delta */
+	int zstd;                       /* asked for z frames: big lines go packed */
 	struct watcher *prev, *next;
 };
 
@@ -196,6 +197,7 @@ struct coord_nm {
 
 struct coord_stats {
 	uint64_t registrations, deltas_sent, bytes_sent, slow_watchers_cut, requests, bad_requests;
+	uint64_t bytes_uncompressed;    /* bytes_sent as it would be without z frames */
 };
 
 struct coord {
@@ -464,7 +466,7 @@ void netmap_stamps_settle(struct coord *co, int64_t head);   /* after a feed bat
  * not ask), -EINVAL / -EXDEV (malformed, another epoch), -ESTALE (before the floor),
  * -ERANGE (after our version, even once caught up). */
 int netmap_resume_point(struct coord *co, const struct http_request *req, int64_t *since);
-/* Splices "v":<version> in after line's opening brace: a new line (free it), or NULL. */
+/* Splices ,"v":<version> in before line's closing brace: a new line (free it), or NULL. */
 char *netmap_line_versioned(struct coord *co, const char *line, size_t len, size_t *out_len);
 /* Turn the request into the node's stream and send the full netmap. */
 void netmap_attach(struct coord *co, struct node *n, struct http_request *req);

@@ -11,6 +11,7 @@
 #include "coord.h"
 #include "meshvpn/json.h"
 #include "meshvpn/log.h"
+#include "meshvpn/zlines.h"
 
 /* Online: its stream is open here, or (several instances) at another live instance. */
 int netmap_node_online(const struct node *n)
@@ -21,15 +22,20 @@ int netmap_node_online(const struct node *n)
 
 char *netmap_line_versioned(struct coord *co, const char *line, size_t len, size_t *out_len)
 {
-	char head[40];
-	int hl = snprintf(head, sizeof(head), "{\"v\":%lld,", (long long)netmap_version(co));
+	char tail[40];
+	int tl = snprintf(tail, sizeof(tail), ",\"v\":%lld}", (long long)netmap_version(co));
+	size_t end = len;
 	char *out;
 
-	if (!len || line[0] != '{' || !(out = malloc(len + (size_t)hl)))
+	/* Before the object's closing brace, so that a line still starts with its type. */
+	while (end && line[end - 1] != '}')
+		end--;
+	if (!end || !(out = malloc(len + (size_t)tl)))
 		return NULL;
-	memcpy(out, head, (size_t)hl);
-	memcpy(out + hl, line + 1, len - 1);
-	*out_len = len - 1 + (size_t)hl;
+	memcpy(out, line, end - 1);
+	memcpy(out + end - 1, tail, (size_t)tl);
+	memcpy(out + end - 1 + tl, line + end, len - end);
+	*out_len = len - 1 + (size_t)tl;
 	return out;
 }
 
@@ -202,15 +208,26 @@ static void on_stream_close(struct http_stream *s, void *arg)
 
 int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, size_t len)
 {
+	uint8_t *packed = NULL;
+	size_t sent = len;
+	int rc;
+
 	if (w->dead || !w->stream)
 		return -EPIPE;
-	if (http_stream_write(w->stream, line, len)) {
+	/* Big lines (full, resume, DNS) packed for a reader that asked; when packing fails
+	 * the plain line is as good. */
+	if (w->zstd && len >= ZLINES_MIN && zlines_pack(line, len, &packed, &sent))
+		sent = len;
+	rc = http_stream_write(w->stream, packed ? (const char *)packed : line, sent);
+	free(packed);
+	if (rc) {
 		netmap_stream_kill(co, w);
 		return -EPIPE;
 	}
 	co->stats.deltas_sent++;
-	co->stats.bytes_sent += len;
-	if (http_stream_pending(w->stream) > COORD_STREAM_MAX_PENDING + len) {
+	co->stats.bytes_sent += sent;
+	co->stats.bytes_uncompressed += len;
+	if (http_stream_pending(w->stream) > COORD_STREAM_MAX_PENDING + sent) {
 		/* It reconnects and gets a fresh full netmap; holding megabytes for one slow
 		 * reader would let it exhaust our memory. The line just written does not count:
 		 * one big line (a full map with a large DNS policy) is not falling behind. */
@@ -549,6 +566,7 @@ struct watcher *netmap_stream_start(struct coord *co, struct http_request *req)
 		return NULL;
 	}
 	w->co = co;
+	w->zstd = zlines_requested(req->path);
 	if (http_stream_start(req, 200, "application/x-ndjson", on_stream_close, w, &w->stream)) {
 		free(w);
 		return NULL;

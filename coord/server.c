@@ -133,6 +133,11 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		(unsigned long long)co->nm.relay_resumes, (unsigned long long)co->nm.refused_epoch,
 		(unsigned long long)co->nm.refused_stale, (unsigned long long)co->nm.refused_future,
 		(long long)netmap_version(co));
+	metrics_printf(t,
+		"# HELP coord_netmap_bytes_uncompressed_total What coord_netmap_bytes_sent_total would be "
+		"without z frames.\n# TYPE coord_netmap_bytes_uncompressed_total counter\n"
+		"coord_netmap_bytes_uncompressed_total %llu\n",
+		(unsigned long long)co->stats.bytes_uncompressed);
 	fill_guard_metrics(t, s);
 	coord_blocklists_metrics(co, t);
 	coord_feed_metrics(co, t);

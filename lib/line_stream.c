@@ -3,7 +3,8 @@
  * jitter, dropped and reconnected when silent or when a line grows past its bound. Given
  * several instances (lib/coord_urls.c; a name's addresses resolved off the loop), a
  * failure moves to the next at once; the backoff waits only after a whole failed round.
- * Used for coord's netmap stream (vpnd) and relay stream (relay): coord_proto.h. */
+ * Used for coord's netmap stream (vpnd) and relay stream (relay): coord_proto.h. Asked
+ * for, coord's z frames (lib/zlines.c) are unpacked here: callers see only lines. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "meshvpn/line_stream.h"
 #include "meshvpn/log.h"
 #include "meshvpn/tls.h"
+#include "meshvpn/zlines.h"
 
 #define WATCHDOG_EVERY_MS 5000
 #define LINE_BUF_FIRST 4096
@@ -47,19 +49,26 @@ static int lb_append(struct line_buf *lb, const uint8_t *p, size_t n)
 	return 0;
 }
 
+int line_buf_take(struct line_buf *lb, const uint8_t *p, size_t len, size_t *used)
+{
+	const uint8_t *nl = memchr(p, '\n', len);
+	size_t n = nl ? (size_t)(nl - p) : len;
+	int rc = lb_append(lb, p, n);
+
+	*used = rc ? 0 : n + (nl != NULL);
+	return rc ? rc : nl != NULL;
+}
+
 int line_buf_feed(struct line_buf *lb, const uint8_t *p, size_t len, line_buf_cb cb, void *arg)
 {
 	while (len) {
-		const uint8_t *nl = memchr(p, '\n', len);
-		size_t n = nl ? (size_t)(nl - p) : len;
-		int rc = lb_append(lb, p, n);
+		size_t used;
+		int rc = line_buf_take(lb, p, len, &used);
 
-		if (rc)
+		if (rc <= 0)
 			return rc;
-		if (!nl)
-			return 0;
-		p += n + 1;
-		len -= n + 1;
+		p += used;
+		len -= used;
 		if (lb->len && cb(lb->line, lb->len, arg))
 			return 1;
 		lb->len = 0;
@@ -103,9 +112,16 @@ int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_
 {
 	if (!opts->path || opts->path[0] != '/' || !opts->what || !opts->peer ||
 	    !opts->idle_timeout_ms || !opts->backoff_min_ms ||
-	    opts->backoff_min_ms > opts->backoff_max_ms)
+	    opts->backoff_min_ms > opts->backoff_max_ms ||
+	    (opts->compress && opts->max_line < ZLINES_HEADER_MAX))
 		return -EINVAL;
 	memset(ls, 0, sizeof(*ls));
+	if (opts->compress) {
+		ls->z = malloc(sizeof(*ls->z));
+		if (!ls->z)
+			return -ENOMEM;
+		zlines_reader_init(ls->z, opts->max_line);
+	}
 	ls->loop = loop;
 	ls->o = *opts;
 	ls->buf.max = opts->max_line;
@@ -142,6 +158,8 @@ static void ls_drop(struct line_stream *ls)
 	ls->connected = 0;
 	ls->http_status = 0;
 	line_buf_reset(&ls->buf);
+	if (ls->z)
+		zlines_reader_reset(ls->z);
 	uv_timer_stop(&ls->watchdog);
 }
 
@@ -174,8 +192,13 @@ static void on_body(const uint8_t *p, size_t len, void *arg)
 	ls->last_rx_ms = uv_now(ls->loop);
 	if (ls->http_status != 200)
 		return;   /* an error body: on_done reports the status */
-	rc = line_buf_feed(&ls->buf, p, len, on_whole_line, ls);
-	if (rc < 0) {
+	rc = ls->z ? zlines_feed(ls->z, &ls->buf, p, len, on_whole_line, ls)
+		   : line_buf_feed(&ls->buf, p, len, on_whole_line, ls);
+	if (rc == -EBADMSG) {
+		log_error(words(msg, sizeof(msg), ls->o.what, " compressed frame unreadable"), "%s=%s",
+			  ls->o.peer, ls->url.host);
+		ls_lost(ls, rc);
+	} else if (rc < 0) {
 		log_error(words(msg, sizeof(msg), ls->o.what, " line too long or out of memory"),
 			  "bytes=%zu error=\"%s\"", ls->buf.need, strerror(-rc));
 		ls_lost(ls, rc);
@@ -223,14 +246,56 @@ static void on_done(int status, void *arg)
 	ls_lost(ls, status ? status : -ECONNRESET);
 }
 
+/* The request target: the path, the caller's query, and the ask for compression. */
+/* The request target: the path, then the query set (line_stream_set_query), the one the
+ * query callback gives for this connect (the version a client resumes from), and
+ * ZLINES_QUERY when compressed. -ENAMETOOLONG past size. */
+static int ls_target(const struct line_stream *ls, char *out, size_t size)
+{
+	char dyn[LINE_STREAM_QUERY_MAX] = "";
+	const char *parts[3] = { ls->query, dyn, ls->z ? ZLINES_QUERY : "" };
+	size_t len;
+	int n, first = 1;
+
+	if (ls->o.query && ls->o.query(dyn, sizeof(dyn), ls->o.arg))
+		dyn[0] = 0;
+	n = snprintf(out, size, "%s", ls->o.path);
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	len = (size_t)n;
+	for (int i = 0; i < 3; i++) {
+		if (!parts[i][0])
+			continue;
+		n = snprintf(out + len, size - len, "%c%s", first ? '?' : '&', parts[i]);
+		if (n < 0 || (size_t)n >= size - len)
+			return -ENAMETOOLONG;
+		len += (size_t)n;
+		first = 0;
+	}
+	return 0;
+}
+
+int line_stream_set_query(struct line_stream *ls, const char *query)
+{
+	size_t len = query ? strlen(query) : 0;
+
+	if (len >= sizeof(ls->query))
+		return -E2BIG;
+	for (size_t i = 0; i < len; i++)
+		if (query[i] < '!' || query[i] > '~' || query[i] == '#')
+			return -EINVAL;
+	memcpy(ls->query, query ? query : "", len);
+	ls->query[len] = 0;
+	return 0;
+}
+
 static void on_connected(struct conn *c, int status, void *arg)
 {
 	static const struct http_client_cbs cbs = { on_response, on_body, on_done };
 	struct line_stream *ls = arg;
-	char auth[LINE_STREAM_TOKEN_MAX + 32], msg[96], target[LINE_STREAM_TARGET_MAX];
-	char query[LINE_STREAM_TARGET_MAX];
+	char auth[LINE_STREAM_TOKEN_MAX + 32], msg[96], target[512];
 	const char *headers[3] = { auth, "Accept: application/x-ndjson", NULL };
-	int rc, n;
+	int rc;
 
 	ls->attempt = NULL;
 	if (status < 0 || !c) {
@@ -242,14 +307,12 @@ static void on_connected(struct conn *c, int status, void *arg)
 	}
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ls->token);
 	ls->last_rx_ms = uv_now(ls->loop);
-	/* The query is asked for at each connect: it names what the client has now (the
-	 * version it resumes from). */
-	n = snprintf(target, sizeof(target), "%s", ls->o.path);
-	if (ls->o.query && !ls->o.query(query, sizeof(query), ls->o.arg) && query[0] &&
-	    n + 1 + strlen(query) < sizeof(target))
-		snprintf(target + n, sizeof(target) - (size_t)n, "?%s", query);
-	rc = http_client_start(c, "GET", ls->url.host, target, headers, NULL, 0, &cbs, ls,
-			       &ls->cl);
+	rc = ls_target(ls, target, sizeof(target));
+	if (!rc)
+		rc = http_client_start(c, "GET", ls->url.host, target, headers, NULL, 0, &cbs, ls,
+				       &ls->cl);
+	else
+		conn_close(c);
 	sodium_memzero(auth, sizeof(auth));
 	if (rc) {
 		ls->cl = NULL;
@@ -444,4 +507,8 @@ void line_stream_close(struct line_stream *ls)
 	uv_close((uv_handle_t *)&ls->retry, NULL);
 	uv_close((uv_handle_t *)&ls->watchdog, NULL);
 	line_buf_free(&ls->buf);
+	if (ls->z)
+		zlines_reader_free(ls->z);
+	free(ls->z);
+	ls->z = NULL;
 }

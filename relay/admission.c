@@ -392,6 +392,7 @@ int relay_admission_init(struct relay_admission *a, struct relay_server *s, cons
 		.idle_timeout_ms = IDLE_TIMEOUT_MS,
 		.backoff_min_ms = BACKOFF_MIN_MS,
 		.backoff_max_ms = BACKOFF_MAX_MS,
+		.compress = 1,
 		.on_line = on_ls_line,
 		.on_event = on_ls_event,
 		.query = ls_query,

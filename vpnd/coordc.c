@@ -55,6 +55,7 @@ int coordc_init(struct coordc *cc, uv_loop_t *loop, cc_line_cb on_line, cc_event
 		.idle_timeout_ms = CC_IDLE_TIMEOUT_MS,
 		.backoff_min_ms = CC_BACKOFF_MIN_MS,
 		.backoff_max_ms = CC_BACKOFF_MAX_MS,
+		.compress = 1,   /* a full netmap packs to about a quarter */
 		.on_line = on_ls_line,
 		.on_event = on_ls_event,
 		.query = ls_query,

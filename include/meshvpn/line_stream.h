@@ -12,9 +12,10 @@
 #include "meshvpn/http.h"
 
 #define LINE_STREAM_TOKEN_MAX 128   /* bearer token, NUL included */
-#define LINE_STREAM_TARGET_MAX 512  /* path and query */
+#define LINE_STREAM_QUERY_MAX 256   /* line_stream_set_query's, NUL included */
 
 struct tls_config;
+struct zlines_reader;
 
 /* ---- line assembly: pure, no I/O (fuzzed) ---- */
 
@@ -33,6 +34,12 @@ typedef int (*line_buf_cb)(const char *line, size_t len, void *arg);
  * 0 when all was taken, 1 when cb stopped it (lb is not touched afterwards), -EMSGSIZE
  * when a line grows past max (what it had is kept: reset before reusing), -ENOMEM. */
 int line_buf_feed(struct line_buf *lb, const uint8_t *p, size_t len, line_buf_cb cb, void *arg);
+/* The step under line_buf_feed, for a reader that does not take every byte as lines
+ * (lib/zlines.c): appends bytes up to the first '\n' and says in *used how many it took
+ * (the '\n' included). 1 when that completed a line (lb->line, lb->len: possibly empty;
+ * set lb->len to 0 before taking more), 0 when all len bytes were taken without one,
+ * errors as line_buf_feed. */
+int line_buf_take(struct line_buf *lb, const uint8_t *p, size_t len, size_t *used);
 /* Forgets a partial line (keeps the memory). */
 void line_buf_reset(struct line_buf *lb);
 void line_buf_free(struct line_buf *lb);
@@ -63,11 +70,12 @@ struct line_stream_opts {
 	uint64_t idle_timeout_ms;   /* nothing for this long (keepalives included): reconnect;
 				     * checked every min(5 s, this) */
 	uint64_t backoff_min_ms, backoff_max_ms;
+	int compress;               /* ask for z frames (zlines.h); on_line sees them unpacked */
 	line_stream_line_cb on_line;
 	line_stream_event_cb on_event;   /* may be NULL */
 	/* May be NULL. Asked at every connect: fills buf (size bytes) with the query to
-	 * send ("since=5&epoch=..", no '?'); nonzero or "" for none. One that does not fit
-	 * with the path in LINE_STREAM_TARGET_MAX is left out. */
+	 * send for it ("since=5&epoch=..", no '?'), after line_stream_set_query's; nonzero or
+	 * "" for none. A target that does not fit 512 bytes fails the connect. */
 	int (*query)(char *buf, size_t size, void *arg);
 	void *arg;
 };
@@ -89,11 +97,14 @@ struct line_stream {
 	uv_timer_t retry, watchdog;
 	uint64_t backoff_ms, last_rx_ms;
 	struct line_buf buf;
+	struct zlines_reader *z;     /* with o.compress: the z frame being gathered */
+	char query[LINE_STREAM_QUERY_MAX];   /* added to o.path on every (re)connect */
 	int closing;
 };
 
 /* Copies opts; -EINVAL (and nothing to close) without a path, what or peer, with an idle
- * timeout of 0, or a backoff of 0 or min > max. */
+ * timeout of 0, a backoff of 0 or min > max, or compress with a max_line shorter than a
+ * z header (ZLINES_HEADER_MAX); -ENOMEM (nothing to close either). */
 int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_stream_opts *opts);
 /* (Re)starts the stream now with these credentials (url "https://host[:port]" or a comma
  * list of them: coord_urls.h; pin NULL or "" for CA verification); an open one is dropped
@@ -103,6 +114,11 @@ int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_
  * -ESHUTDOWN after close. */
 int line_stream_start(struct line_stream *ls, const char *url, const char *pin,
 		      const char *token);
+/* The query the next (re)connects send after "path?" ("since=5&epoch=..."; NULL or ""
+ * for none), copied; with o.compress, ZLINES_QUERY is added to it. -E2BIG when it does
+ * not fit LINE_STREAM_QUERY_MAX, -EINVAL for a byte outside '!'..'~' or a '#' (the old
+ * one is kept then). An open stream is not restarted. */
+int line_stream_set_query(struct line_stream *ls, const char *query);
 /* Drops the stream, stops retrying, wipes the token. No callback afterwards. */
 void line_stream_stop(struct line_stream *ls);
 /* Stops and closes the timers (asynchronously: run the loop afterwards). */

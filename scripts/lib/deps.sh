@@ -2,7 +2,7 @@
 # Sourced by scripts/test and scripts/demo.
 
 MESHVPN_PACKAGES="gcc pkg-config meson ninja-build libsodium-dev libuv1-dev libmbedtls-dev
-libjansson-dev libhttp-parser-dev libsqlite3-dev libcmocka-dev libmnl-dev libnl-3-dev
+libjansson-dev libzstd-dev libhttp-parser-dev libsqlite3-dev libcmocka-dev libmnl-dev libnl-3-dev
 libnl-route-3-dev clang libclang-rt-14-dev iproute2 nftables wireguard-tools wireguard-go
 curl ca-certificates iputils-ping procps jq coturn stun-client nginx openssl
 dnsmasq-base bind9-dnsutils libpq-dev postgresql"

@@ -7,7 +7,8 @@
 # address, what a pending node is sent, keys revoked by prefix, home_relay, overflowing
 # expiries, the state dir's mode. Issue 10: blocklists from a file and over HTTP (a
 # python3 http.server on loopback), their counts, versions, 304s, a failing source, the
-# blob per tag combination as nodes fetch it.
+# blob per tag combination as nodes fetch it. Issue 13: a stream asking for compression
+# gets the same netmap in fewer bytes.
 # Usage: tests/e2e/coord.sh BUILD_DIR
 set -u
 BUILD=$(cd "${1:?usage: coord.sh BUILD_DIR}" && pwd)
@@ -279,6 +280,26 @@ stop_stream a
 stream a
 check_within "nodes resume their streams with the same tokens" 10 has a '"name":"bravo"'
 check "a second coord on the same state dir is refused" bash -c "! '$COORD' serve --state '$STATE' --listen 127.0.0.1:0 2>&1 | grep -q listening"
+
+# --- compression (issue 13): z frames give the same netmap as plain lines, in fewer bytes ---
+if command -v curl >/dev/null; then
+	MPORT=$(ss -ltnp 2>/dev/null | grep "pid=$COORD_PID," | grep -o '127.0.0.1:[0-9]*' | grep -v ":$PORT\$" | head -1)
+	metric() { curl -s "http://$MPORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+	sent() { SENT=$(metric coord_netmap_bytes_sent_total); UNPACKED=$(metric coord_netmap_bytes_uncompressed_total); }
+	sent; S0=$SENT U0=$UNPACKED
+	sim stream b --lines 1 --timeout 10 | head -1 >"$E2E_TMP/b.plain"
+	sent; S1=$SENT U1=$UNPACKED
+	sim stream b --lines 1 --timeout 10 --compress | head -1 >"$E2E_TMP/b.z"
+	sent; S2=$SENT U2=$UNPACKED
+	check "the full netmap is big enough to be packed (1 KiB)" test "$(wc -c <"$E2E_TMP/b.plain")" -ge 1025
+	# last_seen is the second a stream opened, "v" the version then: the two were opened apart.
+	seen() { sed -E 's/"last_seen":[0-9]*,//g; s/"v":[0-9]+,//g' "$1"; }
+	check "a stream asking for compression gets the same full netmap" diff <(seen "$E2E_TMP/b.plain") <(seen "$E2E_TMP/b.z")
+	check "plain streams cost what they carry" test $((S1 - S0)) = $((U1 - U0))
+	check "the compressed stream cost coord fewer bytes than the plain one" test $((S2 - S1)) -lt $((S1 - S0))
+	check "... and the unpacked size is counted" test $((U2 - U1)) -gt $((S2 - S1))
+	echo "# full netmap: $((S1 - S0)) bytes plain, $((S2 - S1)) compressed"
+fi
 
 # --- blocklists: fetched, counted, compiled per tag combination, served ---
 BLD="$E2E_TMP/lists"

@@ -7,7 +7,8 @@
  * then kills instance I with SIGKILL while every node holds its stream and times the
  * reconnect storm: the nodes come back as vpnd would (the next instance at once, else
  * jittered backoff, a 503's Retry-After) and resume with the last "v" and "epoch" they
- * saw unless --no-resume; see bench_storm. */
+ * saw unless --no-resume; see bench_storm. With `--compress`
+ * the streams ask for z frames (lib/zlines.c) and read them unpacked. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -32,8 +33,10 @@
 #include "meshvpn/log.h"
 #include "meshvpn/tls.h"
 #include "storm_stats.h"
+#include "meshvpn/zlines.h"
 
 static const char *coord_url, *pin, *auth_key, *hostname = "sim", *state_dir;
+static int compress;   /* --compress: ask for z frames */
 
 static double now_s(void)
 {
@@ -161,6 +164,7 @@ static int load_token(const char *dir, char *token, size_t size)
 struct sim;
 
 #define SIM_INST_MAX COORD_URLS_MAX
+#define SIM_LINE_MAX (64u << 20)   /* vpnd's CC_MAX_LINE */
 
 struct simnode {
 	struct sim *sim;
@@ -177,6 +181,7 @@ struct simnode {
 	size_t line_len;
 	int line_overflow;
 	char tail[64];
+	struct simz *z;         /* --compress: whole lines, and the frame being gathered */
 	uint64_t lines;
 	int done;
 	size_t full_len;        /* bytes of the first full netmap it received */
@@ -289,10 +294,49 @@ static void handle_line(struct simnode *sn, const char *line, size_t len, int tr
 	}
 }
 
+/* --compress: lines are whole (a frame's are only known once it is), as in vpnd. A
+ * frame's memory is freed once read, so thousands of streams hold only small lines. */
+struct simz {
+	struct zlines_reader zr;
+	struct line_buf lb;
+};
+
+static int on_zline(const char *line, size_t len, void *arg)
+{
+	struct simnode *sn = arg;
+
+	if (sn->sim->print) {
+		fwrite(line, 1, len, stdout);
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	handle_line(sn, line, len, 0);
+	return 0;
+}
+
+static void on_zbody(struct simnode *sn, const uint8_t *p, size_t len)
+{
+	int rc = zlines_feed(&sn->z->zr, &sn->z->lb, p, len, on_zline, sn);
+
+	if (rc >= 0)
+		return;
+	fprintf(stderr, "nodesim: stream unreadable: %s\n", strerror(-rc));
+	sn->sim->failed++;
+	sn->done = 1;
+	http_client_cancel(sn->cl);
+	sn->cl = NULL;
+	if (sn->sim->print)
+		uv_stop(sn->sim->loop);
+}
+
 static void on_body(const uint8_t *p, size_t len, void *arg)
 {
 	struct simnode *sn = arg;
 
+	if (sn->z) {
+		on_zbody(sn, p, len);
+		return;
+	}
 	if (sn->sim->print) {
 		/* Whole lines, however long (a full netmap is one line). */
 		fwrite(p, 1, len, stdout);
@@ -383,9 +427,10 @@ static void on_connected(struct conn *c, int status, void *arg)
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", sn->token);
 	/* Resume from what it last saw, as vpnd does, when it has both parts. */
 	if (!sn->sim->no_resume && sn->have_v && sn->epoch[0])
-		snprintf(path, sizeof(path), "%s?since=%lld&epoch=%s", COORD_PATH_MAP, sn->v, sn->epoch);
+		snprintf(path, sizeof(path), "%s?since=%lld&epoch=%s%s", COORD_PATH_MAP, sn->v, sn->epoch,
+			 sn->z ? "&" ZLINES_QUERY : "");
 	else
-		snprintf(path, sizeof(path), "%s", COORD_PATH_MAP);
+		snprintf(path, sizeof(path), "%s%s", COORD_PATH_MAP, sn->z ? "?" ZLINES_QUERY : "");
 	sn->get_t = now_s();
 	if (http_client_start(c, "GET", sn->sim->urls.urls[sn->inst].host, path, headers,
 			      NULL, 0, &cbs, sn, &sn->cl)) {
@@ -407,6 +452,14 @@ static void stream_open(struct simnode *sn)
 	sn->line_overflow = 0;
 	sn->synced = 0;
 	sn->status = 0;
+	if (compress && !sn->z && (sn->z = calloc(1, sizeof(*sn->z)))) {
+		sn->z->lb.max = SIM_LINE_MAX;
+		zlines_reader_init(&sn->z->zr, SIM_LINE_MAX);
+	}
+	if (sn->z) {
+		zlines_reader_reset(&sn->z->zr);
+		line_buf_reset(&sn->z->lb);
+	}
 	if (tls_connect(s->loop, s->tls, s->urls.urls[sn->inst].host, s->urls.urls[sn->inst].port,
 			on_connected, sn, NULL)) {
 		if (s->storm) {
@@ -1164,7 +1217,7 @@ int main(int argc, char **argv)
 		{ "coord-pid", &coord_pid, NULL, 0 }, { "workers", &workers, NULL, 0 },
 		{ "metrics", &metrics, NULL, 0 }, { "storm", &storm, NULL, 0 },
 		{ "storm-restart", NULL, &so.restarted, 0 }, { "no-resume", NULL, &so.no_resume, 0 },
-		{ "storm-deadline", &storm_deadline, NULL, 0 },
+		{ "storm-deadline", &storm_deadline, NULL, 0 }, { "compress", NULL, &compress, 0 },
 		{ NULL, NULL, NULL, 0 },
 	};
 	char *w[20], err[200], token[COORD_TOKEN_MAX];
@@ -1176,7 +1229,7 @@ int main(int argc, char **argv)
 	if (n < 1 || !coord_url || keys_init()) {
 		fprintf(stderr, "usage: nodesim register|stream|endpoints|logout|bench --coord URL --pin PIN "
 			"[--state DIR] [--auth-key K] [--hostname H] [--until TEXT] [--lines N] "
-			"[--timeout S] [--nodes N --changes M --coord-pid PID[,PID...] [--metrics HOST:PORT[,...]]\n"
+			"[--timeout S] [--compress] [--nodes N --changes M --coord-pid PID[,PID...] [--metrics HOST:PORT[,...]]\n"
 			"[--storm I [--storm-restart] [--storm-deadline S]] [--no-resume]]\n"
 			"bench: --coord URL[,URL...] spreads the nodes over several instances; --storm I kills\n"
 			"instance I (its PID in --coord-pid) and times the reconnect storm\n%s\n", n < 0 ? err : "");

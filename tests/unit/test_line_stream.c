@@ -1,8 +1,8 @@
 /* test_line_stream.c - lib/line_stream.c against an HTTPS server on loopback in the same
  * loop: line assembly across chunks, the line bound, 401/403 not retried, errors and
  * drops retried with growing backoff, the idle watchdog (a silent stream, a handshake
- * that hangs), no callback after a stop, a list of instances (the next one at once) and
- * a name resolved off the loop. */
+ * that hangs), no callback after a stop, a list of instances (the next one at once), a
+ * name resolved off the loop, the caller's query and z frames unpacked (lib/zlines.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +21,7 @@
 #include "meshvpn/line_stream.h"
 #include "meshvpn/log.h"
 #include "meshvpn/tls.h"
+#include "meshvpn/zlines.h"
 #include "support.h"
 
 #define DEADLINE_MS 10000
@@ -55,6 +56,7 @@ struct env {
 	struct line_stream ls;
 	int have_ls;
 	uint64_t idle_ms;               /* the watchdog's, for the next client_start */
+	int compress;                   /* for the next client_init */
 	char *lines[MAX_SEEN];
 	int n_lines;
 	struct seen_event events[MAX_SEEN];
@@ -136,8 +138,11 @@ static struct line_stream_opts client_opts(void)
 		.path = PATH, .what = "test", .peer = "server", .max_line = MAX_LINE,
 		.idle_timeout_ms = E.idle_ms, .backoff_min_ms = BACKOFF_MIN,
 		.backoff_max_ms = BACKOFF_MAX, .on_line = on_line, .on_event = on_event, .arg = &E,
+		.compress = E.compress,
 	};
 
+	if (E.compress)
+		o.max_line = ZLINES_HEADER_MAX;   /* a header must fit */
 	return o;
 }
 
@@ -504,6 +509,10 @@ static void test_line_stream_bad_args(void **state)
 	o = client_opts();
 	o.idle_timeout_ms = 0;
 	assert_int_equal(line_stream_init(&ls, &E.loop, &o), -EINVAL);
+	o = client_opts();
+	o.compress = 1;
+	o.max_line = ZLINES_HEADER_MAX - 1;
+	assert_int_equal(line_stream_init(&ls, &E.loop, &o), -EINVAL);
 	client_init();
 	memset(long_token, 'a', sizeof(long_token) - 1);
 	long_token[sizeof(long_token) - 1] = 0;
@@ -514,6 +523,57 @@ static void test_line_stream_bad_args(void **state)
 	line_stream_close(&E.ls);
 	E.have_ls = 0;
 	assert_int_equal(line_stream_start(&E.ls, E.url, E.pin, TOKEN), -ESHUTDOWN);
+}
+
+/* z frames arrive among plain lines, in pieces, and come out as lines; the query goes on
+ * every request; a frame that cannot be read drops the stream, which is retried. */
+static void test_line_stream_compressed_query(void **state)
+{
+	char path[LINE_STREAM_QUERY_MAX + 64];
+	uint8_t *z;
+	size_t zl;
+
+	E.compress = 1;
+	client_init();
+	assert_int_equal(line_stream_set_query(&E.ls, "since=5&epoch=00ab"), 0);
+	client_start();
+	WAIT_FOR(E.stream && E.n_events == 1);
+	assert_string_equal(E.path, PATH "?since=5&epoch=00ab&" ZLINES_QUERY);
+	assert_int_equal(zlines_pack("z1\n\nz2\n", 7, &z, &zl), 0);
+	server_write("p1\n");
+	for (size_t i = 0; i < zl; i += 5) {
+		char piece[6] = { 0 };
+
+		memcpy(piece, z + i, zl - i < 5 ? zl - i : 5);
+		assert_non_null(E.stream);
+		assert_int_equal(http_stream_write(E.stream, piece, zl - i < 5 ? zl - i : 5), 0);
+		run_for(2);
+	}
+	free(z);
+	server_write("p2\n");
+	WAIT_FOR(E.n_lines == 4);
+	assert_string_equal(E.lines[0], "p1");
+	assert_string_equal(E.lines[1], "z1");
+	assert_string_equal(E.lines[2], "z2");
+	assert_string_equal(E.lines[3], "p2");
+	/* Not a frame: dropped, and the next request asks the same. */
+	server_write("{\"type\":\"z\",\"len\":4}\nabcd");
+	WAIT_FOR(E.n_events >= 2);
+	assert_event(1, LINE_STREAM_LOST, -EBADMSG);
+	WAIT_FOR(E.requests == 2 && E.stream && E.n_events == 3);
+	assert_string_equal(E.path, PATH "?since=5&epoch=00ab&" ZLINES_QUERY);
+	/* Bad queries keep the old one; none leaves only the ask for compression. */
+	memset(path, 'a', sizeof(path));
+	path[LINE_STREAM_QUERY_MAX] = 0;
+	assert_int_equal(line_stream_set_query(&E.ls, path), -E2BIG);
+	assert_int_equal(line_stream_set_query(&E.ls, "a=b c"), -EINVAL);
+	assert_int_equal(line_stream_set_query(&E.ls, "a=b#c"), -EINVAL);
+	assert_int_equal(line_stream_set_query(&E.ls, "a=\r\n"), -EINVAL);
+	assert_string_equal(E.ls.query, "since=5&epoch=00ab");
+	assert_int_equal(line_stream_set_query(&E.ls, NULL), 0);
+	client_start();
+	WAIT_FOR(E.requests == 3 && E.stream);
+	assert_string_equal(E.path, PATH "?" ZLINES_QUERY);
 }
 
 static int collect(const char *line, size_t len, void *arg)
@@ -565,6 +625,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_line_stream_failover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_stream_resolves_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_stream_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_compressed_query, setup, teardown),
 	};
 
 	log_set_level(LOG_ERROR);
