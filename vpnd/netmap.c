@@ -536,30 +536,38 @@ static void install_peers(struct netmap *m, struct nm_peer *np, size_t n, struct
 	m->cap = n ? n : 1;
 }
 
+/* The end of a full or a resume: on success the new peers and the rest go into m;
+ * otherwise both are freed and m is as it was. */
+static int map_done(struct netmap *m, struct nm_peer *np, size_t n, struct map_rest *r, int rc,
+		    int full, struct nm_change *chg)
+{
+	if (rc) {
+		free(np);
+		nm_dns_free(r->dns);
+		return rc;
+	}
+	install_peers(m, np, n, chg);
+	take_rest(m, r, full);
+	if (full)
+		m->have_full = 1;
+	else
+		chg->resumed = 1;
+	return 0;
+}
+
 static int apply_full(struct netmap *m, const json_t *o, struct nm_change *chg)
 {
 	struct nm_peer *np = NULL;
 	struct map_rest r;
-	size_t n;
+	size_t n = 0;
 	int rc = parse_peers(json_object_get(o, "peers"), &np, &n);
 
-	if (rc)
-		return rc;
-	rc = keys_repeat(np, n);
-	if (rc) {
-		free(np);
-		return rc < 0 ? rc : -EINVAL;
-	}
-	rc = parse_rest(o, &r);
-	if (rc) {
-		free(np);
-		nm_dns_free(r.dns);
-		return rc;
-	}
-	install_peers(m, np, n, chg);
-	take_rest(m, &r, 1);
-	m->have_full = 1;
-	return 0;
+	memset(&r, 0, sizeof(r));
+	if (!rc && (rc = keys_repeat(np, n)) > 0)
+		rc = -EINVAL;
+	if (!rc)
+		rc = parse_rest(o, &r);
+	return map_done(m, np, n, &r, rc, 1, chg);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -644,15 +652,7 @@ static int apply_resume(struct netmap *m, const json_t *o, struct nm_change *chg
 		rc = -EINVAL;
 	free(up);
 	free(rm);
-	if (rc) {
-		free(np);
-		nm_dns_free(r.dns);
-		return rc;
-	}
-	install_peers(m, np, n, chg);
-	take_rest(m, &r, 0);
-	chg->resumed = 1;
-	return 0;
+	return map_done(m, np, n, &r, rc, 0, chg);
 }
 
 void netmap_resume_query(const struct netmap *m, char *out, size_t size)
