@@ -53,12 +53,34 @@ struct plain_write {
 /* One read buffer per thread: reads on one loop never overlap and on_read must not keep
  * the pointer, so a per-connection buffer would only cost memory. */
 static _Thread_local char read_buf[READ_BUF_SIZE];
+/* conn_unsent_total(): every conn is written and completed on its loop's thread. */
+static _Thread_local size_t unsent_total;
 
 void conn_set_callbacks(struct conn *c, conn_read_cb on_read, conn_end_cb on_end, void *arg)
 {
 	c->on_read = on_read;
 	c->on_end = on_end;
 	c->arg = arg;
+}
+
+void conn_set_drain_cb(struct conn *c, conn_drain_cb on_drain)
+{
+	c->on_drain = on_drain;
+}
+
+size_t conn_unsent_total(void)
+{
+	return unsent_total;
+}
+
+void conn_unsent_add(size_t delta)
+{
+	unsent_total += delta;
+}
+
+void conn_unsent_sub(size_t delta)
+{
+	unsent_total = delta > unsent_total ? 0 : unsent_total - delta;
 }
 
 int conn_write(struct conn *c, const void *buf, size_t len)
@@ -190,12 +212,16 @@ static void plain_write_cb(uv_write_t *req, int status)
 	struct conn_plain *p = w->p;
 
 	p->pending -= w->len;
+	conn_unsent_sub(w->len);
 	free(w);
 	if (status < 0 && !p->broken) {
 		p->broken = 1;
 		if (!p->closing && status != UV_ECANCELED)
 			plain_end(p, status);
+		return;
 	}
+	if (!p->pending && !p->closing && !p->broken && p->base.on_drain)
+		p->base.on_drain(&p->base, p->base.arg);
 }
 
 static int plain_write(struct conn *c, const void *buf, size_t len)
@@ -241,6 +267,7 @@ static int plain_write(struct conn *c, const void *buf, size_t len)
 		return r == UV_ECONNRESET || r == UV_EPIPE ? -EPIPE : r;
 	}
 	p->pending += len;
+	conn_unsent_add(len);
 	return 0;
 }
 
@@ -281,6 +308,7 @@ static void plain_close(struct conn *c)
 	p->closing = 1;
 	p->base.on_read = NULL;
 	p->base.on_end = NULL;
+	p->base.on_drain = NULL;
 	if (p->reading) {
 		uv_read_stop(&p->h.stream);
 		p->reading = 0;

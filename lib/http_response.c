@@ -251,6 +251,17 @@ int http_stream_write(struct http_stream *s, const void *buf, size_t len)
 		return 0;   /* an empty chunk would end the response */
 	if (!s->chunked) {
 		r = conn_write(hc->c, buf, len);
+	} else if (len > COPY_BODY_MAX) {
+		/* Not copied into one frame: a full netmap is megabytes, and a TLS conn queues
+		 * its own copy (encrypted as the socket drains). */
+		hl = (size_t)snprintf(head, sizeof(head), "%zx\r\n", len);
+		r = conn_write(hc->c, head, hl);
+		if (r == 0)
+			r = conn_write(hc->c, buf, len);
+		if (r == 0)
+			r = conn_write(hc->c, "\r\n", 2);
+		else
+			r = r == -ENOMEM ? -EPIPE : r;   /* half a chunk went: the stream is broken */
 	} else {
 		hl = (size_t)snprintf(head, sizeof(head), "%zx\r\n", len);
 		frame = malloc(hl + len + 2);

@@ -46,7 +46,7 @@ static void timer_free_cb(uv_handle_t *h)
 	free(h->data);
 }
 
-static void timer_drop(struct tls_timer **slot)
+void tls_timer_drop(struct tls_timer **slot)
 {
 	struct tls_timer *tm = *slot;
 
@@ -64,7 +64,7 @@ static void timer_fire(uv_timer_t *h)
 	struct tls_conn *t = tm->t;
 	void (*fn)(struct tls_conn *) = tm->fn;
 
-	timer_drop(tm->slot);
+	tls_timer_drop(tm->slot);
 	if (!t)
 		return;
 	t->depth++;
@@ -74,8 +74,8 @@ static void timer_fire(uv_timer_t *h)
 		tls_free(t);
 }
 
-static int timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
-		       void (*fn)(struct tls_conn *))
+int tls_timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
+		    void (*fn)(struct tls_conn *))
 {
 	struct tls_timer *tm;
 
@@ -101,11 +101,13 @@ static int timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
 
 static void tls_free(struct tls_conn *t)
 {
-	timer_drop(&t->hs_timer);
-	timer_drop(&t->kick);
+	tls_timer_drop(&t->hs_timer);
+	tls_timer_drop(&t->kick);
+	tls_timer_drop(&t->next_slice);
 	if (t->lower)
 		conn_close(t->lower);
 	mbedtls_ssl_free(&t->ssl);
+	tls_outq_free(t);
 	if (t->kb) {
 		sodium_memzero(t->kb, sizeof(*t->kb));
 		free(t->kb);
@@ -191,7 +193,7 @@ void tls_conn_end(struct tls_conn *t, int status)
 	if (t->state == TLS_ENDED)
 		return;
 	t->state = TLS_ENDED;
-	timer_drop(&t->hs_timer);
+	tls_timer_drop(&t->hs_timer);
 	if (t->lower)
 		conn_read_stop(t->lower);
 	if (t->base.on_end)
@@ -221,7 +223,7 @@ static void connect_fail(struct tls_conn *t, int status)
 	t->connect_cb = NULL;
 	t->state = TLS_ENDED;
 	t->closed = 1;                  /* freed when pump() unwinds */
-	timer_drop(&t->hs_timer);
+	tls_timer_drop(&t->hs_timer);
 	if (t->lower) {
 		conn_close(t->lower);
 		t->lower = NULL;
@@ -270,7 +272,7 @@ static int verify_peer(struct tls_conn *t)
 	return 0;
 }
 
-static int write_all(struct tls_conn *t, const unsigned char *p, size_t len)
+int tls_write_now(struct tls_conn *t, const unsigned char *p, size_t len)
 {
 	char why[160];
 	int r;
@@ -338,7 +340,7 @@ static void handshake_step(struct tls_conn *t)
 		handshake_fail(t, map_mbed_err(r), why);
 		return;
 	}
-	timer_drop(&t->hs_timer);
+	tls_timer_drop(&t->hs_timer);
 	t->done = 1;
 	if (t->is_client) {
 		/* A resumed session carries the peer's certificate: the pin is checked
@@ -357,7 +359,8 @@ static void handshake_step(struct tls_conn *t)
 	tls_offload_start(t);
 	t->state = TLS_OPEN;
 	if (t->early_len) {
-		write_all(t, t->early, t->early_len);   /* a failure shows on the next write */
+		/* A failure shows on the next write. */
+		tls_outq_write(t, t->early, t->early_len);
 		free(t->early);
 		t->early = NULL;
 		t->early_len = 0;
@@ -453,6 +456,18 @@ static void lower_end(struct conn *lower, int status, void *arg)
 	pump(t);
 }
 
+/* The lower conn sent all it had: the next slice of a queued write. */
+static void lower_drain(struct conn *lower, void *arg)
+{
+	struct tls_conn *t = arg;
+
+	t->depth++;
+	tls_outq_drain(t);
+	t->depth--;
+	if (t->closed && !t->depth)
+		tls_free(t);
+}
+
 static void handshake_timeout(struct tls_conn *t)
 {
 	handshake_fail(t, -ETIMEDOUT, "timeout");
@@ -471,7 +486,7 @@ static int tls_write(struct conn *c, const void *buf, size_t len)
 	if (t->closed || t->broken || t->state == TLS_ENDED || !t->lower)
 		return -EPIPE;
 	if (t->state == TLS_OPEN)
-		return write_all(t, buf, len);
+		return tls_outq_write(t, buf, len);
 	/* A server may speak first (a greeting frame): hold it until the handshake is done. */
 	if (len > EARLY_MAX - t->early_len)
 		return -ENOBUFS;
@@ -490,7 +505,7 @@ static size_t tls_pending(const struct conn *c)
 {
 	const struct tls_conn *t = tls_of(c);
 
-	return t->early_len + (t->off ? t->off->cork_len : 0) +
+	return t->early_len + t->outq.len + (t->off ? t->off->cork_len : 0) +
 	       (t->lower ? conn_pending(t->lower) : 0);
 }
 
@@ -503,8 +518,13 @@ static void tls_close(struct conn *c)
 	t->closed = 1;
 	t->base.on_read = NULL;
 	t->base.on_end = NULL;
-	timer_drop(&t->hs_timer);
-	timer_drop(&t->kick);
+	tls_timer_drop(&t->hs_timer);
+	tls_timer_drop(&t->kick);
+	tls_timer_drop(&t->next_slice);
+	/* What is queued still goes, as it would have from a plain send queue: sealed now,
+	 * flushed by the lower conn's linger. */
+	if (t->state == TLS_OPEN && !t->broken)
+		tls_outq_flush_all(t);
 	if (t->state == TLS_OPEN && !t->broken && t->off)
 		tls_offload_alert(t, TLS_ALERT_WARNING, TLS_ALERT_CLOSE_NOTIFY);
 	else if (t->state == TLS_OPEN && !t->broken)
@@ -522,7 +542,7 @@ static void tls_read_stop(struct conn *c)
 	struct tls_conn *t = tls_of(c);
 
 	t->reading = 0;
-	timer_drop(&t->kick);
+	tls_timer_drop(&t->kick);
 	/* The handshake keeps reading; it stops the lower conn when it is done. */
 	if (t->state != TLS_HANDSHAKE && t->lower)
 		conn_read_stop(t->lower);
@@ -542,7 +562,7 @@ static void tls_read_start(struct conn *c)
 	/* Records that arrived before the pause are delivered on the next loop turn, not
 	 * from inside this call, so owners never see on_read nested in their own code. */
 	if ((buffered(t) || t->lower_end) && !t->depth &&
-	    timer_start(t, &t->kick, 0, kick_fire) < 0)
+	    tls_timer_start(t, &t->kick, 0, kick_fire) < 0)
 		log_warn("tls read start failed", "peer=%s err=ENOMEM", t->base.peer);
 }
 
@@ -553,6 +573,13 @@ static const struct conn_ops tls_ops = {
 	.read_stop = tls_read_stop,
 	.read_start = tls_read_start,
 };
+
+size_t tls_conn_unsealed(const struct conn *c)
+{
+	const struct tls_conn *t = (const struct tls_conn *)(const void *)c;
+
+	return c && c->ops == &tls_ops ? t->outq.len : 0;
+}
 
 int tls_conn_resumed(const struct conn *c)
 {
@@ -623,7 +650,8 @@ int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out)
 	memcpy(t->base.peer, lower->peer, sizeof(t->base.peer));
 	t->base.local = lower->local;
 	conn_set_callbacks(lower, lower_read, lower_end, t);
-	r = timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout);
+	conn_set_drain_cb(lower, lower_drain);
+	r = tls_timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout);
 	if (r < 0) {
 		tls_free(t);
 		return r;
@@ -648,7 +676,8 @@ static void client_connected(struct conn *lower, int status, void *arg)
 	memcpy(t->base.peer, lower->peer, sizeof(t->base.peer));
 	t->base.local = lower->local;
 	conn_set_callbacks(lower, lower_read, lower_end, t);
-	if (timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout) < 0) {
+	conn_set_drain_cb(lower, lower_drain);
+	if (tls_timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout) < 0) {
 		t->depth++;
 		connect_fail(t, -ENOMEM);
 		t->depth--;

@@ -101,6 +101,21 @@ struct tls_offload {
 	uv_idle_t *flush;           /* its own allocation: it closes after the conn is freed */
 };
 
+/* Plaintext of a write larger than a slice, queued and encrypted TLS_WRITE_SLICE at a
+ * time as the socket drains (tls_outq.c): a 3 MB netmap must not hold the loop for the
+ * whole of its encryption while handshakes and small lines of other connections wait.
+ * Blocks in order; small writes behind a big one join the last block. */
+#define TLS_WRITE_SLICE (64 * 1024)
+struct tls_outq_blk {
+	struct tls_outq_blk *next;
+	size_t off, len, cap;
+	uint8_t data[];
+};
+struct tls_outq {
+	struct tls_outq_blk *head, *tail;
+	size_t len;                 /* bytes not yet encrypted */
+};
+
 struct tls_conn;
 
 /* Timers live apart from the connection so it can be freed at once on close. */
@@ -141,6 +156,8 @@ struct tls_conn {
 	struct conn_connect *tcp;   /* client: the TCP connect under it, until it completes */
 	struct tls_timer *hs_timer;
 	struct tls_timer *kick;
+	struct tls_timer *next_slice;  /* tls_outq.c: the kernel took the last slice at once */
+	struct tls_outq outq;
 	struct tls_keyblock *kb;    /* exported by the handshake, while it runs */
 	struct tls_offload *off;    /* set: libsodium protects the records, ssl is reset */
 	const char *suite;          /* mbedtls' static name, from the handshake on */
@@ -152,6 +169,21 @@ extern _Thread_local struct tls_conn *tls_hs_current;
 
 /* tls.c: ends the connection for its owner (on_end with status), once. */
 void tls_conn_end(struct tls_conn *t, int status);
+/* tls.c: encrypts and hands down plaintext now (open connections); 0 or -EPIPE. */
+int tls_write_now(struct tls_conn *t, const unsigned char *p, size_t len);
+/* tls.c: a one-shot timer in *slot (none started when one is there already). */
+int tls_timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
+		    void (*fn)(struct tls_conn *t));
+void tls_timer_drop(struct tls_timer **slot);
+
+/* tls_outq.c: a write of an open connection: at once when it is small and nothing waits,
+ * else queued (the first slice sealed now when the socket has room); the next slices
+ * follow from tls_outq_drain() as the lower conn drains, or on the next loop turn when
+ * the kernel took a slice whole. flush_all seals what is left (on close). */
+int tls_outq_write(struct tls_conn *t, const uint8_t *p, size_t len);
+void tls_outq_drain(struct tls_conn *t);
+void tls_outq_flush_all(struct tls_conn *t);
+void tls_outq_free(struct tls_conn *t);
 
 /* tls_offload.c: right after the handshake, hands the records to libsodium when the suite
  * allows it; then writes (corked until the loop polls), alerts, reads, and the free. */
