@@ -25,7 +25,6 @@
 	((struct tls_conn *)(void *)((char *)(cc) - offsetof(struct tls_conn, connecting)))
 
 static void pump(struct tls_conn *t);
-static void tls_free(struct tls_conn *t);
 
 const char *tls_mbed_err(int err, char *buf, size_t size)
 {
@@ -46,7 +45,7 @@ static void timer_free_cb(uv_handle_t *h)
 	free(h->data);
 }
 
-void tls_timer_drop(struct tls_timer **slot)
+static void timer_drop(struct tls_timer **slot)
 {
 	struct tls_timer *tm = *slot;
 
@@ -64,7 +63,7 @@ static void timer_fire(uv_timer_t *h)
 	struct tls_conn *t = tm->t;
 	void (*fn)(struct tls_conn *) = tm->fn;
 
-	tls_timer_drop(tm->slot);
+	timer_drop(tm->slot);
 	if (!t)
 		return;
 	t->depth++;
@@ -74,8 +73,8 @@ static void timer_fire(uv_timer_t *h)
 		tls_free(t);
 }
 
-int tls_timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
-		    void (*fn)(struct tls_conn *))
+static int timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
+		       void (*fn)(struct tls_conn *))
 {
 	struct tls_timer *tm;
 
@@ -99,11 +98,10 @@ int tls_timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
 
 /* -- the connection -- */
 
-static void tls_free(struct tls_conn *t)
+void tls_free(struct tls_conn *t)
 {
-	tls_timer_drop(&t->hs_timer);
-	tls_timer_drop(&t->kick);
-	tls_timer_drop(&t->next_slice);
+	timer_drop(&t->hs_timer);
+	timer_drop(&t->kick);
 	if (t->lower)
 		conn_close(t->lower);
 	mbedtls_ssl_free(&t->ssl);
@@ -193,7 +191,7 @@ void tls_conn_end(struct tls_conn *t, int status)
 	if (t->state == TLS_ENDED)
 		return;
 	t->state = TLS_ENDED;
-	tls_timer_drop(&t->hs_timer);
+	timer_drop(&t->hs_timer);
 	if (t->lower)
 		conn_read_stop(t->lower);
 	if (t->base.on_end)
@@ -223,7 +221,7 @@ static void connect_fail(struct tls_conn *t, int status)
 	t->connect_cb = NULL;
 	t->state = TLS_ENDED;
 	t->closed = 1;                  /* freed when pump() unwinds */
-	tls_timer_drop(&t->hs_timer);
+	timer_drop(&t->hs_timer);
 	if (t->lower) {
 		conn_close(t->lower);
 		t->lower = NULL;
@@ -340,7 +338,7 @@ static void handshake_step(struct tls_conn *t)
 		handshake_fail(t, map_mbed_err(r), why);
 		return;
 	}
-	tls_timer_drop(&t->hs_timer);
+	timer_drop(&t->hs_timer);
 	t->done = 1;
 	if (t->is_client) {
 		/* A resumed session carries the peer's certificate: the pin is checked
@@ -518,9 +516,8 @@ static void tls_close(struct conn *c)
 	t->closed = 1;
 	t->base.on_read = NULL;
 	t->base.on_end = NULL;
-	tls_timer_drop(&t->hs_timer);
-	tls_timer_drop(&t->kick);
-	tls_timer_drop(&t->next_slice);
+	timer_drop(&t->hs_timer);
+	timer_drop(&t->kick);
 	/* What is queued still goes, as it would have from a plain send queue: sealed now,
 	 * flushed by the lower conn's linger. */
 	if (t->state == TLS_OPEN && !t->broken)
@@ -542,7 +539,7 @@ static void tls_read_stop(struct conn *c)
 	struct tls_conn *t = tls_of(c);
 
 	t->reading = 0;
-	tls_timer_drop(&t->kick);
+	timer_drop(&t->kick);
 	/* The handshake keeps reading; it stops the lower conn when it is done. */
 	if (t->state != TLS_HANDSHAKE && t->lower)
 		conn_read_stop(t->lower);
@@ -562,7 +559,7 @@ static void tls_read_start(struct conn *c)
 	/* Records that arrived before the pause are delivered on the next loop turn, not
 	 * from inside this call, so owners never see on_read nested in their own code. */
 	if ((buffered(t) || t->lower_end) && !t->depth &&
-	    tls_timer_start(t, &t->kick, 0, kick_fire) < 0)
+	    timer_start(t, &t->kick, 0, kick_fire) < 0)
 		log_warn("tls read start failed", "peer=%s err=ENOMEM", t->base.peer);
 }
 
@@ -651,7 +648,7 @@ int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out)
 	t->base.local = lower->local;
 	conn_set_callbacks(lower, lower_read, lower_end, t);
 	conn_set_drain_cb(lower, lower_drain);
-	r = tls_timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout);
+	r = timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout);
 	if (r < 0) {
 		tls_free(t);
 		return r;
@@ -677,7 +674,7 @@ static void client_connected(struct conn *lower, int status, void *arg)
 	t->base.local = lower->local;
 	conn_set_callbacks(lower, lower_read, lower_end, t);
 	conn_set_drain_cb(lower, lower_drain);
-	if (tls_timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout) < 0) {
+	if (timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout) < 0) {
 		t->depth++;
 		connect_fail(t, -ENOMEM);
 		t->depth--;

@@ -114,6 +114,11 @@ struct tls_outq_blk {
 struct tls_outq {
 	struct tls_outq_blk *head, *tail;
 	size_t len;                 /* bytes not yet encrypted */
+	/* The kernel took the last slice at once (no drain callback comes): the next one
+	 * on the next loop turn. An idle handle, not a 0 ms timer: libuv runs a timer
+	 * started from a timer callback again in the same turn. Its own allocation: it
+	 * closes after the conn is freed. */
+	uv_idle_t *next;
 };
 
 struct tls_conn;
@@ -156,7 +161,6 @@ struct tls_conn {
 	struct conn_connect *tcp;   /* client: the TCP connect under it, until it completes */
 	struct tls_timer *hs_timer;
 	struct tls_timer *kick;
-	struct tls_timer *next_slice;  /* tls_outq.c: the kernel took the last slice at once */
 	struct tls_outq outq;
 	struct tls_keyblock *kb;    /* exported by the handshake, while it runs */
 	struct tls_offload *off;    /* set: libsodium protects the records, ssl is reset */
@@ -171,10 +175,8 @@ extern _Thread_local struct tls_conn *tls_hs_current;
 void tls_conn_end(struct tls_conn *t, int status);
 /* tls.c: encrypts and hands down plaintext now (open connections); 0 or -EPIPE. */
 int tls_write_now(struct tls_conn *t, const unsigned char *p, size_t len);
-/* tls.c: a one-shot timer in *slot (none started when one is there already). */
-int tls_timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
-		    void (*fn)(struct tls_conn *t));
-void tls_timer_drop(struct tls_timer **slot);
+/* tls.c: frees a closed connection (once nothing on the stack uses it: depth 0). */
+void tls_free(struct tls_conn *t);
 
 /* tls_outq.c: a write of an open connection: at once when it is small and nothing waits,
  * else queued (the first slice sealed now when the socket has room); the next slices

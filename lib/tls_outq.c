@@ -80,9 +80,34 @@ static int outq_seal(struct tls_conn *t, size_t max)
 	return 0;
 }
 
-static void next_slice_fire(struct tls_conn *t)
+static void next_slice(uv_idle_t *h)
 {
+	struct tls_conn *t = h->data;
+
+	uv_idle_stop(h);
+	if (!t)
+		return;
+	t->depth++;
 	tls_outq_drain(t);
+	t->depth--;
+	if (t->closed && !t->depth)
+		tls_free(t);
+}
+
+static int next_turn(struct tls_conn *t)
+{
+	struct tls_outq *q = &t->outq;
+
+	if (!q->next) {
+		q->next = malloc(sizeof(*q->next));
+		if (!q->next || uv_idle_init(t->base.loop, q->next) < 0) {
+			free(q->next);
+			q->next = NULL;
+			return -ENOMEM;
+		}
+		q->next->data = t;
+	}
+	return uv_idle_start(q->next, next_slice);
 }
 
 void tls_outq_drain(struct tls_conn *t)
@@ -97,7 +122,7 @@ void tls_outq_drain(struct tls_conn *t)
 		return;
 	/* The kernel took the slice whole, so no drain callback will come: go on after the
 	 * loop has polled the other connections once. */
-	if (tls_timer_start(t, &t->next_slice, 0, next_slice_fire) < 0) {
+	if (next_turn(t) < 0) {
 		log_warn("tls write queue stalled, sealing it whole", "peer=%s bytes=%zu",
 			 t->base.peer, t->outq.len);
 		tls_outq_flush_all(t);
@@ -124,10 +149,22 @@ void tls_outq_flush_all(struct tls_conn *t)
 		outq_seal(t, t->outq.len);
 }
 
+static void idle_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
 void tls_outq_free(struct tls_conn *t)
 {
 	struct tls_outq *q = &t->outq;
 	struct tls_outq_blk *b;
+
+	if (q->next) {
+		q->next->data = NULL;
+		uv_idle_stop(q->next);
+		uv_close((uv_handle_t *)q->next, idle_closed);
+		q->next = NULL;
+	}
 
 	while ((b = q->head)) {
 		q->head = b->next;
