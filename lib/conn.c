@@ -88,6 +88,18 @@ int conn_write(struct conn *c, const void *buf, size_t len)
 	return c->ops->write(c, buf, len);
 }
 
+int conn_write_ref(struct conn *c, const void *buf, size_t len, conn_release_cb release,
+		   void *ctx)
+{
+	int r;
+
+	if (c->ops->write_ref)
+		return c->ops->write_ref(c, buf, len, release, ctx);
+	r = c->ops->write(c, buf, len);
+	release(ctx);
+	return r;
+}
+
 size_t conn_pending(const struct conn *c)
 {
 	return c->ops->pending(c);

@@ -499,6 +499,19 @@ static int tls_write(struct conn *c, const void *buf, size_t len)
 	return 0;
 }
 
+static int tls_write_ref(struct conn *c, const void *buf, size_t len, conn_release_cb release,
+			 void *ctx)
+{
+	struct tls_conn *t = tls_of(c);
+	int r;
+
+	if (t->state == TLS_OPEN && !t->closed && !t->broken && t->lower)
+		return tls_outq_write_ref(t, buf, len, release, ctx);
+	r = tls_write(c, buf, len);
+	release(ctx);
+	return r;
+}
+
 static size_t tls_pending(const struct conn *c)
 {
 	const struct tls_conn *t = tls_of(c);
@@ -565,6 +578,7 @@ static void tls_read_start(struct conn *c)
 
 static const struct conn_ops tls_ops = {
 	.write = tls_write,
+	.write_ref = tls_write_ref,
 	.pending = tls_pending,
 	.close = tls_close,
 	.read_stop = tls_read_stop,

@@ -108,8 +108,11 @@ struct tls_offload {
 #define TLS_WRITE_SLICE (64 * 1024)
 struct tls_outq_blk {
 	struct tls_outq_blk *next;
-	size_t off, len, cap;
-	uint8_t data[];
+	size_t off, len, cap;       /* cap 0: a writer's buffer, not ours to add to */
+	uint8_t *data;              /* inline[] or the writer's buffer */
+	void (*release)(void *ctx); /* the writer's buffer: handed back once sealed */
+	void *ctx;
+	uint8_t inline_[];
 };
 struct tls_outq {
 	struct tls_outq_blk *head, *tail;
@@ -183,6 +186,10 @@ void tls_free(struct tls_conn *t);
  * follow from tls_outq_drain() as the lower conn drains, or on the next loop turn when
  * the kernel took a slice whole. flush_all seals what is left (on close). */
 int tls_outq_write(struct tls_conn *t, const uint8_t *p, size_t len);
+/* The same without a copy: p stays the writer's until release(ctx), which comes once it
+ * is sealed (or at once when it was sealed right away, or on error). */
+int tls_outq_write_ref(struct tls_conn *t, const uint8_t *p, size_t len,
+		       void (*release)(void *ctx), void *ctx);
 void tls_outq_drain(struct tls_conn *t);
 void tls_outq_flush_all(struct tls_conn *t);
 void tls_outq_free(struct tls_conn *t);

@@ -3,7 +3,8 @@
  * (the lower conn's drain callback, or the next loop turn when the kernel took a slice
  * whole), so that one 3 MB netmap (or a 32 MB stream) never holds the loop for the whole
  * of its encryption while other connections' handshakes and small lines wait. The bytes
- * are held once, as plaintext, instead of as ciphertext in the lower send queue. */
+ * are held once, as plaintext (a copy, or the writer's own buffer with
+ * conn_write_ref()), instead of as ciphertext in the lower send queue. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,44 +15,78 @@
 #include "tls_int.h"
 
 #define BLK_MIN (16 * 1024)   /* small writes behind a big one share a block */
+#define BLK_MAX (256 * 1024)
 
+/* Our plaintext is wiped as the cork is (what was sealed already, as it went); a
+ * writer's buffer goes back to the writer. */
 static void blk_free(struct tls_outq_blk *b)
 {
-	/* Plaintext: wiped as the cork is. */
-	sodium_memzero(b->data, b->cap);
+	if (b->release)
+		b->release(b->ctx);
+	else
+		sodium_memzero(b->data + b->off, b->cap - b->off);
 	free(b);
 }
 
-/* All of p or nothing (-ENOMEM): a write half queued would corrupt the stream. */
+static struct tls_outq_blk *blk_new(const uint8_t *p, size_t len)
+{
+	size_t cap = len < BLK_MIN ? BLK_MIN : len;
+	struct tls_outq_blk *b = malloc(sizeof(*b) + cap);
+
+	if (!b)
+		return NULL;
+	memset(b, 0, sizeof(*b));
+	b->data = b->inline_;
+	b->len = len;
+	b->cap = cap;
+	memcpy(b->data, p, len);
+	return b;
+}
+
+static void outq_link(struct tls_outq *q, struct tls_outq_blk *first, struct tls_outq_blk *last,
+		      size_t len)
+{
+	if (q->tail)
+		q->tail->next = first;
+	else
+		q->head = first;
+	q->tail = last;
+	q->len += len;
+	conn_unsent_add(len);
+}
+
+/* All of p or nothing (-ENOMEM): a write half queued would corrupt the stream. Blocks
+ * of BLK_MAX at most, so that small writes reuse memory malloc has used before. */
 static int outq_append(struct tls_outq *q, const uint8_t *p, size_t len)
 {
-	struct tls_outq_blk *b = q->tail, *nb = NULL;
-	size_t room = b ? b->cap - b->len : 0, n = len < room ? len : room, cap;
+	struct tls_outq_blk *b = q->tail, *first = NULL, *last = NULL, *nb;
+	size_t room = b && b->cap ? b->cap - b->len : 0, n = len < room ? len : room, off, k;
 
-	if (len > n) {
-		cap = len - n < BLK_MIN ? BLK_MIN : len - n;
-		nb = malloc(sizeof(*nb) + cap);
-		if (!nb)
+	for (off = n; off < len; off += k) {
+		k = len - off < BLK_MAX ? len - off : BLK_MAX;
+		nb = blk_new(p + off, k);
+		if (!nb) {
+			while (first) {
+				nb = first->next;
+				free(first);
+				first = nb;
+			}
 			return -ENOMEM;
-		nb->next = NULL;
-		nb->off = 0;
-		nb->len = len - n;
-		nb->cap = cap;
-		memcpy(nb->data, p + n, len - n);
+		}
+		if (last)
+			last->next = nb;
+		else
+			first = nb;
+		last = nb;
 	}
 	if (n) {
 		memcpy(b->data + b->len, p, n);
 		b->len += n;
+		q->len += n;
+		conn_unsent_add(n);
 	}
-	if (nb) {
-		if (q->tail)
-			q->tail->next = nb;
-		else
-			q->head = nb;
-		q->tail = nb;
-	}
-	q->len += len;
-	conn_unsent_add(len);
+	if (first)
+		outq_link(q, first, last, len - n);
 	return 0;
 }
 
@@ -66,6 +101,8 @@ static int outq_seal(struct tls_conn *t, size_t max)
 		n = b->len - b->off < max ? b->len - b->off : max;
 		if (tls_write_now(t, b->data + b->off, n) < 0)
 			return -EPIPE;
+		if (!b->release)
+			sodium_memzero(b->data + b->off, n);
 		b->off += n;
 		q->len -= n;
 		conn_unsent_sub(n);
@@ -139,6 +176,31 @@ int tls_outq_write(struct tls_conn *t, const uint8_t *p, size_t len)
 	r = outq_append(&t->outq, p, len);
 	if (r < 0)
 		return r;
+	tls_outq_drain(t);
+	return t->broken ? -EPIPE : 0;
+}
+
+int tls_outq_write_ref(struct tls_conn *t, const uint8_t *p, size_t len,
+		       void (*release)(void *ctx), void *ctx)
+{
+	struct tls_outq_blk *b;
+	int r;
+
+	if (!t->outq.len && len <= TLS_WRITE_SLICE) {
+		r = tls_write_now(t, p, len);
+		release(ctx);
+		return r;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		release(ctx);
+		return -ENOMEM;
+	}
+	b->data = (uint8_t *)(uintptr_t)p;
+	b->len = len;
+	b->release = release;
+	b->ctx = ctx;
+	outq_link(&t->outq, b, b, len);
 	tls_outq_drain(t);
 	return t->broken ? -EPIPE : 0;
 }

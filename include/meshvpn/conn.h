@@ -24,6 +24,8 @@ typedef void (*conn_connect_cb)(struct conn *c, int status, void *arg);
  * completed): a writer that holds back output (TLS encrypting as the socket drains)
  * sends more. */
 typedef void (*conn_drain_cb)(struct conn *c, void *arg);
+/* conn_write_ref(): the conn is done with the writer's buffer. */
+typedef void (*conn_release_cb)(void *ctx);
 
 /* A connect in progress (TCP, Unix socket or TLS), as its starter's out-parameter
  * names it. Backends embed it; owners only pass it to conn_connect_cancel(). */
@@ -33,6 +35,9 @@ struct conn_connect {
 
 struct conn_ops {
 	int (*write)(struct conn *c, const void *buf, size_t len);
+	/* NULL: conn_write_ref() copies with write */
+	int (*write_ref)(struct conn *c, const void *buf, size_t len, conn_release_cb release,
+			 void *ctx);
 	size_t (*pending)(const struct conn *c);
 	void (*close)(struct conn *c);
 	void (*read_stop)(struct conn *c);
@@ -54,6 +59,11 @@ void conn_set_callbacks(struct conn *c, conn_read_cb on_read, conn_end_cb on_end
 void conn_set_drain_cb(struct conn *c, conn_drain_cb on_drain);
 /* Copies buf into the send queue. 0 or a negative errno (the connection is broken). */
 int conn_write(struct conn *c, const void *buf, size_t len);
+/* The same, without a copy where the backend can (TLS keeps a large write as it is until
+ * it is encrypted): buf stays valid and unchanged until release(ctx), which comes
+ * exactly once whatever this returns, maybe before it returns. */
+int conn_write_ref(struct conn *c, const void *buf, size_t len, conn_release_cb release,
+		   void *ctx);
 /* Bytes queued but not yet handed to the kernel: callers use it for back-pressure. */
 size_t conn_pending(const struct conn *c);
 /* Bytes all connections of this thread's loop hold unsent (plain send queues and TLS

@@ -551,7 +551,14 @@ static void test_offload_tampered(void **state)
 /* The server writes 8 MiB in one conn_write: no more than a slice is sealed before the
  * call returns, every loop turn seals a few slices at most, everything queued counts in
  * conn_pending(), and the client gets every byte in order. */
-static void sliced(const char *suite, int want_offload)
+static int released;
+
+static void count_release(void *ctx)
+{
+	released++;
+}
+
+static void sliced(const char *suite, int want_offload, int by_ref)
 {
 	uv_loop_t loop;
 	struct srv s = { 0 };
@@ -570,7 +577,12 @@ static void sliced(const char *suite, int want_offload)
 
 	cli_expect(&k, BIG_WRITE);
 	randombytes_buf(k.expect, BIG_WRITE);
-	assert_int_equal(conn_write(s.c, k.expect, BIG_WRITE), 0);
+	released = 0;
+	if (by_ref)
+		assert_int_equal(conn_write_ref(s.c, k.expect, BIG_WRITE, count_release, NULL), 0);
+	else
+		assert_int_equal(conn_write(s.c, k.expect, BIG_WRITE), 0);
+	assert_int_equal(released, 0);
 	left = tls_conn_unsealed(s.c);
 	assert_true(left >= BIG_WRITE - SLICE);
 	assert_true(conn_pending(s.c) >= left);
@@ -589,6 +601,7 @@ static void sliced(const char *suite, int want_offload)
 	assert_true(most > 0);
 	assert_true(most <= 2 * SLICE);   /* a drain in the pending and the poll phase */
 	assert_int_equal(tls_conn_unsealed(s.c), 0);
+	assert_int_equal(released, by_ref);   /* handed back once, when all was sealed */
 	assert_memory_equal(k.got, k.expect, BIG_WRITE);
 	close_pair(&loop, &k, &s);
 	loop_finish(&loop);
@@ -596,12 +609,18 @@ static void sliced(const char *suite, int want_offload)
 
 static void test_big_write_sliced_offload(void **state)
 {
-	sliced(AES, 1);
+	sliced(AES, 1, 0);
+}
+
+/* The writer's buffer kept as it is (no copy) and handed back once sealed. */
+static void test_big_write_by_ref(void **state)
+{
+	sliced(AES, 1, 1);
 }
 
 static void test_big_write_sliced_mbedtls(void **state)
 {
-	sliced(AES128, 0);
+	sliced(AES128, 0, 0);
 }
 
 /* Closed with most of a big write still queued: the rest is sealed and flushed, as a
@@ -667,6 +686,7 @@ int main(void)
 		cmocka_unit_test(test_offload_tampered),
 		cmocka_unit_test(test_big_write_sliced_offload),
 		cmocka_unit_test(test_big_write_sliced_mbedtls),
+		cmocka_unit_test(test_big_write_by_ref),
 		cmocka_unit_test(test_big_write_then_close),
 	};
 
