@@ -47,11 +47,14 @@ static char *full_text(struct coord *co, size_t *out_len)
 
 void relay_stream_on_stream(struct coord *co, struct http_request *req)
 {
-	struct relay *r = relay_auth(co, req);
+	struct relay *r;
 	struct watcher *w;
 	size_t len = 0;
 	char *buf;
 
+	if (coord_guard_shed(co, req, COORD_SHED_RELAY))
+		return;
+	r = relay_auth(co, req);
 	if (!r || !(w = netmap_stream_start(co, req)))
 		return;
 	w->relay = r;
