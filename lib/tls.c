@@ -69,7 +69,7 @@ static void timer_fire(uv_timer_t *h)
 	t->depth++;
 	fn(t);
 	t->depth--;
-	if (t->closed && !t->depth)
+	if (TLS_FREEABLE(t))
 		tls_free(t);
 }
 
@@ -102,6 +102,7 @@ void tls_free(struct tls_conn *t)
 {
 	timer_drop(&t->hs_timer);
 	timer_drop(&t->kick);
+	timer_drop(&t->linger);
 	if (t->lower)
 		conn_close(t->lower);
 	mbedtls_ssl_free(&t->ssl);
@@ -431,7 +432,7 @@ static void pump(struct tls_conn *t)
 	t->chunk = NULL;
 	t->chunk_len = 0;
 	t->depth--;
-	if (t->closed && !t->depth)
+	if (TLS_FREEABLE(t))
 		tls_free(t);
 }
 
@@ -448,6 +449,14 @@ static void lower_end(struct conn *lower, int status, void *arg)
 {
 	struct tls_conn *t = arg;
 
+	if (t->lingering) {
+		/* The peer went: nobody is left to send the rest to. */
+		t->broken = 1;
+		tls_linger_end(t);
+		if (TLS_FREEABLE(t))
+			tls_free(t);
+		return;
+	}
 	t->lower_end = status ? status : UV_EOF;
 	if (status != UV_EOF)
 		t->broken = 1;
@@ -462,7 +471,7 @@ static void lower_drain(struct conn *lower, void *arg)
 	t->depth++;
 	tls_outq_drain(t);
 	t->depth--;
-	if (t->closed && !t->depth)
+	if (TLS_FREEABLE(t))
 		tls_free(t);
 }
 
@@ -520,6 +529,32 @@ static size_t tls_pending(const struct conn *c)
 	       (t->lower ? conn_pending(t->lower) : 0);
 }
 
+#define LINGER_MS 5000   /* as the plain conn's flush at close */
+
+static void linger_timeout(struct tls_conn *t)
+{
+	log_debug("tls close timed out sealing", "peer=%s unsealed=%zu", t->base.peer,
+		  t->outq.len);
+	tls_linger_end(t);
+}
+
+void tls_linger_end(struct tls_conn *t)
+{
+	if (!t->lingering)
+		return;
+	t->lingering = 0;
+	timer_drop(&t->linger);
+	/* A close_notify only after everything: else the peer would take the end for whole. */
+	if (!t->broken && !t->outq.len && t->off)
+		tls_offload_alert(t, TLS_ALERT_WARNING, TLS_ALERT_CLOSE_NOTIFY);
+	else if (!t->broken && !t->outq.len)
+		mbedtls_ssl_close_notify(&t->ssl);
+	if (t->lower) {
+		conn_close(t->lower);   /* flushes what was sealed */
+		t->lower = NULL;
+	}
+}
+
 static void tls_close(struct conn *c)
 {
 	struct tls_conn *t = tls_of(c);
@@ -531,10 +566,16 @@ static void tls_close(struct conn *c)
 	t->base.on_end = NULL;
 	timer_drop(&t->hs_timer);
 	timer_drop(&t->kick);
-	/* What is queued still goes, as it would have from a plain send queue: sealed now,
-	 * flushed by the lower conn's linger. */
+	/* What is queued still goes, as from a plain send queue, and still a slice at a time
+	 * as the socket drains (a blocklist blob answered with Connection: close): the
+	 * connection lingers for it, LINGER_MS at most. */
+	if (t->state == TLS_OPEN && !t->broken && t->outq.len && t->lower &&
+	    timer_start(t, &t->linger, LINGER_MS, linger_timeout) == 0) {
+		t->lingering = 1;
+		return;
+	}
 	if (t->state == TLS_OPEN && !t->broken)
-		tls_outq_flush_all(t);
+		tls_outq_flush_all(t);   /* no timer: sealed now */
 	if (t->state == TLS_OPEN && !t->broken && t->off)
 		tls_offload_alert(t, TLS_ALERT_WARNING, TLS_ALERT_CLOSE_NOTIFY);
 	else if (t->state == TLS_OPEN && !t->broken)

@@ -157,6 +157,7 @@ struct tls_conn {
 	unsigned saw_cert : 1;      /* the handshake went through a Certificate: not resumed */
 	unsigned done : 1;          /* the handshake completed */
 	unsigned offered : 1;       /* client: a cached session was offered */
+	unsigned lingering : 1;     /* closed by the owner, the queue still being sealed */
 	struct tls_session_key *key;  /* client: its entry in the session cache */
 	conn_connect_cb connect_cb;
 	void *connect_arg;
@@ -164,6 +165,7 @@ struct tls_conn {
 	struct conn_connect *tcp;   /* client: the TCP connect under it, until it completes */
 	struct tls_timer *hs_timer;
 	struct tls_timer *kick;
+	struct tls_timer *linger;   /* bounds the lingering */
 	struct tls_outq outq;
 	struct tls_keyblock *kb;    /* exported by the handshake, while it runs */
 	struct tls_offload *off;    /* set: libsodium protects the records, ssl is reset */
@@ -178,8 +180,13 @@ extern _Thread_local struct tls_conn *tls_hs_current;
 void tls_conn_end(struct tls_conn *t, int status);
 /* tls.c: encrypts and hands down plaintext now (open connections); 0 or -EPIPE. */
 int tls_write_now(struct tls_conn *t, const unsigned char *p, size_t len);
-/* tls.c: frees a closed connection (once nothing on the stack uses it: depth 0). */
+/* tls.c: frees a closed connection; only once nothing on the stack uses it (depth 0) and
+ * it no longer lingers: TLS_FREEABLE. */
 void tls_free(struct tls_conn *t);
+#define TLS_FREEABLE(t) ((t)->closed && !(t)->depth && !(t)->lingering)
+/* tls.c: the lingering close is over (the queue sealed, the peer gone, or its time up):
+ * close_notify when everything went, then the lower conn closes and flushes. */
+void tls_linger_end(struct tls_conn *t);
 
 /* tls_outq.c: a write of an open connection: at once when it is small and nothing waits,
  * else queued (the first slice sealed now when the socket has room); the next slices

@@ -127,7 +127,7 @@ static void next_slice(uv_idle_t *h)
 	t->depth++;
 	tls_outq_drain(t);
 	t->depth--;
-	if (t->closed && !t->depth)
+	if (TLS_FREEABLE(t))
 		tls_free(t);
 }
 
@@ -149,14 +149,22 @@ static int next_turn(struct tls_conn *t)
 
 void tls_outq_drain(struct tls_conn *t)
 {
-	if (!t->outq.len || t->closed || t->broken || t->state != TLS_OPEN || !t->lower)
+	if (t->lingering && (!t->outq.len || t->broken || !t->lower)) {
+		tls_linger_end(t);
+		return;
+	}
+	if (!t->outq.len || (t->closed && !t->lingering) || t->broken || t->state != TLS_OPEN ||
+	    !t->lower)
 		return;
 	/* Bytes still wait in the lower queue: its drain callback brings us back. */
 	if (conn_pending(t->lower))
 		return;
 	if (outq_seal(t, TLS_WRITE_SLICE) < 0 || !t->outq.len || !t->lower ||
-	    conn_pending(t->lower))
+	    conn_pending(t->lower)) {
+		if (t->lingering && (!t->outq.len || t->broken))
+			tls_linger_end(t);
 		return;
+	}
 	/* The kernel took the slice whole, so no drain callback will come: go on after the
 	 * loop has polled the other connections once. */
 	if (next_turn(t) < 0) {
