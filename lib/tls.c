@@ -466,13 +466,7 @@ static void lower_end(struct conn *lower, int status, void *arg)
 /* The lower conn sent all it had: the next slice of a queued write. */
 static void lower_drain(struct conn *lower, void *arg)
 {
-	struct tls_conn *t = arg;
-
-	t->depth++;
-	tls_outq_drain(t);
-	t->depth--;
-	if (TLS_FREEABLE(t))
-		tls_free(t);
+	tls_outq_kick(arg);
 }
 
 static void handshake_timeout(struct tls_conn *t)

@@ -198,6 +198,8 @@ int tls_outq_write(struct tls_conn *t, const uint8_t *p, size_t len);
 int tls_outq_write_ref(struct tls_conn *t, const uint8_t *p, size_t len,
 		       void (*release)(void *ctx), void *ctx);
 void tls_outq_drain(struct tls_conn *t);
+/* The same from a loop callback: a closed conn that is done is freed afterwards. */
+void tls_outq_kick(struct tls_conn *t);
 void tls_outq_flush_all(struct tls_conn *t);
 void tls_outq_free(struct tls_conn *t);
 

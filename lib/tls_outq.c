@@ -117,18 +117,20 @@ static int outq_seal(struct tls_conn *t, size_t max)
 	return 0;
 }
 
-static void next_slice(uv_idle_t *h)
+void tls_outq_kick(struct tls_conn *t)
 {
-	struct tls_conn *t = h->data;
-
-	uv_idle_stop(h);
-	if (!t)
-		return;
 	t->depth++;
 	tls_outq_drain(t);
 	t->depth--;
 	if (TLS_FREEABLE(t))
 		tls_free(t);
+}
+
+static void next_slice(uv_idle_t *h)
+{
+	uv_idle_stop(h);
+	if (h->data)
+		tls_outq_kick(h->data);
 }
 
 static int next_turn(struct tls_conn *t)

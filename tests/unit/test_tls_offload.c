@@ -551,6 +551,20 @@ static void test_offload_tampered(void **state)
 /* The server writes 8 MiB in one conn_write: no more than a slice is sealed before the
  * call returns, every loop turn seals a few slices at most, everything queued counts in
  * conn_pending(), and the client gets every byte in order. */
+/* A pair whose server has seen the client's first byte (the handshake is over on both
+ * sides) and does not echo. */
+static void open_quiet_pair(uv_loop_t *loop, struct srv *s, struct cli *k, const char *suite)
+{
+	uint16_t port;
+
+	assert_int_equal(uv_loop_init(loop), 0);
+	port = srv_start(loop, s, suite);
+	s->echo = 0;
+	cli_connect(loop, k, port, suite);
+	assert_int_equal(conn_write(k->c, "x", 1), 0);
+	SUPPORT_WAIT_FOR(loop, s->received == 1, DEADLINE_MS);
+}
+
 static int released;
 
 static void count_release(void *ctx)
@@ -563,16 +577,10 @@ static void sliced(const char *suite, int want_offload, int by_ref)
 	uv_loop_t loop;
 	struct srv s = { 0 };
 	struct cli k = { 0 };
-	uint16_t port;
 	size_t left, prev, most = 0;
 	struct support_deadline d;
 
-	assert_int_equal(uv_loop_init(&loop), 0);
-	port = srv_start(&loop, &s, suite);
-	s.echo = 0;
-	cli_connect(&loop, &k, port, suite);
-	assert_int_equal(conn_write(k.c, "x", 1), 0);
-	SUPPORT_WAIT_FOR(&loop, s.received == 1, DEADLINE_MS);
+	open_quiet_pair(&loop, &s, &k, suite);
 	assert_int_equal(s.offloaded, want_offload);
 
 	cli_expect(&k, BIG_WRITE);
@@ -630,15 +638,9 @@ static void test_big_write_then_close(void **state)
 	uv_loop_t loop;
 	struct srv s = { 0 };
 	struct cli k = { 0 };
-	uint16_t port;
 	size_t left;
 
-	assert_int_equal(uv_loop_init(&loop), 0);
-	port = srv_start(&loop, &s, NULL);
-	s.echo = 0;
-	cli_connect(&loop, &k, port, NULL);
-	assert_int_equal(conn_write(k.c, "x", 1), 0);
-	SUPPORT_WAIT_FOR(&loop, s.received == 1, DEADLINE_MS);
+	open_quiet_pair(&loop, &s, &k, NULL);
 	cli_expect(&k, 2 * 1024 * 1024);
 	randombytes_buf(k.expect, k.size);
 	assert_int_equal(conn_write(s.c, k.expect, k.size), 0);
@@ -664,14 +666,8 @@ static void test_big_write_close_peer_gone(void **state)
 	uv_loop_t loop;
 	struct srv s = { 0 };
 	struct cli k = { 0 };
-	uint16_t port;
 
-	assert_int_equal(uv_loop_init(&loop), 0);
-	port = srv_start(&loop, &s, NULL);
-	s.echo = 0;
-	cli_connect(&loop, &k, port, NULL);
-	assert_int_equal(conn_write(k.c, "x", 1), 0);
-	SUPPORT_WAIT_FOR(&loop, s.received == 1, DEADLINE_MS);
+	open_quiet_pair(&loop, &s, &k, NULL);
 	cli_expect(&k, BIG_WRITE);
 	memset(k.expect, 7, k.size);
 	assert_int_equal(conn_write(s.c, k.expect, k.size), 0);
