@@ -178,15 +178,19 @@ void tls_outq_drain(struct tls_conn *t)
 
 int tls_outq_write(struct tls_conn *t, const uint8_t *p, size_t len)
 {
-	int r;
+	int r, was_empty;
 
 	if (!t->outq.len && len <= TLS_WRITE_SLICE)
 		return tls_write_now(t, p, len);
 	/* Behind what waits, or too big to seal in one go. */
+	was_empty = !t->outq.len;
 	r = outq_append(&t->outq, p, len);
 	if (r < 0)
 		return r;
-	tls_outq_drain(t);
+	/* Only a queue that starts here takes its first slice now: behind one already
+	 * draining, a burst of small lines must not seal a slice each. */
+	if (was_empty)
+		tls_outq_drain(t);
 	return t->broken ? -EPIPE : 0;
 }
 
@@ -194,7 +198,7 @@ int tls_outq_write_ref(struct tls_conn *t, const uint8_t *p, size_t len,
 		       void (*release)(void *ctx), void *ctx)
 {
 	struct tls_outq_blk *b;
-	int r;
+	int r, was_empty;
 
 	if (!t->outq.len && len <= TLS_WRITE_SLICE) {
 		r = tls_write_now(t, p, len);
@@ -210,8 +214,10 @@ int tls_outq_write_ref(struct tls_conn *t, const uint8_t *p, size_t len,
 	b->len = len;
 	b->release = release;
 	b->ctx = ctx;
+	was_empty = !t->outq.len;
 	outq_link(&t->outq, b, b, len);
-	tls_outq_drain(t);
+	if (was_empty)
+		tls_outq_drain(t);
 	return t->broken ? -EPIPE : 0;
 }
 

@@ -547,6 +547,7 @@ static void test_offload_tampered(void **state)
 
 #define SLICE (64 * 1024)             /* TLS_WRITE_SLICE */
 #define BIG_WRITE (8 * 1024 * 1024)
+#define SMALLS 50                     /* one-byte writes behind the big one */
 
 /* The server writes 8 MiB in one conn_write: no more than a slice is sealed before the
  * call returns, every loop turn seals a few slices at most, everything queued counts in
@@ -587,16 +588,19 @@ static void sliced(const char *suite, int want_offload, int by_ref)
 	randombytes_buf(k.expect, BIG_WRITE);
 	released = 0;
 	if (by_ref)
-		assert_int_equal(conn_write_ref(s.c, k.expect, BIG_WRITE, count_release, NULL), 0);
+		assert_int_equal(conn_write_ref(s.c, k.expect, BIG_WRITE - SMALLS, count_release,
+						NULL), 0);
 	else
-		assert_int_equal(conn_write(s.c, k.expect, BIG_WRITE), 0);
+		assert_int_equal(conn_write(s.c, k.expect, BIG_WRITE - SMALLS), 0);
 	assert_int_equal(released, 0);
+	/* Small writes behind it wait their turn, and do not each seal a slice. */
+	for (size_t i = BIG_WRITE - SMALLS; i < BIG_WRITE; i++)
+		assert_int_equal(conn_write(s.c, k.expect + i, 1), 0);
+	assert_int_equal(conn_write(s.c, "", 0), 0);
 	left = tls_conn_unsealed(s.c);
 	assert_true(left >= BIG_WRITE - SLICE);
 	assert_true(conn_pending(s.c) >= left);
 	assert_true(conn_unsent_total() >= left);
-	/* A small write behind it waits its turn. */
-	assert_int_equal(conn_write(s.c, "", 0), 0);
 
 	support_deadline_start(&loop, &d, DEADLINE_MS);
 	while (!k.got_all && !d.hit) {
