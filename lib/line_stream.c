@@ -174,7 +174,8 @@ static void ls_drop(struct line_stream *ls)
  * asking for a full netmap, and the handshakes past what coord can take would time out
  * and be retried. A random 0..spread_ms (2 s) on top spreads them over a window that
  * does not shrink as the fleet grows; more than the window is coord's to ask for
- * (Retry-After). Connect failures need none of it: their backoff already differs. */
+ * (Retry-After). The failed connects that may follow keep the spread (their backoff
+ * runs from it, with its own jitter), so only this first retry needs it. */
 static void ls_lost(struct line_stream *ls, int err)
 {
 	ls->spread_next = ls->had_line;
