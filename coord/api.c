@@ -159,8 +159,11 @@ static struct node *node_auth(struct coord *co, struct http_request *req)
 
 static void on_map(struct coord *co, struct http_request *req)
 {
-	struct node *n = node_auth(co, req);
+	struct node *n;
 
+	if (coord_guard_shed(co, req, COORD_SHED_MAP))
+		return;
+	n = node_auth(co, req);
 	if (n)
 		netmap_attach(co, n, req);
 }

@@ -136,13 +136,23 @@ struct coord_feed {
 struct coord_guard_opts {
 	unsigned challenge_per_min, register_per_min;   /* per source, also the burst */
 	size_t max_pending;                             /* 0 = no cap */
+	/* Load shedding (coord_guard_shed): stream requests are answered 503 with
+	 * Retry-After: shed_retry_after while this loop's connections hold shed_unsent
+	 * bytes or more unsent (0: every one is shed). shed_on 0: never. */
+	int shed_on;
+	size_t shed_unsent;
+	unsigned shed_retry_after;
 };
 struct coord_guard {
 	uint8_t key[32];                 /* challenges' MAC, per process */
 	int key_set;
 	struct ratelimit *challenge, *reg;
 	size_t max_pending;
+	int shed_on;
+	size_t shed_unsent;
+	unsigned shed_retry_after;
 	uint64_t issued, used_full, limited_challenge, limited_register, pending_full;
+	uint64_t shed_map, shed_relay;   /* stream requests answered 503 (overloaded) */
 };
 
 /* dns.c: the DNS policy. Caps keep one node's share of it (its netmap's "dns") bounded. */
@@ -321,6 +331,11 @@ int coord_guard_allow(struct coord *co, struct ratelimit *rl, const char *peer, 
  * of them wait already (counted, logged at a bounded rate). */
 int coord_guard_pending_full(struct coord *co, const json_t *body, const char *peer);
 size_t coord_pending_count(const struct coord *co);
+/* At the start of a stream request (a netmap or relay stream), before anything is
+ * built: 1 when coord is overloaded and the request was answered 503 with Retry-After
+ * (counted, logged at a bounded rate), else 0. */
+enum coord_shed_what { COORD_SHED_MAP, COORD_SHED_RELAY };
+int coord_guard_shed(struct coord *co, struct http_request *req, enum coord_shed_what what);
 int coord_node_approve(struct coord *co, struct node *n);
 int coord_node_reject(struct coord *co, struct node *n);
 int coord_node_expire(struct coord *co, struct node *n);

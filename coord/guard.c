@@ -3,7 +3,8 @@
  * this process, so a flood of them costs nothing but the answers. One is single-use all
  * the same: a used one is kept (in co->challenges, a bounded ring, and by_challenge)
  * until it expires. At the HTTP edge: token buckets per source on challenge and
- * register, and the cap on nodes waiting for approval. */
+ * register, the cap on nodes waiting for approval, and load shedding of stream
+ * requests. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 static struct log_limit lim_limited = LOG_LIMIT_INIT("coord_rate_limited", 10);
 static struct log_limit lim_pending = LOG_LIMIT_INIT("coord_pending_cap", 10);
+static struct log_limit lim_shed = LOG_LIMIT_INIT("coord_shed", 10);
 
 static void challenge_mac(struct coord *co, const uint8_t body[BODY_LEN], uint8_t mac[MAC_LEN])
 {
@@ -97,6 +99,9 @@ int coord_guard_setup(struct coord *co, const struct coord_guard_opts *o)
 	int rc;
 
 	co->guard.max_pending = o->max_pending;
+	co->guard.shed_on = o->shed_on;
+	co->guard.shed_unsent = o->shed_unsent;
+	co->guard.shed_retry_after = o->shed_retry_after ? o->shed_retry_after : 1;
 	rc = ratelimit_new(SOURCE_SLOTS, o->challenge_per_min, o->challenge_per_min,
 			   &co->guard.challenge);
 	if (!rc)
@@ -155,5 +160,38 @@ int coord_guard_pending_full(struct coord *co, const json_t *body, const char *p
 	co->guard.pending_full++;
 	log_limited(&lim_pending, LOG_WARN, "pending node cap reached", "peer=%s pending=%zu max=%zu",
 		    peer, n, co->guard.max_pending);
+	return 1;
+}
+
+/* The overload signal is what this loop's connections still owe their clients: bytes
+ * written but not yet handed to the kernel (plain send queues and TLS plaintext waiting
+ * to be encrypted, lib/conn.c's conn_unsent_total(), O(1)). A reconnect storm is exactly
+ * that growing: every stream opened adds a full netmap (3.3 MB at 10,000 nodes) that
+ * drains only as fast as the network and the encryption go, and it is memory we hold.
+ * Loop lag is no measure any more since encryption is sliced (lib/tls_outq.c): the loop
+ * stays responsive while megabytes wait. A request shed costs a token lookup less than
+ * one admitted: no netmap is built, and the client comes back after Retry-After plus
+ * its own jitter (lib/line_stream.c) instead of timing out a handshake. */
+int coord_guard_shed(struct coord *co, struct http_request *req, enum coord_shed_what what)
+{
+	size_t unsent = conn_unsent_total();
+	unsigned s = co->guard.shed_retry_after;
+	char hdr[48], body[128];
+	int n;
+
+	if (!co->guard.shed_on || unsent < co->guard.shed_unsent)
+		return 0;
+	if (what == COORD_SHED_RELAY)
+		co->guard.shed_relay++;
+	else
+		co->guard.shed_map++;
+	log_limited(&lim_shed, LOG_WARN, "stream request shed: coord overloaded",
+		    "peer=%s path=%s unsent=%zu budget=%zu retry_after=%u", req->peer,
+		    what == COORD_SHED_RELAY ? "relay" : "map", unsent,
+		    co->guard.shed_unsent, s);
+	snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n", s);
+	n = snprintf(body, sizeof(body), "{\"error\":\"coord is overloaded: retry after %u "
+		     "seconds\",\"retry_after\":%u}", s, s);
+	http_respond(req, 503, "application/json", hdr, body, (size_t)n);
 	return 1;
 }

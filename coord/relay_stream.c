@@ -99,12 +99,15 @@ static char *stream_text(struct coord *co, int64_t since, size_t *out_len)
 
 void relay_stream_on_stream(struct coord *co, struct http_request *req)
 {
-	struct relay *r = relay_auth(co, req);
+	struct relay *r;
 	struct watcher *w;
 	int64_t since = -1;
 	size_t len = 0;
 	char *buf;
 
+	if (coord_guard_shed(co, req, COORD_SHED_RELAY))
+		return;
+	r = relay_auth(co, req);
 	if (!r)
 		return;
 	if (netmap_resume_point(co, req, &since))

@@ -22,6 +22,10 @@
 #define DEFAULT_MAX_PENDING 1000
 #define DEFAULT_CHALLENGE_RATE 60       /* a minute, per source; also the burst */
 #define DEFAULT_REGISTER_RATE 30
+/* Stream requests are shed (503, Retry-After) while this much is unsent to clients: 80
+ * full netmaps in flight at 10,000 nodes, and memory coord holds for them. */
+#define DEFAULT_SHED_UNSENT_MIB 256
+#define DEFAULT_SHED_RETRY_AFTER 5      /* seconds; clients add 0..S/2 of jitter */
 #define NOFILE_MARGIN 256               /* admin connections, the store, listeners */
 
 struct server {
@@ -75,13 +79,20 @@ static void fill_guard_metrics(struct metrics_text *t, struct server *s)
 		"# TYPE coord_pending_cap_hits_total counter\ncoord_pending_cap_hits_total %llu\n"
 		"# TYPE coord_challenges_issued_total counter\ncoord_challenges_issued_total %llu\n"
 		"# TYPE coord_challenges_used_full_total counter\ncoord_challenges_used_full_total %llu\n"
+		"# HELP coord_shed_total Stream requests answered 503 with Retry-After: coord overloaded.\n"
+		"# TYPE coord_shed_total counter\n"
+		"coord_shed_total{endpoint=\"map\"} %llu\n"
+		"coord_shed_total{endpoint=\"relay_stream\"} %llu\n"
+		"# HELP coord_unsent_bytes Bytes written to clients, not yet handed to the kernel (what --shed-unsent-mib bounds).\n"
+		"# TYPE coord_unsent_bytes gauge\ncoord_unsent_bytes %zu\n"
 		"# HELP coord_log_lines_suppressed_total Log lines left out by the bounded-rate logger.\n"
 		"# TYPE coord_log_lines_suppressed_total counter\ncoord_log_lines_suppressed_total %llu\n",
 		(unsigned long long)h.rejected, (unsigned long long)h.conns_refused,
 		(unsigned long long)h.stalls, (unsigned long long)h.drain_closed,
 		(unsigned long long)g->limited_challenge, (unsigned long long)g->limited_register,
 		(unsigned long long)g->pending_full, (unsigned long long)g->issued,
-		(unsigned long long)g->used_full, log_suppressed_total());
+		(unsigned long long)g->used_full, (unsigned long long)g->shed_map,
+		(unsigned long long)g->shed_relay, conn_unsent_total(), log_suppressed_total());
 }
 
 static void fill_metrics(struct metrics_text *t, void *arg)
@@ -235,6 +246,7 @@ static void print_listening(struct server *s, const char *sock)
 /* The caps on what clients may hold or ask, from the command line. */
 struct serve_limits {
 	const char *max_conns, *max_conns_per_ip, *max_pending, *challenge_rate, *register_rate;
+	const char *shed_unsent, *shed_retry_after;
 };
 
 static int parse_count(const char *text, const char *name, unsigned long max, unsigned long *out)
@@ -260,13 +272,20 @@ static int parse_limits(const struct serve_limits *l, struct http_server_opts *h
 	unsigned long conns = DEFAULT_MAX_CONNS, per_ip = DEFAULT_MAX_CONNS_PER_IP;
 	unsigned long pending = DEFAULT_MAX_PENDING, ch = DEFAULT_CHALLENGE_RATE;
 	unsigned long reg = DEFAULT_REGISTER_RATE;
+	unsigned long shed = DEFAULT_SHED_UNSENT_MIB, retry = DEFAULT_SHED_RETRY_AFTER;
 
 	if (parse_count(l->max_conns, "max-conns", 1UL << 20, &conns) ||
 	    parse_count(l->max_conns_per_ip, "max-conns-per-ip", 1UL << 20, &per_ip) ||
 	    parse_count(l->max_pending, "max-pending", 1UL << 22, &pending) ||
 	    parse_count(l->challenge_rate, "challenge-rate", 1UL << 20, &ch) ||
-	    parse_count(l->register_rate, "register-rate", 1UL << 20, &reg))
+	    parse_count(l->register_rate, "register-rate", 1UL << 20, &reg) ||
+	    parse_count(l->shed_unsent, "shed-unsent-mib", 1UL << 20, &shed) ||
+	    parse_count(l->shed_retry_after, "shed-retry-after", 300, &retry))
 		return -EINVAL;
+	if (!retry) {
+		fprintf(stderr, "coord serve: --shed-retry-after is 1 to 300 seconds\n");
+		return -EINVAL;
+	}
 	if (!ch || !reg) {
 		fprintf(stderr, "coord serve: --challenge-rate and --register-rate are at least 1 a minute\n");
 		return -EINVAL;
@@ -276,6 +295,9 @@ static int parse_limits(const struct serve_limits *l, struct http_server_opts *h
 	g->max_pending = pending;
 	g->challenge_per_min = (unsigned)ch;
 	g->register_per_min = (unsigned)reg;
+	g->shed_on = 1;
+	g->shed_unsent = (size_t)shed << 20;   /* 0: every stream request is shed */
+	g->shed_retry_after = (unsigned)retry;
 	return 0;
 }
 
@@ -329,6 +351,8 @@ int coord_serve_main(int argc, char **argv)
 		{ "max-pending", &lim.max_pending, NULL, 0 },
 		{ "challenge-rate", &lim.challenge_rate, NULL, 0 },
 		{ "register-rate", &lim.register_rate, NULL, 0 },
+		{ "shed-unsent-mib", &lim.shed_unsent, NULL, 0 },
+		{ "shed-retry-after", &lim.shed_retry_after, NULL, 0 },
 		{ "state", &state, NULL, 0 }, { "listen", &listen, NULL, 0 },
 		{ "tls-cert", &cert, NULL, 0 }, { "tls-key", &key, NULL, 0 },
 		{ "metrics", &metrics, NULL, 0 }, { "ephemeral-timeout", &eph, NULL, 0 },
@@ -354,6 +378,7 @@ int coord_serve_main(int argc, char **argv)
 			"[--tls-cert F --tls-key F] [--metrics HOST:PORT]\n"
 			"       [--max-conns N] [--max-conns-per-ip N] [--max-pending N]\n"
 			"       [--challenge-rate PER-MIN] [--register-rate PER-MIN]\n"
+			"       [--shed-unsent-mib MIB] [--shed-retry-after SECONDS]\n"
 			"       [--blocklist-refresh DURATION]\n"
 			"       [--store postgresql://...] [--instance NAME] [--url https://HOST:PORT]\n"
 			"       [--feed-keep CHANGES]\n",

@@ -13,3 +13,10 @@ uint64_t backoff_next(uint64_t *cur_ms, uint64_t max_ms)
 	*cur_ms = base * 2 > max_ms ? max_ms : base * 2;
 	return delay;
 }
+
+uint64_t backoff_spread(uint64_t window_ms)
+{
+	if (window_ms >= UINT32_MAX)
+		window_ms = UINT32_MAX - 1;
+	return randombytes_uniform((uint32_t)window_ms + 1);
+}

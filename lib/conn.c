@@ -53,6 +53,8 @@ struct plain_write {
 /* One read buffer per thread: reads on one loop never overlap and on_read must not keep
  * the pointer, so a per-connection buffer would only cost memory. */
 static _Thread_local char read_buf[READ_BUF_SIZE];
+/* conn_unsent_total(): every conn is written and completed on its loop's thread. */
+static _Thread_local size_t unsent_total;
 
 void conn_set_callbacks(struct conn *c, conn_read_cb on_read, conn_end_cb on_end, void *arg)
 {
@@ -61,9 +63,41 @@ void conn_set_callbacks(struct conn *c, conn_read_cb on_read, conn_end_cb on_end
 	c->arg = arg;
 }
 
+void conn_set_drain_cb(struct conn *c, conn_drain_cb on_drain)
+{
+	c->on_drain = on_drain;
+}
+
+size_t conn_unsent_total(void)
+{
+	return unsent_total;
+}
+
+void conn_unsent_add(size_t delta)
+{
+	unsent_total += delta;
+}
+
+void conn_unsent_sub(size_t delta)
+{
+	unsent_total = delta > unsent_total ? 0 : unsent_total - delta;
+}
+
 int conn_write(struct conn *c, const void *buf, size_t len)
 {
 	return c->ops->write(c, buf, len);
+}
+
+int conn_write_ref(struct conn *c, const void *buf, size_t len, conn_release_cb release,
+		   void *ctx)
+{
+	int r;
+
+	if (c->ops->write_ref)
+		return c->ops->write_ref(c, buf, len, release, ctx);
+	r = c->ops->write(c, buf, len);
+	release(ctx);
+	return r;
 }
 
 size_t conn_pending(const struct conn *c)
@@ -190,12 +224,16 @@ static void plain_write_cb(uv_write_t *req, int status)
 	struct conn_plain *p = w->p;
 
 	p->pending -= w->len;
+	conn_unsent_sub(w->len);
 	free(w);
 	if (status < 0 && !p->broken) {
 		p->broken = 1;
 		if (!p->closing && status != UV_ECANCELED)
 			plain_end(p, status);
+		return;
 	}
+	if (!p->pending && !p->closing && !p->broken && p->base.on_drain)
+		p->base.on_drain(&p->base, p->base.arg);
 }
 
 static int plain_write(struct conn *c, const void *buf, size_t len)
@@ -241,6 +279,7 @@ static int plain_write(struct conn *c, const void *buf, size_t len)
 		return r == UV_ECONNRESET || r == UV_EPIPE ? -EPIPE : r;
 	}
 	p->pending += len;
+	conn_unsent_add(len);
 	return 0;
 }
 
@@ -281,6 +320,7 @@ static void plain_close(struct conn *c)
 	p->closing = 1;
 	p->base.on_read = NULL;
 	p->base.on_end = NULL;
+	p->base.on_drain = NULL;
 	if (p->reading) {
 		uv_read_stop(&p->h.stream);
 		p->reading = 0;

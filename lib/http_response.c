@@ -237,7 +237,9 @@ int http_stream_start(struct http_request *req, int status, const char *content_
 	return 0;
 }
 
-int http_stream_write(struct http_stream *s, const void *buf, size_t len)
+/* One chunk, from a copy (release NULL) or from the writer's buffer. */
+static int stream_write(struct http_stream *s, const void *buf, size_t len,
+			conn_release_cb release, void *ctx)
 {
 	struct http_conn *hc = s->hc;
 	char head[24];
@@ -245,12 +247,28 @@ int http_stream_write(struct http_stream *s, const void *buf, size_t len)
 	size_t hl;
 	int r;
 
-	if (s->finished || hc->state != HC_STREAM || !hc->c)
-		return -EPIPE;
-	if (!len)
-		return 0;   /* an empty chunk would end the response */
+	if (s->finished || hc->state != HC_STREAM || !hc->c || !len) {
+		if (release)
+			release(ctx);
+		/* An empty chunk would end the response. */
+		return s->finished || hc->state != HC_STREAM || !hc->c ? -EPIPE : 0;
+	}
 	if (!s->chunked) {
-		r = conn_write(hc->c, buf, len);
+		r = release ? conn_write_ref(hc->c, buf, len, release, ctx) : conn_write(hc->c, buf, len);
+	} else if (len > COPY_BODY_MAX || release) {
+		/* Not copied into one frame: a full netmap is megabytes, and a TLS conn keeps
+		 * it until it is encrypted as the socket drains. */
+		hl = (size_t)snprintf(head, sizeof(head), "%zx\r\n", len);
+		r = conn_write(hc->c, head, hl);
+		if (r == 0)
+			r = release ? conn_write_ref(hc->c, buf, len, release, ctx) :
+			    conn_write(hc->c, buf, len);
+		else if (release)
+			release(ctx);
+		if (r == 0)
+			r = conn_write(hc->c, "\r\n", 2);
+		else
+			r = r == -ENOMEM ? -EPIPE : r;   /* half a chunk went: the stream is broken */
 	} else {
 		hl = (size_t)snprintf(head, sizeof(head), "%zx\r\n", len);
 		frame = malloc(hl + len + 2);
@@ -271,6 +289,17 @@ int http_stream_write(struct http_stream *s, const void *buf, size_t len)
 		return -EPIPE;
 	}
 	return 0;
+}
+
+int http_stream_write(struct http_stream *s, const void *buf, size_t len)
+{
+	return stream_write(s, buf, len, NULL, NULL);
+}
+
+int http_stream_write_ref(struct http_stream *s, const void *buf, size_t len,
+			  conn_release_cb release, void *ctx)
+{
+	return stream_write(s, buf, len, release, ctx);
 }
 
 size_t http_stream_pending(const struct http_stream *s)

@@ -133,6 +133,26 @@ int line_stream_init(struct line_stream *ls, uv_loop_t *loop, const struct line_
 	return 0;
 }
 
+unsigned line_stream_retry_after(const char *value)
+{
+	unsigned long v = 0;
+
+	/* delta-seconds (RFC 9110 10.2.3); an HTTP-date is not worth a clock comparison:
+	 * the normal backoff then. */
+	if (!value)
+		return 0;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (*value < '0' || *value > '9')
+		return 0;
+	for (; *value >= '0' && *value <= '9'; value++)
+		if ((v = v * 10 + (unsigned long)(*value - '0')) > LINE_STREAM_RETRY_AFTER_MAX)
+			v = LINE_STREAM_RETRY_AFTER_MAX;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	return *value ? 0 : (unsigned)v;
+}
+
 uint64_t line_stream_next_delay(struct line_stream *ls)
 {
 	return backoff_next(&ls->backoff_ms, ls->o.backoff_max_ms);
@@ -157,14 +177,26 @@ static void ls_drop(struct line_stream *ls)
 	}
 	ls->connected = 0;
 	ls->http_status = 0;
+	ls->retry_after_s = 0;
+	ls->had_line = 0;
 	line_buf_reset(&ls->buf);
 	if (ls->z)
 		zlines_reader_reset(ls->z);
 	uv_timer_stop(&ls->watchdog);
 }
 
+/* A stream that worked and is lost is most likely lost together with every other
+ * node's: coord restarted, failed over or its network blinked. Were the first retry due
+ * at once (another instance) or within the backoff's jitter (0.75..1.25 of 1 s for
+ * vpnd: a 500 ms window), 10,000 nodes would hit coord within half a second, each
+ * asking for a full netmap, and the handshakes past what coord can take would time out
+ * and be retried. A random 0..spread_ms (2 s) on top spreads them over a window that
+ * does not shrink as the fleet grows; more than the window is coord's to ask for
+ * (Retry-After). The failed connects that may follow keep the spread (their backoff
+ * runs from it, with its own jitter), so only this first retry needs it. */
 static void ls_lost(struct line_stream *ls, int err)
 {
+	ls->spread_next = ls->had_line;
 	ls_drop(ls);
 	if (ls->o.on_event)
 		ls->o.on_event(ls, LINE_STREAM_LOST, err, ls->o.arg);
@@ -178,6 +210,7 @@ static int on_whole_line(const char *line, size_t len, void *arg)
 
 	/* Something whole arrived: the server is really there. */
 	ls->backoff_ms = ls->o.backoff_min_ms;
+	ls->had_line = 1;
 	coord_urls_ok(&ls->urls);
 	ls->o.on_line(ls, line, len, ls->o.arg);
 	return gen != ls->gen;   /* the line stopped or restarted the stream */
@@ -211,6 +244,8 @@ static void on_response(const struct http_response *resp, void *arg)
 	char msg[96];
 
 	ls->http_status = resp->status;
+	if (resp->status == 503 || resp->status == 429)
+		ls->retry_after_s = line_stream_retry_after(http_response_header(resp, "Retry-After"));
 	if (resp->status == 200) {
 		ls->connected = 1;
 		log_info(words(msg, sizeof(msg), ls->o.what, " stream open"), "%s=%s", ls->o.peer,
@@ -220,10 +255,28 @@ static void on_response(const struct http_response *resp, void *arg)
 	}
 }
 
+static void on_retry(uv_timer_t *t);
+
+/* The server is overloaded and said when to come back: S s, plus 0..S/2 so that the
+ * clients it turned away together do not return together. */
+static void ls_retry_after(struct line_stream *ls, unsigned s)
+{
+	uint64_t delay = (uint64_t)s * 1000 + randombytes_uniform(s * 500 + 1);
+	char msg[96];
+
+	if (!ls->active || ls->closing)
+		return;
+	log_info(words(msg, sizeof(msg), ls->o.peer, " overloaded, retrying later"),
+		 "%s=%s retry_after=%u in_ms=%llu", ls->o.peer, ls->url.host, s,
+		 (unsigned long long)delay);
+	uv_timer_start(&ls->retry, on_retry, delay, 0);
+}
+
 static void on_done(int status, void *arg)
 {
 	struct line_stream *ls = arg;
 	int http = ls->http_status;
+	unsigned retry_after = ls->retry_after_s;
 	char msg[96], closed[64];
 
 	ls->cl = NULL;
@@ -231,11 +284,12 @@ static void on_done(int status, void *arg)
 		ls_drop(ls);
 		log_warn(words(msg, sizeof(msg), ls->o.what, " stream refused"), "%s=%s status=%d",
 			 ls->o.peer, ls->url.host, http);
-		if (http == 401 || http == 403) {
+		if (http == 401 || http == 403)
 			ls->active = 0;
-		} else {
+		else if (retry_after)
+			ls_retry_after(ls, retry_after);
+		else
 			ls_schedule(ls);
-		}
 		if (ls->o.on_event)
 			ls->o.on_event(ls, LINE_STREAM_REFUSED, http, ls->o.arg);
 		return;
@@ -449,6 +503,10 @@ static void ls_schedule(struct line_stream *ls)
 		log_info(words(msg, sizeof(msg), "moving to another ", ls->o.peer), "from=%s to=%s",
 			 ls->url.host, to);
 	}
+	if (ls->spread_next) {
+		ls->spread_next = 0;
+		delay += backoff_spread(ls->o.spread_ms ? ls->o.spread_ms : LINE_STREAM_SPREAD_MS);
+	}
 	log_info(words(msg, sizeof(msg), "reconnecting to ", ls->o.peer), "%s=%s in_ms=%llu",
 		 ls->o.peer, coord_urls_current_url(&ls->urls)->host, (unsigned long long)delay);
 	uv_timer_start(&ls->retry, on_retry, delay, 0);
@@ -491,6 +549,7 @@ int line_stream_start(struct line_stream *ls, const char *url, const char *pin, 
 void line_stream_stop(struct line_stream *ls)
 {
 	ls->active = 0;
+	ls->spread_next = 0;
 	ls_drop(ls);
 	uv_timer_stop(&ls->retry);
 	if (ls->tls) {

@@ -25,7 +25,6 @@
 	((struct tls_conn *)(void *)((char *)(cc) - offsetof(struct tls_conn, connecting)))
 
 static void pump(struct tls_conn *t);
-static void tls_free(struct tls_conn *t);
 
 const char *tls_mbed_err(int err, char *buf, size_t size)
 {
@@ -70,7 +69,7 @@ static void timer_fire(uv_timer_t *h)
 	t->depth++;
 	fn(t);
 	t->depth--;
-	if (t->closed && !t->depth)
+	if (TLS_FREEABLE(t))
 		tls_free(t);
 }
 
@@ -99,13 +98,15 @@ static int timer_start(struct tls_conn *t, struct tls_timer **slot, uint64_t ms,
 
 /* -- the connection -- */
 
-static void tls_free(struct tls_conn *t)
+void tls_free(struct tls_conn *t)
 {
 	timer_drop(&t->hs_timer);
 	timer_drop(&t->kick);
+	timer_drop(&t->linger);
 	if (t->lower)
 		conn_close(t->lower);
 	mbedtls_ssl_free(&t->ssl);
+	tls_outq_free(t);
 	if (t->kb) {
 		sodium_memzero(t->kb, sizeof(*t->kb));
 		free(t->kb);
@@ -270,7 +271,7 @@ static int verify_peer(struct tls_conn *t)
 	return 0;
 }
 
-static int write_all(struct tls_conn *t, const unsigned char *p, size_t len)
+int tls_write_now(struct tls_conn *t, const unsigned char *p, size_t len)
 {
 	char why[160];
 	int r;
@@ -357,7 +358,8 @@ static void handshake_step(struct tls_conn *t)
 	tls_offload_start(t);
 	t->state = TLS_OPEN;
 	if (t->early_len) {
-		write_all(t, t->early, t->early_len);   /* a failure shows on the next write */
+		/* A failure shows on the next write. */
+		tls_outq_write(t, t->early, t->early_len);
 		free(t->early);
 		t->early = NULL;
 		t->early_len = 0;
@@ -430,7 +432,7 @@ static void pump(struct tls_conn *t)
 	t->chunk = NULL;
 	t->chunk_len = 0;
 	t->depth--;
-	if (t->closed && !t->depth)
+	if (TLS_FREEABLE(t))
 		tls_free(t);
 }
 
@@ -447,10 +449,24 @@ static void lower_end(struct conn *lower, int status, void *arg)
 {
 	struct tls_conn *t = arg;
 
+	if (t->lingering) {
+		/* The peer went: nobody is left to send the rest to. */
+		t->broken = 1;
+		tls_linger_end(t);
+		if (TLS_FREEABLE(t))
+			tls_free(t);
+		return;
+	}
 	t->lower_end = status ? status : UV_EOF;
 	if (status != UV_EOF)
 		t->broken = 1;
 	pump(t);
+}
+
+/* The lower conn sent all it had: the next slice of a queued write. */
+static void lower_drain(struct conn *lower, void *arg)
+{
+	tls_outq_kick(arg);
 }
 
 static void handshake_timeout(struct tls_conn *t)
@@ -471,7 +487,7 @@ static int tls_write(struct conn *c, const void *buf, size_t len)
 	if (t->closed || t->broken || t->state == TLS_ENDED || !t->lower)
 		return -EPIPE;
 	if (t->state == TLS_OPEN)
-		return write_all(t, buf, len);
+		return tls_outq_write(t, buf, len);
 	/* A server may speak first (a greeting frame): hold it until the handshake is done. */
 	if (len > EARLY_MAX - t->early_len)
 		return -ENOBUFS;
@@ -486,12 +502,51 @@ static int tls_write(struct conn *c, const void *buf, size_t len)
 	return 0;
 }
 
+static int tls_write_ref(struct conn *c, const void *buf, size_t len, conn_release_cb release,
+			 void *ctx)
+{
+	struct tls_conn *t = tls_of(c);
+	int r;
+
+	if (t->state == TLS_OPEN && !t->closed && !t->broken && t->lower)
+		return tls_outq_write_ref(t, buf, len, release, ctx);
+	r = tls_write(c, buf, len);
+	release(ctx);
+	return r;
+}
+
 static size_t tls_pending(const struct conn *c)
 {
 	const struct tls_conn *t = tls_of(c);
 
-	return t->early_len + (t->off ? t->off->cork_len : 0) +
+	return t->early_len + t->outq.len + (t->off ? t->off->cork_len : 0) +
 	       (t->lower ? conn_pending(t->lower) : 0);
+}
+
+#define LINGER_MS 5000   /* as the plain conn's flush at close */
+
+static void linger_timeout(struct tls_conn *t)
+{
+	log_debug("tls close timed out sealing", "peer=%s unsealed=%zu", t->base.peer,
+		  t->outq.len);
+	tls_linger_end(t);
+}
+
+void tls_linger_end(struct tls_conn *t)
+{
+	if (!t->lingering)
+		return;
+	t->lingering = 0;
+	timer_drop(&t->linger);
+	/* A close_notify only after everything: else the peer would take the end for whole. */
+	if (!t->broken && !t->outq.len && t->off)
+		tls_offload_alert(t, TLS_ALERT_WARNING, TLS_ALERT_CLOSE_NOTIFY);
+	else if (!t->broken && !t->outq.len)
+		mbedtls_ssl_close_notify(&t->ssl);
+	if (t->lower) {
+		conn_close(t->lower);   /* flushes what was sealed */
+		t->lower = NULL;
+	}
 }
 
 static void tls_close(struct conn *c)
@@ -505,6 +560,16 @@ static void tls_close(struct conn *c)
 	t->base.on_end = NULL;
 	timer_drop(&t->hs_timer);
 	timer_drop(&t->kick);
+	/* What is queued still goes, as from a plain send queue, and still a slice at a time
+	 * as the socket drains (a blocklist blob answered with Connection: close): the
+	 * connection lingers for it, LINGER_MS at most. */
+	if (t->state == TLS_OPEN && !t->broken && t->outq.len && t->lower &&
+	    timer_start(t, &t->linger, LINGER_MS, linger_timeout) == 0) {
+		t->lingering = 1;
+		return;
+	}
+	if (t->state == TLS_OPEN && !t->broken)
+		tls_outq_flush_all(t);   /* no timer: sealed now */
 	if (t->state == TLS_OPEN && !t->broken && t->off)
 		tls_offload_alert(t, TLS_ALERT_WARNING, TLS_ALERT_CLOSE_NOTIFY);
 	else if (t->state == TLS_OPEN && !t->broken)
@@ -548,11 +613,19 @@ static void tls_read_start(struct conn *c)
 
 static const struct conn_ops tls_ops = {
 	.write = tls_write,
+	.write_ref = tls_write_ref,
 	.pending = tls_pending,
 	.close = tls_close,
 	.read_stop = tls_read_stop,
 	.read_start = tls_read_start,
 };
+
+size_t tls_conn_unsealed(const struct conn *c)
+{
+	const struct tls_conn *t = (const struct tls_conn *)(const void *)c;
+
+	return c && c->ops == &tls_ops ? t->outq.len : 0;
+}
 
 int tls_conn_resumed(const struct conn *c)
 {
@@ -623,6 +696,7 @@ int tls_accept(struct tls_config *cfg, uv_stream_t *server, struct conn **out)
 	memcpy(t->base.peer, lower->peer, sizeof(t->base.peer));
 	t->base.local = lower->local;
 	conn_set_callbacks(lower, lower_read, lower_end, t);
+	conn_set_drain_cb(lower, lower_drain);
 	r = timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout);
 	if (r < 0) {
 		tls_free(t);
@@ -648,6 +722,7 @@ static void client_connected(struct conn *lower, int status, void *arg)
 	memcpy(t->base.peer, lower->peer, sizeof(t->base.peer));
 	t->base.local = lower->local;
 	conn_set_callbacks(lower, lower_read, lower_end, t);
+	conn_set_drain_cb(lower, lower_drain);
 	if (timer_start(t, &t->hs_timer, HANDSHAKE_TIMEOUT_MS, handshake_timeout) < 0) {
 		t->depth++;
 		connect_fail(t, -ENOMEM);

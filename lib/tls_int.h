@@ -101,6 +101,29 @@ struct tls_offload {
 	uv_idle_t *flush;           /* its own allocation: it closes after the conn is freed */
 };
 
+/* Plaintext of a write larger than a slice, queued and encrypted TLS_WRITE_SLICE at a
+ * time as the socket drains (tls_outq.c): a 3 MB netmap must not hold the loop for the
+ * whole of its encryption while handshakes and small lines of other connections wait.
+ * Blocks in order; small writes behind a big one join the last block. */
+#define TLS_WRITE_SLICE (64 * 1024)
+struct tls_outq_blk {
+	struct tls_outq_blk *next;
+	size_t off, len, cap;       /* cap 0: a writer's buffer, not ours to add to */
+	uint8_t *data;              /* inline[] or the writer's buffer */
+	void (*release)(void *ctx); /* the writer's buffer: handed back once sealed */
+	void *ctx;
+	uint8_t inline_[];
+};
+struct tls_outq {
+	struct tls_outq_blk *head, *tail;
+	size_t len;                 /* bytes not yet encrypted */
+	/* The kernel took the last slice at once (no drain callback comes): the next one
+	 * on the next loop turn. An idle handle, not a 0 ms timer: libuv runs a timer
+	 * started from a timer callback again in the same turn. Its own allocation: it
+	 * closes after the conn is freed. */
+	uv_idle_t *next;
+};
+
 struct tls_conn;
 
 /* Timers live apart from the connection so it can be freed at once on close. */
@@ -134,6 +157,7 @@ struct tls_conn {
 	unsigned saw_cert : 1;      /* the handshake went through a Certificate: not resumed */
 	unsigned done : 1;          /* the handshake completed */
 	unsigned offered : 1;       /* client: a cached session was offered */
+	unsigned lingering : 1;     /* closed by the owner, the queue still being sealed */
 	struct tls_session_key *key;  /* client: its entry in the session cache */
 	conn_connect_cb connect_cb;
 	void *connect_arg;
@@ -141,6 +165,8 @@ struct tls_conn {
 	struct conn_connect *tcp;   /* client: the TCP connect under it, until it completes */
 	struct tls_timer *hs_timer;
 	struct tls_timer *kick;
+	struct tls_timer *linger;   /* bounds the lingering */
+	struct tls_outq outq;
 	struct tls_keyblock *kb;    /* exported by the handshake, while it runs */
 	struct tls_offload *off;    /* set: libsodium protects the records, ssl is reset */
 	const char *suite;          /* mbedtls' static name, from the handshake on */
@@ -152,6 +178,30 @@ extern _Thread_local struct tls_conn *tls_hs_current;
 
 /* tls.c: ends the connection for its owner (on_end with status), once. */
 void tls_conn_end(struct tls_conn *t, int status);
+/* tls.c: encrypts and hands down plaintext now (open connections); 0 or -EPIPE. */
+int tls_write_now(struct tls_conn *t, const unsigned char *p, size_t len);
+/* tls.c: frees a closed connection; only once nothing on the stack uses it (depth 0) and
+ * it no longer lingers: TLS_FREEABLE. */
+void tls_free(struct tls_conn *t);
+#define TLS_FREEABLE(t) ((t)->closed && !(t)->depth && !(t)->lingering)
+/* tls.c: the lingering close is over (the queue sealed, the peer gone, or its time up):
+ * close_notify when everything went, then the lower conn closes and flushes. */
+void tls_linger_end(struct tls_conn *t);
+
+/* tls_outq.c: a write of an open connection: at once when it is small and nothing waits,
+ * else queued (the first slice sealed now when the socket has room); the next slices
+ * follow from tls_outq_drain() as the lower conn drains, or on the next loop turn when
+ * the kernel took a slice whole. flush_all seals what is left (on close). */
+int tls_outq_write(struct tls_conn *t, const uint8_t *p, size_t len);
+/* The same without a copy: p stays the writer's until release(ctx), which comes once it
+ * is sealed (or at once when it was sealed right away, or on error). */
+int tls_outq_write_ref(struct tls_conn *t, const uint8_t *p, size_t len,
+		       void (*release)(void *ctx), void *ctx);
+void tls_outq_drain(struct tls_conn *t);
+/* The same from a loop callback: a closed conn that is done is freed afterwards. */
+void tls_outq_kick(struct tls_conn *t);
+void tls_outq_flush_all(struct tls_conn *t);
+void tls_outq_free(struct tls_conn *t);
 
 /* tls_offload.c: right after the handshake, hands the records to libsodium when the suite
  * allows it; then writes (corked until the loop polls), alerts, reads, and the free. */

@@ -20,6 +20,12 @@ typedef void (*conn_end_cb)(struct conn *c, int status, void *arg);
  * Never called after the starting function returned an error, nor after
  * conn_connect_cancel(). */
 typedef void (*conn_connect_cb)(struct conn *c, int status, void *arg);
+/* Every byte queued has gone to the kernel (conn_pending() dropped to 0 as a write
+ * completed): a writer that holds back output (TLS encrypting as the socket drains)
+ * sends more. */
+typedef void (*conn_drain_cb)(struct conn *c, void *arg);
+/* conn_write_ref(): the conn is done with the writer's buffer. */
+typedef void (*conn_release_cb)(void *ctx);
 
 /* A connect in progress (TCP, Unix socket or TLS), as its starter's out-parameter
  * names it. Backends embed it; owners only pass it to conn_connect_cancel(). */
@@ -29,6 +35,9 @@ struct conn_connect {
 
 struct conn_ops {
 	int (*write)(struct conn *c, const void *buf, size_t len);
+	/* NULL: conn_write_ref() copies with write */
+	int (*write_ref)(struct conn *c, const void *buf, size_t len, conn_release_cb release,
+			 void *ctx);
 	size_t (*pending)(const struct conn *c);
 	void (*close)(struct conn *c);
 	void (*read_stop)(struct conn *c);
@@ -40,16 +49,30 @@ struct conn {
 	uv_loop_t *loop;
 	conn_read_cb on_read;
 	conn_end_cb on_end;
+	conn_drain_cb on_drain;   /* NULL: none; plain conns only call it (arg as above) */
 	void *arg;
 	char peer[64];    /* "203.0.113.7:41641" or "unix" for logs */
 	struct addr_port local;  /* our end of a TCP connection (family 0: unix, unknown) */
 };
 
 void conn_set_callbacks(struct conn *c, conn_read_cb on_read, conn_end_cb on_end, void *arg);
+void conn_set_drain_cb(struct conn *c, conn_drain_cb on_drain);
 /* Copies buf into the send queue. 0 or a negative errno (the connection is broken). */
 int conn_write(struct conn *c, const void *buf, size_t len);
+/* The same, without a copy where the backend can (TLS keeps a large write as it is until
+ * it is encrypted): buf stays valid and unchanged until release(ctx), which comes
+ * exactly once whatever this returns, maybe before it returns. */
+int conn_write_ref(struct conn *c, const void *buf, size_t len, conn_release_cb release,
+		   void *ctx);
 /* Bytes queued but not yet handed to the kernel: callers use it for back-pressure. */
 size_t conn_pending(const struct conn *c);
+/* Bytes all connections of this thread's loop hold unsent (plain send queues and TLS
+ * plaintext waiting to be encrypted): what a server still owes its clients, read in O(1)
+ * (coord's load shedding). */
+size_t conn_unsent_total(void);
+/* For backends: the count above moves by delta bytes. */
+void conn_unsent_add(size_t delta);
+void conn_unsent_sub(size_t delta);
 /* Stops reading and writing, frees c once libuv has closed the handle. No callback
  * is called after conn_close() returns; safe inside on_read/on_end. Bytes already
  * queued are still flushed before the socket closes (for at most a few seconds). */

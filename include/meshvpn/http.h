@@ -102,6 +102,11 @@ int http_stream_start(struct http_request *req, int status, const char *content_
 /* Writes one chunk. -EPIPE once the client has gone (on_close then follows from the
  * loop, never from inside this call). */
 int http_stream_write(struct http_stream *s, const void *buf, size_t len);
+/* The same without copying buf where the connection can (conn_write_ref(): a full
+ * netmap over TLS waits as it is until it is encrypted, a slice at a time): buf stays
+ * valid until release(ctx), which comes exactly once whatever this returns. */
+int http_stream_write_ref(struct http_stream *s, const void *buf, size_t len,
+			  conn_release_cb release, void *ctx);
 /* Bytes queued towards this client (slow consumers can be cut off). */
 size_t http_stream_pending(const struct http_stream *s);
 /* Ends the response (zero chunk) and closes; on_close is not called for an end the

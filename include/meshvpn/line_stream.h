@@ -13,6 +13,12 @@
 
 #define LINE_STREAM_TOKEN_MAX 128   /* bearer token, NUL included */
 #define LINE_STREAM_QUERY_MAX 256   /* line_stream_set_query's, NUL included */
+/* A stream that worked (a whole line came) and is lost waits a random 0..this on top of
+ * its backoff (or of the move to another instance) before the first retry: see
+ * ls_lost() for why. */
+#define LINE_STREAM_SPREAD_MS 2000
+/* 503 or 429 with Retry-After: S: the retry waits S s plus 0..S/2 (S capped at this). */
+#define LINE_STREAM_RETRY_AFTER_MAX 300
 
 struct tls_config;
 struct zlines_reader;
@@ -52,7 +58,8 @@ enum line_stream_event {
 				  * retrying */
 	LINE_STREAM_REFUSED,     /* an HTTP error answer (detail: the status); retried, except
 				  * 401 and 403: the token is unknown or refused, retrying
-				  * cannot help */
+				  * cannot help; 503 and 429 with Retry-After: S retry the same
+				  * instance after S s plus 0..S/2 instead of the backoff */
 };
 
 struct line_stream;
@@ -71,6 +78,7 @@ struct line_stream_opts {
 				     * checked every min(5 s, this) */
 	uint64_t backoff_min_ms, backoff_max_ms;
 	int compress;               /* ask for z frames (zlines.h); on_line sees them unpacked */
+	uint64_t spread_ms;         /* 0: LINE_STREAM_SPREAD_MS */
 	line_stream_line_cb on_line;
 	line_stream_event_cb on_event;   /* may be NULL */
 	/* May be NULL. Asked at every connect: fills buf (size bytes) with the query to
@@ -91,6 +99,9 @@ struct line_stream {
 	int active;                  /* a stream is wanted */
 	int connected;               /* answered 200, lines may flow */
 	int http_status;             /* of the current response, 0 before it */
+	unsigned retry_after_s;      /* of a 503 / 429 answer, 0 without a usable one */
+	int had_line;                /* a whole line came on the current stream */
+	int spread_next;             /* the next retry waits the spread too */
 	unsigned gen;                /* bumps on every drop: stale callbacks look at it */
 	struct conn_connect *attempt; /* connect in flight (cancelled by a drop) */
 	struct http_client *cl;
@@ -123,6 +134,9 @@ int line_stream_set_query(struct line_stream *ls, const char *query);
 void line_stream_stop(struct line_stream *ls);
 /* Stops and closes the timers (asynchronously: run the loop afterwards). */
 void line_stream_close(struct line_stream *ls);
+/* A Retry-After value in seconds, capped at LINE_STREAM_RETRY_AFTER_MAX; 0 when it is
+ * absent or not delta-seconds. */
+unsigned line_stream_retry_after(const char *value);
 /* The next retry delay (ms) from the current backoff, with jitter; doubles the backoff. */
 uint64_t line_stream_next_delay(struct line_stream *ls);
 

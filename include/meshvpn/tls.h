@@ -70,6 +70,10 @@ int tls_connect_to(uv_loop_t *loop, struct tls_config *cfg, const char *host, co
 /* 1 when the handshake resumed a session, 0 after a full one, -EAGAIN before it
  * completed, -EINVAL for a conn that is not TLS. */
 int tls_conn_resumed(const struct conn *c);
+/* Plaintext written but not yet encrypted: a write larger than 64 KiB is sealed a slice
+ * at a time as the socket drains (it counts in conn_pending() all the while). 0 for a
+ * conn that is not TLS. */
+size_t tls_conn_unsealed(const struct conn *c);
 /* After the handshake: the negotiated suite (mbedtls' name), and in *offloaded (may be
  * NULL) 1 when libsodium protects its records, 0 when mbedtls does. NULL before the
  * handshake completed or for a conn that is not TLS.

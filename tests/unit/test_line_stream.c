@@ -2,7 +2,9 @@
  * loop: line assembly across chunks, the line bound, 401/403 not retried, errors and
  * drops retried with growing backoff, the idle watchdog (a silent stream, a handshake
  * that hangs), no callback after a stop, a list of instances (the next one at once), a
- * name resolved off the loop, the caller's query and z frames unpacked (lib/zlines.c). */
+ * name resolved off the loop, the caller's query and z frames unpacked (lib/zlines.c);
+ * Retry-After honoured on 503 / 429, and a fleet that lost its server at once coming back
+ * spread over a window. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "meshvpn/backoff.h"
 #include "meshvpn/http.h"
 #include "meshvpn/line_stream.h"
 #include "meshvpn/log.h"
@@ -32,7 +35,7 @@
 #define BACKOFF_MIN 40
 #define BACKOFF_MAX 160
 
-enum mode { MODE_STREAM, MODE_END, MODE_STATUS };
+enum mode { MODE_STREAM, MODE_END, MODE_STATUS, MODE_RETRY_AFTER };
 
 struct seen_event {
 	enum line_stream_event ev;
@@ -47,7 +50,9 @@ struct env {
 	struct http_server *srv;
 	/* server */
 	enum mode mode;
-	int status;                     /* MODE_STATUS */
+	int status;                     /* MODE_STATUS, MODE_RETRY_AFTER */
+	const char *retry_after;        /* MODE_RETRY_AFTER: the header's value */
+	struct http_stream *streams[MAX_SEEN];   /* every one opened, NULL once closed */
 	int requests;
 	uint64_t request_ms[MAX_SEEN];
 	char auth[64], accept[64], path[64];
@@ -70,6 +75,9 @@ static void on_stream_close(struct http_stream *s, void *arg)
 {
 	if (s == E.stream)
 		E.stream = NULL;
+	for (int i = 0; i < MAX_SEEN; i++)
+		if (E.streams[i] == s)
+			E.streams[i] = NULL;
 }
 
 static void copy_header(char *out, size_t size, const struct http_request *req, const char *name)
@@ -81,6 +89,8 @@ static void copy_header(char *out, size_t size, const struct http_request *req, 
 
 static void handler(struct http_request *req, void *arg)
 {
+	char hdr[64];
+
 	if (E.requests < MAX_SEEN)
 		E.request_ms[E.requests] = uv_now(&E.loop);
 	E.requests++;
@@ -95,7 +105,13 @@ static void handler(struct http_request *req, void *arg)
 		if (E.mode == MODE_END) {
 			http_stream_end(E.stream);
 			E.stream = NULL;
+		} else if (E.requests <= MAX_SEEN) {
+			E.streams[E.requests - 1] = E.stream;
 		}
+		break;
+	case MODE_RETRY_AFTER:
+		snprintf(hdr, sizeof(hdr), "Retry-After: %s\r\n", E.retry_after);
+		assert_int_equal(http_respond(req, E.status, "application/json", hdr, "{}", 2), 0);
 		break;
 	case MODE_STATUS:
 		assert_int_equal(http_respond_error(req, E.status, "no"), 0);
@@ -495,6 +511,129 @@ static void test_line_stream_backoff(void **state)
 	assert_true(differs);
 }
 
+/* 503 (or 429) with Retry-After: S: the same instance again after S s plus 0..S/2, not
+ * after the backoff, which stays as it was. */
+static void retry_after(int status)
+{
+	uint64_t gap;
+
+	E.mode = MODE_RETRY_AFTER;
+	E.status = status;
+	E.retry_after = "1";
+	client_start();
+	WAIT_FOR(E.requests == 2);
+	assert_event(0, LINE_STREAM_REFUSED, status);
+	gap = E.request_ms[1] - E.request_ms[0];
+	assert_true(gap >= 1000);
+	assert_true(gap <= 1500 + 200);   /* the jitter's bound, and a handshake */
+	assert_int_equal(E.ls.backoff_ms, BACKOFF_MIN);
+	assert_int_equal(E.ls.urls.cur, 0);
+	/* Without a usable Retry-After: the backoff. */
+	E.retry_after = "Wed, 21 Oct 2015 07:28:00 GMT";
+	WAIT_FOR(E.requests == 4);
+	assert_true(E.request_ms[3] - E.request_ms[2] < 1000);
+}
+
+static void test_line_stream_503_retry_after(void **state)
+{
+	retry_after(503);
+}
+
+static void test_line_stream_429_retry_after(void **state)
+{
+	retry_after(429);
+}
+
+static void test_line_stream_retry_after_parse(void **state)
+{
+	assert_int_equal(line_stream_retry_after("5"), 5);
+	assert_int_equal(line_stream_retry_after(" 7 "), 7);
+	assert_int_equal(line_stream_retry_after("300"), 300);
+	assert_int_equal(line_stream_retry_after("301"), LINE_STREAM_RETRY_AFTER_MAX);
+	assert_int_equal(line_stream_retry_after("99999999999999999999999"),
+			 LINE_STREAM_RETRY_AFTER_MAX);
+	assert_int_equal(line_stream_retry_after("0"), 0);
+	assert_int_equal(line_stream_retry_after(NULL), 0);
+	assert_int_equal(line_stream_retry_after(""), 0);
+	assert_int_equal(line_stream_retry_after("1.5"), 0);
+	assert_int_equal(line_stream_retry_after("-3"), 0);
+	assert_int_equal(line_stream_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), 0);
+}
+
+/* -- a fleet that loses its server at once -- */
+
+#define FLEET 16
+#define SPREAD 900
+
+static int fleet_lines;
+
+static void fleet_line(struct line_stream *ls, const char *line, size_t len, void *arg)
+{
+	fleet_lines++;
+}
+
+/* Streams that worked and are lost together come back spread over the window (on top
+ * of the backoff), not within the backoff's jitter of each other. */
+static void test_line_stream_lost_spread(void **state)
+{
+	static struct line_stream fleet[FLEET];   /* its timers close after the test returns */
+	struct line_stream_opts o = client_opts();
+	uint64_t drop, first = UINT64_MAX, last = 0, t;
+	int open;
+
+	o.on_line = fleet_line;
+	o.on_event = NULL;
+	o.arg = NULL;
+	o.spread_ms = SPREAD;
+	fleet_lines = 0;
+	for (int i = 0; i < FLEET; i++) {
+		assert_int_equal(line_stream_init(&fleet[i], &E.loop, &o), 0);
+		assert_int_equal(line_stream_start(&fleet[i], E.url, E.pin, TOKEN), 0);
+	}
+	WAIT_FOR(E.requests == FLEET);
+	for (int i = 0; i < FLEET; i++) {
+		assert_non_null(E.streams[i]);
+		assert_int_equal(http_stream_write(E.streams[i], "x\n", 2), 0);
+	}
+	WAIT_FOR(fleet_lines == FLEET);
+	drop = uv_now(&E.loop);
+	http_server_free(E.srv);
+	assert_int_equal(http_server_new(&E.loop, NULL, handler, &E, &E.srv), 0);
+	WAIT_FOR(E.requests == 2 * FLEET);
+	for (int i = FLEET; i < 2 * FLEET; i++) {
+		t = E.request_ms[i] - drop;
+		first = t < first ? t : first;
+		last = t > last ? t : last;
+	}
+	assert_true(first >= BACKOFF_MIN * 3 / 4);
+	assert_true(last <= BACKOFF_MIN * 5 / 4 + SPREAD + 300);
+	/* 16 uniform draws over 900 ms all within 300 ms of each other: p < 1e-6. */
+	assert_true(last - first >= SPREAD / 3);
+	open = 0;
+	for (int i = 0; i < FLEET; i++) {
+		open += fleet[i].connected;
+		line_stream_close(&fleet[i]);
+	}
+	assert_true(open > 0);
+}
+
+static void test_backoff_spread(void **state)
+{
+	uint64_t d, lo = UINT64_MAX, hi = 0, sum = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		d = backoff_spread(2000);
+		assert_true(d <= 2000);
+		lo = d < lo ? d : lo;
+		hi = d > hi ? d : hi;
+		sum += d;
+	}
+	assert_true(lo < 100);
+	assert_true(hi > 1900);
+	assert_true(sum / 2000 > 900 && sum / 2000 < 1100);
+	assert_int_equal(backoff_spread(0), 0);
+}
+
 static void test_line_stream_bad_args(void **state)
 {
 	struct line_stream ls;
@@ -626,6 +765,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_line_stream_resolves_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_stream_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_stream_compressed_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_503_retry_after, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_stream_429_retry_after, setup, teardown),
+		cmocka_unit_test(test_line_stream_retry_after_parse),
+		cmocka_unit_test_setup_teardown(test_line_stream_lost_spread, setup, teardown),
+		cmocka_unit_test(test_backoff_spread),
 	};
 
 	log_set_level(LOG_ERROR);

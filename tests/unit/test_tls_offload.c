@@ -2,7 +2,8 @@
  * forced, megabytes both ways in random-sized writes, an offloaded side against mbedtls'
  * records, data right after Finished (server greeting; a resumed client's first write
  * coalesced with its Finished by a proxy), close_notify as EOF, a tampered record, the
- * fallback suites and MESHVPN_TLS_OFFLOAD=0. */
+ * fallback suites and MESHVPN_TLS_OFFLOAD=0; a big write sealed a slice at a time as the
+ * socket drains, in order, and flushed on close. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -542,6 +543,146 @@ static void test_offload_tampered(void **state)
 	free(data);
 }
 
+/* -- a big write is encrypted a slice at a time as the socket drains -- */
+
+#define SLICE (64 * 1024)             /* TLS_WRITE_SLICE */
+#define BIG_WRITE (8 * 1024 * 1024)
+#define SMALLS 50                     /* one-byte writes behind the big one */
+
+/* The server writes 8 MiB in one conn_write: no more than a slice is sealed before the
+ * call returns, every loop turn seals a few slices at most, everything queued counts in
+ * conn_pending(), and the client gets every byte in order. */
+/* A pair whose server has seen the client's first byte (the handshake is over on both
+ * sides) and does not echo. */
+static void open_quiet_pair(uv_loop_t *loop, struct srv *s, struct cli *k, const char *suite)
+{
+	uint16_t port;
+
+	assert_int_equal(uv_loop_init(loop), 0);
+	port = srv_start(loop, s, suite);
+	s->echo = 0;
+	cli_connect(loop, k, port, suite);
+	assert_int_equal(conn_write(k->c, "x", 1), 0);
+	SUPPORT_WAIT_FOR(loop, s->received == 1, DEADLINE_MS);
+}
+
+static int released;
+
+static void count_release(void *ctx)
+{
+	released++;
+}
+
+static void sliced(const char *suite, int want_offload, int by_ref)
+{
+	uv_loop_t loop;
+	struct srv s = { 0 };
+	struct cli k = { 0 };
+	size_t left, prev, most = 0;
+	struct support_deadline d;
+
+	open_quiet_pair(&loop, &s, &k, suite);
+	assert_int_equal(s.offloaded, want_offload);
+
+	cli_expect(&k, BIG_WRITE);
+	randombytes_buf(k.expect, BIG_WRITE);
+	released = 0;
+	if (by_ref)
+		assert_int_equal(conn_write_ref(s.c, k.expect, BIG_WRITE - SMALLS, count_release,
+						NULL), 0);
+	else
+		assert_int_equal(conn_write(s.c, k.expect, BIG_WRITE - SMALLS), 0);
+	assert_int_equal(released, 0);
+	/* Small writes behind it wait their turn, and do not each seal a slice. */
+	for (size_t i = BIG_WRITE - SMALLS; i < BIG_WRITE; i++)
+		assert_int_equal(conn_write(s.c, k.expect + i, 1), 0);
+	assert_int_equal(conn_write(s.c, "", 0), 0);
+	left = tls_conn_unsealed(s.c);
+	assert_true(left >= BIG_WRITE - SLICE);
+	assert_true(conn_pending(s.c) >= left);
+	assert_true(conn_unsent_total() >= left);
+
+	support_deadline_start(&loop, &d, DEADLINE_MS);
+	while (!k.got_all && !d.hit) {
+		prev = tls_conn_unsealed(s.c);
+		uv_run(&loop, UV_RUN_ONCE);
+		if (s.c && prev - tls_conn_unsealed(s.c) > most)
+			most = prev - tls_conn_unsealed(s.c);
+	}
+	support_deadline_end(&d);
+	assert_true(most > 0);
+	assert_true(most <= 2 * SLICE);   /* a drain in the pending and the poll phase */
+	assert_int_equal(tls_conn_unsealed(s.c), 0);
+	assert_int_equal(released, by_ref);   /* handed back once, when all was sealed */
+	assert_memory_equal(k.got, k.expect, BIG_WRITE);
+	close_pair(&loop, &k, &s);
+	loop_finish(&loop);
+}
+
+static void test_big_write_sliced_offload(void **state)
+{
+	sliced(AES, 1, 0);
+}
+
+/* The writer's buffer kept as it is (no copy) and handed back once sealed. */
+static void test_big_write_by_ref(void **state)
+{
+	sliced(AES, 1, 1);
+}
+
+static void test_big_write_sliced_mbedtls(void **state)
+{
+	sliced(AES128, 0, 0);
+}
+
+/* Closed with most of a big write still queued: the rest is sealed and flushed, as a
+ * plain send queue would be, and the close_notify follows it. */
+static void test_big_write_then_close(void **state)
+{
+	uv_loop_t loop;
+	struct srv s = { 0 };
+	struct cli k = { 0 };
+	size_t left;
+
+	open_quiet_pair(&loop, &s, &k, NULL);
+	cli_expect(&k, 2 * 1024 * 1024);
+	randombytes_buf(k.expect, k.size);
+	assert_int_equal(conn_write(s.c, k.expect, k.size), 0);
+	left = tls_conn_unsealed(s.c);
+	assert_true(left > 0);
+	conn_close(s.c);
+	s.c = NULL;
+	/* Not sealed in one go at the close either: the conn lingers, a slice a turn. */
+	assert_true(conn_unsent_total() >= left);
+	run_until(&loop, &k.got_all);
+	assert_memory_equal(k.got, k.expect, k.size);
+	run_until(&loop, &k.ended);
+	assert_int_equal(k.end_status, UV_EOF);
+	cli_close(&k);
+	srv_stop(&s);
+	loop_finish(&loop);
+}
+
+/* The peer leaves while a closed conn lingers over its queue: all of it goes, nothing
+ * leaks (loop_finish, ASan). */
+static void test_big_write_close_peer_gone(void **state)
+{
+	uv_loop_t loop;
+	struct srv s = { 0 };
+	struct cli k = { 0 };
+
+	open_quiet_pair(&loop, &s, &k, NULL);
+	cli_expect(&k, BIG_WRITE);
+	memset(k.expect, 7, k.size);
+	assert_int_equal(conn_write(s.c, k.expect, k.size), 0);
+	conn_close(s.c);
+	s.c = NULL;
+	cli_close(&k);
+	SUPPORT_WAIT_FOR(&loop, conn_unsent_total() == 0, DEADLINE_MS);
+	srv_stop(&s);
+	loop_finish(&loop);
+}
+
 static int setup(void **state)
 {
 	snprintf(dir, sizeof(dir), "/tmp/test_tls_offload.XXXXXX");
@@ -573,6 +714,11 @@ int main(void)
 		cmocka_unit_test(test_offload_greeting_after_finished),
 		cmocka_unit_test(test_offload_fast_start_resumed),
 		cmocka_unit_test(test_offload_tampered),
+		cmocka_unit_test(test_big_write_sliced_offload),
+		cmocka_unit_test(test_big_write_sliced_mbedtls),
+		cmocka_unit_test(test_big_write_by_ref),
+		cmocka_unit_test(test_big_write_then_close),
+		cmocka_unit_test(test_big_write_close_peer_gone),
 	};
 
 	if (sodium_init() < 0)
