@@ -206,6 +206,11 @@ static void on_stream_close(struct http_stream *s, void *arg)
 	netmap_reap(w->co);
 }
 
+static void release_packed(void *ctx)
+{
+	free(ctx);
+}
+
 int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, size_t len)
 {
 	uint8_t *packed = NULL;
@@ -218,8 +223,9 @@ int netmap_stream_send(struct coord *co, struct watcher *w, const char *line, si
 	 * the plain line is as good. */
 	if (w->zstd && len >= ZLINES_MIN && zlines_pack(line, len, &packed, &sent))
 		sent = len;
-	rc = http_stream_write(w->stream, packed ? (const char *)packed : line, sent);
-	free(packed);
+	/* A packed frame is this watcher's alone: handed over, not copied. */
+	rc = packed ? http_stream_write_ref(w->stream, packed, sent, release_packed, packed)
+		    : http_stream_write(w->stream, line, sent);
 	if (rc) {
 		netmap_stream_kill(co, w);
 		return -EPIPE;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sodium.h>
 
 #include "coord.h"
 #include "meshvpn/addr.h"
@@ -200,16 +201,43 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_stop(s->loop);
 }
 
+/* The session ticket secret, one per database (made by whichever instance starts first):
+ * a restarted coord and the other instances resume the TLS sessions one issued, so a
+ * fleet reconnecting at once does not cost a full handshake each. */
+static int ticket_key(struct server *s)
+{
+	uint8_t raw[32];
+	char hex[65], fresh[65];
+	int rc = store_meta_get(s->co.st, "tls_ticket_key", hex, sizeof(hex));
+
+	if (rc == -ENOENT) {
+		randombytes_buf(raw, sizeof(raw));
+		hex_encode(raw, sizeof(raw), fresh);
+		rc = store_meta_init(s->co.st, "tls_ticket_key", fresh, hex, sizeof(hex));
+		sodium_memzero(fresh, sizeof(fresh));
+	}
+	if (!rc)
+		rc = hex_decode(hex, raw, sizeof(raw));
+	if (!rc)
+		rc = tls_config_set_ticket_key(s->tls, raw);
+	sodium_memzero(raw, sizeof(raw));
+	sodium_memzero(hex, sizeof(hex));
+	return rc;
+}
+
 static int setup_tls(struct server *s, const char *dir, const char *cert, const char *key)
 {
 	char pin[TLS_PIN_LEN];
-	int self;
+	int self, rc;
 
 	if (!cert != !key) {
 		fprintf(stderr, "coord: --tls-cert and --tls-key go together\n");
 		return -EINVAL;
 	}
-	return tls_server_setup("coord", dir, cert, key, &s->tls, pin, &self);
+	rc = tls_server_setup("coord", dir, cert, key, &s->tls, pin, &self);
+	if (!rc && (rc = ticket_key(s)))
+		fprintf(stderr, "coord: cannot read or make the session ticket key: %s\n", strerror(-rc));
+	return rc;
 }
 
 static void start_timers(struct server *s, int64_t keepalive_s)

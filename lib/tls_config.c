@@ -113,6 +113,7 @@ void tls_config_unref(struct tls_config *cfg)
 		return;
 	mbedtls_ssl_config_free(&cfg->conf);
 	mbedtls_ssl_ticket_free(&cfg->ticket);
+	sodium_memzero(cfg->ticket_master, sizeof(cfg->ticket_master));
 	mbedtls_x509_crt_free(&cfg->certs);
 	mbedtls_pk_free(&cfg->key);
 	mbedtls_ctr_drbg_free(&cfg->drbg);
@@ -195,8 +196,8 @@ int tls_config_server_new(const char *cert_file, const char *key_file, struct tl
 		r = -ENOMEM;
 		goto err;
 	}
-	/* Each config has its own random ticket key: a restarted server does not accept
-	 * old tickets, and clients fall back to a full handshake. */
+	/* Each config has its own random ticket key unless the application gives one
+	 * (tls_config_set_ticket_key): then a restarted server accepts old tickets too. */
 	if (mbedtls_ssl_ticket_setup(&cfg->ticket, mbedtls_ctr_drbg_random, &cfg->drbg,
 				     MBEDTLS_CIPHER_AES_256_GCM, TLS_TICKET_LIFETIME_S)) {
 		r = -EIO;

@@ -42,7 +42,8 @@ struct tls_config {
 	 * part of the session cache key, so a session is reused only under the same trust. */
 	uint8_t trust[32];
 	mbedtls_ssl_config conf;
-	mbedtls_ssl_ticket_context ticket;  /* server */
+	mbedtls_ssl_ticket_context ticket;  /* server, unless a ticket key was given: */
+	uint8_t ticket_master[32];  /* tls_ticket.c (secret) */
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	mbedtls_x509_crt certs;     /* server: own chain; client: CA bundle */

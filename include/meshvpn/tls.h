@@ -14,6 +14,10 @@ struct tls_config;
  * tickets under its own random key (rotated hourly): tickets from another config, or
  * another run, are ignored and cost a full handshake. */
 int tls_config_server_new(const char *cert_file, const char *key_file, struct tls_config **out);
+/* Server: session tickets sealed under keys derived from this 32-byte secret (per day),
+ * so that every server given it (a restart, the other instances) resumes the sessions
+ * the others issued. -EINVAL for a client config. */
+int tls_config_set_ticket_key(struct tls_config *cfg, const uint8_t key[32]);
 /* Client side: pin ("sha256:<hex>" of the server certificate's SubjectPublicKeyInfo DER)
  * when given, else the CA bundle (NULL = /etc/ssl/certs/ca-certificates.crt) plus
  * host name verification. */

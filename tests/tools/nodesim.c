@@ -859,6 +859,7 @@ static void storm_line(struct simnode *sn, const char *line, int truncated)
 		storm_stats_snapshot(&s->st, sn->idx, sn->get_t, now_s());
 		if (!sn->current) {
 			sn->current = 1;
+			storm_stats_current(&s->st, sn->idx, 1, now_s());
 			if (++s->n_current == s->n && !s->t_all)
 				storm_all_current(s);
 		}
@@ -909,6 +910,7 @@ static void storm_stream_lost(struct simnode *sn)
 	if (sn->current) {
 		sn->current = 0;
 		s->n_current--;
+		storm_stats_current(&s->st, sn->idx, 0, now_s());
 	}
 	if (!sn->lost) {
 		sn->lost = 1;
@@ -1035,6 +1037,7 @@ static int storm_run(struct sim *s, pid_t victim, int kill_i, double deadline_s)
 		/* its stream is about to go: not current until a new one brings its map */
 		sn->current = sn->inst != kill_i;
 		s->n_current += sn->current;
+		storm_stats_current(&s->st, i, sn->current, now_s());
 	}
 	uv_timer_init(s->loop, &s->post_timer);
 	uv_timer_init(s->loop, &s->grace_timer);
@@ -1104,6 +1107,8 @@ static int bench_storm(struct sim *s, const char *pids, const char *metrics, int
 	today = full * s->n_lost;
 	p50 = storm_stats_quantile(&s->st, 0.50);
 	p99 = storm_stats_quantile(&s->st, 0.99);
+	printf("STORMLIVE samples=%llu p50_ms=%.0f p99_ms=%.0f\n", (unsigned long long)s->st.samples_live,
+	       storm_stats_quantile_live(&s->st, 0.50), storm_stats_quantile_live(&s->st, 0.99));
 	printf("STORM nodes=%d lost=%d killed=%d restarted=%d current_s=%.1f full=%d resume=%d "
 	       "nodes_full=%d nodes_resume=%d bytes=%.0f full_bytes=%.0f today_bytes=%.0f ratio_pct=%.2f posts=%d posts_ok=%d "
 	       "samples=%llu p50_ms=%.0f p99_ms=%.0f max_ms=%.0f undelivered=%llu conn_refused=%d "

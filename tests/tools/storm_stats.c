@@ -18,13 +18,15 @@ int storm_stats_init(struct storm_stats *st, int n_nodes, int skip)
 	st->ans_t = calloc(STORM_CHANGES_MAX, sizeof(double));
 	st->state = calloc(STORM_CHANGES_MAX, 1);
 	st->hist = calloc(STORM_HIST_MS + 1, sizeof(uint32_t));
-	if (!st->nodes || !st->post_t || !st->ans_t || !st->state || !st->hist) {
+	st->hist_live = calloc(STORM_HIST_MS + 1, sizeof(uint32_t));
+	if (!st->nodes || !st->post_t || !st->ans_t || !st->state || !st->hist || !st->hist_live) {
 		storm_stats_free(st);
 		return -ENOMEM;
 	}
 	for (int i = 0; i < n_nodes; i++) {
 		st->nodes[i].level = -1;
 		st->nodes[i].cand = -1;
+		st->nodes[i].current_since = -1;
 	}
 	return 0;
 }
@@ -36,6 +38,7 @@ void storm_stats_free(struct storm_stats *st)
 	free(st->ans_t);
 	free(st->state);
 	free(st->hist);
+	free(st->hist_live);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -74,6 +77,10 @@ static void raise_level(struct storm_stats *st, int i, int lv, double t)
 		ms = (long)(d * 1000);
 		st->hist[ms < STORM_HIST_MS ? ms : STORM_HIST_MS]++;
 		st->samples++;
+		if (n->current_since >= 0 && n->current_since <= st->post_t[c]) {
+			st->hist_live[ms < STORM_HIST_MS ? ms : STORM_HIST_MS]++;
+			st->samples_live++;
+		}
 		if (d > st->max_s)
 			st->max_s = d;
 	}
@@ -130,21 +137,41 @@ void storm_stats_finish(struct storm_stats *st)
 	}
 }
 
-double storm_stats_quantile(const struct storm_stats *st, double q)
+void storm_stats_current(struct storm_stats *st, int i, int current, double t)
+{
+	if (i < 0 || i >= st->n_nodes)
+		return;
+	if (!current)
+		st->nodes[i].current_since = -1;
+	else if (st->nodes[i].current_since < 0)
+		st->nodes[i].current_since = t;
+}
+
+static double quantile(const uint32_t *hist, uint64_t samples, double q)
 {
 	uint64_t want, seen = 0;
 
-	if (!st->samples)
+	if (!samples)
 		return -1;
-	want = (uint64_t)(q * (double)st->samples + 0.999999);
+	want = (uint64_t)(q * (double)samples + 0.999999);
 	if (want < 1)
 		want = 1;
 	for (long ms = 0; ms <= STORM_HIST_MS; ms++) {
-		seen += st->hist[ms];
+		seen += hist[ms];
 		if (seen >= want)
 			return (double)ms;
 	}
 	return STORM_HIST_MS;
+}
+
+double storm_stats_quantile(const struct storm_stats *st, double q)
+{
+	return quantile(st->hist, st->samples, q);
+}
+
+double storm_stats_quantile_live(const struct storm_stats *st, double q)
+{
+	return quantile(st->hist_live, st->samples_live, q);
 }
 
 int storm_stats_ok_posts(const struct storm_stats *st)

@@ -22,6 +22,7 @@ struct storm_node {
 	int cand;         /* the newest change its last full/resume may include (-1: none) */
 	double cand_t;    /* when that line arrived */
 	int delta_since;  /* a storm delta arrived on the stream since that line */
+	double current_since; /* it has had its map since then (< 0: not current) */
 };
 
 struct storm_stats {
@@ -33,6 +34,10 @@ struct storm_stats {
 	uint32_t *hist;
 	uint64_t samples;
 	double max_s;
+	/* The same for the nodes that were current when the change was posted: how fast a
+	 * change crosses the storm, apart from how long a node takes to come back. */
+	uint32_t *hist_live;
+	uint64_t samples_live;
 };
 
 /* 0 or -ENOMEM. skip: the node that posts (-1: none). */
@@ -49,8 +54,12 @@ void storm_stats_delta(struct storm_stats *st, int i, int k, double t);
 /* The storm is over (every delta in flight has arrived): the full/resume lines no delta
  * followed held every change answered. */
 void storm_stats_finish(struct storm_stats *st);
-/* The q-quantile (0..1) of the delivery times, in ms; -1 when there is no sample. */
+/* Node i is current (has its map) from t on, or (current 0) no longer. */
+void storm_stats_current(struct storm_stats *st, int i, int current, double t);
+/* The q-quantile (0..1) of the delivery times, in ms; -1 when there is no sample. live:
+ * only to the nodes current when the change was posted. */
 double storm_stats_quantile(const struct storm_stats *st, double q);
+double storm_stats_quantile_live(const struct storm_stats *st, double q);
 /* The changes answered 200 and the (node, change) pairs among them never had. */
 int storm_stats_ok_posts(const struct storm_stats *st);
 uint64_t storm_stats_undelivered(const struct storm_stats *st);

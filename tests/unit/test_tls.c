@@ -917,6 +917,42 @@ static void test_tls_session_server_restarted(void **state)
 	loop_finish(&loop);
 }
 
+/* A restarted server given the same ticket key (coord keeps one in its store) resumes
+ * the sessions the old one issued; another key is a full handshake; garbage in the
+ * key's place is a full handshake too, never a failure. */
+static void test_tls_session_shared_ticket_key(void **state)
+{
+	static const uint8_t k1[32] = { 1, 2, 3 }, k2[32] = { 9 };
+	uv_loop_t loop;
+	struct server srv = { 0 };
+	struct tls_config *old;
+	uint16_t port;
+
+	tls_session_cache_clear();
+	uv_loop_init(&loop);
+	port = server_start(&loop, &srv);
+	assert_int_equal(tls_config_set_ticket_key(srv.cfg, k1), 0);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
+	old = srv.cfg;   /* "restart" with the same key: still resumed */
+	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
+	assert_int_equal(tls_config_set_ticket_key(srv.cfg, k1), 0);
+	tls_config_free(old);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
+	old = srv.cfg;   /* another key: a full handshake, then resumed under it */
+	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
+	assert_int_equal(tls_config_set_ticket_key(srv.cfg, k2), 0);
+	tls_config_free(old);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
+	old = srv.cfg;   /* mbedtls's own random key again: the ticket is not its */
+	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
+	tls_config_free(old);
+	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
+	server_stop(&srv);
+	loop_finish(&loop);
+}
+
 /* The cache holds 16 sessions: the least recently used one goes first. */
 static void test_tls_session_cache_bounded(void **state)
 {
@@ -1146,6 +1182,7 @@ int main(void)
 		cmocka_unit_test(test_tls_resume_buffered),
 		cmocka_unit_test(test_tls_server_speaks_first),
 		cmocka_unit_test(test_tls_session_resumed),
+		cmocka_unit_test(test_tls_session_shared_ticket_key),
 		cmocka_unit_test(test_tls_session_other_trust),
 		cmocka_unit_test(test_tls_session_wrong_pin),
 		cmocka_unit_test(test_tls_session_server_restarted),
