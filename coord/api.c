@@ -161,11 +161,17 @@ static void on_map(struct coord *co, struct http_request *req)
 {
 	struct node *n;
 
+	int64_t since;
+	int resume;
+
 	if (coord_guard_shed(co, req, COORD_SHED_MAP))
 		return;
+	/* Before the lookup: a version ahead of us catches up on the feed, which may free
+	 * nodes. */
+	resume = !netmap_resume_point(co, req, &since);
 	n = node_auth(co, req);
 	if (n)
-		netmap_attach(co, n, req);
+		netmap_attach(co, n, req, resume ? &since : NULL);
 }
 
 static void on_endpoints(struct coord *co, struct http_request *req)

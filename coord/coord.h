@@ -85,6 +85,7 @@ struct coord_opts {
 	const char *tls_cert, *tls_key;
 	const char *metrics;
 	int64_t ephemeral_timeout;      /* seconds after the last stream closed */
+	int64_t reconnect_grace;        /* seconds a restart counts its nodes online; 0: none */
 	int64_t key_expiry;             /* seconds; 0 = node keys never expire */
 	int64_t keepalive;              /* seconds between stream keepalives */
 	int64_t blocklist_refresh;      /* seconds between blocklist fetches; 0: 6 h */
@@ -192,7 +193,7 @@ struct coord_dns {
 
 /* netmap_ver.c: the netmap's versions (change-feed numbers) and resumes. */
 #define NM_STAMP_PENDING (INT64_MAX - 1)   /* stamped during a feed batch, until settled */
-#define COORD_RECONNECT_GRACE 45           /* seconds a restarted coord counts its nodes online */
+#define COORD_RECONNECT_GRACE 45           /* default of coord serve --reconnect-grace */
 struct coord_nm {
 	struct nmlog log;               /* the epoch, the floor, the nodes that left */
 	int64_t start_head;             /* the feed's head when loaded */
@@ -201,6 +202,9 @@ struct coord_nm {
 	int unsettled;                  /* some stamp is NM_STAMP_PENDING */
 	int64_t load_pos, load_first;   /* netmap_versions_load's walk of the feed */
 	int load_rows;
+	void *gone;                     /* ... the gone nodes' entries it found */
+	int64_t seen_written;           /* the version last noted in the state dir */
+	size_t n_gone, cap_gone;
 	uint64_t resumes, fulls, refused_epoch, refused_stale, refused_future;
 	uint64_t relay_resumes;
 };
@@ -476,6 +480,9 @@ json_t *netmap_full_head(struct coord *co, const struct node *n);
 int netmap_versions_load(struct coord *co);      /* coord_open, after the tables */
 int64_t netmap_version(const struct coord *co);  /* everything up to it is applied here */
 int64_t netmap_stamp(struct coord *co);          /* for a change fanned out now */
+/* Notes the version handed out in the state dir (coord_tick): a database found behind
+ * it at the next start (a restored backup) gets a new epoch. */
+void netmap_versions_note(struct coord *co);
 void netmap_stamps_settle(struct coord *co, int64_t head);   /* after a feed batch */
 /* 0 and *since when the stream request may be answered with a resume: -ENOENT (it did
  * not ask), -EINVAL / -EXDEV (malformed, another epoch), -ESTALE (before the floor),
@@ -484,7 +491,9 @@ int netmap_resume_point(struct coord *co, const struct http_request *req, int64_
 /* Splices ,"v":<version> in before line's closing brace: a new line (free it), or NULL. */
 char *netmap_line_versioned(struct coord *co, const char *line, size_t len, size_t *out_len);
 /* Turn the request into the node's stream and send the full netmap. */
-void netmap_attach(struct coord *co, struct node *n, struct http_request *req);
+/* n's stream starts: a resume from *since (netmap_resume_point's, taken before n was
+ * looked up: a feed catch-up may change the nodes), or a full when since is NULL. */
+void netmap_attach(struct coord *co, struct node *n, struct http_request *req, const int64_t *since);
 void netmap_send_full(struct coord *co, struct node *n);
 void netmap_peer_added(struct coord *co, struct node *n);    /* became visible */
 void netmap_peer_changed(struct coord *co, struct node *n);  /* name, keys */
@@ -496,6 +505,8 @@ void netmap_dns_changed(struct coord *co);   /* to every running node, O(watcher
 void netmap_node_gone(struct coord *co, struct node *n, const char *reason); /* ends its stream */
 void netmap_keepalive(struct coord *co);
 void netmap_close_all(struct coord *co);
+/* At shutdown: the streams end without offline marks or lines (the next start's grace). */
+void netmap_close_all_quiet(struct coord *co);
 void netmap_invalidate(struct node *n);  /* after any change to what peers see */
 int netmap_node_online(const struct node *n);
 /* The stream plumbing netmap.c and relay_stream.c share. A watcher is never freed while

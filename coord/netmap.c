@@ -580,7 +580,7 @@ struct watcher *netmap_stream_start(struct coord *co, struct http_request *req)
 	return w;
 }
 
-void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
+void netmap_attach(struct coord *co, struct node *n, struct http_request *req, const int64_t *since)
 {
 	int was_online = netmap_node_online(n);
 	struct map_pick pk = { 0, 0 };
@@ -588,8 +588,8 @@ void netmap_attach(struct coord *co, struct node *n, struct http_request *req)
 
 	/* A node that was not a peer when it last heard (pending), or whose own record
 	 * changed since, starts over: what it saw of the tailnet depended on that. */
-	pk.resume = !netmap_resume_point(co, req, &pk.since) && coord_node_visible(n) &&
-		    n->vis_ver <= pk.since;
+	pk.resume = since && coord_node_visible(n) && n->vis_ver <= *since;
+	pk.since = since ? *since : 0;
 	w = netmap_stream_start(co, req);
 	if (!w)
 		return;
@@ -659,6 +659,13 @@ void netmap_keepalive(struct coord *co)
 			   (long long)netmap_version(co));
 
 	netmap_stream_send_all(co, co->node_watchers, line, (size_t)len);
+}
+
+void netmap_close_all_quiet(struct coord *co)
+{
+	for (struct watcher *w = co->node_watchers; w; w = w->next)
+		w->quiet = 1;
+	netmap_close_all(co);
 }
 
 void netmap_close_all(struct coord *co)

@@ -8,11 +8,13 @@
  * version handed out (netmap_version) is one up to which everything is applied here. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
 #include "coord.h"
+#include "meshvpn/file.h"
 #include "meshvpn/log.h"
 
 int64_t netmap_version(const struct coord *co)
@@ -57,26 +59,140 @@ void netmap_stamps_settle(struct coord *co, int64_t head)
 	nmlog_restamp(&co->nm.log, NM_STAMP_PENDING, head);
 }
 
-static int load_epoch(struct coord *co, char epoch[NMLOG_EPOCH_LEN + 1])
+#define SEEN_FILE "netmap_version"   /* in the state dir: the highest version handed out */
+
+static void fresh_epoch(char out[NMLOG_EPOCH_LEN + 1])
 {
 	uint8_t raw[NMLOG_EPOCH_LEN / 2];
-	char fresh[NMLOG_EPOCH_LEN + 1];
-	int rc = store_meta_get(co->st, "feed_epoch", epoch, NMLOG_EPOCH_LEN + 1);
 
-	if (rc != -ENOENT)
-		return rc;
-	/* Once per database (coord migrate does not copy it: the numbers start again). */
 	randombytes_buf(raw, sizeof(raw));
 	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(fresh + 2 * i, 3, "%02x", raw[i]);
-	return store_meta_init(co->st, "feed_epoch", fresh, epoch, NMLOG_EPOCH_LEN + 1);
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+/* The highest version this state dir saw handed out, 0 if none. */
+static int64_t seen_read(const struct coord *co)
+{
+	char path[4096], buf[32] = "";
+	long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", co->opts.state_dir, SEEN_FILE);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f) || sscanf(buf, "%lld", &v) != 1 || v < 0)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+void netmap_versions_note(struct coord *co)
+{
+	char path[4096], buf[32];
+	int64_t v = netmap_version(co);
+	struct iovec iov;
+
+	if (v <= co->nm.seen_written || !co->opts.state_dir)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", co->opts.state_dir, SEEN_FILE);
+	iov.iov_base = buf;
+	iov.iov_len = (size_t)snprintf(buf, sizeof(buf), "%lld\n", (long long)v);
+	if (!file_replace(path, &iov, 1, 0600, NULL))
+		co->nm.seen_written = v;
+}
+
+/* The epoch, once per database (coord migrate does not copy it: the numbers start
+ * again). A database behind what was handed out from it (restored from a backup) gets a
+ * new one: its numbers will mean other changes than the nodes' versions do. */
+static int load_epoch(struct coord *co, char epoch[NMLOG_EPOCH_LEN + 1])
+{
+	char fresh[NMLOG_EPOCH_LEN + 1];
+	int64_t seen = seen_read(co);
+	int rc = store_meta_get(co->st, "feed_epoch", epoch, NMLOG_EPOCH_LEN + 1);
+
+	fresh_epoch(fresh);
+	if (rc == -ENOENT)
+		return store_meta_init(co->st, "feed_epoch", fresh, epoch, NMLOG_EPOCH_LEN + 1);
+	if (rc || seen <= co->feed.seq)
+		return rc;
+	log_warn("the database is behind the versions handed out from it (restored from a backup?):"
+		 " a new epoch, every node gets a full netmap", "head=%lld seen=%lld",
+		 (long long)co->feed.seq, (long long)seen);
+	rc = store_meta_set(co->st, "feed_epoch", fresh);
+	if (!rc)
+		memcpy(epoch, fresh, sizeof(fresh));
+	co->nm.seen_written = 0;
+	return rc;
+}
+
+/* A node gone since, as the kept feed last names it (its delete, which keeps the key). */
+struct gone_entry {
+	int64_t id, ver;
+	uint8_t key[KEY_LEN];
+	int has_key;
+};
+
+static int gone_note(struct coord *co, const struct store_change *c)
+{
+	struct gone_entry *g;
+
+	if (co->nm.n_gone == co->nm.cap_gone) {
+		size_t cap = co->nm.cap_gone ? co->nm.cap_gone * 2 : 256;
+		void *nb = realloc(co->nm.gone, cap * sizeof(*g));
+
+		if (!nb)
+			return -ENOMEM;
+		co->nm.gone = nb;
+		co->nm.cap_gone = cap;
+	}
+	g = &((struct gone_entry *)co->nm.gone)[co->nm.n_gone++];
+	g->id = c->ref;
+	g->ver = c->seq;
+	g->has_key = !key_from_base64(c->key, g->key);
+	return 0;
+}
+
+static int by_id_then_ver(const void *a, const void *b)
+{
+	const struct gone_entry *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->ver < y->ver ? -1 : x->ver > y->ver;
+}
+
+static int by_ver(const void *a, const void *b)
+{
+	const struct gone_entry *x = a, *y = b;
+
+	return x->ver < y->ver ? -1 : x->ver > y->ver;
+}
+
+/* One ring entry per node gone: its last entry, in version order. */
+static void gone_to_ring(struct coord *co)
+{
+	struct gone_entry *g = co->nm.gone;
+	size_t n = 0;
+
+	if (!g)
+		return;
+	qsort(g, co->nm.n_gone, sizeof(*g), by_id_then_ver);
+	for (size_t i = 0; i < co->nm.n_gone; i++)
+		if (i + 1 == co->nm.n_gone || g[i + 1].id != g[i].id)
+			g[n++] = g[i];
+	qsort(g, n, sizeof(*g), by_ver);
+	for (size_t i = 0; i < n; i++)
+		nmlog_add(&co->nm.log, g[i].ver, g[i].id, g[i].has_key ? g[i].key : NULL);
+	free(g);
+	co->nm.gone = NULL;
+	co->nm.n_gone = co->nm.cap_gone = 0;
 }
 
 static int stamp_from_feed(const struct store_change *c, void *arg)
 {
 	struct coord *co = arg;
 	struct node *n;
-	uint8_t key[KEY_LEN];
 
 	if (!co->nm.load_rows++)
 		co->nm.load_first = c->seq;
@@ -89,10 +205,8 @@ static int stamp_from_feed(const struct store_change *c, void *arg)
 			n->nm_ver = c->seq;
 			if (c->kind == STORE_CH_NODE)
 				n->vis_ver = c->seq;
-		} else {
-			/* Deleted since (its entry names the key it had, unless an older coord
-			 * wrote it). */
-			nmlog_add(&co->nm.log, c->seq, c->ref, key_from_base64(c->key, key) ? NULL : key);
+		} else if (gone_note(co, c)) {
+			return -ENOMEM;
 		}
 		break;
 	case STORE_CH_RELAY:
@@ -131,6 +245,7 @@ int netmap_versions_load(struct coord *co)
 		pos = co->nm.load_rows == COORD_FEED_BATCH && co->nm.load_first != co->nm.load_pos ?
 			      co->nm.load_pos - 1 : co->nm.load_pos;
 	}
+	gone_to_ring(co);
 	if (rc) {
 		log_error("cannot read the change feed's versions", "error=\"%s\"", strerror(-rc));
 		return rc;

@@ -107,11 +107,14 @@ void relay_stream_on_stream(struct coord *co, struct http_request *req)
 
 	if (coord_guard_shed(co, req, COORD_SHED_RELAY))
 		return;
+	/* Before the lookup (a feed catch-up may free relays). A relay resumes only from a
+	 * version of this run: the old keys of nodes rekeyed before it are not known here.
+	 * Relays are few; a full key list each after a restart is cheap. */
+	if (netmap_resume_point(co, req, &since) || since < co->nm.start_head)
+		since = -1;
 	r = relay_auth(co, req);
 	if (!r)
 		return;
-	if (netmap_resume_point(co, req, &since))
-		since = -1;
 	if (!(w = netmap_stream_start(co, req)))
 		return;
 	w->relay = r;

@@ -370,6 +370,7 @@ int coord_serve_main(int argc, char **argv)
 {
 	const char *state = "./coord-state", *listen = ":8443", *cert = NULL, *key = NULL;
 	const char *metrics = NULL, *eph = "5m", *expiry = "180d", *keepalive = "30s";
+	const char *grace = "45s";
 	const char *level = NULL, *bl_refresh = "6h", *store = NULL, *instance = NULL, *url = NULL;
 	const char *feed_keep = NULL;
 	struct serve_limits lim = { 0 };
@@ -388,6 +389,7 @@ int coord_serve_main(int argc, char **argv)
 		{ "log-level", &level, NULL, 0 }, { "blocklist-refresh", &bl_refresh, NULL, 0 },
 		{ "store", &store, NULL, 0 }, { "instance", &instance, NULL, 0 },
 		{ "url", &url, NULL, 0 }, { "feed-keep", &feed_keep, NULL, 0 },
+		{ "reconnect-grace", &grace, NULL, 0 },
 		{ NULL, NULL, NULL, 0 },
 	};
 	struct http_server_opts hopts = { .max_header_bytes = 16384, .max_body_bytes = 1 << 20,
@@ -396,7 +398,7 @@ int coord_serve_main(int argc, char **argv)
 	struct coord_guard_opts gopts = { 0 };
 	struct server s = { 0 };
 	char *words[4], err[256], sock[4096];
-	int64_t eph_s, exp_s, ka_s, blr_s;
+	int64_t eph_s, exp_s, ka_s, blr_s, grace_s;
 	enum log_level lvl;
 	int n, rc = 1;
 
@@ -409,13 +411,14 @@ int coord_serve_main(int argc, char **argv)
 			"       [--shed-unsent-mib MIB] [--shed-retry-after SECONDS]\n"
 			"       [--blocklist-refresh DURATION]\n"
 			"       [--store postgresql://...] [--instance NAME] [--url https://HOST:PORT]\n"
-			"       [--feed-keep CHANGES]\n",
+			"       [--feed-keep CHANGES] [--reconnect-grace DURATION]\n",
 			n < 0 ? err : "takes no arguments");
 		return 2;
 	}
 	if (args_parse_duration(eph, &eph_s) || args_parse_duration(expiry, &exp_s) ||
 	    args_parse_duration(keepalive, &ka_s) || ka_s <= 0 ||
-	    args_parse_duration(bl_refresh, &blr_s) || blr_s <= 0) {
+	    args_parse_duration(bl_refresh, &blr_s) || blr_s <= 0 ||
+	    args_parse_duration(grace, &grace_s)) {
 		fprintf(stderr, "coord serve: durations look like 90d, 12h, 5m, 30s\n");
 		return 2;
 	}
@@ -452,6 +455,7 @@ int coord_serve_main(int argc, char **argv)
 	copts.state_dir = state;
 	copts.listen = listen;
 	copts.ephemeral_timeout = eph_s;
+	copts.reconnect_grace = grace_s;
 	copts.key_expiry = exp_s;
 	copts.keepalive = ka_s;
 	copts.blocklist_refresh = blr_s;
@@ -512,7 +516,9 @@ int coord_serve_main(int argc, char **argv)
 
 	coord_blocklists_stop(&s.co);   /* its jobs end in the uv_run below */
 	coord_feed_stop(&s.co);
-	netmap_close_all(&s.co);
+	/* Stopping (an upgrade, a restart): the nodes' online marks stay in the store, so the
+	 * next start counts them online while they come back (COORD_RECONNECT_GRACE). */
+	netmap_close_all_quiet(&s.co);
 	relay_stream_close_all(&s.co);
 	uv_close((uv_handle_t *)&s.tick, NULL);
 	uv_close((uv_handle_t *)&s.keepalive, NULL);

@@ -423,26 +423,31 @@ static int state_dir_private(const char *dir)
  * (coord_tick). */
 static void restart_grace(struct coord *co)
 {
-	int64_t until = coord_now() + COORD_RECONNECT_GRACE;
+	int64_t until = coord_now() + co->opts.reconnect_grace;
 
+	if (co->opts.reconnect_grace <= 0)
+		return;
 	for (struct node *n = co->nodes_head; n; n = n->next)
 		if (n->rec.online[0] && !strcmp(n->rec.online, co->instance))
 			n->grace_until = until;
 }
 
+/* Counted online until now: it did not come back here (it may have at another instance,
+ * whose mark then stands; only ours is cleared). */
 static void grace_over(struct coord *co, struct node *n, int64_t now)
 {
-	int was_online = netmap_node_online(n);
-
 	n->grace_until = 0;
-	if (n->watcher || strcmp(n->rec.online, co->instance))
+	if (n->watcher)
 		return;
-	n->rec.online[0] = 0;
-	n->disconnected_at = now;
-	if (store_node_offline_if(co->st, n->rec.id, NULL, now) == -ENOTCONN)
-		n->live_unsaved = co->live_unsaved = 1;
+	if (!strcmp(n->rec.online, co->instance)) {
+		n->rec.online[0] = 0;
+		n->disconnected_at = now;
+		n->rec.last_seen = now;
+		if (store_node_offline_if(co->st, n->rec.id, NULL, now) == -ENOTCONN)
+			n->live_unsaved = co->live_unsaved = 1;
+	}
 	netmap_invalidate(n);
-	if (was_online && coord_node_visible(n) && !netmap_node_online(n))
+	if (coord_node_visible(n) && !netmap_node_online(n))
 		netmap_online_changed(co, n);
 }
 
@@ -1292,6 +1297,7 @@ void coord_tick(struct coord *co)
 		}
 	}
 	coord_challenges_expire(co, now);
+	netmap_versions_note(co);
 	coord_blocklists_tick(co);
 	coord_feed_tick(co);
 }

@@ -347,7 +347,7 @@ static void on_connected(struct conn *c, int status, void *arg)
 {
 	static const struct http_client_cbs cbs = { on_response, on_body, on_done };
 	struct line_stream *ls = arg;
-	char auth[LINE_STREAM_TOKEN_MAX + 32], msg[96], target[512];
+	char auth[LINE_STREAM_TOKEN_MAX + 32], msg[96], target[1024];
 	const char *headers[3] = { auth, "Accept: application/x-ndjson", NULL };
 	int rc;
 

@@ -303,7 +303,9 @@ static void take_version(struct relay_admission *a, const json_t *o, int full)
 	if (full) {
 		a->version = 0;
 		a->epoch[0] = 0;
-		if (!json_get_str(o, "epoch", &e) && strlen(e) < sizeof(a->epoch))
+		/* 16 hex digits, or none: it goes into our request target. */
+		if (!json_get_str(o, "epoch", &e) && strlen(e) == sizeof(a->epoch) - 1 &&
+		    strspn(e, "0123456789abcdef") == sizeof(a->epoch) - 1)
 			snprintf(a->epoch, sizeof(a->epoch), "%s", e);
 	}
 	if (json_is_integer(v) && json_integer_value(v) >= 0)

@@ -116,8 +116,10 @@ static void cache_delta(struct vpnd *d, const char *line, size_t len)
 {
 	int rc = nmcache_append(&d->cache, line, len);
 
-	if (rc == -EFBIG)
+	if (rc == -EFBIG) {
 		log_info("netmap cache dropped until the next full map", "reason=\"too many deltas\"");
+		d->nm.resync = 1;   /* the next connect brings a full, which starts it again */
+	}
 	else if (rc && rc != -EBADF)
 		log_error("cannot append to the netmap cache, dropped", "path=%s error=\"%s\"",
 			  d->cache.path, strerror(-rc));
@@ -287,6 +289,8 @@ static void on_line(struct coordc *cc, const char *line, size_t len, void *arg)
 	if (rc) {
 		log_warn("bad netmap line skipped", "bytes=%zu error=\"%s\"", len, strerror(-rc));
 		d->stats.netmap_bad_lines++;
+		/* The map may now lack what the line said: netmap.c marks it (resync), and
+		 * the next connect asks for a full rather than resuming. */
 		return;
 	}
 	d->stats.netmap_lines++;
@@ -739,8 +743,9 @@ static void use_cache(struct vpnd *d)
 			 info.bad_lines);
 	log_info("netmap from cache", "peers=%zu age_s=%lld deltas=%zu version=%lld", d->nm.n_peers,
 		 (long long)info.age_s, info.lines, (long long)d->nm.version);
-	if (nmcache_reopen(&d->cache, &info))
-		d->nm.version = 0;   /* what a resume adds could not be kept: ask for a full */
+	/* What a resume adds could not be kept, or the cache missed lines: ask for a full. */
+	if (nmcache_reopen(&d->cache, &info) || info.bad_lines)
+		d->nm.resync = 1;
 	d->nm_from_cache = 1;
 	on_full(d);
 	if (d->state == VPND_RUNNING)

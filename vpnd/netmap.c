@@ -648,6 +648,8 @@ static int apply_resume(struct netmap *m, const json_t *o, struct nm_change *chg
 		rc = parse_removed(json_object_get(o, "removed"), &rm, &n_rm);
 	if (!rc && !(np = merge_peers(m, rm, n_rm, up, n_up, &n)))
 		rc = -ENOMEM;
+	if (!rc && n > NM_MAX_PEERS)
+		rc = -E2BIG;
 	if (!rc && (rc = keys_repeat(np, n)) > 0)
 		rc = -EINVAL;
 	free(up);
@@ -657,7 +659,7 @@ static int apply_resume(struct netmap *m, const json_t *o, struct nm_change *chg
 
 void netmap_resume_query(const struct netmap *m, char *out, size_t size)
 {
-	if (m->have_full && m->epoch[0] && m->version > 0)
+	if (m->have_full && m->epoch[0] && m->version > 0 && !m->resync)
 		snprintf(out, size, "since=%lld&epoch=%s", (long long)m->version, m->epoch);
 	else if (size)
 		out[0] = 0;
@@ -775,7 +777,7 @@ int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_
 	} else if (!strcmp(type, "full")) {
 		rc = apply_full(m, o, chg);
 		if (!rc)
-			m->version = 0;   /* unless it says */
+			m->version = m->resync = 0;   /* the version: unless it says */
 	} else if (!strcmp(type, "gone")) {
 		chg->kind = NM_GONE;
 		rc = json_copy_str(o, "reason", chg->reason, sizeof(chg->reason), 0);
@@ -803,6 +805,8 @@ int netmap_apply_line(struct netmap *m, const char *line, size_t len, struct nm_
 		rc = 0;   /* a newer coord's message: ignore, as disco ignores trailing bytes */
 	}
 out:
+	if (rc && rc != -EPROTO && m->have_full)
+		m->resync = 1;
 	if (!rc && json_is_integer(json_object_get(o, "v")) &&
 	    json_integer_value(json_object_get(o, "v")) >= 0)
 		m->version = json_integer_value(json_object_get(o, "v"));

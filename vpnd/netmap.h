@@ -101,6 +101,8 @@ struct netmap {
 	int64_t version;          /* the last "v" applied (0: none); with epoch, what a
 				   * reconnect resumes from */
 	char epoch[NM_EPOCH_LEN + 1];   /* of the full this map started from ("" if none) */
+	int resync;               /* a line was refused since the full (or the cache missed
+				   * one): the map may lack it, so no resume until a full */
 	struct nm_self self;
 	struct nm_peer *peers;    /* sorted by id */
 	size_t n_peers, cap;

@@ -83,7 +83,7 @@ struct line_stream_opts {
 	line_stream_event_cb on_event;   /* may be NULL */
 	/* May be NULL. Asked at every connect: fills buf (size bytes) with the query to
 	 * send for it ("since=5&epoch=..", no '?'), after line_stream_set_query's; nonzero or
-	 * "" for none. A target that does not fit 512 bytes fails the connect. */
+	 * "" for none (at most LINE_STREAM_QUERY_MAX bytes). */
 	int (*query)(char *buf, size_t size, void *arg);
 	void *arg;
 };

@@ -27,6 +27,7 @@ command -v curl >/dev/null || { echo "curl is needed (scripts/lib/deps.sh instal
 start_coord() {
 	: >"$E2E_TMP/coord.out"
 	"$COORD" serve --state "$STATE" --listen "127.0.0.1:$PORT" --keepalive 1s --metrics 127.0.0.1:0 \
+		--reconnect-grace "${GRACE:-45s}" \
 		>"$E2E_TMP/coord.out" 2>>"$E2E_TMP/coord.log" &
 	COORD_PID=$!
 	track "$COORD_PID"
@@ -191,17 +192,24 @@ check "... and the resumes" test "$(metric 'coord_netmap_sent_total{kind="resume
 
 # After a restart, nodes that come back within the grace are not reported offline to
 # peers that stayed (one online line each way would be O(N^2) at 10,000 nodes).
+HELD=""
+for n in "${!SPID[@]}"; do [ -n "${SPID[$n]}" ] && HELD="$HELD $n"; done
+if [ -z "$HELD" ]; then
+	newnode; n=$(tail -1 "$E2E_TMP/nodes"); hold "$n"; HELD=" $n"
+	wait_for 10 has_keepalive "$E2E_TMP/$n.hold"
+fi
 curl_stream "$E2E_TMP/grace.0" "/v1/map" "$WTOK"
 wait_for 10 has_keepalive "$E2E_TMP/grace.0"
 curl_stop
 GV=$(last_v "$E2E_TMP/grace.0")
 ONLINE=$(grep -c '"online":true' "$E2E_TMP/grace.0")
 stop_coord_hard
+# Their simulators go while coord is down (as if the nodes had rebooted with it): no
+# stream of theirs reaches the new coord before the new ones below.
+for n in $HELD; do unhold "$n"; done
 check "coord restarts once more" start_coord
 curl_stream "$E2E_TMP/grace.1" "/v1/map?since=$GV&epoch=$E" "$WTOK"
-HELD=""
-for n in "${!SPID[@]}"; do [ -n "${SPID[$n]}" ] && unhold "$n" && hold "$n" && HELD="$HELD $n"; done
-if [ -z "$HELD" ]; then newnode; n=$(tail -1 "$E2E_TMP/nodes"); hold "$n"; HELD=" $n"; fi
+for n in $HELD; do hold "$n"; done
 held_back() { for n in $HELD; do has_keepalive "$E2E_TMP/$n.hold" || return 1; done; }
 check_within "the peers that held streams reconnect ($HELD )" 15 held_back
 # Current past their reconnects: a keepalive written after them.
@@ -210,5 +218,27 @@ wait_for 10 bash -c "[ \$(grep -c keepalive '$E2E_TMP/grace.1') -gt $KA ]"
 curl_stop
 check "the peers online before the restart ($ONLINE) are not told offline meanwhile" bash -c "! grep -q '\"online\":false' '$E2E_TMP/grace.1'"
 check "... and the resume after the restart holds no peer" bash -c "grep '^{\"type\":\"resume\"' '$E2E_TMP/grace.1' | grep -q '\"peers\":\[\]'"
+
+# One that does not come back within the grace is told offline once it is over, to a
+# node that holds its stream and to one that resumes later alike.
+LEFT=$(echo $HELD | awk '{print $1}')
+LID=$(grep -o '"self":{"id":[0-9]*' "$E2E_TMP/$LEFT.hold" | head -1 | grep -o '[0-9]*$')
+GV=$(last_v "$E2E_TMP/grace.1")
+stop_coord_hard
+for n in $HELD; do unhold "$n"; done
+GRACE=3s
+check "coord restarts with a 3 s grace" start_coord
+for n in $HELD; do [ "$n" = "$LEFT" ] || hold "$n"; done
+curl_stream "$E2E_TMP/grace.2" "/v1/map?since=$GV&epoch=$E" "$WTOK"
+check_within "the one that stayed away ($LEFT, id $LID) is told offline after the grace" 15 \
+	grep -q "\"type\":\"online\",\"id\":$LID,\"online\":false" "$E2E_TMP/grace.2"
+curl_stop
+check "... and no other peer" test "$(grep -c '"online":false' "$E2E_TMP/grace.2")" = 1
+curl_stream "$E2E_TMP/grace.full" "/v1/map" "$WTOK"
+wait_for 10 has_keepalive "$E2E_TMP/grace.full"
+curl_stop
+"$NMSTATE" "$E2E_TMP/grace.0" "$E2E_TMP/grace.1" "$E2E_TMP/grace.2" | grep -v '^version' >"$E2E_TMP/resumed.g"
+"$NMSTATE" "$E2E_TMP/grace.full" | grep -v '^version' >"$E2E_TMP/fresh.g"
+check "the map resumed across both restarts equals a fresh full" diff "$E2E_TMP/fresh.g" "$E2E_TMP/resumed.g"
 
 finish

@@ -801,6 +801,13 @@ static void test_vpnd_netmap_resume(void **state)
 	assert_int_equal(apply(&m, res, &c), -EINVAL);
 	assert_int_equal(m.version, 21);
 	assert_int_equal(m.n_peers, 3);
+	/* A refused line: the map may lack it, so no resume (a full) until the next full. */
+	apply_ok(&m, "{\"type\":\"keepalive\",\"v\":23}", NM_KEEPALIVE);
+	netmap_resume_query(&m, q, sizeof(q));
+	assert_string_equal(q, "");
+	apply_ok(&m, full, NM_FULL);
+	netmap_resume_query(&m, q, sizeof(q));
+	assert_string_equal(q, "since=10&epoch=00112233445566aa");
 	free(res);
 	free(want);
 	free(full);
