@@ -104,6 +104,7 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 	static const enum node_status order[] = { NODE_STATUS_RUNNING, NODE_STATUS_NEEDS_APPROVAL,
 						  NODE_STATUS_EXPIRED, NODE_STATUS_REJECTED };
 	size_t counts[NODE_STATUS_REJECTED + 1] = { 0 }, online = 0;
+	uint64_t hs_full, hs_resumed;
 
 	for (struct node *nd = co->nodes_head; nd; nd = nd->next) {
 		counts[coord_node_state(nd)]++;
@@ -150,6 +151,11 @@ static void fill_metrics(struct metrics_text *t, void *arg)
 		"without z frames.\n# TYPE coord_netmap_bytes_uncompressed_total counter\n"
 		"coord_netmap_bytes_uncompressed_total %llu\n",
 		(unsigned long long)co->stats.bytes_uncompressed);
+	tls_config_handshakes(s->tls, &hs_full, &hs_resumed);
+	metrics_printf(t, "# HELP coord_tls_handshakes_total TLS handshakes that went through: full, or a resumed session.\n"
+		       "# TYPE coord_tls_handshakes_total counter\n"
+		       "coord_tls_handshakes_total{kind=\"full\"} %llu\ncoord_tls_handshakes_total{kind=\"resumed\"} %llu\n",
+		       (unsigned long long)hs_full, (unsigned long long)hs_resumed);
 	fill_guard_metrics(t, s);
 	coord_blocklists_metrics(co, t);
 	coord_feed_metrics(co, t);

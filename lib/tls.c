@@ -354,6 +354,8 @@ static void handshake_step(struct tls_conn *t)
 		if (t->key)
 			tls_session_save(&t->ssl, t->key, !t->saw_cert);
 	}
+	if (!t->is_client)
+		atomic_fetch_add(t->saw_cert ? &t->cfg->handshakes_full : &t->cfg->handshakes_resumed, 1);
 	t->suite = mbedtls_ssl_get_ciphersuite(&t->ssl);
 	tls_offload_start(t);
 	t->state = TLS_OPEN;

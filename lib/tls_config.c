@@ -285,6 +285,12 @@ void tls_config_free(struct tls_config *cfg)
 		tls_config_unref(cfg);
 }
 
+void tls_config_handshakes(const struct tls_config *cfg, uint64_t *full, uint64_t *resumed)
+{
+	*full = cfg ? atomic_load(&cfg->handshakes_full) : 0;
+	*resumed = cfg ? atomic_load(&cfg->handshakes_resumed) : 0;
+}
+
 uint64_t tls_config_handshake_failures(const struct tls_config *cfg)
 {
 	return cfg ? atomic_load(&cfg->handshake_failures) : 0;

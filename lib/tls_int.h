@@ -35,6 +35,7 @@
 struct tls_config {
 	atomic_int refs;            /* the owner's plus one per connection */
 	atomic_ulong handshake_failures;  /* server: handshakes that failed (garbage, timeouts) */
+	atomic_ulong handshakes_full, handshakes_resumed;   /* server: that went through */
 	int is_server;
 	int has_pin;
 	uint8_t pin[32];

@@ -29,6 +29,8 @@ int tls_config_set_ciphersuites(struct tls_config *cfg, const char *names);
 /* Server: handshakes that failed on connections of this config (TLS garbage, a client
  * that never finished), for metrics. */
 uint64_t tls_config_handshake_failures(const struct tls_config *cfg);
+/* Server: handshakes that went through, full ones and resumed sessions. */
+void tls_config_handshakes(const struct tls_config *cfg, uint64_t *full, uint64_t *resumed);
 /* Connections hold a reference: the config may be freed while they still run. */
 void tls_config_free(struct tls_config *cfg);
 
