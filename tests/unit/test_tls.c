@@ -894,13 +894,23 @@ static void test_tls_session_wrong_pin(void **state)
 	loop_finish(&loop);
 }
 
+/* The server "restarts": a new config, with this ticket key (NULL: mbedtls's random one). */
+static void server_renew(struct server *srv, const uint8_t *ticket_key)
+{
+	struct tls_config *old = srv->cfg;
+
+	assert_int_equal(tls_config_server_new(cert, key, &srv->cfg), 0);
+	if (ticket_key)
+		assert_int_equal(tls_config_set_ticket_key(srv->cfg, ticket_key), 0);
+	tls_config_free(old);
+}
+
 /* A new server config (a restarted coord) has a new ticket key: the client's ticket is
  * ignored, the handshake is a full one and succeeds, and the new ticket is kept. */
 static void test_tls_session_server_restarted(void **state)
 {
 	uv_loop_t loop;
 	struct server srv = { 0 };
-	struct tls_config *old;
 	uint16_t port;
 
 	tls_session_cache_clear();
@@ -908,9 +918,7 @@ static void test_tls_session_server_restarted(void **state)
 	port = server_start(&loop, &srv);
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
-	old = srv.cfg;
-	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
-	tls_config_free(old);
+	server_renew(&srv, NULL);
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
 	server_stop(&srv);
@@ -925,7 +933,6 @@ static void test_tls_session_shared_ticket_key(void **state)
 	static const uint8_t k1[32] = { 1, 2, 3 }, k2[32] = { 9 };
 	uv_loop_t loop;
 	struct server srv = { 0 };
-	struct tls_config *old;
 	uint16_t port;
 
 	tls_session_cache_clear();
@@ -934,20 +941,12 @@ static void test_tls_session_shared_ticket_key(void **state)
 	assert_int_equal(tls_config_set_ticket_key(srv.cfg, k1), 0);
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
-	old = srv.cfg;   /* "restart" with the same key: still resumed */
-	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
-	assert_int_equal(tls_config_set_ticket_key(srv.cfg, k1), 0);
-	tls_config_free(old);
+	server_renew(&srv, k1);   /* "restart" with the same key: still resumed */
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
-	old = srv.cfg;   /* another key: a full handshake, then resumed under it */
-	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
-	assert_int_equal(tls_config_set_ticket_key(srv.cfg, k2), 0);
-	tls_config_free(old);
+	server_renew(&srv, k2);   /* another key: a full handshake, then resumed under it */
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 1);
-	old = srv.cfg;   /* mbedtls's own random key again: the ticket is not its */
-	assert_int_equal(tls_config_server_new(cert, key, &srv.cfg), 0);
-	tls_config_free(old);
+	server_renew(&srv, NULL); /* mbedtls's own random key again: the ticket is not its */
 	connect_check(&loop, &srv, NULL, pin, "127.0.0.1", port, 0, 0);
 	server_stop(&srv);
 	loop_finish(&loop);
