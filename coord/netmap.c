@@ -409,9 +409,11 @@ struct map_pick {
 	int64_t since;
 };
 
+/* The version test first: a resume passes over most nodes, and whether a node is
+ * visible asks the clock (its key expiry). */
 static int peer_wanted(const struct map_pick *pk, const struct node *n, const struct node *p)
 {
-	return p != n && coord_node_visible(p) && (!pk->resume || p->nm_ver > pk->since);
+	return (!pk->resume || p->nm_ver > pk->since) && p != n && coord_node_visible(p);
 }
 
 /* The head object of n's line: a full's, or for a resume the same with only what
@@ -471,7 +473,7 @@ static int removed_list(struct coord *co, const struct node *n, int64_t since,
 	int rc = nmlog_foreach_after(&co->nm.log, since, removed_gone, r);
 
 	for (struct node *p = co->nodes_head; p && !rc; p = p->next)
-		if (p != n && !coord_node_visible(p) && p->nm_ver > since)
+		if (p->nm_ver > since && p != n && !coord_node_visible(p))
 			rc = removed_add(r, p->rec.id);
 	return rc;
 }
