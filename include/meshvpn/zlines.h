@@ -15,7 +15,8 @@
 #include "meshvpn/line_stream.h"   /* struct line_buf: zlines_feed assembles lines in it */
 
 #define ZLINES_QUERY "compress=zstd"   /* what a client adds to its request's query */
-#define ZLINES_MIN 1024                /* lines shorter than this are not worth a frame */
+#define ZLINES_MIN 2048                /* lines shorter than this are not worth a frame (a
+					 * resume: ~1 KB; packing one costs more than it saves) */
 #define ZLINES_WINDOW_LOG 20           /* 1 MiB: the writer's window, the reader's limit */
 #define ZLINES_HEADER_MAX 48u          /* the longest header line, '\n' included */
 #define ZLINES_LEVEL 1   /* coord packs a full netmap per reconnect: level 1 packed a
