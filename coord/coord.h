@@ -46,6 +46,8 @@ struct node {
 	int64_t nm_ver;                 /* netmap_ver.c: the version it last changed at */
 	int64_t vis_ver;                /* ... its record (visibility, key) last changed at */
 	int64_t grace_until;            /* online until then: its stream was here before a restart */
+	struct node *ch_prev, *ch_next; /* netmap_ver.c: the nodes in nm_ver order, newest last */
+	int in_ch;
 };
 
 struct relay {
@@ -207,6 +209,7 @@ struct coord_nm {
 	size_t n_gone, cap_gone;
 	uint64_t resumes, fulls, refused_epoch, refused_stale, refused_future;
 	uint64_t relay_resumes;
+	struct node *ch_head, *ch_tail; /* stamped nodes, oldest stamp first (netmap_touch) */
 };
 
 struct coord_stats {
@@ -484,6 +487,13 @@ int64_t netmap_stamp(struct coord *co);          /* for a change fanned out now 
  * it at the next start (a restored backup) gets a new epoch. */
 void netmap_versions_note(struct coord *co);
 void netmap_stamps_settle(struct coord *co, int64_t head);   /* after a feed batch */
+/* n changed at ver (vis: its record, visibility or key, too): stamped and moved to the
+ * end of the nodes in stamp order, so a resume walks only the nodes changed after its
+ * version; netmap_untouch takes a node that goes away off it. */
+void netmap_touch(struct coord *co, struct node *n, int64_t ver, int vis);
+void netmap_untouch(struct coord *co, struct node *n);
+/* 1 when the stamp order holds (not while a feed batch's stamps wait to be settled). */
+int netmap_touch_ordered(const struct coord *co);
 /* 0 and *since when the stream request may be answered with a resume: -ENOENT (it did
  * not ask), -EINVAL / -EXDEV (malformed, another epoch), -ESTALE (before the floor),
  * -ERANGE (after our version, even once caught up). */

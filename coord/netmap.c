@@ -306,14 +306,14 @@ static void broadcast_peer(struct coord *co, struct node *n, const char *type)
 
 void netmap_peer_added(struct coord *co, struct node *n)
 {
-	n->nm_ver = n->vis_ver = netmap_stamp(co);
+	netmap_touch(co, n, netmap_stamp(co), 1);
 	broadcast_peer(co, n, "peer_added");
 	relay_stream_key_added(co, n->rec.node_key);
 }
 
 void netmap_peer_changed(struct coord *co, struct node *n)
 {
-	n->nm_ver = n->vis_ver = netmap_stamp(co);
+	netmap_touch(co, n, netmap_stamp(co), 1);
 	broadcast_peer(co, n, "peer_changed");
 }
 
@@ -323,7 +323,7 @@ void netmap_peer_removed(struct coord *co, struct node *n)
 	int len;
 
 	/* Under the key it has now: a rekey removes the old one first. */
-	n->nm_ver = n->vis_ver = netmap_stamp(co);
+	netmap_touch(co, n, netmap_stamp(co), 1);
 	nmlog_add(&co->nm.log, n->nm_ver, n->rec.id, n->rec.node_key);
 	key_to_base64(n->rec.node_key, b64);
 	len = snprintf(line, sizeof(line), "{\"type\":\"peer_removed\",\"id\":%lld,\"node_key\":\"%s\"}\n",
@@ -336,7 +336,7 @@ void netmap_endpoints_changed(struct coord *co, struct node *n)
 {
 	json_t *eps = json_array();
 
-	n->nm_ver = netmap_stamp(co);
+	netmap_touch(co, n, netmap_stamp(co), 0);
 	for (int i = 0; i < n->n_endpoints; i++)
 		json_array_append_new(eps, json_string(n->endpoints[i]));
 	broadcast_json(co, json_pack("{s:s, s:I, s:o, s:s}", "type", "endpoints",
@@ -351,7 +351,7 @@ void netmap_online_changed(struct coord *co, struct node *n)
 			   (long long)n->rec.id, netmap_node_online(n) ? "true" : "false",
 			   (long long)n->rec.last_seen);
 
-	n->nm_ver = netmap_stamp(co);
+	netmap_touch(co, n, netmap_stamp(co), 0);
 	broadcast(co, line, (size_t)len, n);
 }
 
@@ -416,6 +416,29 @@ static int peer_wanted(const struct map_pick *pk, const struct node *n, const st
 	return (!pk->resume || p->nm_ver > pk->since) && p != n && coord_node_visible(p);
 }
 
+/* A walk over the nodes a map line may hold: for a resume the nodes stamped after since,
+ * newest first (the stamp order, netmap_touch), so that ten thousand resumes do not each
+ * pass over ten thousand nodes; else, or while that order does not hold, all of them. */
+static int walk_changed(const struct coord *co, const struct map_pick *pk)
+{
+	return pk->resume && netmap_touch_ordered(co);
+}
+
+static struct node *walk_first(struct coord *co, const struct map_pick *pk)
+{
+	struct node *p = walk_changed(co, pk) ? co->nm.ch_tail : co->nodes_head;
+
+	return p && walk_changed(co, pk) && p->nm_ver <= pk->since ? NULL : p;
+}
+
+static struct node *walk_next(const struct coord *co, const struct map_pick *pk, struct node *p)
+{
+	if (!walk_changed(co, pk))
+		return p->next;
+	p = p->ch_prev;
+	return p && p->nm_ver > pk->since ? p : NULL;
+}
+
 /* The head object of n's line: a full's, or for a resume the same with only what
  * changed (the relay map, n's DNS policy: its tags are n's record). */
 static json_t *map_head(struct coord *co, const struct node *n, const struct map_pick *pk)
@@ -467,13 +490,13 @@ static int removed_gone(const struct nmlog_gone *g, void *arg)
 
 /* A resume's "removed": the nodes that left after since (deleted, rekeyed, no longer
  * visible), and those not visible now that changed after since. */
-static int removed_list(struct coord *co, const struct node *n, int64_t since,
+static int removed_list(struct coord *co, const struct node *n, const struct map_pick *pk,
 			struct removed_ids *r)
 {
-	int rc = nmlog_foreach_after(&co->nm.log, since, removed_gone, r);
+	int rc = nmlog_foreach_after(&co->nm.log, pk->since, removed_gone, r);
 
-	for (struct node *p = co->nodes_head; p && !rc; p = p->next)
-		if (p->nm_ver > since && p != n && !coord_node_visible(p))
+	for (struct node *p = walk_first(co, pk); p && !rc; p = walk_next(co, pk, p))
+		if (p->nm_ver > pk->since && p != n && !coord_node_visible(p))
 			rc = removed_add(r, p->rec.id);
 	return rc;
 }
@@ -493,11 +516,11 @@ static char *map_text(struct coord *co, struct node *n, const struct map_pick *p
 		return NULL;
 	h = json_dump_compact(head, &hl);
 	json_decref(head);
-	if (!h || (pk->resume && removed_list(co, n, pk->since, &rm)))
+	if (!h || (pk->resume && removed_list(co, n, pk, &rm)))
 		goto out;
 	cap = hl + 32 + rm.len;
 	if (vis)
-		for (struct node *p = co->nodes_head; p; p = p->next)
+		for (struct node *p = walk_first(co, pk); p; p = walk_next(co, pk, p))
 			if (peer_wanted(pk, n, p) && !peer_text(co, p))
 				cap += p->peer_json_len + 1;
 	buf = malloc(cap);
@@ -508,7 +531,7 @@ static char *map_text(struct coord *co, struct node *n, const struct map_pick *p
 	len = hl - 1;
 	memcpy(buf + len, ",\"peers\":[", 10);
 	len += 10;
-	for (struct node *p = vis ? co->nodes_head : NULL; p; p = p->next) {
+	for (struct node *p = vis ? walk_first(co, pk) : NULL; p; p = walk_next(co, pk, p)) {
 		if (!peer_wanted(pk, n, p) || !p->peer_json)
 			continue;
 		if (!first)

@@ -41,6 +41,44 @@ int64_t netmap_stamp(struct coord *co)
 	return own > s ? own : s;
 }
 
+void netmap_untouch(struct coord *co, struct node *n)
+{
+	if (!n->in_ch)
+		return;
+	if (n->ch_prev)
+		n->ch_prev->ch_next = n->ch_next;
+	else
+		co->nm.ch_head = n->ch_next;
+	if (n->ch_next)
+		n->ch_next->ch_prev = n->ch_prev;
+	else
+		co->nm.ch_tail = n->ch_prev;
+	n->ch_prev = n->ch_next = NULL;
+	n->in_ch = 0;
+}
+
+void netmap_touch(struct coord *co, struct node *n, int64_t ver, int vis)
+{
+	n->nm_ver = ver;
+	if (vis)
+		n->vis_ver = ver;
+	netmap_untouch(co, n);
+	n->ch_prev = co->nm.ch_tail;
+	if (co->nm.ch_tail)
+		co->nm.ch_tail->ch_next = n;
+	else
+		co->nm.ch_head = n;
+	co->nm.ch_tail = n;
+	n->in_ch = 1;
+}
+
+int netmap_touch_ordered(const struct coord *co)
+{
+	/* Stamps only grow, so the list is in order, except that a batch's placeholders
+	 * outrank later stamps until the head settles them. */
+	return !co->nm.unsettled;
+}
+
 void netmap_stamps_settle(struct coord *co, int64_t head)
 {
 	if (!co->nm.unsettled)
@@ -202,9 +240,7 @@ static int stamp_from_feed(const struct store_change *c, void *arg)
 	case STORE_CH_NODE_LIVE:
 		n = coord_node_by_id(co, c->ref);
 		if (n) {
-			n->nm_ver = c->seq;
-			if (c->kind == STORE_CH_NODE)
-				n->vis_ver = c->seq;
+			netmap_touch(co, n, c->seq, c->kind == STORE_CH_NODE);
 		} else if (gone_note(co, c)) {
 			return -ENOMEM;
 		}
@@ -254,7 +290,7 @@ int netmap_versions_load(struct coord *co)
 	 * expiry): every client resuming from before now is told again. */
 	for (struct node *n = co->nodes_head; n; n = n->next)
 		if (!coord_node_visible(n))
-			n->nm_ver = co->nm.start_head + 1;
+			netmap_touch(co, n, co->nm.start_head + 1, 0);
 	log_info("netmap versions loaded", "epoch=%s head=%lld floor=%lld gone=%zu", epoch,
 		 (long long)co->nm.start_head, (long long)co->nm.log.floor, co->nm.log.n);
 	return 0;

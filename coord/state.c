@@ -193,6 +193,7 @@ static void link_node(struct coord *co, struct node *n)
 
 static void unlink_node(struct coord *co, struct node *n)
 {
+	netmap_untouch(co, n);
 	if (n->prev)
 		n->prev->next = n->next;
 	else
