@@ -59,6 +59,11 @@ void netmap_untouch(struct coord *co, struct node *n)
 
 void netmap_touch(struct coord *co, struct node *n, int64_t ver, int vis)
 {
+	/* Never below the newest stamp: the list stays in order (a feed entry committed
+	 * while we loaded may stamp past the version we then hand out), and a higher stamp
+	 * only ever resends. */
+	if (co->nm.ch_tail && co->nm.ch_tail->nm_ver > ver)
+		ver = co->nm.ch_tail->nm_ver;
 	n->nm_ver = ver;
 	if (vis)
 		n->vis_ver = ver;
