@@ -14,6 +14,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "meshvpn/http.h"
 #include "meshvpn/zlines.h"
 
 #define HEAD_PREFIX "{\"type\":\"z\""
@@ -122,16 +123,10 @@ int zlines_pack(const void *lines, size_t len, uint8_t **out, size_t *out_len)
 
 int zlines_requested(const char *target)
 {
-	const char *q = strchr(target, '?');
-	size_t want = strlen(ZLINES_QUERY);
+	char v[8];
 
-	while (q) {
-		q++;
-		if (!strncmp(q, ZLINES_QUERY, want) && (q[want] == '&' || q[want] == 0 || q[want] == '#'))
-			return 1;
-		q = strchr(q, '&');
-	}
-	return 0;
+	/* The one query parser of the request target (http_query.c). */
+	return !http_query_get(target, "compress", v, sizeof(v)) && !strcmp(v, "zstd");
 }
 
 /* ---- reader ---- */
