@@ -4,22 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meshvpn/coord_proto.h"
 #include "nmlog.h"
-
-static int epoch_ok(const char *e)
-{
-	if (!e || strlen(e) != NMLOG_EPOCH_LEN)
-		return 0;
-	for (size_t i = 0; i < NMLOG_EPOCH_LEN; i++)
-		if (!((e[i] >= '0' && e[i] <= '9') || (e[i] >= 'a' && e[i] <= 'f')))
-			return 0;
-	return 1;
-}
 
 int nmlog_init(struct nmlog *l, const char *epoch, int64_t floor, size_t cap)
 {
 	memset(l, 0, sizeof(*l));
-	if (!epoch_ok(epoch) || floor < 0)
+	if (!coord_epoch_valid(epoch) || floor < 0)
 		return -EINVAL;
 	memcpy(l->epoch, epoch, NMLOG_EPOCH_LEN + 1);
 	l->floor = floor;
@@ -65,7 +56,7 @@ void nmlog_add(struct nmlog *l, int64_t ver, int64_t id, const uint8_t key[KEY_L
 
 int nmlog_check(const struct nmlog *l, const char *epoch, int64_t since, int64_t head)
 {
-	if (!epoch_ok(epoch) || strcmp(epoch, l->epoch))
+	if (!coord_epoch_valid(epoch) || strcmp(epoch, l->epoch))
 		return -EXDEV;
 	if (since < l->floor)
 		return -ESTALE;
@@ -103,7 +94,7 @@ int nmlog_parse_since(const char *since_text, const char *epoch_text, int64_t *s
 	long long v;
 	char *end;
 
-	if (!since_text || !*since_text || !epoch_ok(epoch_text))
+	if (!since_text || !*since_text || !coord_epoch_valid(epoch_text))
 		return -EINVAL;
 	for (const char *p = since_text; *p; p++)
 		if (*p < '0' || *p > '9')

@@ -75,3 +75,16 @@ json_t *coord_register_body(const struct node_keys *k, const char *challenge_hex
 		json_object_set_new(b, "auth_key", json_string(auth_key));
 	return b;
 }
+
+int coord_epoch_valid(const char *e)
+{
+	return e && strlen(e) == COORD_EPOCH_LEN && strspn(e, "0123456789abcdef") == COORD_EPOCH_LEN;
+}
+
+void coord_resume_query(char *out, size_t size, int64_t version, const char *epoch)
+{
+	if (version > 0 && coord_epoch_valid(epoch))
+		snprintf(out, size, "since=%lld&epoch=%s", (long long)version, epoch);
+	else if (size)
+		out[0] = 0;
+}

@@ -304,8 +304,7 @@ static void take_version(struct relay_admission *a, const json_t *o, int full)
 		a->version = 0;
 		a->epoch[0] = 0;
 		/* 16 hex digits, or none: it goes into our request target. */
-		if (!json_get_str(o, "epoch", &e) && strlen(e) == sizeof(a->epoch) - 1 &&
-		    strspn(e, "0123456789abcdef") == sizeof(a->epoch) - 1)
+		if (!json_get_str(o, "epoch", &e) && coord_epoch_valid(e))
 			snprintf(a->epoch, sizeof(a->epoch), "%s", e);
 	}
 	if (json_is_integer(v) && json_integer_value(v) >= 0)
@@ -359,10 +358,7 @@ static int ls_query(char *buf, size_t size, void *arg)
 {
 	struct relay_admission *a = arg;
 
-	if (a->version > 0 && a->epoch[0])
-		snprintf(buf, size, "since=%lld&epoch=%s", (long long)a->version, a->epoch);
-	else
-		buf[0] = 0;
+	coord_resume_query(buf, size, a->version, a->epoch);
 	return 0;
 }
 

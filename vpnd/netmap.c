@@ -466,16 +466,6 @@ struct map_rest {
 	char epoch[NM_EPOCH_LEN + 1];
 };
 
-static int epoch_ok(const char *e)
-{
-	if (strlen(e) != NM_EPOCH_LEN)
-		return 0;
-	for (const char *p = e; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return 0;
-	return 1;
-}
-
 static int parse_rest(const json_t *o, struct map_rest *r)
 {
 	struct netmap tmp;
@@ -487,7 +477,7 @@ static int parse_rest(const json_t *o, struct map_rest *r)
 	    json_copy_str(o, "domain", r->domain, sizeof(r->domain), 0) ||
 	    json_copy_str(o, "epoch", r->epoch, sizeof(r->epoch), 0))
 		return -EINVAL;
-	if (r->epoch[0] && !epoch_ok(r->epoch))
+	if (r->epoch[0] && !coord_epoch_valid(r->epoch))
 		return -EINVAL;
 	if (json_object_get(o, "relays")) {
 		if (parse_relays(json_object_get(o, "relays"), &tmp))
@@ -659,10 +649,7 @@ static int apply_resume(struct netmap *m, const json_t *o, struct nm_change *chg
 
 void netmap_resume_query(const struct netmap *m, char *out, size_t size)
 {
-	if (m->have_full && m->epoch[0] && m->version > 0 && !m->resync)
-		snprintf(out, size, "since=%lld&epoch=%s", (long long)m->version, m->epoch);
-	else if (size)
-		out[0] = 0;
+	coord_resume_query(out, size, m->have_full && !m->resync ? m->version : 0, m->epoch);
 }
 
 static int apply_peer(struct netmap *m, const json_t *o, int added, struct nm_change *chg)

@@ -4,12 +4,20 @@
 #define MESHVPN_COORD_PROTO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 #include "meshvpn/keys.h"
 
 #define COORD_PATH_CHALLENGE "/v1/challenge"
 #define COORD_PATH_REGISTER  "/v1/register"
 #define COORD_PATH_MAP       "/v1/map"
+/* Netmap versions (coord/netmap_ver.c): a stream resumes with ?since=V&epoch=E. */
+#define COORD_EPOCH_LEN 16   /* lowercase hex digits */
+/* 1 when e is an epoch: COORD_EPOCH_LEN lowercase hex digits. */
+int coord_epoch_valid(const char *e);
+/* "since=V&epoch=E" into out, or "" when there is nothing to resume from (no version, or
+ * no valid epoch). */
+void coord_resume_query(char *out, size_t size, int64_t version, const char *epoch);
 #define COORD_PATH_ENDPOINTS "/v1/endpoints"
 #define COORD_PATH_LOGOUT    "/v1/logout"
 #define COORD_PATH_RELAY_STREAM "/v1/relay/stream"
